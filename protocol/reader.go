@@ -1,0 +1,140 @@
+package protocol
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"io"
+)
+
+// Default limits.
+const (
+	// DefaultMaxPacketSize is the body limit used when none is set: 64 MiB.
+	// gearmand has no limit at all and allocates whatever a header asks for.
+	DefaultMaxPacketSize = 64 << 20
+	// DefaultMaxLineSize is the admin line limit, gearmand's 8 KiB receive buffer.
+	DefaultMaxLineSize = 8192
+)
+
+// ReaderConfig sets a Reader's limits and modes.
+type ReaderConfig struct {
+	// MaxPacketSize caps a packet body in bytes. Zero means DefaultMaxPacketSize.
+	MaxPacketSize int
+	// MaxLineSize caps an admin text line. Zero means DefaultMaxLineSize.
+	MaxLineSize int
+	// AllowText makes the reader accept admin text lines: a packet whose
+	// first byte is not NUL is read as a line and returned with Type Text.
+	// Servers set it; clients leave it false.
+	AllowText bool
+}
+
+// Reader reads packets from a stream. It is not safe for concurrent use.
+type Reader struct {
+	br   *bufio.Reader
+	cfg  ReaderConfig
+	hdr  [HeaderSize]byte
+	buf  []byte   // body buffer, reused
+	args [][]byte // argument slices, reused
+}
+
+// NewReader returns a reader over r with the given limits.
+func NewReader(r io.Reader, cfg ReaderConfig) *Reader {
+	if cfg.MaxPacketSize <= 0 {
+		cfg.MaxPacketSize = DefaultMaxPacketSize
+	}
+	if cfg.MaxLineSize <= 0 {
+		cfg.MaxLineSize = DefaultMaxLineSize
+	}
+	size := 16 << 10
+	if cfg.AllowText && cfg.MaxLineSize+1 > size {
+		size = cfg.MaxLineSize + 1
+	}
+	return &Reader{br: bufio.NewReaderSize(r, size), cfg: cfg}
+}
+
+// Buffered returns the number of bytes already read from the stream but
+// not yet returned as packets. A server flushes its replies when it
+// reaches zero, so pipelined requests are answered in one write.
+func (r *Reader) Buffered() int { return r.br.Buffered() }
+
+// ReadPacket reads the next packet. The returned packet's Args alias the
+// reader's buffer and are valid only until the next call.
+//
+// It returns io.EOF at a clean end of stream, io.ErrUnexpectedEOF for a
+// stream cut inside a packet, and the errors documented in errors.go.
+// After an error matching ErrMalformed the stream is still in sync and
+// reading may go on; after any other error it must be abandoned.
+//
+// The body size is checked against MaxPacketSize before anything is
+// allocated.
+func (r *Reader) ReadPacket() (Packet, error) {
+	if r.cfg.AllowText {
+		b, err := r.br.Peek(1)
+		if err != nil {
+			return Packet{}, err
+		}
+		if b[0] != 0 {
+			return r.readLine()
+		}
+	}
+	if _, err := io.ReadFull(r.br, r.hdr[:]); err != nil {
+		return Packet{}, err
+	}
+	m := Magic(binary.BigEndian.Uint32(r.hdr[0:4]))
+	if m != Req && m != Res {
+		return Packet{}, ErrBadMagic
+	}
+	t := Type(binary.BigEndian.Uint32(r.hdr[4:8]))
+	if !t.Valid() {
+		return Packet{}, ErrBadType
+	}
+	size := binary.BigEndian.Uint32(r.hdr[8:12])
+	if uint64(size) > uint64(r.cfg.MaxPacketSize) {
+		return Packet{}, &SizeError{Type: t, Size: size, Limit: r.cfg.MaxPacketSize}
+	}
+	if cap(r.buf) < int(size) {
+		r.buf = make([]byte, size)
+	}
+	body := r.buf[:size]
+	if _, err := io.ReadFull(r.br, body); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return Packet{}, err
+	}
+	// A large body read once must not pin its buffer for the life of
+	// the connection.
+	if cap(r.buf) > 1<<20 && size < 1<<16 {
+		r.buf = nil
+	}
+	var err error
+	r.args, err = splitArgs(r.args, t, body)
+	if err != nil {
+		return Packet{Magic: m, Type: t}, err
+	}
+	return Packet{Magic: m, Type: t, Args: r.args}, nil
+}
+
+// readLine reads one admin text line; its single argument is the line
+// without "\n" and one trailing "\r".
+func (r *Reader) readLine() (Packet, error) {
+	line, err := r.br.ReadSlice('\n')
+	if err != nil {
+		if errors.Is(err, bufio.ErrBufferFull) {
+			return Packet{}, ErrLineTooLong
+		}
+		if err == io.EOF && len(line) > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+		return Packet{}, err
+	}
+	if len(line) > r.cfg.MaxLineSize {
+		return Packet{}, ErrLineTooLong
+	}
+	line = line[:len(line)-1]
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	r.args = append(r.args[:0], line)
+	return Packet{Type: Text, Args: r.args}, nil
+}

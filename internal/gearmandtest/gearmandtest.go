@@ -1,0 +1,198 @@
+// Package gearmandtest starts a real gearmand (Debian's gearman-job-server)
+// for tests, on a loopback port of its own, and finds libgearman's
+// command-line tools.
+//
+// Without the binaries, tests skip with an install hint; with the
+// environment variable GEARFLOW_REQUIRE_INTEROP=1 (set by CI) they fail
+// instead, so a missing package can never pass silently.
+package gearmandtest
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Binary is where Debian installs gearmand.
+const Binary = "/usr/sbin/gearmand"
+
+const installHint = "install Debian's gearman-job-server and gearman-tools: apt-get install gearman-job-server gearman-tools"
+
+// Missing skips t, or fails it when GEARFLOW_REQUIRE_INTEROP=1, saying
+// what is missing and how to install it.
+func Missing(t testing.TB, what string) {
+	t.Helper()
+	msg := what + " not found; " + installHint
+	if os.Getenv("GEARFLOW_REQUIRE_INTEROP") == "1" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
+// Tool returns the path of one of libgearman's tools ("gearman",
+// "gearadmin"), or skips t (fails it in CI) when it is not installed.
+func Tool(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		Missing(t, name)
+	}
+	return p
+}
+
+// Server is a running gearmand started by Start.
+type Server struct {
+	// Addr is "127.0.0.1:PORT".
+	Addr string
+	// Port is the listening port.
+	Port int
+	// Log is the path of gearmand's log file.
+	Log string
+
+	t    testing.TB
+	args []string
+	dir  string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// Start runs gearmand in the foreground on a free loopback port with the
+// extra flags given (for example "--job-retries=1", "--threads=0") and
+// waits until it answers the admin "version" command. It is stopped when
+// the test ends.
+func Start(t testing.TB, flags ...string) *Server {
+	t.Helper()
+	if _, err := os.Stat(Binary); err != nil {
+		Missing(t, Binary)
+	}
+	s := &Server{t: t, args: flags, dir: t.TempDir()}
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		var port int
+		port, err = freePort()
+		if err != nil {
+			continue
+		}
+		if err = s.start(port); err == nil {
+			t.Cleanup(s.Stop)
+			return s
+		}
+	}
+	t.Fatalf("gearmandtest: gearmand did not start: %v", err)
+	return nil
+}
+
+// Stop ends gearmand (SIGTERM, then SIGKILL after 5 s) and waits for it.
+// It is safe to call more than once.
+func (s *Server) Stop() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(5 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
+	s.cmd = nil
+}
+
+// Restart stops gearmand and starts it again on the same port with the
+// same flags. Jobs in memory are lost, as with a real restart.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.Stop()
+	var err error
+	for attempt := 0; attempt < 50; attempt++ {
+		if err = s.start(s.Port); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond) // the port may linger briefly
+	}
+	s.t.Fatalf("gearmandtest: restart on port %d: %v", s.Port, err)
+}
+
+// PID returns gearmand's process id, or 0 when it is stopped.
+func (s *Server) PID() int {
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
+func (s *Server) start(port int) error {
+	s.Port = port
+	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	s.Log = filepath.Join(s.dir, "gearmand.log")
+	args := []string{"-L", "127.0.0.1", "-p", strconv.Itoa(port),
+		"-l", s.Log, "-P", filepath.Join(s.dir, "gearmand.pid")}
+	if os.Geteuid() == 0 {
+		args = append(args, "-u", "root")
+	}
+	args = append(args, s.args...)
+	cmd := exec.Command(Binary, args...)
+	cmd.Dir = s.dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-done:
+			log, _ := os.ReadFile(s.Log)
+			return fmt.Errorf("gearmand exited: %s", strings.TrimSpace(string(log)))
+		default:
+		}
+		if ping(s.Addr) == nil {
+			s.cmd, s.done = cmd, done
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = cmd.Process.Kill()
+	<-done
+	return fmt.Errorf("gearmand on %s not ready within 10s", s.Addr)
+}
+
+// ping asks the server at addr for its version over the admin protocol.
+func ping(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("version\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(line, "OK ") {
+		return fmt.Errorf("unexpected version reply %q", line)
+	}
+	return nil
+}
+
+// freePort asks the kernel for a free loopback port.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

@@ -97,21 +97,27 @@ type AdminCommand struct {
 }
 
 // ParseAdminCommand parses one admin line (without its line ending) the
-// way gearmand 1.1.20 does: words split on runs of spaces, command names
-// case-insensitive, at most MaxAdminWords words.
+// way gearmand 1.1.20 does: command names are case-insensitive and there
+// are at most MaxAdminWords words. Words split as gearmand splits them: a
+// word ends at a space, the spaces after it are skipped, and the next word
+// starts there, so a leading space makes an empty first word (" status" is
+// an unknown command), trailing spaces make an empty last word ("show
+// jobs " is an unknown show, "cancel job " cancels the empty handle), and
+// an empty line is one empty word.
 func ParseAdminCommand(line []byte) (AdminCommand, error) {
-	var words []string
-	for _, w := range bytes.Split(line, []byte{' '}) {
-		if len(w) == 0 {
-			continue
-		}
+	words := make([]string, 0, MaxAdminWords)
+	rest := line
+	for {
 		if len(words) == MaxAdminWords {
 			return AdminCommand{}, ErrTooManyWords
 		}
-		words = append(words, string(w))
-	}
-	if len(words) == 0 {
-		return AdminCommand{Kind: AdminUnknown}, nil
+		i := bytes.IndexByte(rest, ' ')
+		if i < 0 {
+			words = append(words, string(rest))
+			break
+		}
+		words = append(words, string(rest[:i]))
+		rest = bytes.TrimLeft(rest[i+1:], " ")
 	}
 	c := AdminCommand{Word: words[0]}
 	n := len(words)

@@ -92,11 +92,8 @@ func (r *Reader) ReadPacket() (Packet, error) {
 	if uint64(size) > uint64(r.cfg.MaxPacketSize) {
 		return Packet{}, &SizeError{Type: t, Size: size, Limit: r.cfg.MaxPacketSize}
 	}
-	if cap(r.buf) < int(size) {
-		r.buf = make([]byte, size)
-	}
-	body := r.buf[:size]
-	if _, err := io.ReadFull(r.br, body); err != nil {
+	body, err := r.readBody(int(size))
+	if err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
@@ -107,12 +104,49 @@ func (r *Reader) ReadPacket() (Packet, error) {
 	if cap(r.buf) > 1<<20 && size < 1<<16 {
 		r.buf = nil
 	}
-	var err error
 	r.args, err = splitArgs(r.args, t, body)
 	if err != nil {
 		return Packet{Magic: m, Type: t}, err
 	}
 	return Packet{Magic: m, Type: t, Args: r.args}, nil
+}
+
+// growChunk is the largest step by which the body buffer grows ahead of
+// the bytes received; past it the buffer doubles as bytes arrive.
+const growChunk = 64 << 10
+
+// readBody reads a body of size bytes into r.buf. When the buffer is too
+// small it grows only as the bytes actually arrive, so a header alone
+// (which costs a peer 12 bytes) cannot make the reader allocate the size
+// it announces: memory follows received data, at most twice over.
+func (r *Reader) readBody(size int) ([]byte, error) {
+	if size <= cap(r.buf) {
+		body := r.buf[:size]
+		_, err := io.ReadFull(r.br, body)
+		return body, err
+	}
+	buf := r.buf[:0]
+	for len(buf) < size {
+		if len(buf) == cap(buf) {
+			c := min(max(2*cap(buf), 1024, min(size, growChunk)), r.cfg.MaxPacketSize)
+			if size > growChunk {
+				c = min(c, size)
+			}
+			nb := make([]byte, len(buf), c)
+			copy(nb, buf)
+			buf = nb
+			r.buf = nb
+		}
+		n, err := io.ReadFull(r.br, buf[len(buf):min(cap(buf), size)])
+		buf = buf[:len(buf)+n]
+		if err != nil {
+			if err == io.EOF && len(buf) > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	return buf, nil
 }
 
 // readLine reads one admin text line; its single argument is the line

@@ -103,7 +103,8 @@ type AdminCommand struct {
 // starts there, so a leading space makes an empty first word (" status" is
 // an unknown command), trailing spaces make an empty last word ("show
 // jobs " is an unknown show, "cancel job " cancels the empty handle), and
-// an empty line is one empty word.
+// an empty line is one empty word. A NUL byte ends its word, since
+// gearmand compares words as C strings.
 func ParseAdminCommand(line []byte) (AdminCommand, error) {
 	words := make([]string, 0, MaxAdminWords)
 	rest := line
@@ -111,17 +112,23 @@ func ParseAdminCommand(line []byte) (AdminCommand, error) {
 		if len(words) == MaxAdminWords {
 			return AdminCommand{}, ErrTooManyWords
 		}
+		w := rest
 		i := bytes.IndexByte(rest, ' ')
+		if i >= 0 {
+			w, rest = rest[:i], bytes.TrimLeft(rest[i+1:], " ")
+		}
+		// gearmand's words are C strings: a NUL ends one early.
+		if j := bytes.IndexByte(w, 0); j >= 0 {
+			w = w[:j]
+		}
+		words = append(words, string(w))
 		if i < 0 {
-			words = append(words, string(rest))
 			break
 		}
-		words = append(words, string(rest[:i]))
-		rest = bytes.TrimLeft(rest[i+1:], " ")
 	}
 	c := AdminCommand{Word: words[0]}
 	n := len(words)
-	is := func(i int, s string) bool { return i < n && strings.EqualFold(words[i], s) }
+	is := func(i int, s string) bool { return i < n && asciiEqualFold(words[i], s) }
 	switch {
 	case is(0, "workers"):
 		c.Kind = AdminWorkers
@@ -183,6 +190,28 @@ func ParseAdminCommand(line []byte) (AdminCommand, error) {
 		c.Kind = AdminUnknown
 	}
 	return c, nil
+}
+
+// asciiEqualFold compares like C's strcasecmp in the C locale: only ASCII
+// letters fold, so "ſtatus" (U+017F) or a Kelvin sign are not commands,
+// as they are not for gearmand; strings.EqualFold would accept them.
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // Admin reply fragments, byte-exact with gearmand 1.1.20.

@@ -2,11 +2,234 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	_ "net/http/pprof" // served only with --pprof
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gearflow/gearflow/server"
 )
 
+// serveFlags are gearmand's user-facing flags where they make sense,
+// plus gearflow's limits.
+type serveFlags struct {
+	port            string
+	listen          string
+	jobRetries      int
+	workerWakeup    int
+	handlePrefix    string
+	exceptions      bool
+	logLevel        string
+	logFile         string
+	pidFile         string
+	shutdownTimeout time.Duration
+	adminShutdown   bool
+	pprof           string
+	checkArgs       bool
+	cfg             server.Config
+}
+
+func newServeFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
+	f := &serveFlags{}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: gearflow serve [flags]")
+		fmt.Fprintln(stderr, "\nRuns a Gearman job server; gearmand's flags are accepted where they make sense.")
+		fmt.Fprintln(stderr)
+		fs.PrintDefaults()
+	}
+	alias := func(short, long string, usage string, set func(fs *flag.FlagSet, name string)) {
+		set(fs, long)
+		if short != "" {
+			set(fs, short)
+		}
+		_ = usage
+	}
+	alias("p", "port", "", func(fs *flag.FlagSet, n string) {
+		fs.StringVar(&f.port, n, "4730", "TCP port to listen on (env GEARMAND_PORT when left at the default)")
+	})
+	alias("L", "listen", "", func(fs *flag.FlagSet, n string) {
+		fs.StringVar(&f.listen, n, "", "address to listen on (default all addresses)")
+	})
+	alias("j", "job-retries", "", func(fs *flag.FlagSet, n string) {
+		fs.IntVar(&f.jobRetries, n, -1, "times a job may be lost with its worker before it is dropped: -1 unlimited, 0 drop on the first loss, N after N losses (gearmand 2.0 meaning)")
+	})
+	alias("w", "worker-wakeup", "", func(fs *flag.FlagSet, n string) {
+		fs.IntVar(&f.workerWakeup, n, 0, "sleeping workers woken per queued job (0 = one, then one more per job taken while work waits)")
+	})
+	fs.StringVar(&f.handlePrefix, "job-handle-prefix", "", "job handle prefix (default H:<hostname>)")
+	fs.BoolVar(&f.exceptions, "exceptions", false, "forward WORK_EXCEPTION to every client, as if each had sent OPTION_REQ exceptions")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error (gearmand's names also accepted)")
+	fs.StringVar(&f.logLevel, "verbose", "info", "same as --log-level")
+	alias("l", "log-file", "", func(fs *flag.FlagSet, n string) {
+		fs.StringVar(&f.logFile, n, "stderr", "log destination: a file path, stderr, or none")
+	})
+	alias("P", "pid-file", "", func(fs *flag.FlagSet, n string) {
+		fs.StringVar(&f.pidFile, n, "", "write the process id to this file")
+	})
+	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM/SIGINT, how long running jobs may take to finish")
+	fs.BoolVar(&f.adminShutdown, "allow-admin-shutdown", false, `enable the admin "shutdown [graceful]" command`)
+	fs.StringVar(&f.pprof, "pprof", "", "serve net/http/pprof on this address (for profiling; keep it on loopback)")
+	fs.BoolVar(&f.checkArgs, "check-args", false, "check the flags and exit")
+	fs.IntVar(&f.cfg.MaxPacketSize, "max-packet-size", 0, "largest packet body accepted, in bytes (0 = 64 MiB)")
+	fs.IntVar(&f.cfg.MaxConnections, "max-connections", 0, "most open connections (0 = 10000)")
+	fs.IntVar(&f.cfg.MaxOutboundBytes, "max-outbound-bytes", 0, "bytes queued for a peer that does not read before it is cut off (0 = 2 x max-packet-size + 1 MiB)")
+	fs.IntVar(&f.cfg.MaxQueuedJobs, "max-queued-jobs", 0, "jobs per function, queued plus running (0 = 10,000,000)")
+	fs.DurationVar(&f.cfg.WriteTimeout, "write-timeout", 0, "longest a write to a peer may block (0 = 30s)")
+	// Accepted for gearmand compatibility; they change nothing here.
+	var ignoredInt int
+	var ignoredStr string
+	var ignoredBool bool
+	alias("t", "threads", "", func(fs *flag.FlagSet, n string) { fs.IntVar(&ignoredInt, n, 0, "accepted for gearmand compatibility; ignored") })
+	alias("b", "backlog", "", func(fs *flag.FlagSet, n string) { fs.IntVar(&ignoredInt, n, 0, "accepted for gearmand compatibility; ignored") })
+	alias("u", "user", "", func(fs *flag.FlagSet, n string) { fs.StringVar(&ignoredStr, n, "", "accepted for gearmand compatibility; ignored") })
+	alias("R", "round-robin", "", func(fs *flag.FlagSet, n string) {
+		fs.BoolVar(&ignoredBool, n, false, "accepted for gearmand compatibility; always on")
+	})
+	fs.BoolVar(&ignoredBool, "keepalive", false, "accepted for gearmand compatibility; TCP keepalive is always on")
+	alias("q", "queue-type", "", func(fs *flag.FlagSet, n string) {
+		fs.StringVar(&ignoredStr, n, "builtin", "job queue: only builtin (in memory) is supported")
+	})
+	return fs, f
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	switch strings.ToUpper(s) {
+	case "DEBUG":
+		return slog.LevelDebug, nil
+	case "INFO", "NOTICE":
+		return slog.LevelInfo, nil
+	case "WARN", "WARNING":
+		return slog.LevelWarn, nil
+	case "ERROR", "CRITICAL", "ALERT", "FATAL":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("unknown log level %q (use debug, info, warn or error)", s)
+}
+
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "gearflow serve: not built yet")
-	return 1
+	fs, f := newServeFlagSet(stderr)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "gearflow serve: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	qt := fs.Lookup("queue-type").Value.String()
+	if !strings.EqualFold(qt, "builtin") {
+		fmt.Fprintf(stderr, "gearflow serve: queue type %q is not supported (only builtin)\n", qt)
+		return 2
+	}
+	level, err := parseLevel(f.logLevel)
+	if err != nil {
+		fmt.Fprintln(stderr, "gearflow serve:", err)
+		return 2
+	}
+	if f.jobRetries < -1 || f.jobRetries > 255 {
+		fmt.Fprintf(stderr, "gearflow serve: --job-retries %d out of range -1..255\n", f.jobRetries)
+		return 2
+	}
+	portSet := false
+	fs.Visit(func(fl *flag.Flag) {
+		if fl.Name == "port" || fl.Name == "p" {
+			portSet = true
+		}
+	})
+	if env := os.Getenv("GEARMAND_PORT"); !portSet && env != "" {
+		f.port = env
+	}
+	if _, err := strconv.ParseUint(f.port, 10, 16); err != nil {
+		fmt.Fprintf(stderr, "gearflow serve: bad port %q\n", f.port)
+		return 2
+	}
+	if f.checkArgs {
+		return 0
+	}
+
+	var logOut io.Writer = stderr
+	switch f.logFile {
+	case "stderr", "":
+	case "none":
+		logOut = io.Discard
+	default:
+		lf, err := os.OpenFile(f.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			fmt.Fprintln(stderr, "gearflow serve:", err)
+			return 1
+		}
+		defer lf.Close()
+		logOut = lf
+	}
+	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
+
+	cfg := f.cfg
+	cfg.Logger = logger
+	cfg.JobHandlePrefix = f.handlePrefix
+	cfg.Exceptions = f.exceptions
+	cfg.WorkerWakeup = f.workerWakeup
+	cfg.AllowAdminShutdown = f.adminShutdown
+	cfg.Version = "gearflow-" + version
+	switch {
+	case f.jobRetries < 0:
+		cfg.JobRetries = 0
+	case f.jobRetries == 0:
+		cfg.JobRetries = 1
+	default:
+		cfg.JobRetries = f.jobRetries
+	}
+	srv, err := server.New(cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "gearflow serve:", err)
+		return 2
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort(f.listen, f.port))
+	if err != nil {
+		fmt.Fprintln(stderr, "gearflow serve:", err)
+		return 1
+	}
+	if f.pidFile != "" {
+		if err := os.WriteFile(f.pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+			fmt.Fprintln(stderr, "gearflow serve:", err)
+			return 1
+		}
+		defer os.Remove(f.pidFile)
+	}
+	if f.pprof != "" {
+		go func() {
+			logger.Info("pprof listening", "addr", f.pprof)
+			if err := http.ListenAndServe(f.pprof, nil); err != nil {
+				logger.Warn("pprof stopped", "err", err)
+			}
+		}()
+	}
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	select {
+	case err := <-served:
+		if !errors.Is(err, server.ErrServerClosed) {
+			logger.Error("server stopped", "err", err)
+			return 1
+		}
+		return 0
+	case <-ctx.Done():
+	}
+	logger.Info("signal received; draining running jobs", "timeout", f.shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), f.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		logger.Warn("shutdown timed out; running jobs abandoned", "err", err)
+	}
+	<-served
+	return 0
 }

@@ -1,0 +1,264 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/gearflow/gearflow/protocol"
+)
+
+// admin answers one admin text line, byte-compatible with gearmand
+// 1.1.20 (PROTOCOL.md §4). It reports false when the connection must be
+// closed without a reply, as gearmand does for lines of too many words.
+func (s *Server) admin(c *conn, line []byte) bool {
+	cmd, err := protocol.ParseAdminCommand(line)
+	if err != nil {
+		return false
+	}
+	var b []byte
+	switch cmd.Kind {
+	case protocol.AdminWorkers:
+		b = s.adminWorkers()
+	case protocol.AdminStatus:
+		b = s.adminStatus(false)
+	case protocol.AdminPriorityStatus:
+		b = s.adminStatus(true)
+	case protocol.AdminShowJobs:
+		b = s.adminShowJobs(false)
+	case protocol.AdminShowUniqueJobs:
+		b = s.adminShowJobs(true)
+	case protocol.AdminShowMaxQueue:
+		b = s.adminShowMaxQueue()
+	case protocol.AdminCancelJob:
+		b = s.adminCancel(cmd.Args[0])
+	case protocol.AdminCreateFunction:
+		s.mu.Lock()
+		s.functionLocked(cmd.Args[0])
+		s.mu.Unlock()
+		b = []byte(protocol.AdminOK)
+	case protocol.AdminDropFunction:
+		b = s.adminDrop(cmd.Args[0])
+	case protocol.AdminMaxQueue:
+		b = s.adminMaxQueue(cmd.Args)
+	case protocol.AdminGetPID:
+		b = strconv.AppendInt([]byte("OK "), int64(hostPID()), 10)
+		b = append(b, '\n')
+	case protocol.AdminVerbose:
+		b = []byte("OK " + s.verboseName() + "\n")
+	case protocol.AdminVersion:
+		b = []byte("OK " + s.cfg.Version + "\n")
+	case protocol.AdminShutdown:
+		if !s.cfg.AllowAdminShutdown {
+			// Removed from gearmand in 1.1.15: unknown there, unknown here.
+			b = protocol.AppendAdminReplyError(nil, protocol.AdminCommand{Kind: protocol.AdminUnknown, Word: cmd.Word})
+			break
+		}
+		b = []byte(protocol.AdminOK)
+		graceful := len(cmd.Args) > 0
+		s.log.Info("shutdown requested by admin command", "graceful", graceful, "conn", c.id)
+		go func() {
+			if graceful {
+				_ = s.Shutdown(context.Background())
+			} else {
+				_ = s.Close()
+			}
+		}()
+	default:
+		b = protocol.AppendAdminReplyError(nil, cmd)
+	}
+	c.sendText(b)
+	return true
+}
+
+func (s *Server) sortedFunctionsLocked() []*function {
+	fns := make([]*function, 0, len(s.functions))
+	for _, fn := range s.functions {
+		fns = append(fns, fn)
+	}
+	slices.SortFunc(fns, func(a, b *function) int { return strings.Compare(a.name, b.name) })
+	return fns
+}
+
+func (s *Server) adminWorkers() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	slices.SortFunc(conns, func(a, b *conn) int { return int(a.id - b.id) })
+	var b []byte
+	for _, c := range conns {
+		b = strconv.AppendInt(b, int64(c.fd), 10)
+		b = append(b, ' ')
+		b = append(b, c.ip...)
+		b = append(b, ' ')
+		b = append(b, c.clientID...)
+		b = append(b, " :"...)
+		for i := len(c.regs) - 1; i >= 0; i-- { // newest first, as gearmand lists them
+			b = append(b, ' ')
+			b = append(b, c.regs[i].fn.name...)
+		}
+		b = append(b, '\n')
+	}
+	return append(b, protocol.AdminEnd...)
+}
+
+func (s *Server) adminStatus(byPriority bool) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var b []byte
+	for _, fn := range s.sortedFunctionsLocked() {
+		b = append(b, fn.name...)
+		if byPriority {
+			for p := priHigh; p < numPriorities; p++ {
+				b = append(b, '\t')
+				b = strconv.AppendInt(b, int64(fn.queued(p)), 10)
+			}
+		} else {
+			b = append(b, '\t')
+			b = strconv.AppendInt(b, int64(fn.total), 10)
+			b = append(b, '\t')
+			b = strconv.AppendInt(b, int64(fn.running), 10)
+		}
+		b = append(b, '\t')
+		b = strconv.AppendInt(b, int64(len(fn.workers)), 10)
+		b = append(b, '\n')
+	}
+	return append(b, protocol.AdminEnd...)
+}
+
+func (s *Server) adminShowJobs(unique bool) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]uint64, 0, len(s.jobs))
+	for id := range s.jobs {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	var b []byte
+	for _, id := range ids {
+		j := s.jobs[id]
+		if unique {
+			b = append(b, j.unique...)
+		} else {
+			b = append(b, j.handle...)
+			b = append(b, '\t')
+			b = strconv.AppendInt(b, int64(j.retries), 10)
+			b = append(b, '\t')
+			b = append(b, bit(j.cancelled || (!j.background && len(j.clients) == 0))...)
+			b = append(b, "\t0"...) // no persistent queue
+		}
+		b = append(b, '\n')
+	}
+	return append(b, protocol.AdminEnd...)
+}
+
+func (s *Server) adminShowMaxQueue() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var b []byte
+	for _, fn := range s.sortedFunctionsLocked() {
+		b = append(b, fn.name...)
+		for p := priHigh; p < numPriorities; p++ {
+			b = append(b, '\t')
+			b = strconv.AppendInt(b, int64(fn.maxQueue[p]), 10)
+		}
+		b = append(b, '\n')
+	}
+	return append(b, protocol.AdminEnd...)
+}
+
+// adminCancel cancels a job: its clients get WORK_FAIL now; a queued job
+// is removed; a running job's later results are accepted and dropped.
+func (s *Server) adminCancel(handle string) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j := s.jobByHandleLocked([]byte(handle))
+	if j == nil || j.cancelled {
+		return []byte(protocol.AdminUnknownJob)
+	}
+	for _, cl := range j.clients {
+		cl.send(protocol.WorkFail, j.handle)
+	}
+	if j.state == jobRunning {
+		j.cancelled = true
+		for _, cl := range j.clients {
+			delete(cl.attached, j)
+		}
+		j.clients = nil
+		s.unindexLocked(j)
+	} else {
+		s.removeLocked(j)
+	}
+	return []byte(protocol.AdminOK)
+}
+
+func (s *Server) adminDrop(name string) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, fn := range s.sortedFunctionsLocked() {
+		if !strings.EqualFold(fn.name, name) {
+			continue
+		}
+		// gearmand does not check queued jobs and leaves them pointing
+		// at the freed function.
+		if len(fn.workers) > 0 || fn.total > 0 {
+			return []byte("ERR there are still connected workers or executing clients\r\n")
+		}
+		delete(s.functions, fn.name)
+		return []byte(protocol.AdminOK)
+	}
+	return []byte("ERR function not found\r\n")
+}
+
+// adminMaxQueue applies "maxqueue FUNC [N | H N [L]]" as gearmand does:
+// one number sets all three priorities; no number clears the limits;
+// negative numbers mean no limit. An unknown function is created, so
+// limits can be set before the first submission (gearmand ignores them).
+func (s *Server) adminMaxQueue(args []string) []byte {
+	var limits [numPriorities]int
+	for p := priHigh; p < numPriorities; p++ {
+		if int(p)+1 < len(args) {
+			n, _ := strconv.Atoi(leadingInt(args[p+1]))
+			limits[p] = max(n, 0)
+		}
+	}
+	if len(args) <= 2 {
+		limits[priNormal], limits[priLow] = limits[priHigh], limits[priHigh]
+	}
+	s.mu.Lock()
+	s.functionLocked(args[0]).maxQueue = limits
+	s.mu.Unlock()
+	return []byte(protocol.AdminOK)
+}
+
+// leadingInt returns the prefix of s that C's atoi would read.
+func leadingInt(s string) string {
+	i := 0
+	if i < len(s) && (s[i] == '-' || s[i] == '+') {
+		i++
+	}
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	return s[:i]
+}
+
+// verboseName maps the logger's level to gearmand's verbosity names.
+func (s *Server) verboseName() string {
+	ctx := context.Background()
+	switch {
+	case s.log.Enabled(ctx, slog.LevelDebug):
+		return "DEBUG"
+	case s.log.Enabled(ctx, slog.LevelInfo):
+		return "INFO"
+	case s.log.Enabled(ctx, slog.LevelWarn):
+		return "WARNING"
+	default:
+		return "ERROR"
+	}
+}

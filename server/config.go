@@ -1,0 +1,115 @@
+package server
+
+import (
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/gearflow/gearflow/protocol"
+)
+
+// Config configures a Server. The zero value is a working configuration:
+// every field documents what its zero value means. Defaults are applied
+// in one place, withDefaults.
+type Config struct {
+	// JobHandlePrefix starts every job handle ("PREFIX:N"). Zero means
+	// "H:" followed by the host name, as gearmand does.
+	JobHandlePrefix string
+
+	// JobRetries is how many times a job may be lost with its worker
+	// (worker disconnect, CANT_DO, CAN_DO_TIMEOUT expiry) before it is
+	// dropped and its clients get WORK_FAIL. Zero means unlimited.
+	// (gearmand 2.0's --job-retries=N maps to N, with -1 mapping to 0
+	// and 0 to 1: "drop on the first loss".)
+	JobRetries int
+
+	// WorkerWakeup is how many sleeping workers get a NOOP when a job
+	// becomes runnable. Zero means 1: one worker per job, and another
+	// each time a woken worker takes a job while more are waiting, so
+	// wake-ups never stampede every idle worker. gearmand's default of
+	// waking all can be had with a large value.
+	WorkerWakeup int
+
+	// Exceptions makes every connection behave as if it had sent
+	// OPTION_REQ "exceptions" (gearmand's --exceptions).
+	Exceptions bool
+
+	// MaxPacketSize caps the body of a packet read from a peer. A larger
+	// packet gets ERROR ARGUMENT_TOO_LARGE and the connection is closed.
+	// Zero means protocol.DefaultMaxPacketSize (64 MiB).
+	MaxPacketSize int
+
+	// MaxConnections caps open connections; further connections are
+	// closed at once. Zero means 10,000.
+	MaxConnections int
+
+	// MaxOutboundBytes caps the bytes queued for one peer that it has not
+	// read yet. A peer that exceeds it is cut off as a slow consumer.
+	// Zero means twice MaxPacketSize plus 1 MiB.
+	MaxOutboundBytes int
+
+	// MaxQueuedJobs caps the jobs (queued plus running) of one function;
+	// a submission beyond it gets ERROR QUEUE_ERROR. Admin "maxqueue"
+	// sets lower limits per function and priority. Zero means 10,000,000.
+	MaxQueuedJobs int
+
+	// WriteTimeout bounds one write to a peer; a peer that does not drain
+	// its socket for this long is disconnected. Zero means 30 seconds.
+	WriteTimeout time.Duration
+
+	// AllowAdminShutdown enables the admin "shutdown [graceful]" command
+	// (removed from gearmand in 1.1.15). Zero means disabled: the command
+	// gets ERR UNKNOWN_COMMAND as in gearmand 1.1.20.
+	AllowAdminShutdown bool
+
+	// Version is reported by the admin "version" command. Zero means the
+	// package's Version.
+	Version string
+
+	// Logger receives the server's logs. Nil means discard.
+	Logger *slog.Logger
+}
+
+// Version is the server version reported by the admin "version" command.
+const Version = "gearflow-0.1.0"
+
+const (
+	defaultMaxConnections = 10000
+	defaultMaxQueuedJobs  = 10_000_000
+	defaultWriteTimeout   = 30 * time.Second
+)
+
+func (c Config) withDefaults() Config {
+	if c.JobHandlePrefix == "" {
+		host, err := os.Hostname()
+		if err != nil || host == "" {
+			host = "localhost"
+		}
+		c.JobHandlePrefix = "H:" + host
+	}
+	if c.WorkerWakeup <= 0 {
+		c.WorkerWakeup = 1
+	}
+	if c.MaxPacketSize <= 0 {
+		c.MaxPacketSize = protocol.DefaultMaxPacketSize
+	}
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = defaultMaxConnections
+	}
+	if c.MaxOutboundBytes <= 0 {
+		c.MaxOutboundBytes = 2*c.MaxPacketSize + 1<<20
+	}
+	if c.MaxQueuedJobs <= 0 {
+		c.MaxQueuedJobs = defaultMaxQueuedJobs
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = defaultWriteTimeout
+	}
+	if c.Version == "" {
+		c.Version = Version
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}

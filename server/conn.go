@@ -1,0 +1,258 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/gearflow/gearflow/protocol"
+)
+
+// Reasons a connection is closed, for logs.
+var (
+	errShutdown     = errors.New("server shutting down")
+	errSlowConsumer = errors.New("slow consumer: outbound limit exceeded")
+	errProtocol     = errors.New("protocol violation")
+)
+
+// registration is one function a worker connection can do.
+type registration struct {
+	fn      *function
+	timeout time.Duration // CAN_DO_TIMEOUT; 0 = none
+}
+
+// conn is one peer connection: client, worker, admin or all three.
+//
+// Two goroutines serve it: serve reads and dispatches packets; writeLoop
+// is the socket's only writer, flushing the outbox in batches.
+type conn struct {
+	srv    *Server
+	nc     net.Conn
+	id     uint64 // immutable
+	fd     int    // socket descriptor as shown by "workers"; immutable
+	ip     string // remote IP; immutable
+	log    *slog.Logger
+	reader *protocol.Reader // owned by serve
+
+	// Guarded by srv.mu:
+	regs       []registration    // functions this worker can do, in CAN_DO order
+	assigned   map[*job]struct{} // jobs running on this worker
+	attached   map[*job]struct{} // jobs this client waits for
+	sleeping   bool              // sent PRE_SLEEP, no GRAB since
+	noopSent   bool              // woken since it went to sleep
+	exceptions bool              // OPTION_REQ exceptions
+	clientID   string
+	gone       bool // cleanup done
+
+	outMu    sync.Mutex // guards the fields below; taken after srv.mu, never before
+	out      []byte     // encoded packets not yet written
+	spare    []byte     // the writer's previous buffer, reused
+	closed   bool
+	closeErr error
+
+	wake chan struct{} // capacity 1: the outbox has data
+	done chan struct{} // closed by close
+}
+
+func newConn(s *Server, nc net.Conn, id uint64) *conn {
+	c := &conn{
+		srv:      s,
+		nc:       nc,
+		id:       id,
+		fd:       connFD(nc),
+		ip:       "-",
+		assigned: make(map[*job]struct{}),
+		attached: make(map[*job]struct{}),
+		clientID: "-",
+		wake:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
+	}
+	if a, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
+		c.ip = a.IP.String()
+	}
+	c.log = s.log.With("conn", id, "remote", nc.RemoteAddr().String())
+	c.reader = protocol.NewReader(nc, protocol.ReaderConfig{
+		MaxPacketSize: s.cfg.MaxPacketSize,
+		AllowText:     true,
+	})
+	return c
+}
+
+// connFD returns the socket's descriptor number, or the connection id's
+// stand-in -1 when it cannot be had.
+func connFD(nc net.Conn) int {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return -1
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return -1
+	}
+	fd := -1
+	_ = raw.Control(func(f uintptr) { fd = int(f) })
+	return fd
+}
+
+// serve is the connection's read loop. It returns when the peer goes
+// away or breaks the protocol, after cleaning up the connection's jobs.
+func (c *conn) serve() {
+	defer c.cleanup()
+	c.log.Debug("connected")
+	for {
+		p, err := c.reader.ReadPacket()
+		if err != nil {
+			switch {
+			case errors.Is(err, protocol.ErrMalformed):
+				// The reader consumed the whole body, so the stream is
+				// in sync: answer and go on (gearmand desyncs here).
+				c.sendError(protocol.CodeInvalidArgument, err.Error())
+				continue
+			case errors.Is(err, protocol.ErrTooLarge):
+				c.sendError(protocol.CodeArgumentTooLarge, err.Error())
+				c.closeAfterFlush(err)
+			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+				c.close(io.EOF)
+			default:
+				// Bad magic, bad type, too many admin words, a cut
+				// stream: gearmand closes without a word, and so do we.
+				c.log.Debug("closing", "err", err)
+				c.close(err)
+			}
+			return
+		}
+		if p.Type == protocol.Text {
+			if !c.srv.admin(c, p.Args[0]) {
+				c.closeAfterFlush(errProtocol)
+				return
+			}
+			continue
+		}
+		if c.srv.log.Enabled(context.Background(), slog.LevelDebug) {
+			c.log.Debug("packet", "type", p.Type.String(), "args", len(p.Args))
+		}
+		c.srv.dispatch(c, p)
+	}
+}
+
+// send queues a reply packet for the peer. It never blocks on the
+// network and may be called with srv.mu held.
+func (c *conn) send(t protocol.Type, args ...[]byte) {
+	c.outMu.Lock()
+	if c.closed {
+		c.outMu.Unlock()
+		return
+	}
+	c.out = protocol.AppendPacket(c.out, protocol.Res, t, args...)
+	c.flushLocked()
+}
+
+// sendText queues raw admin reply bytes.
+func (c *conn) sendText(b []byte) {
+	c.outMu.Lock()
+	if c.closed {
+		c.outMu.Unlock()
+		return
+	}
+	c.out = append(c.out, b...)
+	c.flushLocked()
+}
+
+// flushLocked enforces the outbound limit, signals the writer and
+// releases outMu.
+func (c *conn) flushLocked() {
+	full := len(c.out) > c.srv.cfg.MaxOutboundBytes
+	c.outMu.Unlock()
+	if full {
+		c.log.Warn("closing slow consumer", "limit", c.srv.cfg.MaxOutboundBytes)
+		c.close(errSlowConsumer)
+		return
+	}
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *conn) sendError(code, text string) {
+	c.send(protocol.Error, []byte(code), []byte(text))
+}
+
+// writeLoop is the socket's only writer: it swaps the outbox for its
+// spare buffer and writes it in one call, so replies batch under load.
+func (c *conn) writeLoop() {
+	for {
+		select {
+		case <-c.wake:
+		case <-c.done:
+			c.writePending()
+			c.nc.Close()
+			return
+		}
+		if !c.writePending() {
+			c.nc.Close()
+			return
+		}
+	}
+}
+
+// writePending writes what the outbox holds. It reports false when the
+// connection failed.
+func (c *conn) writePending() bool {
+	c.outMu.Lock()
+	buf := c.out
+	c.out = c.spare[:0]
+	c.outMu.Unlock()
+	if len(buf) == 0 {
+		c.spare = buf
+		return true
+	}
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+	_, err := c.nc.Write(buf)
+	// Keep small buffers for reuse; let a burst's big buffer go.
+	if cap(buf) <= 1<<20 {
+		c.spare = buf[:0]
+	} else {
+		c.spare = nil
+	}
+	if err != nil {
+		c.close(err)
+		return false
+	}
+	return true
+}
+
+// close shuts the connection down; the read loop then cleans up its
+// jobs. It is safe to call more than once and from any goroutine.
+func (c *conn) close(reason error) {
+	c.outMu.Lock()
+	if c.closed {
+		c.outMu.Unlock()
+		return
+	}
+	c.closed = true
+	c.closeErr = reason
+	c.out = nil
+	c.outMu.Unlock()
+	close(c.done)
+	c.nc.Close()
+}
+
+// closeAfterFlush closes the connection once what is already queued has
+// been written: an error reply before hanging up.
+func (c *conn) closeAfterFlush(reason error) {
+	c.outMu.Lock()
+	if c.closed {
+		c.outMu.Unlock()
+		return
+	}
+	c.closed = true
+	c.closeErr = reason
+	c.outMu.Unlock()
+	close(c.done) // writeLoop writes what is pending, then closes the socket
+}

@@ -1,0 +1,149 @@
+package server
+
+import (
+	"strconv"
+	"time"
+)
+
+// priority is a job's queue: the three lists of every function.
+type priority int
+
+const (
+	priHigh priority = iota
+	priNormal
+	priLow
+	numPriorities
+)
+
+func (p priority) String() string {
+	switch p {
+	case priHigh:
+		return "high"
+	case priNormal:
+		return "normal"
+	case priLow:
+		return "low"
+	}
+	return "priority(" + strconv.Itoa(int(p)) + ")"
+}
+
+// jobState says where a job is. Transitions: delayed -> queued (its time
+// came); queued -> running (a worker grabbed it); running -> queued (its
+// worker was lost, within the retry limit); any -> gone (removed).
+type jobState int
+
+const (
+	jobQueued  jobState = iota // in its function's priority list
+	jobDelayed                 // waiting for its time in the server's timer heap
+	jobRunning                 // assigned to a worker
+	jobGone                    // removed from every index
+)
+
+func (s jobState) String() string {
+	switch s {
+	case jobQueued:
+		return "queued"
+	case jobDelayed:
+		return "delayed"
+	case jobRunning:
+		return "running"
+	case jobGone:
+		return "gone"
+	}
+	return "jobState(" + strconv.Itoa(int(s)) + ")"
+}
+
+// job is one Gearman job. All fields are guarded by Server.mu.
+type job struct {
+	id         uint64 // the handle's counter; key of Server.jobs
+	handle     []byte // PREFIX:id, immutable
+	fn         *function
+	unique     string
+	data       []byte
+	reducer    string
+	pri        priority
+	seq        uint64 // queueing order, for FIFO across functions
+	background bool   // survives the loss of every attached client
+	cancelled  bool   // admin "cancel job" on a running job: results are dropped
+	state      jobState
+
+	when     time.Time // delayed jobs: when the job becomes runnable
+	schedule *schedule // SUBMIT_JOB_SCHED jobs: requeued after each run
+	heapIdx  int       // index in the delayed heap, -1 when not there
+
+	prev, next *job // links in the function's priority list
+
+	clients []*conn // attached foreground clients
+	worker  *conn   // the worker running the job
+	timer   *time.Timer
+	retries int
+	num     uint32 // last WORK_STATUS numerator
+	den     uint32 // last WORK_STATUS denominator
+}
+
+// jobList is an intrusive FIFO of jobs with O(1) removal.
+type jobList struct {
+	head, tail *job
+	n          int
+}
+
+func (l *jobList) pushBack(j *job) {
+	j.prev, j.next = l.tail, nil
+	if l.tail != nil {
+		l.tail.next = j
+	} else {
+		l.head = j
+	}
+	l.tail = j
+	l.n++
+}
+
+func (l *jobList) remove(j *job) {
+	if j.prev != nil {
+		j.prev.next = j.next
+	} else {
+		l.head = j.next
+	}
+	if j.next != nil {
+		j.next.prev = j.prev
+	} else {
+		l.tail = j.prev
+	}
+	j.prev, j.next = nil, nil
+	l.n--
+}
+
+// function is one Gearman function: its queues, counters and the
+// connections that registered it. Guarded by Server.mu.
+type function struct {
+	name     string
+	queues   [numPriorities]jobList
+	delayed  int // jobs waiting for their time
+	total    int // all jobs of the function: queued, delayed, running
+	running  int
+	maxQueue [numPriorities]int // admin "maxqueue" limits; 0 = none
+
+	workers []*conn // registrations, in registration order
+	cursor  int     // rotating start for wake-ups
+
+	uniques map[string]*job   // coalescing index by unique
+	byData  map[uint64][]*job // unique "-": coalescing by payload hash
+}
+
+func newFunction(name string) *function {
+	return &function{name: name, uniques: make(map[string]*job)}
+}
+
+// queued returns the number of jobs waiting to run, per priority,
+// counting delayed jobs as NORMAL as gearmand does.
+func (f *function) queued(p priority) int {
+	n := f.queues[p].n
+	if p == priNormal {
+		n += f.delayed
+	}
+	return n
+}
+
+func (f *function) runnable() bool {
+	return f.queues[priHigh].n+f.queues[priNormal].n+f.queues[priLow].n > 0
+}

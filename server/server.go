@@ -1,0 +1,303 @@
+package server
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = errors.New("server: closed")
+
+// Server is a Gearman job server. Create it with New, then call Serve
+// with a listener; Shutdown stops it.
+type Server struct {
+	cfg    Config // immutable after New
+	log    *slog.Logger
+	prefix string // job handle prefix plus ":", immutable
+
+	mu        sync.Mutex // guards the fields below: all job and function state
+	jobs      map[uint64]*job
+	functions map[string]*function
+	conns     map[*conn]struct{}
+	listeners map[net.Listener]struct{}
+	delayed   delayHeap   // jobs waiting for their time, earliest first
+	timer     *time.Timer // fires at delayed[0].when
+	nextID    uint64      // last job handle counter issued
+	seq       uint64      // last queueing sequence number
+	connID    uint64
+	closing   bool          // Shutdown or Close began: no new connections
+	draining  bool          // Shutdown began: no new job assignments
+	drained   chan struct{} // closed when draining and nothing is running
+	running   int           // jobs assigned to workers, server-wide
+
+	wg sync.WaitGroup // connection goroutines
+}
+
+// New returns a server with cfg's settings.
+func New(cfg Config) (*Server, error) {
+	cfg = cfg.withDefaults()
+	if len(cfg.JobHandlePrefix) > 40 {
+		return nil, fmt.Errorf("server: job handle prefix %q longer than 40 bytes (handles must fit 63)", cfg.JobHandlePrefix)
+	}
+	if cfg.JobRetries < 0 {
+		return nil, fmt.Errorf("server: JobRetries %d is negative (0 means unlimited)", cfg.JobRetries)
+	}
+	s := &Server{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		prefix:    cfg.JobHandlePrefix + ":",
+		jobs:      make(map[uint64]*job),
+		functions: make(map[string]*function),
+		conns:     make(map[*conn]struct{}),
+		listeners: make(map[net.Listener]struct{}),
+	}
+	return s, nil
+}
+
+// Serve accepts connections on l and serves each in its own goroutine.
+// It blocks until l fails or the server is shut down, and always returns
+// a non-nil error: ErrServerClosed after Shutdown or Close.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		l.Close()
+		return ErrServerClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+	}()
+	s.log.Info("listening", "addr", l.Addr().String())
+
+	var tempDelay time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if closing {
+				return ErrServerClosed
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			if tempDelay == 0 {
+				tempDelay = 5 * time.Millisecond
+			} else if tempDelay *= 2; tempDelay > time.Second {
+				tempDelay = time.Second
+			}
+			s.log.Warn("accept failed; retrying", "err", err, "delay", tempDelay)
+			time.Sleep(tempDelay)
+			continue
+		}
+		tempDelay = 0
+		s.startConn(nc)
+	}
+}
+
+// ListenAndServe listens on addr ("host:port") and serves it.
+func (s *Server) ListenAndServe(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return s.Serve(l)
+}
+
+func (s *Server) startConn(nc net.Conn) {
+	s.mu.Lock()
+	if s.closing || len(s.conns) >= s.cfg.MaxConnections {
+		full := !s.closing
+		s.mu.Unlock()
+		if full {
+			s.log.Warn("connection limit reached; closing new connection",
+				"remote", nc.RemoteAddr().String(), "limit", s.cfg.MaxConnections)
+		}
+		nc.Close()
+		return
+	}
+	s.connID++
+	c := newConn(s, nc, s.connID)
+	s.conns[c] = struct{}{}
+	s.wg.Add(2)
+	s.mu.Unlock()
+	go func() { defer s.wg.Done(); c.serve() }()
+	go func() { defer s.wg.Done(); c.writeLoop() }()
+}
+
+// Shutdown stops the server gracefully: it stops accepting connections,
+// stops handing out jobs, waits until the jobs workers are running end
+// (or ctx is done), then closes every connection and waits for their
+// goroutines. Queued jobs are not kept: this server holds jobs in memory
+// only. It returns ctx.Err() if ctx ended before running jobs did.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	s.draining = true
+	for l := range s.listeners {
+		l.Close()
+	}
+	if s.drained == nil {
+		s.drained = make(chan struct{})
+		if s.running == 0 {
+			close(s.drained)
+		}
+	}
+	drained := s.drained
+	s.mu.Unlock()
+
+	var err error
+	select {
+	case <-drained:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	s.closeAll()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		if err == nil {
+			err = ctx.Err()
+		}
+	}
+	s.log.Info("shut down", "err", err)
+	return err
+}
+
+// Close stops the server at once: listeners and connections are closed
+// and running jobs are abandoned. It waits for connection goroutines.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closing = true
+	for l := range s.listeners {
+		l.Close()
+	}
+	s.mu.Unlock()
+	s.closeAll()
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Server) closeAll() {
+	s.mu.Lock()
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.close(errShutdown)
+	}
+}
+
+// runningChangedLocked closes drained once a draining server has no
+// running jobs left.
+func (s *Server) runningChangedLocked() {
+	if s.draining && s.running == 0 && s.drained != nil {
+		select {
+		case <-s.drained:
+		default:
+			close(s.drained)
+		}
+	}
+}
+
+// Stats is a snapshot of the server's counters.
+type Stats struct {
+	Connections int
+	Functions   int
+	Jobs        int // queued, delayed and running
+	Running     int
+}
+
+// Stats returns a snapshot of the server's counters.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Stats{Connections: len(s.conns), Functions: len(s.functions), Jobs: len(s.jobs), Running: s.running}
+}
+
+// delayHeap orders delayed jobs by when they become runnable.
+type delayHeap []*job
+
+func (h delayHeap) Len() int           { return len(h) }
+func (h delayHeap) Less(i, j int) bool { return h[i].when.Before(h[j].when) }
+func (h delayHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].heapIdx = i
+	h[j].heapIdx = j
+}
+func (h *delayHeap) Push(x any) {
+	j := x.(*job)
+	j.heapIdx = len(*h)
+	*h = append(*h, j)
+}
+func (h *delayHeap) Pop() any {
+	old := *h
+	j := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	j.heapIdx = -1
+	return j
+}
+
+// delayLocked parks j until j.when and arms the timer.
+func (s *Server) delayLocked(j *job) {
+	j.state = jobDelayed
+	j.fn.delayed++
+	heap.Push(&s.delayed, j)
+	s.armTimerLocked()
+}
+
+// undelayLocked takes j out of the delay heap.
+func (s *Server) undelayLocked(j *job) {
+	if j.heapIdx >= 0 {
+		heap.Remove(&s.delayed, j.heapIdx)
+	}
+	j.fn.delayed--
+}
+
+func (s *Server) armTimerLocked() {
+	if len(s.delayed) == 0 || s.closing {
+		return
+	}
+	d := time.Until(s.delayed[0].when)
+	if s.timer == nil {
+		s.timer = time.AfterFunc(d, s.wakeDelayed)
+	} else {
+		s.timer.Reset(d)
+	}
+}
+
+// wakeDelayed moves every job whose time has come to its queue, waking
+// sleeping workers: epoch jobs run at their time even on an idle server.
+func (s *Server) wakeDelayed() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	for len(s.delayed) > 0 && !s.delayed[0].when.After(now) {
+		j := heap.Pop(&s.delayed).(*job)
+		j.fn.delayed--
+		s.enqueueLocked(j)
+	}
+	s.armTimerLocked()
+}
+
+func hostPID() int { return os.Getpid() }

@@ -89,9 +89,15 @@ func newServeFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	var ignoredInt int
 	var ignoredStr string
 	var ignoredBool bool
-	alias("t", "threads", "", func(fs *flag.FlagSet, n string) { fs.IntVar(&ignoredInt, n, 0, "accepted for gearmand compatibility; ignored") })
-	alias("b", "backlog", "", func(fs *flag.FlagSet, n string) { fs.IntVar(&ignoredInt, n, 0, "accepted for gearmand compatibility; ignored") })
-	alias("u", "user", "", func(fs *flag.FlagSet, n string) { fs.StringVar(&ignoredStr, n, "", "accepted for gearmand compatibility; ignored") })
+	alias("t", "threads", "", func(fs *flag.FlagSet, n string) {
+		fs.IntVar(&ignoredInt, n, 0, "accepted for gearmand compatibility; ignored")
+	})
+	alias("b", "backlog", "", func(fs *flag.FlagSet, n string) {
+		fs.IntVar(&ignoredInt, n, 0, "accepted for gearmand compatibility; ignored")
+	})
+	alias("u", "user", "", func(fs *flag.FlagSet, n string) {
+		fs.StringVar(&ignoredStr, n, "", "accepted for gearmand compatibility; ignored")
+	})
 	alias("R", "round-robin", "", func(fs *flag.FlagSet, n string) {
 		fs.BoolVar(&ignoredBool, n, false, "accepted for gearmand compatibility; always on")
 	})

@@ -216,13 +216,17 @@ func asciiEqualFold(a, b string) bool {
 
 // Admin reply fragments, byte-exact with gearmand 1.1.20.
 const (
-	AdminOK            = "OK\r\n"
-	AdminEnd           = ".\n"
-	AdminUnknownJob    = "ERR UNKNOWN_JOB\r\n"
-	AdminUnknownError  = "ERR UNKNOWN_ERROR\r\n"
-	AdminUnknownShow   = "ERR UNKNOWN_SHOW_ARGUMENTS\r\n"
-	adminUnknownPrefix = "ERR UNKNOWN_COMMAND Unknown+server+command"
-	adminBadArgsPrefix = "ERR INVALID_ARGUMENTS An+incomplete+set+of+arguments+was+sent+to+this+command+"
+	AdminOK           = "OK\r\n"
+	AdminEnd          = ".\n"
+	AdminUnknownJob   = "ERR UNKNOWN_JOB\r\n"
+	AdminUnknownError = "ERR UNKNOWN_ERROR\r\n"
+	AdminUnknownShow  = "ERR UNKNOWN_SHOW_ARGUMENTS\r\n"
+	// AdminFunctionNotFound and AdminFunctionBusy answer "drop function";
+	// unlike other errors their text keeps its spaces.
+	AdminFunctionNotFound = "ERR function not found\r\n"
+	AdminFunctionBusy     = "ERR there are still connected workers or executing clients\r\n"
+	adminUnknownPrefix    = "ERR UNKNOWN_COMMAND Unknown+server+command"
+	adminBadArgsPrefix    = "ERR INVALID_ARGUMENTS An+incomplete+set+of+arguments+was+sent+to+this+command+"
 )
 
 // AppendAdminError appends "ERR CODE text" with spaces in text turned

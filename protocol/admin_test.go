@@ -150,11 +150,13 @@ func TestAppendAdminError(t *testing.T) {
 		}
 	}
 	consts := map[string]string{
-		protocol.AdminOK:           "OK\r\n",
-		protocol.AdminEnd:          ".\n",
-		protocol.AdminUnknownJob:   "ERR UNKNOWN_JOB\r\n",
-		protocol.AdminUnknownError: "ERR UNKNOWN_ERROR\r\n",
-		protocol.AdminUnknownShow:  "ERR UNKNOWN_SHOW_ARGUMENTS\r\n",
+		protocol.AdminOK:               "OK\r\n",
+		protocol.AdminEnd:              ".\n",
+		protocol.AdminUnknownJob:       "ERR UNKNOWN_JOB\r\n",
+		protocol.AdminUnknownError:     "ERR UNKNOWN_ERROR\r\n",
+		protocol.AdminUnknownShow:      "ERR UNKNOWN_SHOW_ARGUMENTS\r\n",
+		protocol.AdminFunctionNotFound: "ERR function not found\r\n",
+		protocol.AdminFunctionBusy:     "ERR there are still connected workers or executing clients\r\n",
 	}
 	for got, want := range consts {
 		if got != want {

@@ -66,7 +66,9 @@ func (r *Reader) Buffered() int { return r.br.Buffered() }
 // reading may go on; after any other error it must be abandoned.
 //
 // The body size is checked against MaxPacketSize before anything is
-// allocated.
+// allocated, and a body larger than the current buffer is read into a
+// buffer that grows as its bytes arrive: a header alone never costs the
+// size it announces.
 func (r *Reader) ReadPacket() (Packet, error) {
 	if r.cfg.AllowText {
 		b, err := r.br.Peek(1)

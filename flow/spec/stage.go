@@ -278,6 +278,16 @@ func (p *parser) stages(n *yaml.Node, defaults StageSettings) []*Stage {
 
 func (p *parser) stage(n *yaml.Node, index int, defaults StageSettings) (*Stage, *stageInfo) {
 	what := "stages[" + strconv.Itoa(index) + "]"
+	if n.Kind == yaml.MappingNode {
+		// Name the stage in every message about it, when its name reads.
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := resolve(n.Content[i]), resolve(n.Content[i+1])
+			if k.Value == "name" && v.Kind == yaml.ScalarNode && !strings.Contains(v.Value, "$") && checkName(v.Value) == "" {
+				what = "stage " + strconv.Quote(v.Value)
+				break
+			}
+		}
+	}
 	fs := p.fields(n, what, stageFields)
 	if fs == nil {
 		return nil, nil
@@ -291,7 +301,6 @@ func (p *parser) stage(n *yaml.Node, index int, defaults StageSettings) (*Stage,
 				info.ok = false
 			} else {
 				st.Name = s
-				what = "stage " + strconv.Quote(s)
 			}
 		} else {
 			info.ok = false

@@ -11,6 +11,13 @@ import (
 func closest(s string, candidates []string) string {
 	best, bestDist := "", -1
 	for _, c := range candidates {
+		// A longer or shorter spelling of a name ("mapper" for "map").
+		ls, lc := strings.ToLower(s), strings.ToLower(c)
+		if len(c) >= 3 && len(s) >= 3 && (strings.HasPrefix(ls, lc) || strings.HasPrefix(lc, ls)) {
+			return c
+		}
+	}
+	for _, c := range candidates {
 		d := editDistance(strings.ToLower(s), strings.ToLower(c))
 		if bestDist < 0 || d < bestDist {
 			best, bestDist = c, d

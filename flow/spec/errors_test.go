@@ -1,0 +1,259 @@
+package spec_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/gearflow/gearflow/flow/spec"
+)
+
+// minimal is a valid pipeline the error cases start from.
+const minimal = `version: 1
+name: wc
+stages:
+  - name: count
+    kind: map
+    function: wc.map
+    input: { from: file:in.txt }
+output:
+  to: out.tsv
+`
+
+func TestParseErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		yaml   string
+		params map[string]string
+		want   []string // every error, in order
+	}{
+		{
+			name: "unknown field with a suggestion",
+			yaml: strings.Replace(minimal, "    function: wc.map\n", "    function: wc.map\n    concurency: 4\n", 1),
+			want: []string{`p.yaml:7:5: stage "count": unknown field "concurency" (hint: did you mean "concurrency"?)`},
+		},
+		{
+			name: "unknown top-level field without a near name",
+			yaml: minimal + "zzz: 1\n",
+			want: []string{`p.yaml:10:1: pipeline: unknown field "zzz" (hint: allowed fields here: version, name, params, defaults, stages, output)`},
+		},
+		{
+			name: "wrong type",
+			yaml: strings.Replace(minimal, "    function: wc.map\n", "    function: wc.map\n    concurrency: lots\n", 1),
+			want: []string{`p.yaml:7:18: stage "count": concurrency: expected an integer, found "lots"`},
+		},
+		{
+			name: "mapping where a scalar goes",
+			yaml: strings.Replace(minimal, "name: wc\n", "name: { a: b }\n", 1),
+			want: []string{`p.yaml:2:7: name: expected a string, found a mapping`},
+		},
+		{
+			name: "missing required fields",
+			yaml: "version: 1\nstages:\n  - kind: map\n    input: { from: file:a }\noutput: {}\n",
+			want: []string{
+				`p.yaml:1:1: pipeline: missing required field "name"`,
+				`p.yaml:3:5: stages[0]: missing required field "function"`,
+				`p.yaml:3:5: stages[0]: missing required field "name"`,
+				`p.yaml:5:9: output: missing required field "to"`,
+			},
+		},
+		{
+			name: "duplicate stage names",
+			yaml: strings.Replace(minimal, "output:", "  - name: count\n    kind: map\n    function: f\n    input: { from: file:b }\noutput:", 1),
+			want: []string{`p.yaml:8:5: stage "count": duplicate stage name (first at line 4) (hint: rename one of them)`},
+		},
+		{
+			name: "duplicate field",
+			yaml: strings.Replace(minimal, "    function: wc.map\n", "    function: wc.map\n    function: wc.map2\n", 1),
+			want: []string{`p.yaml:7:5: stage "count": duplicate field "function" (first at line 6)`},
+		},
+		{
+			name: "needs names no stage",
+			yaml: strings.Replace(minimal, "    function: wc.map\n", "    function: wc.map\n    needs: [cuont]\n", 1),
+			want: []string{`p.yaml:7:13: stage "count": needs: no stage is called "cuont" (hint: did you mean "count"? stages: count)`},
+		},
+		{
+			name: "cycle in needs",
+			yaml: `name: cyc
+stages:
+  - name: a
+    kind: task
+    function: f
+    needs: [c]
+  - name: b
+    kind: task
+    function: f
+    needs: [a]
+  - name: c
+    kind: task
+    function: f
+    needs: [b]
+output: { to: out.jsonl }
+`,
+			want: []string{`p.yaml:6:12: stage "a": needs form a cycle: a -> c -> b -> a (hint: remove one of these needs (or the input: from: that implies it))`},
+		},
+		{
+			name: "input from an unknown stage",
+			yaml: strings.Replace(minimal, "from: file:in.txt", "from: stage:nope", 1),
+			want: []string{`p.yaml:7:20: stage "count": input: from: no stage is called "nope" (hint: stages: count)`},
+		},
+		{
+			name: "bad duration",
+			yaml: minimal + "defaults:\n  timeout: 2 minutes\n",
+			want: []string{`p.yaml:11:12: defaults: timeout: bad duration "2 minutes" (hint: use Go durations like 2m, 30s, 1h30m, 500ms)`},
+		},
+		{
+			name: "bad priority",
+			yaml: strings.Replace(minimal, "    function: wc.map\n", "    function: wc.map\n    priority: urgent\n", 1),
+			want: []string{`p.yaml:7:15: stage "count": priority: unknown value "urgent" (hint: use one of low, normal, high)`},
+		},
+		{
+			name: "bad kind",
+			yaml: strings.Replace(minimal, "kind: map", "kind: mapper", 1),
+			want: []string{`p.yaml:5:11: stage "count": kind: unknown value "mapper" (hint: did you mean "map"? use one of map, reduce, task)`},
+		},
+		{
+			name: "bad on_failure",
+			yaml: strings.Replace(minimal, "    function: wc.map\n", "    function: wc.map\n    on_failure: retry\n", 1),
+			want: []string{`p.yaml:7:17: stage "count": on_failure: unknown value "retry" (hint: use fail_fast, continue, or { tolerate: "1%" } (a percentage of tasks) or { tolerate: 3 } (a count))`},
+		},
+		{
+			name: "bad tolerate",
+			yaml: strings.Replace(minimal, "    function: wc.map\n", "    function: wc.map\n    on_failure: { tolerate: 200% }\n", 1),
+			want: []string{`p.yaml:7:29: stage "count": on_failure: tolerate: bad percentage "200%" (hint: use a percentage above 0 and at most 100, like "1%" or "0.5%", or a count like 3)`},
+		},
+		{
+			name: "bad backoff",
+			yaml: minimal + "defaults:\n  retry: { backoff: linear }\n",
+			want: []string{`p.yaml:11:21: defaults: retry: backoff: unknown value "linear" (hint: use one of exponential, fixed)`},
+		},
+		{
+			name: "bad split",
+			yaml: strings.Replace(minimal, "input: { from: file:in.txt }", "input: { from: file:in.txt, split: { words: 10 } }", 1),
+			want: []string{`p.yaml:7:42: stage "count": input: split: unknown field "words" (hint: allowed fields here: lines, bytes, records, files)`},
+		},
+		{
+			name: "unknown output extension",
+			yaml: strings.Replace(minimal, "to: out.tsv", "to: out.json", 1),
+			want: []string{`p.yaml:9:7: output: to: unknown extension ".json": cannot tell the format (hint: name the file .tsv, .csv or .jsonl, or set format: tsv|csv|jsonl)`},
+		},
+		{
+			name: "reduce with a combine",
+			yaml: strings.Replace(minimal, "output:", `  - name: total
+    kind: reduce
+    needs: [count]
+    function: wc.sum
+    combine: wc.sum
+output:`, 1),
+			want: []string{`p.yaml:12:5: stage "total": combine applies to map stages only, not to a reduce stage (hint: a combiner runs on the map side: move it to the map stage this stage needs)`},
+		},
+		{
+			name: "map without input",
+			yaml: strings.Replace(minimal, "    input: { from: file:in.txt }\n", "", 1),
+			want: []string{`p.yaml:4:5: stage "count": a map stage needs an input (hint: add input: { from: file:PATH } (or glob:PATTERN, stage:NAME))`},
+		},
+		{
+			name: "unknown param in interpolation",
+			yaml: "params:\n  input: { type: path, default: a.txt }\n" + strings.Replace(minimal, "file:in.txt", "file:${params.inptu}", 1),
+			want: []string{`p.yaml:9:25: unknown param "inptu" in ${params.inptu} (hint: did you mean "input"? declared params: input)`},
+		},
+		{
+			name: "expression in interpolation",
+			yaml: strings.Replace(minimal, "to: out.tsv", "to: ${env.HOME}/out.tsv", 1),
+			want: []string{`p.yaml:9:7: bad interpolation ${env.HOME} (hint: only ${params.NAME} lookups are allowed: there is no expression language)`},
+		},
+		{
+			name:   "override of an undeclared param",
+			yaml:   "params:\n  n: { type: int, default: 1 }\n" + minimal,
+			params: map[string]string{"m": "2"},
+			want:   []string{`p.yaml:1:1: -p m=2: no param "m" is declared (hint: declared params: n)`},
+		},
+		{
+			name:   "override of the wrong type",
+			yaml:   "params:\n  n: { type: int, default: 1 }\n" + minimal,
+			params: map[string]string{"n": "many"},
+			want:   []string{`p.yaml:2:3: -p n=many: param "n" expects an int, found "many" (hint: pass it as -p n=N)`},
+		},
+		{
+			name: "required param without a value",
+			yaml: "params:\n  input: { type: path, required: true }\n" + strings.Replace(minimal, "file:in.txt", "file:${params.input}", 1),
+			want: []string{`p.yaml:2:3: param "input" is required and has no value (hint: pass it with -p input=PATH)`},
+		},
+		{
+			name: "interpolated count of the wrong type",
+			yaml: "params:\n  n: { type: string, default: eight }\n" + strings.Replace(minimal, "    function: wc.map\n", "    function: wc.map\n    partition: { by: key, count: ${params.n} }\n", 1),
+			want: []string{`p.yaml:9:34: stage "count": partition: count: expected an integer, found "eight"`},
+		},
+		{
+			name: "not YAML",
+			yaml: "name: [unclosed\n",
+			want: []string{`p.yaml:1:1: did not find expected ',' or ']' (hint: the file is not valid YAML)`},
+		},
+		{
+			name: "empty file",
+			yaml: "",
+			want: []string{`p.yaml:1:1: the pipeline file is empty (hint: start with version: 1, name: and stages:)`},
+		},
+		{
+			name: "two documents",
+			yaml: minimal + "---\nname: other\n",
+			want: []string{`p.yaml:10:1: a pipeline file holds one YAML document (hint: split the documents into separate files)`},
+		},
+		{
+			name: "unsupported version",
+			yaml: strings.Replace(minimal, "version: 1", "version: 2", 1),
+			want: []string{`p.yaml:1:10: version: unsupported version 2 (hint: this gearflow reads version: 1)`},
+		},
+		{
+			name: "several independent errors, sorted by position",
+			yaml: `name: wc
+defaults:
+  concurrency: 0
+stages:
+  - name: count
+    kind: map
+    function: wc.map
+    input: { from: ftp://x }
+    timeout: soon
+output:
+  to: out.xml
+`,
+			want: []string{
+				`p.yaml:3:16: defaults: concurrency: must be at least 1, found 0`,
+				`p.yaml:8:20: stage "count": input: from: unknown source "ftp://x" (hint: use file:PATH, glob:PATTERN or stage:NAME)`,
+				`p.yaml:9:14: stage "count": timeout: bad duration "soon" (hint: use Go durations like 2m, 30s, 1h30m, 500ms)`,
+				`p.yaml:11:7: output: to: unknown extension ".xml": cannot tell the format (hint: name the file .tsv, .csv or .jsonl, or set format: tsv|csv|jsonl)`,
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p, err := spec.Parse([]byte(tt.yaml), "p.yaml", tt.params)
+			if err == nil {
+				t.Fatalf("Parse succeeded (%q), want errors:\n%s", p.Name, strings.Join(tt.want, "\n"))
+			}
+			if p != nil {
+				t.Errorf("Parse returned a pipeline with its error")
+			}
+			errs := spec.Errors(err)
+			var got []string
+			for _, e := range errs {
+				got = append(got, e.Error())
+			}
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+			if len(errs) == 1 {
+				var e *spec.Error
+				if !errors.As(err, &e) || e != errs[0] {
+					t.Errorf("a single error is not returned as the *spec.Error itself: %T", err)
+				}
+			}
+			if err.Error() != strings.Join(tt.want, "\n") {
+				t.Errorf("err.Error() = %q, want the errors one per line", err.Error())
+			}
+		})
+	}
+}

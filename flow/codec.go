@@ -1,0 +1,643 @@
+package flow
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// FormatVersion is the version of the task wire format, sent as the "v"
+// field of every task payload (docs/TASKFORMAT.md).
+const FormatVersion = 1
+
+// ErrMalformed is wrapped by every error about an undecodable payload,
+// WORK_DATA batch or summary.
+var ErrMalformed = errors.New("flow: malformed task data")
+
+// Record is one unit of data: a key and a value. Values are any
+// msgpack-encodable Go value; a value decoded from the wire is nil, bool,
+// int64, uint64, float64, string, []any or map[string]any.
+type Record struct {
+	Key   string
+	Value any
+}
+
+// rawRecord is a record whose value stays msgpack-encoded: the coordinator
+// moves values between stages without decoding them.
+type rawRecord struct {
+	Key   string
+	Value []byte // one msgpack value
+}
+
+// group is one reduce input: a key and the encoded values emitted for it.
+type group struct {
+	Key    string
+	Values [][]byte
+}
+
+// TaskKind is what a task asks its worker to do.
+type TaskKind int
+
+const (
+	// TaskMap runs a map function on every record.
+	TaskMap TaskKind = iota + 1
+	// TaskReduce runs a reduce function on every key group.
+	TaskReduce
+	// TaskChunk runs a task function once on the whole chunk.
+	TaskChunk
+)
+
+var taskKindNames = map[TaskKind]string{TaskMap: "map", TaskReduce: "reduce", TaskChunk: "task"}
+
+func (k TaskKind) String() string {
+	if s, ok := taskKindNames[k]; ok {
+		return s
+	}
+	return fmt.Sprintf("TaskKind(%d)", int(k))
+}
+
+func parseTaskKind(s string) (TaskKind, bool) {
+	for k, n := range taskKindNames {
+		if n == s {
+			return k, true
+		}
+	}
+	return 0, false
+}
+
+// taskHeader is everything in a task payload except its data.
+type taskHeader struct {
+	Run     string
+	Stage   string
+	Task    int
+	Attempt int
+	Kind    TaskKind
+	Combine string            // map tasks: combiner function, "" = none
+	Input   string            // where the input came from, for error reports
+	Params  map[string]string // the stage's params
+}
+
+// task is a decoded task payload.
+type task struct {
+	taskHeader
+	Records []rawRecord // map and task kinds
+	Groups  []group     // reduce kind
+}
+
+// appendTaskHeader appends the payload's map header and its fixed fields;
+// the caller appends exactly one more key/value: "records" or "groups".
+func appendTaskHeader(b []byte, h *taskHeader) []byte {
+	n := 8
+	if h.Combine != "" {
+		n++
+	}
+	if h.Input != "" {
+		n++
+	}
+	b = appendMapLen(b, n)
+	b = appendString(b, "v")
+	b = appendInt(b, FormatVersion)
+	b = appendString(b, "run")
+	b = appendString(b, h.Run)
+	b = appendString(b, "stage")
+	b = appendString(b, h.Stage)
+	b = appendString(b, "task")
+	b = appendInt(b, int64(h.Task))
+	b = appendString(b, "attempt")
+	b = appendInt(b, int64(h.Attempt))
+	b = appendString(b, "kind")
+	b = appendString(b, h.Kind.String())
+	if h.Combine != "" {
+		b = appendString(b, "combine")
+		b = appendString(b, h.Combine)
+	}
+	if h.Input != "" {
+		b = appendString(b, "input")
+		b = appendString(b, h.Input)
+	}
+	b = appendString(b, "params")
+	keys := make([]string, 0, len(h.Params))
+	for k := range h.Params {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	b = appendMapLen(b, len(keys))
+	for _, k := range keys {
+		b = appendString(b, k)
+		b = appendString(b, h.Params[k])
+	}
+	return b
+}
+
+// appendMapPayload encodes a map or task-kind payload.
+func appendMapPayload(b []byte, h *taskHeader, recs []rawRecord) []byte {
+	b = appendTaskHeader(b, h)
+	b = appendString(b, "records")
+	return appendRecords(b, recs)
+}
+
+// appendReducePayload encodes a reduce payload.
+func appendReducePayload(b []byte, h *taskHeader, groups []group) []byte {
+	b = appendTaskHeader(b, h)
+	b = appendString(b, "groups")
+	b = appendArrayLen(b, len(groups))
+	for _, g := range groups {
+		b = appendArrayLen(b, 2)
+		b = appendString(b, g.Key)
+		b = appendArrayLen(b, len(g.Values))
+		for _, v := range g.Values {
+			b = append(b, v...)
+		}
+	}
+	return b
+}
+
+// appendRecords encodes records as a msgpack array of [key, value] pairs:
+// the body of a WORK_DATA batch and of a payload's "records".
+func appendRecords(b []byte, recs []rawRecord) []byte {
+	b = appendArrayLen(b, len(recs))
+	for _, r := range recs {
+		b = appendRecord(b, r.Key, r.Value)
+	}
+	return b
+}
+
+func appendRecord(b []byte, key string, value []byte) []byte {
+	b = appendArrayLen(b, 2)
+	b = appendString(b, key)
+	if len(value) == 0 {
+		return append(b, 0xc0)
+	}
+	return append(b, value...)
+}
+
+// decodeTask decodes a task payload.
+func decodeTask(data []byte) (*task, error) {
+	d := newDecoder(data)
+	n, err := d.DecodeMapLen()
+	if err != nil {
+		return nil, malformed("payload", err)
+	}
+	t := &task{}
+	var version int64
+	var haveData bool
+	for i := 0; i < n; i++ {
+		field, err := d.DecodeString()
+		if err != nil {
+			return nil, malformed("payload field name", err)
+		}
+		switch field {
+		case "v":
+			version, err = d.DecodeInt64()
+		case "run":
+			t.Run, err = d.DecodeString()
+		case "stage":
+			t.Stage, err = d.DecodeString()
+		case "task":
+			var v int64
+			v, err = d.DecodeInt64()
+			t.Task = int(v)
+		case "attempt":
+			var v int64
+			v, err = d.DecodeInt64()
+			t.Attempt = int(v)
+		case "kind":
+			var s string
+			if s, err = d.DecodeString(); err == nil {
+				var ok bool
+				if t.Kind, ok = parseTaskKind(s); !ok {
+					err = fmt.Errorf("unknown kind %q", s)
+				}
+			}
+		case "combine":
+			t.Combine, err = d.DecodeString()
+		case "input":
+			t.Input, err = d.DecodeString()
+		case "params":
+			t.Params, err = decodeStringMap(d)
+		case "records":
+			t.Records, err = decodeRecords(d)
+			haveData = true
+		case "groups":
+			t.Groups, err = decodeGroups(d)
+			haveData = true
+		default:
+			err = d.Skip() // fields from newer versions
+		}
+		if err != nil {
+			return nil, malformed("payload field "+field, err)
+		}
+	}
+	if version != FormatVersion {
+		return nil, fmt.Errorf("%w: format version %d, want %d", ErrMalformed, version, FormatVersion)
+	}
+	if t.Kind == 0 {
+		return nil, fmt.Errorf("%w: payload has no kind", ErrMalformed)
+	}
+	if !haveData && t.Kind != TaskChunk {
+		return nil, fmt.Errorf("%w: payload has no records or groups", ErrMalformed)
+	}
+	return t, nil
+}
+
+// decodeBatch decodes one WORK_DATA batch, appending its records to dst.
+func decodeBatch(dst []rawRecord, data []byte) ([]rawRecord, error) {
+	d := newDecoder(data)
+	recs, err := decodeRecordsInto(dst, d)
+	if err != nil {
+		return dst, malformed("data batch", err)
+	}
+	return recs, nil
+}
+
+func decodeRecords(d *msgpack.Decoder) ([]rawRecord, error) {
+	return decodeRecordsInto(nil, d)
+}
+
+func decodeRecordsInto(dst []rawRecord, d *msgpack.Decoder) ([]rawRecord, error) {
+	n, err := d.DecodeArrayLen()
+	if err != nil {
+		return dst, err
+	}
+	if n < 0 {
+		return dst, nil
+	}
+	if dst == nil {
+		dst = make([]rawRecord, 0, min(n, 1<<16))
+	}
+	for i := 0; i < n; i++ {
+		r, err := decodeRecord(d)
+		if err != nil {
+			return dst, fmt.Errorf("record %d: %w", i, err)
+		}
+		dst = append(dst, r)
+	}
+	return dst, nil
+}
+
+func decodeRecord(d *msgpack.Decoder) (rawRecord, error) {
+	m, err := d.DecodeArrayLen()
+	if err != nil {
+		return rawRecord{}, err
+	}
+	if m != 2 {
+		return rawRecord{}, fmt.Errorf("a record is [key, value], got %d elements", m)
+	}
+	k, err := d.DecodeString()
+	if err != nil {
+		return rawRecord{}, err
+	}
+	v, err := d.DecodeRaw()
+	if err != nil {
+		return rawRecord{}, err
+	}
+	return rawRecord{Key: k, Value: v}, nil
+}
+
+func decodeGroups(d *msgpack.Decoder) ([]group, error) {
+	n, err := d.DecodeArrayLen()
+	if err != nil || n < 0 {
+		return nil, err
+	}
+	groups := make([]group, 0, min(n, 1<<16))
+	for i := 0; i < n; i++ {
+		m, err := d.DecodeArrayLen()
+		if err != nil {
+			return nil, err
+		}
+		if m != 2 {
+			return nil, fmt.Errorf("group %d: a group is [key, [values]], got %d elements", i, m)
+		}
+		k, err := d.DecodeString()
+		if err != nil {
+			return nil, err
+		}
+		nv, err := d.DecodeArrayLen()
+		if err != nil {
+			return nil, err
+		}
+		g := group{Key: k, Values: make([][]byte, 0, max(min(nv, 1<<16), 0))}
+		for j := 0; j < nv; j++ {
+			v, err := d.DecodeRaw()
+			if err != nil {
+				return nil, err
+			}
+			g.Values = append(g.Values, v)
+		}
+		groups = append(groups, g)
+	}
+	return groups, nil
+}
+
+func decodeStringMap(d *msgpack.Decoder) (map[string]string, error) {
+	n, err := d.DecodeMapLen()
+	if err != nil || n < 0 {
+		return nil, err
+	}
+	m := make(map[string]string, min(n, 1024))
+	for i := 0; i < n; i++ {
+		k, err := d.DecodeString()
+		if err != nil {
+			return nil, err
+		}
+		v, err := d.DecodeString()
+		if err != nil {
+			return nil, err
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
+// Summary is the WORK_COMPLETE data of a msgpack-encoded task: the counts
+// the coordinator checks against the data it received.
+type Summary struct {
+	RecordsIn  int64 // "in": input records (or groups) processed
+	RecordsOut int64 // "out": records sent in WORK_DATA batches
+	Batches    int64 // "batches": WORK_DATA packets sent
+}
+
+func appendSummary(b []byte, s Summary) []byte {
+	b = appendMapLen(b, 3)
+	b = appendString(b, "in")
+	b = appendInt(b, s.RecordsIn)
+	b = appendString(b, "out")
+	b = appendInt(b, s.RecordsOut)
+	b = appendString(b, "batches")
+	return appendInt(b, s.Batches)
+}
+
+func decodeSummary(data []byte) (Summary, error) {
+	var s Summary
+	d := newDecoder(data)
+	n, err := d.DecodeMapLen()
+	if err != nil {
+		return s, malformed("summary", err)
+	}
+	for i := 0; i < n; i++ {
+		field, err := d.DecodeString()
+		if err != nil {
+			return s, malformed("summary", err)
+		}
+		switch field {
+		case "in":
+			s.RecordsIn, err = d.DecodeInt64()
+		case "out":
+			s.RecordsOut, err = d.DecodeInt64()
+		case "batches":
+			s.Batches, err = d.DecodeInt64()
+		default:
+			err = d.Skip()
+		}
+		if err != nil {
+			return s, malformed("summary field "+field, err)
+		}
+	}
+	return s, nil
+}
+
+func malformed(what string, err error) error {
+	return fmt.Errorf("%w: %s: %v", ErrMalformed, what, err)
+}
+
+func newDecoder(data []byte) *msgpack.Decoder {
+	d := msgpack.NewDecoder(bytes.NewReader(data))
+	d.UseLooseInterfaceDecoding(true)
+	return d
+}
+
+// EncodeValue encodes v as one msgpack value, the form values take on
+// the wire.
+func EncodeValue(v any) ([]byte, error) {
+	return appendValue(nil, v)
+}
+
+// DecodeValue decodes one msgpack value: nil, bool, int64, uint64,
+// float64, string, []any or map[string]any.
+func DecodeValue(data []byte) (any, error) {
+	if len(data) == 0 {
+		return nil, nil
+	}
+	c := data[0]
+	switch {
+	case c <= 0x7f:
+		return int64(c), nil
+	case c >= 0xe0:
+		return int64(int8(c)), nil
+	case c >= 0xa0 && c <= 0xbf && len(data) >= 1+int(c&0x1f):
+		return string(data[1 : 1+int(c&0x1f)]), nil
+	case c == 0xc0:
+		return nil, nil
+	}
+	v, err := newDecoder(data).DecodeInterfaceLoose()
+	if err != nil {
+		return nil, malformed("value", err)
+	}
+	return v, nil
+}
+
+// appendValue appends v as one msgpack value, with fast paths for the
+// common scalar types.
+func appendValue(b []byte, v any) ([]byte, error) {
+	switch x := v.(type) {
+	case nil:
+		return append(b, 0xc0), nil
+	case string:
+		return appendString(b, x), nil
+	case int:
+		return appendInt(b, int64(x)), nil
+	case int64:
+		return appendInt(b, x), nil
+	case int32:
+		return appendInt(b, int64(x)), nil
+	case uint64:
+		return appendUint(b, x), nil
+	case uint32:
+		return appendUint(b, uint64(x)), nil
+	case uint:
+		return appendUint(b, uint64(x)), nil
+	case float64:
+		b = append(b, 0xcb)
+		return binary.BigEndian.AppendUint64(b, math.Float64bits(x)), nil
+	case bool:
+		if x {
+			return append(b, 0xc3), nil
+		}
+		return append(b, 0xc2), nil
+	case []byte:
+		return appendBin(b, x), nil
+	}
+	raw, err := msgpack.Marshal(v)
+	if err != nil {
+		return b, fmt.Errorf("flow: encode value of type %T: %w", v, err)
+	}
+	return append(b, raw...), nil
+}
+
+func appendMapLen(b []byte, n int) []byte {
+	switch {
+	case n < 16:
+		return append(b, 0x80|byte(n))
+	case n <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(b, 0xde), uint16(n))
+	}
+	return binary.BigEndian.AppendUint32(append(b, 0xdf), uint32(n))
+}
+
+func appendArrayLen(b []byte, n int) []byte {
+	switch {
+	case n < 16:
+		return append(b, 0x90|byte(n))
+	case n <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(b, 0xdc), uint16(n))
+	}
+	return binary.BigEndian.AppendUint32(append(b, 0xdd), uint32(n))
+}
+
+func appendString(b []byte, s string) []byte {
+	n := len(s)
+	switch {
+	case n < 32:
+		b = append(b, 0xa0|byte(n))
+	case n <= math.MaxUint8:
+		b = append(b, 0xd9, byte(n))
+	case n <= math.MaxUint16:
+		b = binary.BigEndian.AppendUint16(append(b, 0xda), uint16(n))
+	default:
+		b = binary.BigEndian.AppendUint32(append(b, 0xdb), uint32(n))
+	}
+	return append(b, s...)
+}
+
+func appendBin(b []byte, p []byte) []byte {
+	n := len(p)
+	switch {
+	case n <= math.MaxUint8:
+		b = append(b, 0xc4, byte(n))
+	case n <= math.MaxUint16:
+		b = binary.BigEndian.AppendUint16(append(b, 0xc5), uint16(n))
+	default:
+		b = binary.BigEndian.AppendUint32(append(b, 0xc6), uint32(n))
+	}
+	return append(b, p...)
+}
+
+func appendInt(b []byte, n int64) []byte {
+	if n >= 0 {
+		return appendUint(b, uint64(n))
+	}
+	switch {
+	case n >= -32:
+		return append(b, byte(int8(n)))
+	case n >= math.MinInt8:
+		return append(b, 0xd0, byte(int8(n)))
+	case n >= math.MinInt16:
+		return binary.BigEndian.AppendUint16(append(b, 0xd1), uint16(int16(n)))
+	case n >= math.MinInt32:
+		return binary.BigEndian.AppendUint32(append(b, 0xd2), uint32(int32(n)))
+	}
+	return binary.BigEndian.AppendUint64(append(b, 0xd3), uint64(n))
+}
+
+func appendUint(b []byte, n uint64) []byte {
+	switch {
+	case n <= 0x7f:
+		return append(b, byte(n))
+	case n <= math.MaxUint8:
+		return append(b, 0xcc, byte(n))
+	case n <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(b, 0xcd), uint16(n))
+	case n <= math.MaxUint32:
+		return binary.BigEndian.AppendUint32(append(b, 0xce), uint32(n))
+	}
+	return binary.BigEndian.AppendUint64(append(b, 0xcf), n)
+}
+
+// Int64 converts a decoded numeric value (any Go integer or float type)
+// to int64; other values give 0 and false.
+func Int64(v any) (int64, bool) {
+	switch x := v.(type) {
+	case int64:
+		return x, true
+	case uint64:
+		return int64(x), true
+	case int:
+		return int64(x), true
+	case int32:
+		return int64(x), true
+	case int16:
+		return int64(x), true
+	case int8:
+		return int64(x), true
+	case uint32:
+		return int64(x), true
+	case uint16:
+		return int64(x), true
+	case uint8:
+		return int64(x), true
+	case uint:
+		return int64(x), true
+	case float64:
+		return int64(x), true
+	case float32:
+		return int64(x), true
+	}
+	return 0, false
+}
+
+// Float64 converts a decoded numeric value to float64; other values give
+// 0 and false.
+func Float64(v any) (float64, bool) {
+	switch x := v.(type) {
+	case float64:
+		return x, true
+	case float32:
+		return float64(x), true
+	}
+	n, ok := Int64(v)
+	return float64(n), ok
+}
+
+// MaxUnique is Gearman's limit on a job's unique id (gearmand's
+// GEARMAN_MAX_UNIQUE_SIZE is 64 including the terminating NUL).
+const MaxUnique = 63
+
+// uniqueID returns the Gearman unique id of a task's attempt:
+// "<run>:<stage>:<task>" for the first attempt, with "#<attempt>" after
+// it for later ones. The first attempt's id is stable across a
+// coordinator restart, so a resumed run re-attaches to a job still
+// running; later attempts differ, so a retry after a timeout is not
+// coalesced onto the job it gave up on. Ids longer than MaxUnique
+// shorten the run id to its first 12 hex digits, then the stage name to
+// a prefix and an FNV hash.
+func uniqueID(run, stage string, task, attempt int) string {
+	suffix := ":" + strconv.Itoa(task)
+	if attempt > 1 {
+		suffix += "#" + strconv.Itoa(attempt)
+	}
+	u := run + ":" + stage + suffix
+	if len(u) <= MaxUnique {
+		return u
+	}
+	r := strings.ReplaceAll(run, "-", "")
+	if len(r) > 12 {
+		r = r[:12]
+	}
+	u = r + ":" + stage + suffix
+	if len(u) <= MaxUnique {
+		return u
+	}
+	h := fnv.New32a()
+	h.Write([]byte(stage))
+	tag := fmt.Sprintf("~%08x", h.Sum32())
+	keep := MaxUnique - len(r) - 1 - len(tag) - len(suffix)
+	return r + ":" + stage[:max(keep, 0)] + tag + suffix
+}

@@ -1,0 +1,241 @@
+package flow
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"reflect"
+	"strconv"
+	"testing"
+)
+
+func mustValue(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := EncodeValue(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestValueRoundTrip(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		in   any
+		want any
+	}{
+		{"nil", nil, nil},
+		{"string", "héllo", "héllo"},
+		{"long string", string(bytes.Repeat([]byte("x"), 70000)), string(bytes.Repeat([]byte("x"), 70000))},
+		{"small int", 3, int64(3)},
+		{"negative", -40, int64(-40)},
+		{"int64 min", int64(-1 << 63), int64(-1 << 63)},
+		{"uint64 max", uint64(1<<64 - 1), uint64(1<<64 - 1)},
+		{"big uint fits", 300000, int64(300000)},
+		{"float", 2.5, 2.5},
+		{"bool", true, true},
+		{"slice", []any{"a", 1}, []any{"a", int64(1)}},
+		{"map", map[string]any{"n": 2}, map[string]any{"n": int64(2)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := DecodeValue(mustValue(t, tt.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if u, ok := got.(uint64); ok && u <= 1<<63-1 {
+				got = int64(u)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("DecodeValue(EncodeValue(%v)) = %#v, want %#v", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestTaskPayloadRoundTrip(t *testing.T) {
+	t.Parallel()
+	h := taskHeader{Run: "r1", Stage: "count", Task: 7, Attempt: 2, Kind: TaskMap, Combine: "wc.sum",
+		Input: "in.txt:1-2", Params: map[string]string{"b": "2", "a": "1"}}
+	recs := []rawRecord{{Key: "", Value: mustValue(t, "a b")}, {Key: "k", Value: mustValue(t, 5)}}
+	got, err := decodeTask(appendMapPayload(nil, &h, recs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.taskHeader, h) || !reflect.DeepEqual(got.Records, recs) {
+		t.Errorf("decoded %+v, want %+v %+v", got, h, recs)
+	}
+
+	h.Kind, h.Combine = TaskReduce, ""
+	groups := []group{{Key: "a", Values: [][]byte{mustValue(t, 1), mustValue(t, 2)}}, {Key: "b", Values: [][]byte{mustValue(t, 3)}}}
+	got, err = decodeTask(appendReducePayload(nil, &h, groups))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Groups, groups) {
+		t.Errorf("groups = %+v, want %+v", got.Groups, groups)
+	}
+}
+
+func TestDecodeTaskErrors(t *testing.T) {
+	t.Parallel()
+	good := appendMapPayload(nil, &taskHeader{Run: "r", Stage: "s", Kind: TaskMap}, nil)
+	tests := []struct {
+		name string
+		in   []byte
+	}{
+		{"empty", nil},
+		{"not a map", []byte{0x91, 0x01}},
+		{"truncated", good[:len(good)-3]},
+		{"wrong version", bytes.Replace(good, []byte{0xa1, 'v', 0x01}, []byte{0xa1, 'v', 0x09}, 1)},
+		{"no kind", appendInt(appendString(appendMapLen(nil, 1), "v"), 1)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if _, err := decodeTask(tt.in); !errors.Is(err, ErrMalformed) {
+				t.Errorf("decodeTask(%x) error = %v, want ErrMalformed", tt.in, err)
+			}
+		})
+	}
+}
+
+func TestSummaryRoundTrip(t *testing.T) {
+	t.Parallel()
+	s := Summary{RecordsIn: 10, RecordsOut: 1 << 40, Batches: 3}
+	got, err := decodeSummary(appendSummary(nil, s))
+	if err != nil || got != s {
+		t.Errorf("decodeSummary = %+v, %v; want %+v", got, err, s)
+	}
+}
+
+// FuzzDecodeTask checks that no payload crashes the decoder, and that a
+// decoded payload encodes back to one that decodes the same.
+func FuzzDecodeTask(f *testing.F) {
+	h := taskHeader{Run: "r", Stage: "s", Task: 1, Attempt: 1, Kind: TaskMap, Params: map[string]string{"x": "y"}}
+	f.Add(appendMapPayload(nil, &h, []rawRecord{{Key: "a", Value: []byte{0x01}}}))
+	h.Kind = TaskReduce
+	f.Add(appendReducePayload(nil, &h, []group{{Key: "a", Values: [][]byte{{0x01}, {0xa1, 'x'}}}}))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tk, err := decodeTask(data)
+		if err != nil {
+			return
+		}
+		var again []byte
+		if tk.Kind == TaskReduce {
+			again = appendReducePayload(nil, &tk.taskHeader, tk.Groups)
+		} else {
+			again = appendMapPayload(nil, &tk.taskHeader, tk.Records)
+		}
+		tk2, err := decodeTask(again)
+		if err != nil {
+			t.Fatalf("re-encoded payload does not decode: %v", err)
+		}
+		if tk2.Run != tk.Run || tk2.Task != tk.Task || len(tk2.Records) != len(tk.Records) || len(tk2.Groups) != len(tk.Groups) {
+			t.Fatalf("round trip changed the task: %+v vs %+v", tk, tk2)
+		}
+	})
+}
+
+func TestExecuteMapWithCombiner(t *testing.T) {
+	t.Parallel()
+	reg := testRegistry()
+	var recs []rawRecord
+	for _, line := range []string{"a b a", "b c", ""} {
+		recs = append(recs, rawRecord{Value: mustValue(t, line)})
+	}
+	h := taskHeader{Run: "r", Stage: "count", Task: 0, Attempt: 1, Kind: TaskMap, Combine: "wc.sum"}
+	var got []rawRecord
+	var batches int
+	io := taskIO{
+		data: func(b []byte) error {
+			batches++
+			var err error
+			got, err = decodeBatch(got, b)
+			return err
+		},
+		status: func(uint64, uint64) error { return nil },
+	}
+	res, err := reg.execute(context.Background(), "wc.map", appendMapPayload(nil, &h, recs), io)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := decodeSummary(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int64{"a": 2, "b": 2, "c": 1}
+	if len(got) != len(want) || sum.RecordsOut != int64(len(got)) || sum.Batches != int64(batches) || sum.RecordsIn != 3 {
+		t.Fatalf("got %d records %+v, summary %+v", len(got), got, sum)
+	}
+	for _, r := range got {
+		v, _ := DecodeValue(r.Value)
+		if n, _ := Int64(v); n != want[r.Key] {
+			t.Errorf("%s = %v, want %d", r.Key, v, want[r.Key])
+		}
+	}
+}
+
+func TestExecuteErrors(t *testing.T) {
+	t.Parallel()
+	reg := testRegistry()
+	reg.Map("boom", func(ctx context.Context, rec Record, emit Emit) error { panic("kaboom") })
+	io := taskIO{data: func([]byte) error { return nil }, status: func(uint64, uint64) error { return nil }}
+	payload := appendMapPayload(nil, &taskHeader{Run: "r", Stage: "s", Kind: TaskMap}, []rawRecord{{Value: mustValue(t, "x")}})
+	if _, err := reg.execute(context.Background(), "nope", payload, io); !errors.Is(err, ErrUnknownFunction) {
+		t.Errorf("unknown function: err = %v", err)
+	}
+	var fe *FunctionError
+	if _, err := reg.execute(context.Background(), "boom", payload, io); !errors.As(err, &fe) {
+		t.Errorf("panic: err = %v, want *FunctionError", err)
+	}
+	if _, err := reg.execute(context.Background(), "wc.sum", payload, io); err == nil {
+		t.Error("reduce function on a map task: no error")
+	}
+}
+
+func testRegistry() *Registry {
+	reg := NewRegistry()
+	reg.Map("wc.map", func(ctx context.Context, rec Record, emit Emit) error {
+		s, _ := rec.Value.(string)
+		for _, w := range bytes.Fields([]byte(s)) {
+			if err := emit(string(w), 1); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	reg.Reduce("wc.sum", func(ctx context.Context, key string, values []any, emit Emit) error {
+		var n int64
+		for _, v := range values {
+			x, _ := Int64(v)
+			n += x
+		}
+		return emit(key, n)
+	})
+	return reg
+}
+
+func BenchmarkCodec(b *testing.B) {
+	for _, n := range []int{100, 10000} {
+		b.Run("records="+strconv.Itoa(n), func(b *testing.B) {
+			recs := make([]rawRecord, n)
+			for i := range recs {
+				recs[i] = rawRecord{Key: "key" + strconv.Itoa(i), Value: mustValue(b, int64(i))}
+			}
+			h := taskHeader{Run: "0b7c2a4e-8c0a-4b53-9d39-3f6f2f6f7a11", Stage: "count", Kind: TaskMap}
+			var buf []byte
+			b.ReportAllocs()
+			for b.Loop() {
+				buf = appendMapPayload(buf[:0], &h, recs)
+				if _, err := decodeTask(buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.SetBytes(int64(len(buf)))
+			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+		})
+	}
+}

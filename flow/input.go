@@ -1,0 +1,258 @@
+package flow
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+
+	"github.com/gearflow/gearflow/flow/spec"
+)
+
+// chunk is the input of one task. Exactly one of its forms is used:
+// a byte range of a file (lines, bytes and records splits), a list of
+// whole files (files split), a record range of an upstream stage's
+// output, or a file of reduce groups.
+type chunk struct {
+	File      string `json:"file,omitempty"`
+	Offset    int64  `json:"offset,omitempty"`
+	Length    int64  `json:"length,omitempty"`
+	FirstLine int64  `json:"first_line,omitempty"` // 1-based
+	Lines     int64  `json:"lines,omitempty"`
+	JSON      bool   `json:"json,omitempty"` // records split: lines are JSON values
+
+	Files []string `json:"files,omitempty"`
+
+	Stage string `json:"stage,omitempty"` // upstream stage of a stage input
+	Start int64  `json:"start,omitempty"` // first record index in its output
+	Count int64  `json:"count,omitempty"` // records (or groups)
+
+	Groups    string `json:"groups,omitempty"` // file of encoded groups (reduce)
+	Partition int    `json:"partition,omitempty"`
+	FirstKey  string `json:"first_key,omitempty"`
+	LastKey   string `json:"last_key,omitempty"`
+}
+
+// String describes the chunk for reports: file and line range, files,
+// upstream records, or partition and key range.
+func (c chunk) String() string {
+	switch {
+	case c.File != "":
+		if c.Lines == 0 {
+			return fmt.Sprintf("%s (empty)", c.File)
+		}
+		return fmt.Sprintf("%s:%d-%d", c.File, c.FirstLine, c.FirstLine+c.Lines-1)
+	case len(c.Files) == 1:
+		return c.Files[0]
+	case len(c.Files) > 1:
+		return fmt.Sprintf("%s … %s (%d files)", c.Files[0], c.Files[len(c.Files)-1], len(c.Files))
+	case c.Groups != "":
+		return fmt.Sprintf("partition %d keys %q-%q (%d keys)", c.Partition, c.FirstKey, c.LastKey, c.Count)
+	case c.Stage != "":
+		return fmt.Sprintf("stage %s records %d-%d", c.Stage, c.Start, c.Start+c.Count-1)
+	}
+	return "no input"
+}
+
+// planFiles cuts a file or glob source into chunks by src's split.
+func planFiles(from spec.Source, split spec.Split) ([]chunk, error) {
+	var files []string
+	switch from.Kind {
+	case spec.SourceFile:
+		files = []string{from.Value}
+	case spec.SourceGlob:
+		m, err := filepath.Glob(from.Value)
+		if err != nil {
+			return nil, fmt.Errorf("flow: glob %q: %w", from.Value, err)
+		}
+		sort.Strings(m)
+		files = m
+	default:
+		return nil, fmt.Errorf("flow: planFiles: source %s is not a file or glob", from)
+	}
+	n := split.N
+	if split.By == spec.SplitFiles {
+		if n <= 0 {
+			n = spec.DefaultSplitFiles
+		}
+		var chunks []chunk
+		for i := 0; i < len(files); i += n {
+			chunks = append(chunks, chunk{Files: files[i:min(i+n, len(files))]})
+		}
+		for _, f := range files {
+			if _, err := os.Stat(f); err != nil {
+				return nil, fmt.Errorf("flow: input: %w", err)
+			}
+		}
+		return chunks, nil
+	}
+	var chunks []chunk
+	for _, f := range files {
+		c, err := splitFile(f, split)
+		if err != nil {
+			return nil, err
+		}
+		chunks = append(chunks, c...)
+	}
+	return chunks, nil
+}
+
+// splitFile scans one file and cuts it at line ends: every N lines
+// (lines, records) or at the first line end at or after every N bytes.
+func splitFile(path string, split spec.Split) ([]chunk, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("flow: input: %w", err)
+	}
+	defer f.Close()
+	n := int64(split.N)
+	if n <= 0 {
+		switch split.By {
+		case spec.SplitBytes:
+			n = spec.DefaultSplitBytes
+		case spec.SplitRecords:
+			n = spec.DefaultSplitRecords
+		default:
+			n = spec.DefaultSplitLines
+		}
+	}
+	isJSON := split.By == spec.SplitRecords
+	var chunks []chunk
+	cur := chunk{File: path, FirstLine: 1, JSON: isJSON}
+	var off, line int64
+	r := bufio.NewReaderSize(f, 256<<10)
+	for {
+		b, err := r.ReadSlice('\n')
+		if len(b) > 0 || err == bufio.ErrBufferFull {
+			off += int64(len(b))
+			cur.Length += int64(len(b))
+			if err != bufio.ErrBufferFull {
+				line++
+				cur.Lines++
+				full := cur.Lines >= n
+				if split.By == spec.SplitBytes {
+					full = cur.Length >= n
+				}
+				if full {
+					chunks = append(chunks, cur)
+					cur = chunk{File: path, Offset: off, FirstLine: line + 1, JSON: isJSON}
+				}
+			}
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("flow: input: %w", err)
+		}
+	}
+	if cur.Lines > 0 || len(chunks) == 0 {
+		chunks = append(chunks, cur)
+	}
+	return chunks, nil
+}
+
+// readFileChunk returns the raw bytes of a file-range chunk.
+func readFileChunk(c chunk) ([]byte, error) {
+	f, err := os.Open(c.File)
+	if err != nil {
+		return nil, fmt.Errorf("flow: input: %w", err)
+	}
+	defer f.Close()
+	buf := make([]byte, c.Length)
+	if _, err := f.ReadAt(buf, c.Offset); err != nil && !(err == io.EOF && c.Length == 0) {
+		return nil, fmt.Errorf("flow: input %s: %w", c, err)
+	}
+	return buf, nil
+}
+
+// fileChunkRecords turns a file-range or files chunk into records: one
+// per line (value: the line without its end), one per JSON line (value:
+// the decoded JSON), or one per file (key: base name, value: contents).
+func fileChunkRecords(c chunk) ([]rawRecord, error) {
+	if len(c.Files) > 0 {
+		recs := make([]rawRecord, 0, len(c.Files))
+		for _, f := range c.Files {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				return nil, fmt.Errorf("flow: input: %w", err)
+			}
+			recs = append(recs, rawRecord{Key: filepath.Base(f), Value: appendString(nil, string(data))})
+		}
+		return recs, nil
+	}
+	data, err := readFileChunk(c)
+	if err != nil {
+		return nil, err
+	}
+	recs := make([]rawRecord, 0, c.Lines)
+	line := c.FirstLine
+	for len(data) > 0 {
+		i := bytes.IndexByte(data, '\n')
+		var l []byte
+		if i < 0 {
+			l, data = data, nil
+		} else {
+			l, data = data[:i], data[i+1:]
+		}
+		l = bytes.TrimSuffix(l, []byte{'\r'})
+		if c.JSON {
+			if len(bytes.TrimSpace(l)) == 0 {
+				line++
+				continue
+			}
+			v, err := decodeJSON(l)
+			if err != nil {
+				return nil, fmt.Errorf("flow: input %s:%d: %w", c.File, line, err)
+			}
+			raw, err := appendValue(nil, v)
+			if err != nil {
+				return nil, err
+			}
+			recs = append(recs, rawRecord{Value: raw})
+		} else {
+			recs = append(recs, rawRecord{Value: appendString(nil, string(l))})
+		}
+		line++
+	}
+	return recs, nil
+}
+
+// decodeJSON decodes one JSON value, keeping integers as int64.
+func decodeJSON(b []byte) (any, error) {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return nil, err
+	}
+	return fromJSON(v), nil
+}
+
+func fromJSON(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		if n, err := strconv.ParseInt(string(x), 10, 64); err == nil {
+			return n
+		}
+		f, _ := x.Float64()
+		return f
+	case []any:
+		for i := range x {
+			x[i] = fromJSON(x[i])
+		}
+	case map[string]any:
+		for k := range x {
+			x[k] = fromJSON(x[k])
+		}
+	}
+	return v
+}

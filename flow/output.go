@@ -1,0 +1,156 @@
+package flow
+
+import (
+	"bufio"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/gearflow/gearflow/flow/spec"
+)
+
+// recordWriter writes records in one output format. It is the seam
+// between the engine and the file formats: TSV, CSV and JSON lines.
+type recordWriter interface {
+	write(key string, value any) error
+	flush() error
+}
+
+func newRecordWriter(w io.Writer, f spec.Format) (recordWriter, error) {
+	switch f {
+	case spec.FormatTSV:
+		return &tsvWriter{w: bufio.NewWriter(w)}, nil
+	case spec.FormatCSV:
+		return &csvWriter{w: csv.NewWriter(w)}, nil
+	case spec.FormatJSONL:
+		bw := bufio.NewWriter(w)
+		return &jsonlWriter{w: bw, enc: json.NewEncoder(bw)}, nil
+	}
+	return nil, fmt.Errorf("flow: output format %s not supported", f)
+}
+
+// FormatValue renders a value as text the way TSV and CSV outputs do:
+// strings as they are, numbers in decimal, anything else as JSON.
+func FormatValue(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case []byte:
+		return string(x)
+	case bool:
+		return strconv.FormatBool(x)
+	case float64:
+		return strconv.FormatFloat(x, 'g', -1, 64)
+	case float32:
+		return strconv.FormatFloat(float64(x), 'g', -1, 32)
+	}
+	if n, ok := Int64(v); ok {
+		if u, isU := v.(uint64); isU {
+			return strconv.FormatUint(u, 10)
+		}
+		return strconv.FormatInt(n, 10)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
+}
+
+// tsvWriter writes "key<TAB>value" lines, or the value alone when the
+// key is empty. Tabs, newlines and backslashes in fields are escaped as
+// \t, \n and \\.
+type tsvWriter struct{ w *bufio.Writer }
+
+var tsvEscaper = strings.NewReplacer(`\`, `\\`, "\t", `\t`, "\n", `\n`, "\r", `\r`)
+
+func (t *tsvWriter) write(key string, value any) error {
+	if key != "" {
+		tsvEscaper.WriteString(t.w, key)
+		t.w.WriteByte('\t')
+	}
+	tsvEscaper.WriteString(t.w, FormatValue(value))
+	return t.w.WriteByte('\n')
+}
+
+func (t *tsvWriter) flush() error { return t.w.Flush() }
+
+// csvWriter writes "key,value" rows (RFC 4180 quoting), or the value
+// alone when the key is empty.
+type csvWriter struct{ w *csv.Writer }
+
+func (c *csvWriter) write(key string, value any) error {
+	if key == "" {
+		return c.w.Write([]string{FormatValue(value)})
+	}
+	return c.w.Write([]string{key, FormatValue(value)})
+}
+
+func (c *csvWriter) flush() error {
+	c.w.Flush()
+	return c.w.Error()
+}
+
+// jsonlWriter writes one {"key":...,"value":...} object per line.
+type jsonlWriter struct {
+	w   *bufio.Writer
+	enc *json.Encoder
+}
+
+type jsonRecord struct {
+	Key   string `json:"key"`
+	Value any    `json:"value"`
+}
+
+func (j *jsonlWriter) write(key string, value any) error {
+	return j.enc.Encode(jsonRecord{Key: key, Value: value})
+}
+
+func (j *jsonlWriter) flush() error { return j.w.Flush() }
+
+// writeOutput writes the records each calls back with to path in format
+// f, atomically (temporary file, fsync, rename), and returns how many it
+// wrote.
+func writeOutput(path string, f spec.Format, each func(func(rawRecord) error) error) (int64, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return 0, fmt.Errorf("flow: output: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return 0, fmt.Errorf("flow: output: %w", err)
+	}
+	rw, err := newRecordWriter(tmp, f)
+	if err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return 0, err
+	}
+	var n int64
+	err = each(func(r rawRecord) error {
+		v, err := DecodeValue(r.Value)
+		if err != nil {
+			return err
+		}
+		n++
+		return rw.write(r.Key, v)
+	})
+	if err == nil {
+		err = rw.flush()
+	}
+	if err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return 0, fmt.Errorf("flow: output %s: %w", path, err)
+	}
+	if err := commitFile(tmp, path); err != nil {
+		return 0, fmt.Errorf("flow: output %s: %w", path, err)
+	}
+	return n, nil
+}

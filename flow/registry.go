@@ -1,0 +1,137 @@
+package flow
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+)
+
+// Emit sends one output record from a map, reduce, combine or task
+// function. The value must be msgpack-encodable; Emit returns an error
+// when it is not, or when the task's context is done.
+type Emit func(key string, value any) error
+
+// MapFunc is a map function: it receives one input record and emits zero
+// or more records.
+type MapFunc func(ctx context.Context, rec Record, emit Emit) error
+
+// ReduceFunc is a reduce or combine function: it receives a key and all
+// the values emitted for it (in a combiner: those of one map task), and
+// emits records. A combiner must emit values its reducer accepts, since
+// the reducer may see combined and uncombined values alike.
+type ReduceFunc func(ctx context.Context, key string, values []any, emit Emit) error
+
+// TaskFunc is the function of a task stage: it receives a whole input
+// chunk at once (empty for a stage with no input) and emits records.
+type TaskFunc func(ctx context.Context, recs []Record, emit Emit) error
+
+// Registry holds the Go functions a binary can serve, by name. Names are
+// the Gearman function names stages refer to ("wc.map"). A Registry is
+// safe for concurrent use; register functions before serving them.
+type Registry struct {
+	mu    sync.RWMutex // guards funcs
+	funcs map[string]registered
+}
+
+type registered struct {
+	kind   TaskKind
+	mapf   MapFunc
+	reduce ReduceFunc
+	task   TaskFunc
+}
+
+// NewRegistry returns an empty Registry.
+func NewRegistry() *Registry {
+	return &Registry{funcs: make(map[string]registered)}
+}
+
+// Map registers a map function. It panics if name is empty, f is nil or
+// name is already registered, as http.ServeMux.Handle does.
+func (r *Registry) Map(name string, f MapFunc) {
+	r.add(name, f == nil, registered{kind: TaskMap, mapf: f})
+}
+
+// Reduce registers a reduce function, which may also serve as a combiner.
+// It panics like Map.
+func (r *Registry) Reduce(name string, f ReduceFunc) {
+	r.add(name, f == nil, registered{kind: TaskReduce, reduce: f})
+}
+
+// Task registers a task function. It panics like Map.
+func (r *Registry) Task(name string, f TaskFunc) {
+	r.add(name, f == nil, registered{kind: TaskChunk, task: f})
+}
+
+func (r *Registry) add(name string, isNil bool, f registered) {
+	if name == "" {
+		panic("flow: register: empty function name")
+	}
+	if isNil {
+		panic("flow: register " + name + ": nil function")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, dup := r.funcs[name]; dup {
+		panic("flow: register " + name + ": already registered")
+	}
+	r.funcs[name] = f
+}
+
+// Names returns the registered function names, sorted.
+func (r *Registry) Names() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	names := make([]string, 0, len(r.funcs))
+	for n := range r.funcs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Kind returns what kind of task the function called name serves, and
+// whether it is registered.
+func (r *Registry) Kind(name string) (TaskKind, bool) {
+	f, ok := r.lookup(name)
+	return f.kind, ok
+}
+
+func (r *Registry) lookup(name string) (registered, bool) {
+	if r == nil {
+		return registered{}, false
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	f, ok := r.funcs[name]
+	return f, ok
+}
+
+// TaskInfo describes the task a function is running for; functions get
+// it with InfoFrom.
+type TaskInfo struct {
+	Run     string
+	Stage   string
+	Task    int
+	Attempt int
+	// Params are the stage's params from the pipeline file.
+	Params map[string]string
+}
+
+type infoKey struct{}
+
+// InfoFrom returns the task a function's context belongs to.
+func InfoFrom(ctx context.Context) (TaskInfo, bool) {
+	i, ok := ctx.Value(infoKey{}).(TaskInfo)
+	return i, ok
+}
+
+// FunctionError is an error returned (or a panic raised) by a registered
+// function, as the worker reports it.
+type FunctionError struct {
+	Function string
+	Err      error
+}
+
+func (e *FunctionError) Error() string { return fmt.Sprintf("%s: %v", e.Function, e.Err) }
+func (e *FunctionError) Unwrap() error { return e.Err }

@@ -1,0 +1,328 @@
+package flow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/gearflow/gearflow/flow/spec"
+)
+
+// Straggler detection: once every task of a stage has been started, a
+// task whose only attempt has run longer than speculateFactor times the
+// median duration of the stage's completed tasks (and at least
+// speculateMin) gets one backup attempt. The first to complete wins.
+const (
+	speculateFactor = 2
+	speculateMin    = 5 * time.Second
+)
+
+// errCanceledAttempt is how an attempt the scheduler gave up on (its task
+// completed by another attempt) is told apart from a failure.
+var errCanceledAttempt = errors.New("flow: attempt canceled")
+
+// attemptOutcome is what one attempt of a task produced. On success the
+// scheduler calls exactly one of commit (this attempt won) or discard;
+// on failure it calls discard.
+type attemptOutcome struct {
+	err     error
+	commit  func() error
+	discard func()
+}
+
+func (o attemptOutcome) drop() {
+	if o.discard != nil {
+		o.discard()
+	}
+}
+
+// attemptFunc runs attempt number attempt (1-based) of task. It must
+// return soon after ctx is done.
+type attemptFunc func(ctx context.Context, task, attempt int) attemptOutcome
+
+// schedEventKind says what happened to a task.
+type schedEventKind int
+
+const (
+	schedStart   schedEventKind = iota + 1 // an attempt was submitted
+	schedBackup                            // a backup attempt of a straggler was submitted
+	schedRetry                             // an attempt failed; another follows after Wait
+	schedDone                              // the task completed (Attempt won)
+	schedFailed                            // the task ran out of attempts
+	schedDropped                           // an attempt failed while another of the task runs
+)
+
+type schedEvent struct {
+	kind    schedEventKind
+	task    int
+	attempt int
+	err     error
+	wait    time.Duration // schedRetry: backoff before the next attempt
+	elapsed time.Duration // schedDone: the winning attempt's run time
+}
+
+// taskFailure is a task that ran out of attempts.
+type taskFailure struct {
+	task     int
+	attempts int
+	err      error
+}
+
+// schedule runs a stage's tasks: at most concurrency attempts at once,
+// failed attempts retried with backoff up to retry.MaxAttempts, each
+// attempt bounded by timeout, stragglers backed up when speculative.
+type schedule struct {
+	tasks       []int // tasks to run, in submission order
+	total       int   // tasks in the stage, for a tolerated fraction
+	concurrency int
+	retry       spec.Retry
+	timeout     time.Duration
+	speculative bool
+	policy      spec.FailurePolicy
+	run         attemptFunc
+	observe     func(schedEvent) // called from the scheduling goroutine; nil = none
+}
+
+type taskRun struct {
+	launched  int // attempts started
+	failures  int
+	running   map[int]*runningAttempt
+	backedUp  bool
+	done      bool
+	failed    bool
+	readyAt   time.Time // next attempt not before
+	lastErr   error
+	lastStart time.Time
+}
+
+type runningAttempt struct {
+	cancel   context.CancelFunc
+	start    time.Time
+	canceled bool
+}
+
+type attemptResult struct {
+	task, attempt int
+	out           attemptOutcome
+	elapsed       time.Duration
+}
+
+// backoff returns the wait before the attempt that follows failures
+// failed attempts.
+func backoff(r spec.Retry, failures int) time.Duration {
+	if r.Backoff == spec.BackoffFixed || failures <= 1 {
+		return min(r.Initial, max(r.Max, r.Initial))
+	}
+	d := r.Initial
+	for i := 1; i < failures && (r.Max <= 0 || d < r.Max); i++ {
+		d *= 2
+	}
+	if r.Max > 0 && d > r.Max {
+		d = r.Max
+	}
+	return d
+}
+
+// tolerated reports whether failed tasks out of total stay within p.
+func tolerated(p spec.FailurePolicy, failed, total int) bool {
+	switch p.Mode {
+	case spec.Continue:
+		return true
+	case spec.Tolerate:
+		if p.Fraction > 0 || p.Count == 0 {
+			return total > 0 && float64(failed)/float64(total) <= p.Fraction
+		}
+		return failed <= p.Count
+	}
+	return failed == 0
+}
+
+// execute runs the schedule until every task completed or failed. It
+// returns the failed tasks, and an error when the failure policy (or
+// ctx, or a commit) ended the stage early; then running attempts are
+// cancelled and waited for before it returns.
+func (s *schedule) execute(ctx context.Context) ([]taskFailure, error) {
+	maxAttempts := max(s.retry.MaxAttempts, 1)
+	conc := max(s.concurrency, 1)
+	state := make(map[int]*taskRun, len(s.tasks))
+	queue := slices.Clone(s.tasks)
+	for _, t := range s.tasks {
+		state[t] = &taskRun{running: make(map[int]*runningAttempt)}
+	}
+	results := make(chan attemptResult)
+	var (
+		inflight  int
+		remaining = len(s.tasks)
+		waiting   []int // tasks backing off
+		durations []time.Duration
+		failures  []taskFailure
+		fatal     error
+	)
+	observe := func(e schedEvent) {
+		if s.observe != nil {
+			s.observe(e)
+		}
+	}
+	launch := func(task int, backup bool) {
+		st := state[task]
+		st.launched++
+		attempt := st.launched
+		var actx context.Context
+		var cancel context.CancelFunc
+		if s.timeout > 0 {
+			actx, cancel = context.WithTimeout(ctx, s.timeout)
+		} else {
+			actx, cancel = context.WithCancel(ctx)
+		}
+		now := time.Now()
+		st.running[attempt] = &runningAttempt{cancel: cancel, start: now}
+		st.lastStart = now
+		inflight++
+		kind := schedStart
+		if backup {
+			kind = schedBackup
+			st.backedUp = true
+		}
+		observe(schedEvent{kind: kind, task: task, attempt: attempt})
+		go func() {
+			out := s.run(actx, task, attempt)
+			if out.err != nil && errors.Is(actx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+				out.err = fmt.Errorf("attempt timed out after %v: %w", s.timeout, out.err)
+			}
+			cancel()
+			results <- attemptResult{task: task, attempt: attempt, out: out, elapsed: time.Since(now)}
+		}()
+	}
+	stopAll := func() {
+		for _, st := range state {
+			for _, ra := range st.running {
+				ra.canceled = true
+				ra.cancel()
+			}
+		}
+	}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+
+	for {
+		now := time.Now()
+		if fatal == nil {
+			// Retries whose backoff has passed go first.
+			kept := waiting[:0]
+			for _, t := range waiting {
+				if !state[t].readyAt.After(now) {
+					queue = append([]int{t}, queue...)
+				} else {
+					kept = append(kept, t)
+				}
+			}
+			waiting = kept
+			for inflight < conc && len(queue) > 0 {
+				t := queue[0]
+				queue = queue[1:]
+				launch(t, false)
+			}
+		}
+		if inflight == 0 && (remaining == 0 || fatal != nil) {
+			break
+		}
+		// The next moment something may become due: a retry's backoff
+		// ending, or a straggler crossing the threshold.
+		var next time.Time
+		for _, t := range waiting {
+			if next.IsZero() || state[t].readyAt.Before(next) {
+				next = state[t].readyAt
+			}
+		}
+		if fatal == nil && s.speculative && len(queue) == 0 && len(waiting) == 0 && len(durations) > 0 {
+			threshold := max(speculateFactor*median(durations), speculateMin)
+			for t, st := range state {
+				if st.done || st.failed || st.backedUp || len(st.running) != 1 {
+					continue
+				}
+				due := st.lastStart.Add(threshold)
+				if !due.After(now) {
+					if inflight < conc {
+						launch(t, true)
+						continue
+					}
+				} else if next.IsZero() || due.Before(next) {
+					next = due
+				}
+			}
+		}
+		wake := time.Hour
+		if !next.IsZero() {
+			wake = max(next.Sub(now), time.Millisecond)
+		}
+		timer.Reset(wake)
+		select {
+		case r := <-results:
+			inflight--
+			st := state[r.task]
+			ra := st.running[r.attempt]
+			delete(st.running, r.attempt)
+			switch {
+			case st.done || st.failed || fatal != nil:
+				r.out.drop()
+			case r.out.err == nil:
+				if err := r.out.commit(); err != nil {
+					fatal = err
+					stopAll()
+					break
+				}
+				st.done = true
+				remaining--
+				durations = append(durations, r.elapsed)
+				for _, other := range st.running {
+					other.canceled = true
+					other.cancel()
+				}
+				observe(schedEvent{kind: schedDone, task: r.task, attempt: r.attempt, elapsed: r.elapsed})
+			case ra != nil && ra.canceled:
+				r.out.drop()
+			default:
+				r.out.drop()
+				st.failures++
+				st.lastErr = r.out.err
+				if len(st.running) > 0 {
+					observe(schedEvent{kind: schedDropped, task: r.task, attempt: r.attempt, err: r.out.err})
+					break
+				}
+				if st.failures < maxAttempts {
+					wait := backoff(s.retry, st.failures)
+					st.readyAt = time.Now().Add(wait)
+					waiting = append(waiting, r.task)
+					observe(schedEvent{kind: schedRetry, task: r.task, attempt: r.attempt, err: r.out.err, wait: wait})
+					break
+				}
+				st.failed = true
+				remaining--
+				failures = append(failures, taskFailure{task: r.task, attempts: st.launched, err: r.out.err})
+				observe(schedEvent{kind: schedFailed, task: r.task, attempt: r.attempt, err: r.out.err})
+				if !tolerated(s.policy, len(failures), s.total) {
+					fatal = errPolicy
+					stopAll()
+				}
+			}
+		case <-timer.C:
+		case <-ctx.Done():
+			if fatal == nil {
+				fatal = ctx.Err()
+				stopAll()
+			}
+		}
+	}
+	return failures, fatal
+}
+
+// errPolicy ends a stage whose failed tasks exceed its failure policy.
+var errPolicy = errors.New("flow: failed tasks exceed the stage's on_failure policy")
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}

@@ -236,8 +236,15 @@ func asciiLower(c byte) byte {
 	return c
 }
 
-// rebuild writes the canonical line for commands with operands.
+// rebuild writes the canonical line for commands with operands. An empty
+// operand before the last one can only come from a word cut at a NUL, and
+// spaces cannot express it, so such commands have no canonical line.
 func rebuild(c protocol.AdminCommand) (string, bool) {
+	for i, a := range c.Args {
+		if a == "" && i < len(c.Args)-1 {
+			return "", false
+		}
+	}
 	switch c.Kind {
 	case protocol.AdminCancelJob:
 		return "cancel job " + c.Args[0], true

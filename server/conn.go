@@ -116,8 +116,12 @@ func (c *conn) serve() {
 			case errors.Is(err, protocol.ErrTooLarge):
 				c.sendError(protocol.CodeArgumentTooLarge, err.Error())
 				c.closeAfterFlush(err)
-			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
-				c.close(io.EOF)
+			case errors.Is(err, io.EOF):
+				// The peer finished sending; what it asked for still
+				// goes out ("echo status | nc" must get its reply).
+				c.closeAfterFlush(io.EOF)
+			case errors.Is(err, net.ErrClosed):
+				c.close(err)
 			default:
 				// Bad magic, bad type, too many admin words, a cut
 				// stream: gearmand closes without a word, and so do we.
@@ -227,20 +231,30 @@ func (c *conn) writePending() bool {
 	return true
 }
 
-// close shuts the connection down; the read loop then cleans up its
-// jobs. It is safe to call more than once and from any goroutine.
+// close shuts the connection down at once, dropping unsent replies; the
+// read loop then cleans up its jobs. It is safe to call more than once
+// and from any goroutine, also after closeAfterFlush.
 func (c *conn) close(reason error) {
 	c.outMu.Lock()
-	if c.closed {
-		c.outMu.Unlock()
-		return
+	if !c.closed {
+		c.closed = true
+		c.closeErr = reason
+		close(c.done)
 	}
-	c.closed = true
-	c.closeErr = reason
 	c.out = nil
 	c.outMu.Unlock()
-	close(c.done)
 	c.nc.Close()
+}
+
+// closeIfOpen closes the connection unless it is closed or closing
+// already (in which case its queued replies still go out).
+func (c *conn) closeIfOpen(reason error) {
+	c.outMu.Lock()
+	closed := c.closed
+	c.outMu.Unlock()
+	if !closed {
+		c.close(reason)
+	}
 }
 
 // closeAfterFlush closes the connection once what is already queued has

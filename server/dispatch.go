@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"hash/maphash"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -743,7 +744,7 @@ func (s *Server) functionLocked(name string) *function {
 // jobs end, and its registrations go.
 func (c *conn) cleanup() {
 	s := c.srv
-	c.close(c.closeErr)
+	c.closeIfOpen(io.EOF)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if c.gone {

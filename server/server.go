@@ -164,7 +164,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
-	s.closeAll()
+	// Replies already queued (the last WORK_COMPLETEs) still go out.
+	s.closeAll(true)
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
@@ -173,6 +174,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if err == nil {
 			err = ctx.Err()
 		}
+		s.closeAll(false)
+		<-done
 	}
 	s.log.Info("shut down", "err", err)
 	return err
@@ -187,12 +190,14 @@ func (s *Server) Close() error {
 		l.Close()
 	}
 	s.mu.Unlock()
-	s.closeAll()
+	s.closeAll(false)
 	s.wg.Wait()
 	return nil
 }
 
-func (s *Server) closeAll() {
+// closeAll closes every connection: after flushing what is queued for
+// it when flush is set, at once otherwise.
+func (s *Server) closeAll(flush bool) {
 	s.mu.Lock()
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
@@ -203,7 +208,11 @@ func (s *Server) closeAll() {
 	}
 	s.mu.Unlock()
 	for _, c := range conns {
-		c.close(errShutdown)
+		if flush {
+			c.closeAfterFlush(errShutdown)
+		} else {
+			c.close(errShutdown)
+		}
 	}
 }
 

@@ -2,11 +2,118 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"time"
+
+	"github.com/gearflow/gearflow/internal/loadgen"
 )
 
+// cmdBench load-tests a Gearman server with raw-protocol clients and
+// workers (package loadgen) and prints what it measured. It exits 0 when
+// every job completed, 1 when jobs failed, the run timed out or a
+// connection was lost (the figures are printed all the same), and 2 on a
+// usage error.
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "gearflow bench: not built yet")
-	return 1
+	fs := flag.NewFlagSet("gearflow bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: gearflow bench [flags]")
+		fmt.Fprintln(stderr)
+		fmt.Fprintln(stderr, "Load-tests any Gearman server with its own workers (echoing each payload")
+		fmt.Fprintln(stderr, "back) and clients (each keeping --inflight jobs submitted).")
+		fmt.Fprintln(stderr, "  --mode fg: times each job from SUBMIT_JOB to WORK_COMPLETE.")
+		fmt.Fprintln(stderr, "  --mode bg: submits --jobs background jobs as fast as possible, then starts")
+		fmt.Fprintln(stderr, "             the workers and times the drain (--workers 0: leave them queued).")
+		fmt.Fprintln(stderr)
+		fs.PrintDefaults()
+	}
+	server := fs.String("server", "127.0.0.1:4730", "`host:port` of the Gearman server")
+	mode := fs.String("mode", "fg", "fg (foreground) or bg (background)")
+	clients := fs.Int("clients", 4, "client connections")
+	inflight := fs.Int("inflight", 16, "jobs each client keeps in flight")
+	workers := fs.Int("workers", 4, "worker connections (bg: 0 leaves the jobs queued)")
+	payload := fs.String("payload", "64", "payload `size` per job: bytes, or with a unit (64KiB, 1MiB)")
+	jobs := fs.Int64("jobs", 0, "jobs to submit in all (default 10000 unless --duration is set)")
+	duration := fs.Duration("duration", 0, "stop submitting after this long (0: only --jobs)")
+	timeout := fs.Duration("timeout", 2*time.Minute, "hard limit: stop and report what was measured")
+	function := fs.String("function", "", "function name (default: a name unique to the run)")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	verbose := fs.Bool("v", false, "log debug messages to stderr")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "gearflow bench: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	m, err := loadgen.ParseMode(*mode)
+	if err != nil {
+		fmt.Fprintln(stderr, "gearflow bench:", err)
+		return 2
+	}
+	size, err := loadgen.ParseSize(*payload)
+	if err != nil {
+		fmt.Fprintln(stderr, "gearflow bench:", err)
+		return 2
+	}
+	if *timeout <= 0 {
+		fmt.Fprintln(stderr, "gearflow bench: --timeout must be positive")
+		return 2
+	}
+	w := *workers
+	if w == 0 {
+		w = -1 // loadgen's zero means its default; the flag's 0 means none
+	}
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	cfg := loadgen.Config{
+		Addr:        *server,
+		Mode:        m,
+		Function:    *function,
+		Clients:     *clients,
+		InFlight:    *inflight,
+		Workers:     w,
+		PayloadSize: size,
+		Jobs:        *jobs,
+		Duration:    *duration,
+		Timeout:     *timeout,
+		Logger:      slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+	}
+	res, err := loadgen.Run(ctx, cfg)
+	if errors.Is(err, loadgen.ErrConfig) {
+		fmt.Fprintln(stderr, "gearflow bench:", err)
+		return 2
+	}
+	if len(res.Phases) > 0 || err == nil {
+		if *asJSON {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			if werr := enc.Encode(res); werr != nil {
+				fmt.Fprintln(stderr, "gearflow bench:", werr)
+				return 1
+			}
+		} else if werr := res.WriteTable(stdout); werr != nil {
+			fmt.Fprintln(stderr, "gearflow bench:", werr)
+			return 1
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "gearflow bench:", err)
+		return 1
+	}
+	if n := res.Errors(); n > 0 {
+		fmt.Fprintf(stderr, "gearflow bench: %d jobs failed\n", n)
+		return 1
+	}
+	return 0
 }

@@ -1,0 +1,230 @@
+package loadgen_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/gearflow/gearflow/internal/gearmandtest"
+	"github.com/gearflow/gearflow/internal/loadgen"
+)
+
+// forEachServer runs f against each server the generator is measured on.
+func forEachServer(t *testing.T, f func(t *testing.T, addr string)) {
+	t.Helper()
+	servers := []struct {
+		name  string
+		start func(t *testing.T) string
+	}{
+		{"gearmand", func(t *testing.T) string { return gearmandtest.Start(t, "--threads=0").Addr }},
+	}
+	for _, s := range servers {
+		t.Run(s.name, func(t *testing.T) {
+			t.Parallel()
+			f(t, s.start(t))
+		})
+	}
+}
+
+func TestRunCountsExact(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		cfg  loadgen.Config
+		// phases wanted, each with every job finished
+		phases []string
+	}{
+		{"fg-small", loadgen.Config{Clients: 2, InFlight: 8, Workers: 2, PayloadSize: 64, Jobs: 500}, []string{"fg"}},
+		{"fg-one", loadgen.Config{Clients: 1, InFlight: 1, Workers: 1, PayloadSize: 0, Jobs: 50}, []string{"fg"}},
+		{"fg-64KiB", loadgen.Config{Clients: 2, InFlight: 4, Workers: 2, PayloadSize: 64 << 10, Jobs: 100}, []string{"fg"}},
+		{"fg-more-inflight-than-jobs", loadgen.Config{Clients: 3, InFlight: 16, Workers: 1, Jobs: 10}, []string{"fg"}},
+		{"bg-drain", loadgen.Config{Mode: loadgen.ModeBackground, Clients: 2, InFlight: 16, Workers: 3, Jobs: 1000}, []string{"submit", "drain"}},
+		{"bg-no-workers", loadgen.Config{Mode: loadgen.ModeBackground, Clients: 1, InFlight: 32, Jobs: 300}, []string{"submit"}},
+	}
+	forEachServer(t, func(t *testing.T, addr string) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				t.Parallel()
+				cfg := tt.cfg
+				cfg.Addr = addr
+				cfg.Timeout = 30 * time.Second
+				res, err := loadgen.Run(t.Context(), cfg)
+				if err != nil {
+					t.Fatalf("Run: %v (result %+v)", err, res)
+				}
+				if len(res.Phases) != len(tt.phases) {
+					t.Fatalf("phases %+v, want %v", res.Phases, tt.phases)
+				}
+				for i, name := range tt.phases {
+					p := res.Phases[i]
+					if p.Name != name || p.Jobs != cfg.Jobs || p.Errors != 0 || p.Unfinished != 0 {
+						t.Errorf("phase %d = %+v, want %s with %d jobs, no errors, none unfinished", i, p, name, cfg.Jobs)
+					}
+					if p.Seconds <= 0 || p.JobsPerSecond <= 0 {
+						t.Errorf("phase %s: seconds %v, jobs/s %v, want both > 0", name, p.Seconds, p.JobsPerSecond)
+					}
+					if name != "drain" {
+						l := p.Latency
+						if l == nil || l.P50 <= 0 || l.P50 > l.P90 || l.P90 > l.P99 || l.P99 > l.Max {
+							t.Errorf("phase %s latency %+v, want 0 < p50 <= p90 <= p99 <= max", name, l)
+						}
+					}
+				}
+				if res.TimedOut || res.Error != "" {
+					t.Errorf("TimedOut %v, Error %q", res.TimedOut, res.Error)
+				}
+			})
+		}
+	})
+}
+
+func TestRunDuration(t *testing.T) {
+	t.Parallel()
+	forEachServer(t, func(t *testing.T, addr string) {
+		cfg := loadgen.Config{Addr: addr, Clients: 2, InFlight: 4, Workers: 2, Duration: 200 * time.Millisecond, Timeout: 30 * time.Second}
+		res, err := loadgen.Run(t.Context(), cfg)
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		p := res.Phases[0]
+		if p.Jobs == 0 || p.Errors != 0 || p.Unfinished != 0 {
+			t.Errorf("phase %+v, want jobs done, no errors", p)
+		}
+		if p.Seconds < 0.2 || p.Seconds > 10 {
+			t.Errorf("seconds %v, want about 0.2", p.Seconds)
+		}
+	})
+}
+
+// With no worker, foreground jobs never complete: the timeout must end the
+// run and report the jobs as unfinished.
+func TestRunTimeout(t *testing.T) {
+	t.Parallel()
+	forEachServer(t, func(t *testing.T, addr string) {
+		cfg := loadgen.Config{Addr: addr, Clients: 2, InFlight: 3, Workers: -1, Jobs: 100, Timeout: 300 * time.Millisecond}
+		start := time.Now()
+		res, err := loadgen.Run(t.Context(), cfg)
+		if !errors.Is(err, loadgen.ErrTimeout) {
+			t.Fatalf("Run error %v, want ErrTimeout", err)
+		}
+		if d := time.Since(start); d > 10*time.Second {
+			t.Errorf("Run took %v after a 300ms timeout", d)
+		}
+		p := res.Phases[0]
+		if !res.TimedOut || p.Jobs != 0 || p.Unfinished != 6 || p.Errors != 0 {
+			t.Errorf("result %+v phase %+v, want timed out with 6 unfinished", res, p)
+		}
+	})
+}
+
+func TestRunCancel(t *testing.T) {
+	t.Parallel()
+	s := gearmandtest.Start(t, "--threads=0")
+	ctx, cancel := context.WithCancel(t.Context())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	_, err := loadgen.Run(ctx, loadgen.Config{Addr: s.Addr, Workers: -1, Jobs: 10, Timeout: 30 * time.Second})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run error %v, want context.Canceled", err)
+	}
+}
+
+// A server that goes away mid-run: the run ends with an error and counts
+// the jobs it lost.
+func TestRunServerLost(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for range 2 { // the worker, then the client
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			buf := make([]byte, 512)
+			n, _ := c.Read(buf)
+			if n > 0 && buf[7] == 1 { // CAN_DO then ECHO_REQ: answer the echo
+				c.Write([]byte("\x00RES\x00\x00\x00\x11\x00\x00\x00\x05ready"))
+				continue
+			}
+			c.Close() // the client's submissions: hang up
+		}
+	}()
+	res, err := loadgen.Run(t.Context(), loadgen.Config{Addr: l.Addr().String(), InFlight: 4, Jobs: 10, Timeout: 10 * time.Second})
+	if err == nil || errors.Is(err, loadgen.ErrTimeout) {
+		t.Fatalf("Run error %v, want a lost connection", err)
+	}
+	if p := res.Phases[0]; p.Errors != 4 || p.Jobs != 0 {
+		t.Errorf("phase %+v, want 4 errors", p)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		cfg  loadgen.Config
+	}{
+		{"no-addr", loadgen.Config{}},
+		{"negative-clients", loadgen.Config{Addr: "x:1", Clients: -1}},
+		{"huge-payload", loadgen.Config{Addr: "x:1", PayloadSize: loadgen.MaxPayloadSize + 1}},
+		{"negative-jobs", loadgen.Config{Addr: "x:1", Jobs: -5}},
+		{"bad-mode", loadgen.Config{Addr: "x:1", Mode: 7}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if _, err := loadgen.Run(t.Context(), tt.cfg); !errors.Is(err, loadgen.ErrConfig) {
+				t.Errorf("Run error %v, want ErrConfig", err)
+			}
+		})
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in      string
+		want    int
+		wantErr bool
+	}{
+		{"64", 64, false},
+		{"0", 0, false},
+		{"64KiB", 64 << 10, false},
+		{"64kib", 64 << 10, false},
+		{"64K", 64 << 10, false},
+		{"1MiB", 1 << 20, false},
+		{"1M", 1 << 20, false},
+		{"2KB", 2000, false},
+		{"10B", 10, false},
+		{" 8 KiB ", 8 << 10, false},
+		{"", 0, true},
+		{"KiB", 0, true},
+		{"-1", 0, true},
+		{"1.5KiB", 0, true},
+		{"99999999GiB", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := loadgen.ParseSize(tt.in)
+		if (err != nil) != tt.wantErr || got != tt.want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d, error %v", tt.in, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
+func TestParseMode(t *testing.T) {
+	t.Parallel()
+	for _, m := range []loadgen.Mode{loadgen.ModeForeground, loadgen.ModeBackground} {
+		got, err := loadgen.ParseMode(m.String())
+		if err != nil || got != m {
+			t.Errorf("ParseMode(%q) = %v, %v", m.String(), got, err)
+		}
+	}
+	if _, err := loadgen.ParseMode("sideways"); err == nil {
+		t.Error("ParseMode(sideways) succeeded")
+	}
+}

@@ -153,7 +153,12 @@ func (w *Worker) HandleTimeout(name string, timeout time.Duration, h Handler) {
 	for _, s := range sessions {
 		if err := s.conn.write(nil, p); err != nil {
 			w.log.Warn("registering function", "server", s.conn.addr, "function", name, "err", err)
+			continue
 		}
+		// gearmand does not wake a sleeping worker that registers a
+		// function whose jobs are already queued (and a submission sent
+		// later on another connection may be processed first): grab once.
+		s.nudge()
 	}
 }
 
@@ -277,6 +282,14 @@ func (w *Worker) newSession(jobsCtx context.Context, c *conn) *workerSession {
 	return s
 }
 
+// nudge wakes the grab loop as a NOOP would.
+func (s *workerSession) nudge() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
 func (s *workerSession) close(reason error) {
 	if reason == nil {
 		reason = ErrClosed
@@ -295,12 +308,10 @@ func (s *workerSession) readLoop() {
 		if err != nil {
 			break
 		}
+		s.w.log.Debug("worker packet", "server", s.conn.addr, "type", p.Type)
 		switch p.Type {
 		case protocol.Noop:
-			select {
-			case s.wake <- struct{}{}:
-			default:
-			}
+			s.nudge()
 		case protocol.NoJob, protocol.JobAssignUniq, protocol.JobAssign, protocol.JobAssignAll:
 			args := make([][]byte, len(p.Args))
 			for i, a := range p.Args {

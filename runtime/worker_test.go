@@ -1,0 +1,210 @@
+package runtime_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gearflow/gearflow/runtime"
+)
+
+func TestHandlerTimeout(t *testing.T) {
+	t.Parallel()
+	forEachServer(t, func(t *testing.T, srv testServer) {
+		ctxErr := make(chan error, 1)
+		w := startWorker(t, runtime.WorkerConfig{Servers: []string{srv.Addr}}, nil)
+		w.HandleTimeout("slow", 100*time.Millisecond, runtime.HandlerFunc(func(ctx context.Context, job *runtime.Job) ([]byte, error) {
+			select {
+			case <-ctx.Done():
+				ctxErr <- ctx.Err()
+				return nil, ctx.Err()
+			case <-time.After(10 * time.Second):
+				ctxErr <- nil
+				return []byte("too late"), nil
+			}
+		}))
+		c := newTestClient(t, srv.Addr)
+		ctx := testContext(t, 10*time.Second)
+		_, err := c.Do(ctx, runtime.Job{Function: "slow"})
+		var je *runtime.JobError
+		if !errors.As(err, &je) || je.Kind != runtime.EventFail {
+			t.Errorf("Do(slow) error = %v, want a WORK_FAIL *JobError", err)
+		}
+		if err := <-ctxErr; !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("handler context error = %v, want DeadlineExceeded", err)
+		}
+	})
+}
+
+func TestHandleWhileRunning(t *testing.T) {
+	t.Parallel()
+	forEachServer(t, func(t *testing.T, srv testServer) {
+		w := startWorker(t, runtime.WorkerConfig{Servers: []string{srv.Addr}}, map[string]runtime.Handler{"upper": upper()})
+		c := newTestClient(t, srv.Addr)
+		ctx := testContext(t, 10*time.Second)
+		if _, err := c.Do(ctx, runtime.Job{Function: "upper", Payload: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+		w.Handle("late", runtime.HandlerFunc(func(ctx context.Context, job *runtime.Job) ([]byte, error) {
+			return []byte("registered live"), nil
+		}))
+		out, err := c.Do(ctx, runtime.Job{Function: "late"})
+		if err != nil || string(out) != "registered live" {
+			t.Errorf("Do(late) = %q, %v", out, err)
+		}
+	})
+}
+
+func TestConcurrentSubmit(t *testing.T) {
+	t.Parallel()
+	forEachServer(t, func(t *testing.T, srv testServer) {
+		const goroutines, jobs = 32, 50
+		var running, peak atomic.Int32
+		startWorker(t, runtime.WorkerConfig{Servers: []string{srv.Addr}, Concurrency: 8}, map[string]runtime.Handler{
+			"echo": runtime.HandlerFunc(func(ctx context.Context, job *runtime.Job) ([]byte, error) {
+				n := running.Add(1)
+				defer running.Add(-1)
+				for {
+					p := peak.Load()
+					if n <= p || peak.CompareAndSwap(p, n) {
+						break
+					}
+				}
+				if err := job.SendData(job.Payload); err != nil {
+					return nil, err
+				}
+				return job.Payload, nil
+			}),
+		})
+		c := newTestClient(t, srv.Addr)
+		ctx := testContext(t, 60*time.Second)
+		var wg sync.WaitGroup
+		errs := make(chan error, goroutines)
+		for g := range goroutines {
+			wg.Go(func() {
+				for i := range jobs {
+					want := fmt.Sprintf("g%d-j%d", g, i)
+					task, err := c.Submit(ctx, runtime.Job{Function: "echo", Payload: []byte(want)})
+					if err != nil {
+						errs <- err
+						return
+					}
+					var data []string
+					var out []byte
+					for ev := range task.Events() {
+						switch ev.Kind {
+						case runtime.EventData:
+							data = append(data, string(ev.Data))
+						case runtime.EventComplete:
+							out = ev.Data
+						default:
+							errs <- fmt.Errorf("job %s: unexpected event %v (%v)", want, ev.Kind, ev.Err)
+							return
+						}
+					}
+					if string(out) != want || len(data) != 1 || data[0] != want {
+						errs <- fmt.Errorf("job %s: result %q, data %q", want, out, data)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		if p := peak.Load(); p > 8 {
+			t.Errorf("%d handlers ran at once, want at most Concurrency=8", p)
+		}
+	})
+}
+
+func TestGracefulShutdown(t *testing.T) {
+	t.Parallel()
+	forEachServer(t, func(t *testing.T, srv testServer) {
+		started := make(chan struct{})
+		finish := make(chan struct{})
+		w, err := runtime.NewWorker(runtime.WorkerConfig{Servers: []string{srv.Addr}, Logger: testLogger(t), ShutdownTimeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Handle("drain", runtime.HandlerFunc(func(ctx context.Context, job *runtime.Job) ([]byte, error) {
+			close(started)
+			<-finish
+			return []byte("finished"), nil
+		}))
+		w.Handle("stuck", runtime.HandlerFunc(func(ctx context.Context, job *runtime.Job) ([]byte, error) {
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}))
+		runCtx, stop := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- w.Run(runCtx) }()
+		c := newTestClient(t, srv.Addr)
+		ctx := testContext(t, 10*time.Second)
+		task, err := c.Submit(ctx, runtime.Job{Function: "drain"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-started
+		stop()
+		// The running job finishes and its result is delivered after the
+		// worker was told to stop.
+		close(finish)
+		if out, err := task.Wait(ctx); err != nil || string(out) != "finished" {
+			t.Errorf("Wait = %q, %v", out, err)
+		}
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run = %v", err)
+			}
+		case <-ctx.Done():
+			t.Fatal("Run did not return")
+		}
+	})
+}
+
+func TestShutdownCancelsStuckJobs(t *testing.T) {
+	t.Parallel()
+	forEachServer(t, func(t *testing.T, srv testServer) {
+		started := make(chan struct{})
+		cause := make(chan error, 1)
+		w, err := runtime.NewWorker(runtime.WorkerConfig{Servers: []string{srv.Addr}, Logger: testLogger(t), ShutdownTimeout: 100 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Handle("stuck", runtime.HandlerFunc(func(ctx context.Context, job *runtime.Job) ([]byte, error) {
+			close(started)
+			<-ctx.Done()
+			cause <- context.Cause(ctx)
+			return nil, ctx.Err()
+		}))
+		runCtx, stop := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- w.Run(runCtx) }()
+		c := newTestClient(t, srv.Addr)
+		ctx := testContext(t, 10*time.Second)
+		if _, err := c.Submit(ctx, runtime.Job{Function: "stuck"}); err != nil {
+			t.Fatal(err)
+		}
+		<-started
+		stop()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run = %v", err)
+			}
+		case <-ctx.Done():
+			t.Fatal("Run did not return")
+		}
+		if err := <-cause; !errors.Is(err, runtime.ErrClosed) {
+			t.Errorf("handler context cause = %v, want ErrClosed", err)
+		}
+	})
+}

@@ -145,7 +145,7 @@ func (s *Server) adminShowJobs(unique bool) []byte {
 		if unique {
 			b = append(b, j.unique...)
 		} else {
-			b = append(b, j.handle...)
+			b = s.appendHandle(b, j.id)
 			b = append(b, '\t')
 			b = strconv.AppendInt(b, int64(j.retries), 10)
 			b = append(b, '\t')
@@ -181,8 +181,9 @@ func (s *Server) adminCancel(handle string) []byte {
 	if j == nil || j.cancelled {
 		return []byte(protocol.AdminUnknownJob)
 	}
+	h := []byte(handle)
 	for _, cl := range j.clients {
-		cl.send(protocol.WorkFail, j.handle)
+		cl.send(protocol.WorkFail, h)
 	}
 	if j.state == jobRunning {
 		j.cancelled = true

@@ -2,11 +2,13 @@ package server
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -54,6 +56,11 @@ type conn struct {
 	spare    []byte     // the writer's previous buffer, reused
 	closed   bool
 	closeErr error
+
+	// holding is set by the read loop while more requests are already
+	// buffered: replies then wait for the end of the batch and go out in
+	// one write.
+	holding atomic.Bool
 
 	wake chan struct{} // capacity 1: the outbox has data
 	done chan struct{} // closed by close
@@ -114,6 +121,7 @@ func (c *conn) serve() {
 				c.sendError(protocol.CodeInvalidArgument, err.Error())
 				continue
 			case errors.Is(err, protocol.ErrTooLarge):
+				c.holding.Store(false)
 				c.sendError(protocol.CodeArgumentTooLarge, err.Error())
 				c.closeAfterFlush(err)
 			case errors.Is(err, io.EOF):
@@ -130,10 +138,15 @@ func (c *conn) serve() {
 			}
 			return
 		}
+		more := c.reader.Buffered() > 0
+		c.holding.Store(more)
 		if p.Type == protocol.Text {
 			if !c.srv.admin(c, p.Args[0]) {
 				c.closeAfterFlush(errProtocol)
 				return
+			}
+			if !more {
+				c.kick()
 			}
 			continue
 		}
@@ -141,6 +154,17 @@ func (c *conn) serve() {
 			c.log.Debug("packet", "type", p.Type.String(), "args", len(p.Args))
 		}
 		c.srv.dispatch(c, p)
+		if !more {
+			c.kick()
+		}
+	}
+}
+
+// kick wakes the writer; one pending wake-up is enough.
+func (c *conn) kick() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -153,6 +177,31 @@ func (c *conn) send(t protocol.Type, args ...[]byte) {
 		return
 	}
 	c.out = protocol.AppendPacket(c.out, protocol.Res, t, args...)
+	c.flushLocked()
+}
+
+// sendAssign queues a JOB_ASSIGN_UNIQ (reducer == "") or JOB_ASSIGN_ALL
+// without converting the job's strings to byte slices.
+func (c *conn) sendAssign(t protocol.Type, handle, fn []byte, unique, reducer string, data []byte) {
+	size := len(handle) + 1 + len(fn) + 1 + len(unique) + 1 + len(data)
+	if t == protocol.JobAssignAll {
+		size += len(reducer) + 1
+	}
+	c.outMu.Lock()
+	if c.closed {
+		c.outMu.Unlock()
+		return
+	}
+	b := binary.BigEndian.AppendUint32(c.out, uint32(protocol.Res))
+	b = binary.BigEndian.AppendUint32(b, uint32(t))
+	b = binary.BigEndian.AppendUint32(b, uint32(size))
+	b = append(append(b, handle...), 0)
+	b = append(append(b, fn...), 0)
+	b = append(append(b, unique...), 0)
+	if t == protocol.JobAssignAll {
+		b = append(append(b, reducer...), 0)
+	}
+	c.out = append(b, data...)
 	c.flushLocked()
 }
 
@@ -177,9 +226,8 @@ func (c *conn) flushLocked() {
 		c.close(errSlowConsumer)
 		return
 	}
-	select {
-	case c.wake <- struct{}{}:
-	default:
+	if !c.holding.Load() {
+		c.kick()
 	}
 }
 

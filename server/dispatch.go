@@ -186,14 +186,15 @@ func (s *Server) grab(c *conn, t protocol.Type) {
 	if reg.timeout > 0 {
 		s.armJobTimerLocked(j, c, reg.timeout)
 	}
-	fn := []byte(j.fn.name)
+	var hb handleBuf
+	h := s.appendHandle(hb[:0], j.id)
 	switch {
 	case t == protocol.GrabJob:
-		c.send(protocol.JobAssign, j.handle, fn, j.data)
+		c.send(protocol.JobAssign, h, j.fn.nameB, j.data)
 	case t == protocol.GrabJobAll && j.reducer != "":
-		c.send(protocol.JobAssignAll, j.handle, fn, []byte(j.unique), []byte(j.reducer), j.data)
+		c.sendAssign(protocol.JobAssignAll, h, j.fn.nameB, j.unique, j.reducer, j.data)
 	default:
-		c.send(protocol.JobAssignUniq, j.handle, fn, []byte(j.unique), j.data)
+		c.sendAssign(protocol.JobAssignUniq, h, j.fn.nameB, j.unique, "", j.data)
 	}
 	if j.fn.runnable() {
 		// More work waits: wake one more sleeper, so wake-ups grow with
@@ -234,7 +235,7 @@ func (s *Server) armJobTimerLocked(j *job, w *conn, d time.Duration) {
 		if j.state != jobRunning || j.worker != w {
 			return
 		}
-		w.log.Info("job timed out; requeueing", "handle", string(j.handle), "func", j.fn.name, "timeout", d)
+		w.log.Info("job timed out; requeueing", "handle", s.handleString(j), "func", j.fn.name, "timeout", d)
 		s.requeueLocked(j)
 	})
 }
@@ -268,7 +269,7 @@ type submission struct {
 	reducer    []byte
 	pri        priority
 	background bool
-	when       time.Time
+	when       int64 // unix nanoseconds; 0 = now
 	schedule   *schedule
 }
 
@@ -299,8 +300,8 @@ func parseSubmission(c *conn, p protocol.Packet) (submission, bool) {
 			c.sendError(protocol.CodeInvalidArgument, "SUBMIT_JOB_EPOCH time out of range")
 			return sub, false
 		}
-		if epoch > 0 {
-			sub.when = time.Unix(epoch, 0)
+		if epoch > 0 && epoch < 1<<62/int64(time.Second) {
+			sub.when = epoch * int64(time.Second)
 		}
 	case protocol.SubmitJobSched:
 		sched, err := parseSchedule(p.Args[2:7])
@@ -356,7 +357,8 @@ func (s *Server) submit(c *conn, p protocol.Packet) {
 		} else {
 			s.attachLocked(j, c)
 		}
-		c.send(protocol.JobCreated, j.handle)
+		var hb handleBuf
+		c.send(protocol.JobCreated, s.appendHandle(hb[:0], j.id))
 		return
 	}
 
@@ -384,7 +386,6 @@ func (s *Server) submit(c *conn, p protocol.Packet) {
 	if j.data == nil {
 		j.data = []byte{}
 	}
-	j.handle = strconv.AppendUint([]byte(s.prefix), j.id, 10)
 	s.jobs[j.id] = j
 	fn.total++
 	s.indexLocked(j)
@@ -393,12 +394,13 @@ func (s *Server) submit(c *conn, p protocol.Packet) {
 	}
 	// JOB_CREATED goes out before the job can be assigned, so a client
 	// always learns its handle before any WORK_* packet for it.
-	c.send(protocol.JobCreated, j.handle)
+	var hb handleBuf
+	c.send(protocol.JobCreated, s.appendHandle(hb[:0], j.id))
 	switch {
 	case j.schedule != nil:
-		j.when = j.schedule.next(time.Now())
+		j.when = j.schedule.next(time.Now()).UnixNano()
 		s.delayLocked(j)
-	case !sub.when.IsZero() && sub.when.After(time.Now()):
+	case sub.when > time.Now().UnixNano():
 		j.when = sub.when
 		s.delayLocked(j)
 	default:
@@ -493,16 +495,20 @@ func (s *Server) enqueueLocked(j *job) {
 // its queue; past it, or when nobody waits for it any more, it is dropped.
 func (s *Server) requeueLocked(j *job) {
 	s.unassignLocked(j)
-	j.retries++
+	if j.retries < 1<<16-1 {
+		j.retries++
+	}
 	j.num, j.den = 0, 0
 	if j.cancelled || (!j.background && len(j.clients) == 0) {
 		s.removeLocked(j)
 		return
 	}
-	if s.cfg.JobRetries > 0 && j.retries >= s.cfg.JobRetries {
-		s.log.Info("job dropped: retry limit reached", "handle", string(j.handle), "func", j.fn.name, "retries", j.retries)
+	if s.cfg.JobRetries > 0 && int(j.retries) >= s.cfg.JobRetries {
+		s.log.Info("job dropped: retry limit reached", "handle", s.handleString(j), "func", j.fn.name, "retries", j.retries)
+		var hb handleBuf
+		h := s.appendHandle(hb[:0], j.id)
 		for _, cl := range j.clients {
-			cl.send(protocol.WorkFail, j.handle)
+			cl.send(protocol.WorkFail, h)
 		}
 		s.removeLocked(j)
 		return
@@ -559,15 +565,15 @@ func (s *Server) jobByHandleLocked(h []byte) *job {
 	if len(h) <= len(s.prefix) || string(h[:len(s.prefix)]) != s.prefix {
 		return nil
 	}
-	id, err := strconv.ParseUint(string(h[len(s.prefix):]), 10, 64)
+	digits := h[len(s.prefix):]
+	if len(digits) > 1 && digits[0] == '0' {
+		return nil // not a handle we formatted
+	}
+	id, err := strconv.ParseUint(string(digits), 10, 64)
 	if err != nil {
 		return nil
 	}
-	j := s.jobs[id]
-	if j == nil || !bytes.Equal(j.handle, h) {
-		return nil
-	}
-	return j
+	return s.jobs[id]
 }
 
 func (s *Server) workResult(c *conn, p protocol.Packet) {
@@ -593,10 +599,10 @@ func (s *Server) workResult(c *conn, p protocol.Packet) {
 		if !j.cancelled {
 			for _, cl := range j.clients {
 				if cl.exceptions || s.cfg.Exceptions {
-					cl.send(protocol.WorkException, j.handle, p.Args[1])
+					cl.send(protocol.WorkException, handle, p.Args[1])
 				} else {
 					// gearmand downgrades to WORK_FAIL with a trailing NUL.
-					cl.send(protocol.WorkFail, j.handle, nil)
+					cl.send(protocol.WorkFail, handle, nil)
 				}
 			}
 		}
@@ -638,11 +644,17 @@ func (s *Server) finishLocked(j *job) {
 	if j.schedule != nil && !j.cancelled {
 		s.unassignLocked(j)
 		j.num, j.den, j.retries = 0, 0, 0
-		j.when = j.schedule.next(time.Now())
+		j.when = j.schedule.next(time.Now()).UnixNano()
 		s.delayLocked(j)
 		return
 	}
 	s.removeLocked(j)
+}
+
+// handleString returns j's handle, for logs.
+func (s *Server) handleString(j *job) string {
+	var hb handleBuf
+	return string(s.appendHandle(hb[:0], j.id))
 }
 
 func atou32(b []byte) uint32 {

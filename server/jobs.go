@@ -6,7 +6,7 @@ import (
 )
 
 // priority is a job's queue: the three lists of every function.
-type priority int
+type priority uint8
 
 const (
 	priHigh priority = iota
@@ -30,7 +30,7 @@ func (p priority) String() string {
 // jobState says where a job is. Transitions: delayed -> queued (its time
 // came); queued -> running (a worker grabbed it); running -> queued (its
 // worker was lost, within the retry limit); any -> gone (removed).
-type jobState int
+type jobState uint8
 
 const (
 	jobQueued  jobState = iota // in its function's priority list
@@ -53,32 +53,33 @@ func (s jobState) String() string {
 	return "jobState(" + strconv.Itoa(int(s)) + ")"
 }
 
-// job is one Gearman job. All fields are guarded by Server.mu.
+// job is one Gearman job. All fields are guarded by Server.mu. Fields
+// are ordered and sized to keep a queued job small: its handle is not
+// stored but formatted from id (Server.appendHandle).
 type job struct {
-	id         uint64 // the handle's counter; key of Server.jobs
-	handle     []byte // PREFIX:id, immutable
-	fn         *function
-	unique     string
-	data       []byte
-	reducer    string
-	pri        priority
-	seq        uint64 // queueing order, for FIFO across functions
-	background bool   // survives the loss of every attached client
-	cancelled  bool   // admin "cancel job" on a running job: results are dropped
-	state      jobState
-
-	when     time.Time // delayed jobs: when the job becomes runnable
+	id       uint64 // the handle's counter; key of Server.jobs
+	fn       *function
+	unique   string
+	data     []byte
+	reducer  string
+	seq      uint64    // queueing order, for FIFO across functions
+	when     int64     // delayed jobs: unix nanoseconds when it becomes runnable
 	schedule *schedule // SUBMIT_JOB_SCHED jobs: requeued after each run
-	heapIdx  int       // index in the delayed heap, -1 when not there
 
 	prev, next *job // links in the function's priority list
 
 	clients []*conn // attached foreground clients
 	worker  *conn   // the worker running the job
 	timer   *time.Timer
-	retries int
-	num     uint32 // last WORK_STATUS numerator
-	den     uint32 // last WORK_STATUS denominator
+
+	num        uint32 // last WORK_STATUS numerator
+	den        uint32 // last WORK_STATUS denominator
+	heapIdx    int32  // index in the delayed heap, -1 when not there
+	retries    uint16
+	pri        priority
+	state      jobState
+	background bool // survives the loss of every attached client
+	cancelled  bool // admin "cancel job" on a running job: results are dropped
 }
 
 // jobList is an intrusive FIFO of jobs with O(1) removal.
@@ -117,6 +118,7 @@ func (l *jobList) remove(j *job) {
 // connections that registered it. Guarded by Server.mu.
 type function struct {
 	name     string
+	nameB    []byte // name, for packets
 	queues   [numPriorities]jobList
 	delayed  int // jobs waiting for their time
 	total    int // all jobs of the function: queued, delayed, running
@@ -131,7 +133,7 @@ type function struct {
 }
 
 func newFunction(name string) *function {
-	return &function{name: name, uniques: make(map[string]*job)}
+	return &function{name: name, nameB: []byte(name), uniques: make(map[string]*job)}
 }
 
 // queued returns the number of jobs waiting to run, per priority,

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -247,15 +248,15 @@ func (s *Server) Stats() Stats {
 type delayHeap []*job
 
 func (h delayHeap) Len() int           { return len(h) }
-func (h delayHeap) Less(i, j int) bool { return h[i].when.Before(h[j].when) }
+func (h delayHeap) Less(i, j int) bool { return h[i].when < h[j].when }
 func (h delayHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].heapIdx = i
-	h[j].heapIdx = j
+	h[i].heapIdx = int32(i)
+	h[j].heapIdx = int32(j)
 }
 func (h *delayHeap) Push(x any) {
 	j := x.(*job)
-	j.heapIdx = len(*h)
+	j.heapIdx = int32(len(*h))
 	*h = append(*h, j)
 }
 func (h *delayHeap) Pop() any {
@@ -278,7 +279,7 @@ func (s *Server) delayLocked(j *job) {
 // undelayLocked takes j out of the delay heap.
 func (s *Server) undelayLocked(j *job) {
 	if j.heapIdx >= 0 {
-		heap.Remove(&s.delayed, j.heapIdx)
+		heap.Remove(&s.delayed, int(j.heapIdx))
 	}
 	j.fn.delayed--
 }
@@ -287,7 +288,7 @@ func (s *Server) armTimerLocked() {
 	if len(s.delayed) == 0 || s.closing {
 		return
 	}
-	d := time.Until(s.delayed[0].when)
+	d := time.Until(time.Unix(0, s.delayed[0].when))
 	if s.timer == nil {
 		s.timer = time.AfterFunc(d, s.wakeDelayed)
 	} else {
@@ -300,8 +301,8 @@ func (s *Server) armTimerLocked() {
 func (s *Server) wakeDelayed() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := time.Now()
-	for len(s.delayed) > 0 && !s.delayed[0].when.After(now) {
+	now := time.Now().UnixNano()
+	for len(s.delayed) > 0 && s.delayed[0].when <= now {
 		j := heap.Pop(&s.delayed).(*job)
 		j.fn.delayed--
 		s.enqueueLocked(j)
@@ -310,3 +311,12 @@ func (s *Server) wakeDelayed() {
 }
 
 func hostPID() int { return os.Getpid() }
+
+// appendHandle appends the handle of job id: PREFIX:id.
+func (s *Server) appendHandle(b []byte, id uint64) []byte {
+	b = append(b, s.prefix...)
+	return strconv.AppendUint(b, id, 10)
+}
+
+// handleBuf is room for a handle on the stack.
+type handleBuf [64]byte

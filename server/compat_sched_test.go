@@ -1,0 +1,335 @@
+package server_test
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/gearflow/gearflow/internal/wiretest"
+	"github.com/gearflow/gearflow/protocol"
+)
+
+// epochIn returns the SUBMIT_JOB_EPOCH time d from now.
+func epochIn(d time.Duration) string {
+	return strconv.FormatInt(time.Now().Add(d).Unix(), 10)
+}
+
+// schedulingScenarios cover which job a worker gets and when it is woken.
+func schedulingScenarios() []scenario {
+	return []scenario{
+		{name: "priority/high-normal-low", run: func(t *testing.T, p *peer) {
+			c := p.dial(t)
+			low := c.Submit(t, protocol.SubmitJobLowBg, "f", "", "low")
+			normal := c.Submit(t, protocol.SubmitJobBg, "f", "", "normal")
+			high := c.Submit(t, protocol.SubmitJobHighBg, "f", "", "high")
+			expectAdmin(t, c, "prioritystatus", "f\t1\t1\t1\t0\n.\n")
+			w := p.dial(t)
+			w.CanDo("f")
+			w.Grab(t, high, "f", "high")
+			w.Grab(t, normal, "f", "normal")
+			w.Grab(t, low, "f", "low")
+			w.NoJob(t)
+		}},
+		{name: "priority/foreground-levels", run: func(t *testing.T, p *peer) {
+			c := p.dial(t)
+			low := c.Submit(t, protocol.SubmitJobLow, "f", "", "low")
+			normal := c.Submit(t, protocol.SubmitJob, "f", "", "normal")
+			high := c.Submit(t, protocol.SubmitJobHigh, "f", "", "high")
+			w := p.dial(t)
+			w.CanDo("f")
+			w.Grab(t, high, "f", "high")
+			w.Grab(t, normal, "f", "normal")
+			w.Grab(t, low, "f", "low")
+		}},
+		{name: "priority/fifo-within-level", run: func(t *testing.T, p *peer) {
+			c := p.dial(t)
+			var hs []string
+			for i := range 5 {
+				hs = append(hs, c.Submit(t, protocol.SubmitJobBg, "f", "", strconv.Itoa(i)))
+			}
+			w := p.dial(t)
+			w.CanDo("f")
+			for i, h := range hs {
+				w.Grab(t, h, "f", strconv.Itoa(i))
+			}
+		}},
+		{name: "priority/requeued-goes-to-tail", run: func(t *testing.T, p *peer) {
+			c := p.dial(t)
+			h1 := c.Submit(t, protocol.SubmitJobBg, "f", "", "1")
+			h2 := c.Submit(t, protocol.SubmitJobBg, "f", "", "2")
+			w := p.dial(t)
+			w.CanDo("f")
+			w.Grab(t, h1, "f", "1")
+			w.Close()
+			w2 := p.dial(t)
+			w2.CanDo("f")
+			w2.Grab(t, h2, "f", "2")
+			eventually(t, "job 1 requeued", func() bool {
+				return admin(t, c, "status") == "f\t2\t1\t1\n.\n"
+			})
+			w2.Grab(t, h1, "f", "1")
+		}},
+		{name: "priority/across-functions", run: func(t *testing.T, p *peer) {
+			// Difference h: a HIGH job of one function before a LOW job of
+			// another. gearmand 1.1.20 walks the worker's functions newest
+			// registration first and takes the first with any job.
+			c := p.dial(t)
+			low := c.Submit(t, protocol.SubmitJobLowBg, "a", "", "low")
+			high := c.Submit(t, protocol.SubmitJobHighBg, "b", "", "high")
+			w := p.dial(t)
+			w.CanDo("b", "a") // gearmand looks at a first
+			if p.gearmand {
+				w.Grab(t, low, "a", "low")
+				w.Grab(t, high, "b", "high")
+				return
+			}
+			w.Grab(t, high, "b", "high")
+			w.Grab(t, low, "a", "low")
+		}},
+		{name: "grab/GRAB_JOB_UNIQ", run: func(t *testing.T, p *peer) {
+			c := p.dial(t)
+			h := c.Submit(t, protocol.SubmitJob, "f", "the-unique", "data")
+			w := p.dial(t)
+			w.CanDo("f")
+			w.Req(protocol.GrabJobUniq)
+			w.Expect(t, protocol.JobAssignUniq, h, "f", "the-unique", "data")
+		}},
+		{name: "grab/GRAB_JOB_ALL-plain", run: func(t *testing.T, p *peer) {
+			c := p.dial(t)
+			h := c.Submit(t, protocol.SubmitJob, "f", "u", "data")
+			w := p.dial(t)
+			w.CanDo("f")
+			w.Req(protocol.GrabJobAll)
+			w.Expect(t, protocol.JobAssignUniq, h, "f", "u", "data")
+		}},
+		{name: "grab/GRAB_JOB_ALL-reducer", run: func(t *testing.T, p *peer) {
+			c := p.dial(t)
+			h := c.SubmitReduce(t, protocol.SubmitReduceJob, "map", "u", "reduce", "data")
+			w := p.dial(t)
+			w.CanDo("map")
+			w.Req(protocol.GrabJobAll)
+			w.Expect(t, protocol.JobAssignAll, h, "map", "u", "reduce", "data")
+			w.Req(protocol.WorkComplete, h, "out")
+			c.Expect(t, protocol.WorkComplete, h, "out")
+		}},
+		{name: "grab/GRAB_JOB_ALL-reducer-background", run: func(t *testing.T, p *peer) {
+			c := p.dial(t)
+			h := c.SubmitReduce(t, protocol.SubmitReduceJobBackground, "map", "u", "reduce", "data")
+			w := p.dial(t)
+			w.CanDo("map")
+			w.Req(protocol.GrabJobAll)
+			w.Expect(t, protocol.JobAssignAll, h, "map", "u", "reduce", "data")
+		}},
+		{name: "grab/reducer-hidden-from-GRAB_JOB", run: func(t *testing.T, p *peer) {
+			c := p.dial(t)
+			h1 := c.SubmitReduce(t, protocol.SubmitReduceJob, "map", "u1", "reduce", "d1")
+			h2 := c.SubmitReduce(t, protocol.SubmitReduceJob, "map", "u2", "reduce", "d2")
+			w := p.dial(t)
+			w.CanDo("map")
+			w.Grab(t, h1, "map", "d1")
+			w.Req(protocol.GrabJobUniq)
+			w.Expect(t, protocol.JobAssignUniq, h2, "map", "u2", "d2")
+		}},
+		{name: "grab/reduce-aggregator-ignored", run: func(t *testing.T, p *peer) {
+			c := p.dial(t)
+			c.Req(protocol.SubmitReduceJob, "map", "u", "reduce", "aggregator", "data")
+			h := c.Created(t)
+			w := p.dial(t)
+			w.CanDo("map")
+			w.Req(protocol.GrabJobAll)
+			w.Expect(t, protocol.JobAssignAll, h, "map", "u", "reduce", "data")
+		}},
+		{name: "sleep/immediate-noop-when-work-waits", run: func(t *testing.T, p *peer) {
+			c := p.dial(t)
+			h := c.Submit(t, protocol.SubmitJobBg, "f", "", "x")
+			w := p.dial(t)
+			w.CanDo("f")
+			w.Req(protocol.PreSleep)
+			w.Expect(t, protocol.Noop)
+			w.Grab(t, h, "f", "x")
+		}},
+		{name: "sleep/noop-on-new-job", run: func(t *testing.T, p *peer) {
+			w := p.dial(t)
+			w.CanDo("f")
+			w.Sleep(t)
+			c := p.dial(t)
+			h := c.Submit(t, protocol.SubmitJobBg, "f", "", "x")
+			w.Expect(t, protocol.Noop)
+			// One NOOP until the worker grabs again.
+			c.Submit(t, protocol.SubmitJobBg, "f", "", "y")
+			w.ExpectNothing(t, wiretest.Quiet)
+			w.Grab(t, h, "f", "x")
+		}},
+		{name: "sleep/no-noop-for-other-function", run: func(t *testing.T, p *peer) {
+			w := p.dial(t)
+			w.CanDo("f")
+			w.Sleep(t)
+			c := p.dial(t)
+			c.Submit(t, protocol.SubmitJobBg, "g", "", "x")
+			w.ExpectNothing(t, wiretest.Quiet)
+		}},
+		{name: "sleep/no-noop-without-pre-sleep", run: func(t *testing.T, p *peer) {
+			w := p.dial(t)
+			w.CanDo("f")
+			w.NoJob(t)
+			c := p.dial(t)
+			c.Submit(t, protocol.SubmitJobBg, "f", "", "x")
+			w.ExpectNothing(t, wiretest.Quiet)
+		}},
+		{name: "sleep/noop-on-requeue", run: func(t *testing.T, p *peer) {
+			c := p.dial(t)
+			h := c.Submit(t, protocol.SubmitJob, "f", "", "x")
+			w1 := p.dial(t)
+			w1.CanDo("f")
+			w1.Grab(t, h, "f", "x")
+			w2 := p.dial(t)
+			w2.CanDo("f")
+			w2.Sleep(t)
+			w1.Close()
+			w2.Expect(t, protocol.Noop)
+			grabEventually(t, w2, h, "f", "x")
+			w2.Req(protocol.WorkComplete, h, "done")
+			c.Expect(t, protocol.WorkComplete, h, "done")
+		}},
+		{name: "sleep/wake-one-or-all", opts: options{config: workerWakeupZero}, run: func(t *testing.T, p *peer) {
+			// Difference p: gearmand (--worker-wakeup=0, its default) wakes
+			// every sleeping worker for one job; ours wakes one per job.
+			ws := []*wiretest.Conn{p.dial(t), p.dial(t), p.dial(t)}
+			for _, w := range ws {
+				w.CanDo("f")
+				w.Sleep(t)
+			}
+			c := p.dial(t)
+			c.Submit(t, protocol.SubmitJobBg, "f", "", "1")
+			woken := countNoops(t, ws)
+			if p.gearmand {
+				if woken != 3 {
+					t.Fatalf("gearmand woke %d of 3 sleeping workers, want 3", woken)
+				}
+				return
+			}
+			if woken != 1 {
+				t.Fatalf("woke %d of 3 sleeping workers for one job, want 1", woken)
+			}
+			c.Submit(t, protocol.SubmitJobBg, "f", "", "2")
+			if n := countNoops(t, ws); n != 1 {
+				t.Fatalf("second job woke %d more workers, want 1", n)
+			}
+		}},
+		{name: "sleep/worker-wakeup-1", opts: options{flags: []string{"--worker-wakeup=1"}, config: workerWakeupOne}, run: func(t *testing.T, p *peer) {
+			ws := []*wiretest.Conn{p.dial(t), p.dial(t), p.dial(t)}
+			for _, w := range ws {
+				w.CanDo("f")
+				w.Sleep(t)
+			}
+			c := p.dial(t)
+			c.Submit(t, protocol.SubmitJobBg, "f", "", "1")
+			if n := countNoops(t, ws); n != 1 {
+				t.Fatalf("woke %d of 3 sleeping workers with wake-up 1, want 1", n)
+			}
+		}},
+		{name: "epoch/past", run: func(t *testing.T, p *peer) {
+			c := p.dial(t)
+			h := c.SubmitEpoch(t, "f", "u", "1", "x")
+			w := p.dial(t)
+			w.CanDo("f")
+			w.Req(protocol.GrabJobUniq)
+			w.Expect(t, protocol.JobAssignUniq, h, "f", "u", "x")
+		}},
+		{name: "epoch/unparsable-is-now", run: func(t *testing.T, p *peer) {
+			c := p.dial(t)
+			h := c.SubmitEpoch(t, "f", "", "soon", "x")
+			w := p.dial(t)
+			w.CanDo("f")
+			w.Grab(t, h, "f", "x")
+		}},
+		{name: "epoch/future-waits", run: func(t *testing.T, p *peer) {
+			c := p.dial(t)
+			h := c.SubmitEpoch(t, "f", "", epochIn(time.Hour), "later")
+			expectAdmin(t, c, "status", "f\t1\t0\t0\n.\n")
+			c.Req(protocol.GetStatus, h)
+			c.Expect(t, protocol.StatusRes, h, "1", "0", "0", "0")
+			w := p.dial(t)
+			w.CanDo("f")
+			w.NoJob(t)
+		}},
+		{name: "epoch/future-does-not-block-normal", run: func(t *testing.T, p *peer) {
+			c := p.dial(t)
+			c.SubmitEpoch(t, "f", "", epochIn(time.Hour), "later")
+			h := c.Submit(t, protocol.SubmitJobBg, "f", "", "now")
+			w := p.dial(t)
+			w.CanDo("f")
+			w.Grab(t, h, "f", "now")
+		}},
+		{name: "epoch/future-and-low", run: func(t *testing.T, p *peer) {
+			// Difference i: in 1.1.20 a future epoch job (NORMAL) hides the
+			// LOW jobs of its function.
+			c := p.dial(t)
+			c.SubmitEpoch(t, "f", "", epochIn(time.Hour), "later")
+			h := c.Submit(t, protocol.SubmitJobLowBg, "f", "", "low")
+			w := p.dial(t)
+			w.CanDo("f")
+			if p.gearmand {
+				w.NoJob(t)
+				return
+			}
+			w.Grab(t, h, "f", "low")
+		}},
+		{name: "epoch/wakes-sleeping-worker-when-due", run: func(t *testing.T, p *peer) {
+			// Difference i: ours NOOPs a sleeping worker when an epoch job
+			// becomes due; gearmand 1.1.20 has no timer.
+			w := p.dial(t)
+			w.CanDo("f")
+			w.Sleep(t)
+			c := p.dial(t)
+			h := c.SubmitEpoch(t, "f", "", epochIn(2*time.Second), "x")
+			drainNoopNotDue(t, w)
+			w.Timeout = 5 * time.Second
+			if p.gearmand {
+				w.ExpectNothing(t, 3*time.Second)
+			} else {
+				w.Expect(t, protocol.Noop)
+			}
+			w.Grab(t, h, "f", "x")
+		}},
+	}
+}
+
+// countNoops counts the workers that got a NOOP within a quiet period.
+func countNoops(t *testing.T, ws []*wiretest.Conn) int {
+	t.Helper()
+	n := 0
+	for _, w := range ws {
+		if gotNoop(t, w) {
+			n++
+		}
+	}
+	return n
+}
+
+// gotNoop reports whether w receives a NOOP within a quiet period, and
+// fails t if it receives anything else.
+func gotNoop(t *testing.T, w *wiretest.Conn) bool {
+	t.Helper()
+	saved := w.Timeout
+	w.Timeout = wiretest.Quiet
+	defer func() { w.Timeout = saved }()
+	p, ok := w.TryNext(t)
+	if !ok {
+		return false
+	}
+	if p.Type != protocol.Noop {
+		t.Fatalf("got %s, want NOOP or nothing", wiretest.Format(p))
+	}
+	return true
+}
+
+// drainNoopNotDue handles a NOOP sent when a not-yet-due job is queued:
+// the worker grabs, gets NO_JOB, and sleeps again.
+func drainNoopNotDue(t *testing.T, w *wiretest.Conn) {
+	t.Helper()
+	if gotNoop(t, w) {
+		w.NoJob(t)
+		w.Sleep(t)
+	}
+}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/gearflow/gearflow/internal/gearmandtest"
 	"github.com/gearflow/gearflow/internal/loadgen"
+	"github.com/gearflow/gearflow/internal/servertest"
+	"github.com/gearflow/gearflow/server"
 )
 
 // forEachServer runs f against each server the generator is measured on.
@@ -19,6 +21,7 @@ func forEachServer(t *testing.T, f func(t *testing.T, addr string)) {
 		start func(t *testing.T) string
 	}{
 		{"gearmand", func(t *testing.T) string { return gearmandtest.Start(t, "--threads=0").Addr }},
+		{"gearflow", func(t *testing.T) string { return servertest.Start(t, server.Config{}).Addr }},
 	}
 	for _, s := range servers {
 		t.Run(s.name, func(t *testing.T) {

@@ -1,0 +1,260 @@
+#!/usr/bin/env bash
+# compare.sh: measure "gearflow serve" and gearmand side by side, in one run,
+# on this machine, with the same load tool ("gearflow bench"), and print
+# every figure with its ratio as a Markdown table.
+#
+# The servers run at once on free loopback ports: gearflow serve, gearmand
+# --threads 0 (its fastest setting on a small machine) and gearmand with its
+# default 4 I/O threads. Each load runs against each server in turn, the
+# order rotating every round, and the median of ROUNDS rounds is reported.
+# Memory per queued background job is measured on fresh processes: VmRSS
+# before and after submitting MEM_JOBS background jobs with no worker.
+#
+# Only processes this script started are stopped, by their pid.
+#
+# Usage: internal/loadgen/compare.sh            (from anywhere in the repo)
+#        QUICK=1 internal/loadgen/compare.sh    (a smoke run of a minute)
+# Knobs (environment): ROUNDS (3), DURATION (5s per throughput run),
+# BG_JOBS (100000), MEM_JOBS (1000000), GEARMAND (/usr/sbin/gearmand),
+# KEEP=1 keeps the work directory with the raw JSON results.
+set -euo pipefail
+
+cd "$(dirname "$0")/../.."
+export PATH="$PATH:/usr/local/go/bin"
+
+if [ "${QUICK:-0}" = 1 ]; then
+	: "${ROUNDS:=1}" "${DURATION:=1s}" "${BG_JOBS:=10000}" "${MEM_JOBS:=50000}"
+fi
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-5s}
+BG_JOBS=${BG_JOBS:-100000}
+MEM_JOBS=${MEM_JOBS:-1000000}
+GEARMAND=${GEARMAND:-/usr/sbin/gearmand}
+TIMEOUT=${TIMEOUT:-5m}
+
+for tool in jq go "$GEARMAND"; do
+	command -v "$tool" >/dev/null || {
+		echo "compare.sh: $tool not found (apt-get install jq gearman-job-server)" >&2
+		exit 1
+	}
+done
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/gearflow-compare.XXXXXX")
+declare -A LIVE # pids of the servers this script started and has not reaped
+
+cleanup() {
+	local pid
+	for pid in "${!LIVE[@]}"; do
+		stop_pid "$pid"
+	done
+	if [ "${KEEP:-0}" = 1 ]; then
+		echo "compare.sh: results kept in $WORK" >&2
+	else
+		rm -rf "$WORK"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { echo "compare.sh: $*" >&2; }
+
+# stop_pid ends one process this script started: SIGTERM, then SIGKILL
+# after 5 s. Once reaped, its pid is forgotten, so a pid reused by another
+# process is never signalled.
+stop_pid() {
+	local pid=$1 i
+	[ -n "${LIVE[$pid]:-}" ] || return 0
+	unset "LIVE[$pid]"
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < 50; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
+# free_port prints a loopback port nothing answers on. The server started
+# on it proves it is the one listening by answering "getpid" with its pid.
+free_port() {
+	local p i
+	for ((i = 0; i < 100; i++)); do
+		p=$((20000 + RANDOM % 40000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# admin PORT COMMAND prints the first line of the server's reply.
+admin() {
+	local line
+	exec 3<>"/dev/tcp/127.0.0.1/$1" || return 1
+	printf '%s\n' "$2" >&3
+	IFS= read -r -t 2 line <&3 || { exec 3>&-; return 1; }
+	exec 3>&-
+	printf '%s\n' "${line%$'\r'}"
+}
+
+# start_server NAME: starts the named server on a free port; sets PORT and
+# PID. Names: gearflow, gearmand-t0 (--threads 0), gearmand (default).
+start_server() {
+	local name=$1 attempt pid port i dir="$WORK/$1.$RANDOM"
+	mkdir -p "$dir"
+	for ((attempt = 0; attempt < 5; attempt++)); do
+		port=$(free_port)
+		case $name in
+		gearflow)
+			"$WORK/gearflow" serve -L 127.0.0.1 -p "$port" -l "$dir/log" -P "$dir/pid" --log-level warn \
+				${PPROF:+--pprof "$PPROF"} >"$dir/out" 2>&1 &
+			;;
+		gearmand-t0 | gearmand)
+			local args=(-L 127.0.0.1 -p "$port" -l "$dir/log" -P "$dir/pid")
+			[ "$(id -u)" = 0 ] && args+=(-u root)
+			[ "$name" = gearmand-t0 ] && args+=(--threads 0)
+			"$GEARMAND" "${args[@]}" >"$dir/out" 2>&1 &
+			;;
+		esac
+		pid=$!
+		LIVE[$pid]=1
+		for ((i = 0; i < 100; i++)); do
+			kill -0 "$pid" 2>/dev/null || break
+			if [ "$(admin "$port" getpid 2>/dev/null)" = "OK $pid" ]; then
+				PORT=$port PID=$pid
+				return 0
+			fi
+			sleep 0.1
+		done
+		log "$name on port $port did not come up (attempt $attempt): $(tail -n 3 "$dir/log" 2>/dev/null)"
+		stop_pid "$pid"
+	done
+	return 1
+}
+
+# bench NAME ARGS...: one bench run against server NAME; prints its JSON.
+bench() {
+	local name=$1
+	shift
+	local out="$WORK/run.$RANDOM.json"
+	if ! "$WORK/gearflow" bench --server "127.0.0.1:${PORTS[$name]}" --json --timeout "$TIMEOUT" "$@" >"$out" 2>"$out.err"; then
+		log "bench against $name $* failed: $(tail -n 3 "$out.err")"
+	fi
+	cat "$out"
+}
+
+# record SCENARIO SERVER METRIC VALUE
+record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$WORK/results.tsv"; }
+
+log "building gearflow"
+go build -o "$WORK/gearflow" ./cmd/gearflow
+
+SERVERS=(gearflow gearmand-t0 gearmand)
+declare -A PORTS SPIDS
+for s in "${SERVERS[@]}"; do
+	start_server "$s"
+	PORTS[$s]=$PORT SPIDS[$s]=$PID
+	log "$s: pid $PID, port $PORT"
+done
+
+# The load matrix: scenario name, then bench flags.
+SCENARIOS=(
+	"fg64|--mode fg --clients 4 --inflight 16 --workers 4 --payload 64 --duration $DURATION"
+	"fg64k|--mode fg --clients 4 --inflight 16 --workers 4 --payload 64KiB --duration $DURATION"
+	"lat|--mode fg --clients 1 --inflight 1 --workers 1 --payload 64 --duration $DURATION"
+	"bg|--mode bg --clients 4 --inflight 16 --workers 4 --payload 64 --jobs $BG_JOBS"
+)
+
+: >"$WORK/results.tsv"
+for ((round = 0; round < ROUNDS; round++)); do
+	for sc in "${SCENARIOS[@]}"; do
+		name=${sc%%|*} flags=${sc#*|}
+		for ((k = 0; k < ${#SERVERS[@]}; k++)); do
+			s=${SERVERS[$(((k + round) % ${#SERVERS[@]}))]}
+			# shellcheck disable=SC2086 # flags are words
+			json=$(bench "$s" $flags)
+			[ -n "$json" ] || continue
+			errs=$(jq '[.phases[].errors] | add' <<<"$json")
+			[ "$errs" = 0 ] || log "round $round $name $s: $errs errors"
+			case $name in
+			fg64 | fg64k)
+				record "$name" "$s" jobs_per_s "$(jq '.phases[0].jobs_per_s' <<<"$json")"
+				;;
+			lat)
+				record "$name" "$s" p50_us "$(jq '.phases[0].latency.p50_ns / 1000' <<<"$json")"
+				record "$name" "$s" p99_us "$(jq '.phases[0].latency.p99_ns / 1000' <<<"$json")"
+				;;
+			bg)
+				record "$name" "$s" submit_per_s "$(jq '.phases[] | select(.name == "submit") | .jobs_per_s' <<<"$json")"
+				record "$name" "$s" drain_per_s "$(jq '.phases[] | select(.name == "drain") | .jobs_per_s' <<<"$json")"
+				;;
+			esac
+			log "round $((round + 1))/$ROUNDS $name $s done"
+		done
+	done
+done
+
+# Memory: fresh processes, one at a time; the servers above stop first so
+# the measured one has the machine to itself.
+for s in "${SERVERS[@]}"; do
+	stop_pid "${SPIDS[$s]}"
+done
+for s in "${SERVERS[@]}"; do
+	start_server "$s"
+	PORTS[$s]=$PORT
+	before=$(awk '/^VmRSS:/ {print $2}' "/proc/$PID/status")
+	json=$(bench "$s" --mode bg --clients 4 --inflight 16 --workers 0 --payload 64 --jobs "$MEM_JOBS")
+	queued=$(jq '.phases[0].jobs' <<<"$json")
+	after=$(awk '/^VmRSS:/ {print $2}' "/proc/$PID/status")
+	if [ "${queued:-0}" -gt 0 ]; then
+		record mem "$s" bytes_per_job "$(((after - before) * 1024 / queued))"
+		record mem "$s" rss_after_kib "$after"
+	fi
+	log "memory $s: VmRSS $before KiB -> $after KiB for $queued queued jobs"
+	stop_pid "$PID"
+done
+
+# median SCENARIO SERVER METRIC
+median() {
+	awk -F'\t' -v a="$1" -v b="$2" -v c="$3" '$1 == a && $2 == b && $3 == c {print $4}' "$WORK/results.tsv" |
+		sort -g | awk '{v[NR] = $1} END {if (NR == 0) print ""; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}
+
+# row LABEL SCENARIO METRIC BETTER(high|low) TARGET FORMAT
+row() {
+	local label=$1 sc=$2 metric=$3 better=$4 target=$5 fmt=$6
+	local ours t0 t4 best ratio met
+	ours=$(median "$sc" gearflow "$metric")
+	t0=$(median "$sc" gearmand-t0 "$metric")
+	t4=$(median "$sc" gearmand "$metric")
+	read -r best ratio met < <(awk -v o="$ours" -v a="$t0" -v b="$t4" -v better="$better" -v target="$target" 'BEGIN {
+		if (o == "" || a == "") { print "- - -"; exit }
+		best = a
+		if (b != "" && ((better == "high" && b > best) || (better == "low" && b < best))) best = b
+		r = (best == 0) ? 0 : o / best
+		ok = (better == "high") ? (r >= target) : (r <= target)
+		printf "%s %.2f %s\n", best, r, ok ? "yes" : "no"
+	}')
+	local op="≥"
+	[ "$better" = low ] && op="≤"
+	printf "| %s | %s | %s | %s | %s× | %s %s× | %s |\n" "$label" \
+		"$(printf "$fmt" "${ours:-0}")" "$(printf "$fmt" "${t0:-0}")" "$(printf "$fmt" "${t4:-0}")" \
+		"$ratio" "$op" "$target" "$met"
+}
+
+echo
+echo "gearflow serve vs gearmand $("$GEARMAND" --version 2>/dev/null | awk 'NF {print $2; exit}'), $(date -u '+%Y-%m-%d %H:%M UTC'):" \
+	"$(nproc) cores ($(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)), Linux $(uname -r), $(go version | awk '{print $3}')"
+echo "median of $ROUNDS rounds; throughput runs ${DURATION} each; background $BG_JOBS jobs; memory $MEM_JOBS queued jobs."
+echo "ratio = gearflow / the better of the two gearmand settings."
+echo
+echo "| figure | gearflow | gearmand --threads 0 | gearmand (4 threads) | ratio | target | met |"
+echo "|---|---:|---:|---:|---:|---:|:---:|"
+row "fg echo jobs/s, 4×16 in flight, 4 workers, 64 B" fg64 jobs_per_s high 2 "%.0f"
+row "fg echo jobs/s, same, 64 KiB" fg64k jobs_per_s high 1.5 "%.0f"
+row "fg latency p50 µs, 1 client, 1 in flight, 1 worker" lat p50_us low 0.8 "%.1f"
+row "fg latency p99 µs, same" lat p99_us low 0.8 "%.1f"
+row "bg submit jobs/s, $BG_JOBS × 64 B" bg submit_per_s high 1 "%.0f"
+row "bg drain jobs/s, 4 workers" bg drain_per_s high 2 "%.0f"
+row "RSS bytes per queued bg job, $MEM_JOBS × 64 B" mem bytes_per_job low 0.5 "%.0f"

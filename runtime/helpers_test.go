@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/gearflow/gearflow/internal/gearmandtest"
+	"github.com/gearflow/gearflow/internal/servertest"
 	"github.com/gearflow/gearflow/runtime"
+	"github.com/gearflow/gearflow/server"
 )
 
 // testServer is a job server a test runs against: a real gearmand or
@@ -25,6 +27,10 @@ var serverKinds = []struct {
 }{
 	{"gearmand", func(t *testing.T) testServer {
 		s := gearmandtest.Start(t)
+		return testServer{Addr: s.Addr, Stop: s.Stop, Restart: s.Restart}
+	}},
+	{"gearflow", func(t *testing.T) testServer {
+		s := servertest.Start(t, server.Config{})
 		return testServer{Addr: s.Addr, Stop: s.Stop, Restart: s.Restart}
 	}},
 }

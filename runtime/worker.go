@@ -134,10 +134,14 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 // registered live on every connection).
 func (w *Worker) Handle(name string, h Handler) { w.HandleTimeout(name, 0, h) }
 
-// HandleTimeout is Handle with a per-job timeout: when timeout > 0 it is
-// sent to the servers with CAN_DO_TIMEOUT (in milliseconds; gearmand then
-// requeues a job that runs longer, waiting at least one second) and the
-// handler's context is cancelled when it passes.
+// HandleTimeout is Handle with a per-job timeout: when timeout > 0 the
+// handler's context is cancelled when it passes (the job then ends with
+// whatever the handler returns, normally WORK_FAIL), and the servers are
+// told with CAN_DO_TIMEOUT, in milliseconds, of timeout plus
+// TimeoutGrace. That server-side timer is the backstop for a handler that
+// ignores its context: the server requeues the job (it does not fail it),
+// and the grace lets the worker's own WORK_FAIL arrive first. gearmand
+// waits at least one second.
 func (w *Worker) HandleTimeout(name string, timeout time.Duration, h Handler) {
 	if timeout < 0 {
 		timeout = 0
@@ -162,9 +166,13 @@ func (w *Worker) HandleTimeout(name string, timeout time.Duration, h Handler) {
 	}
 }
 
+// TimeoutGrace is added to a function's timeout in CAN_DO_TIMEOUT; see
+// HandleTimeout.
+const TimeoutGrace = 500 * time.Millisecond
+
 func canDo(name string, timeout time.Duration) protocol.Packet {
 	if timeout > 0 {
-		ms := max(timeout.Milliseconds(), 1)
+		ms := (timeout + TimeoutGrace).Milliseconds()
 		return protocol.New(protocol.Req, protocol.CanDoTimeout, []byte(name), strconv.AppendInt(nil, ms, 10))
 	}
 	return protocol.New(protocol.Req, protocol.CanDo, []byte(name))

@@ -1,0 +1,48 @@
+// Package wordcount is the classic first map/reduce: count the words of
+// a text. Its map function splits lines into lower-cased words, and one
+// reduce function sums the counts, serving both as the map-side combiner
+// and as the reducer.
+package wordcount
+
+import (
+	"context"
+	"strings"
+	"unicode"
+
+	"github.com/gearflow/gearflow/flow"
+)
+
+// Register adds the example's functions to reg: "wc.map" and "wc.sum".
+func Register(reg *flow.Registry) {
+	reg.Map("wc.map", Map)
+	reg.Reduce("wc.sum", Sum)
+}
+
+// Map emits (word, 1) for every word of the line in rec.Value. Words are
+// runs of letters, digits and apostrophes, lower-cased.
+func Map(ctx context.Context, rec flow.Record, emit flow.Emit) error {
+	line, _ := rec.Value.(string)
+	words := strings.FieldsFunc(strings.ToLower(line), func(r rune) bool {
+		return !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '\''
+	})
+	for _, w := range words {
+		w = strings.Trim(w, "'")
+		if w == "" {
+			continue
+		}
+		if err := emit(w, 1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Sum emits the key with the sum of its values.
+func Sum(ctx context.Context, key string, values []any, emit flow.Emit) error {
+	var n int64
+	for _, v := range values {
+		x, _ := flow.Int64(v)
+		n += x
+	}
+	return emit(key, n)
+}

@@ -1,0 +1,45 @@
+// Package flow runs map/reduce pipelines as Gearman jobs.
+//
+// A pipeline file (package spec) names stages; each stage names a Go
+// function registered in a Registry, or a function any Gearman worker
+// serves. Run plans the run, submits each stage's tasks as jobs through
+// a runtime.Client, collects their streamed output, shuffles it by key,
+// runs the reducers as jobs too, and writes the result.
+//
+// # Records, stages, tasks and attempts
+//
+// A Record is a key (string) and a value (any msgpack-encodable value).
+// A MapFunc gets one input record and emits zero or more; a ReduceFunc
+// gets a key with all its values and emits records; the same ReduceFunc
+// may run map-side as a combiner. A TaskFunc gets a whole input chunk.
+//
+// A stage is one map (optionally combined and partitioned by key hash)
+// or one reduce over the partitions of the stage it needs. Stages run as
+// soon as the stages they need are done.
+//
+// A task is one Gearman job: a chunk of input records for a map, a
+// partition (or a key range of it) for a reduce. Its unique id is
+// "<run>:<stage>:<task>", so a resumed run re-attaches to a job still
+// running. docs/TASKFORMAT.md documents the payload, so a worker in any
+// language can serve a stage.
+//
+// An attempt is one submission of a task. A failed, timed-out or lost
+// attempt is retried with backoff up to the stage's limit; a straggler
+// near the end of a stage gets a backup attempt. Each attempt streams its
+// WORK_DATA into a file of its own, which becomes the task's output only
+// when that attempt completes first: retries and backups never
+// double-count.
+//
+// # Runs and the journal
+//
+// Every run has an id (a UUID) and a directory under Options.StateDir
+// holding its plan, each completed task's output (written atomically)
+// and a journal of completed tasks. Options.Resume with the run's id
+// redoes only what had not completed.
+//
+// # Caveats
+//
+// A reduce task holds all values of one key in memory; the shuffle
+// itself spills to disk beyond Options.MemoryBudget. Output of a reduce
+// stage is sorted by key; output of a map stage is in input order.
+package flow

@@ -1,0 +1,151 @@
+package flow
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// EventKind says what an Event reports.
+type EventKind int
+
+const (
+	// EventRunStarted: the run began (or resumed); Dir is its directory.
+	EventRunStarted EventKind = iota + 1
+	// EventStageStarted: a stage's needs are done and its tasks are known.
+	EventStageStarted
+	// EventTaskRetry: an attempt failed; another follows after Wait.
+	EventTaskRetry
+	// EventTaskBackup: a straggler got a backup attempt.
+	EventTaskBackup
+	// EventTaskDone: a task completed.
+	EventTaskDone
+	// EventTaskFailed: a task ran out of attempts.
+	EventTaskFailed
+	// EventStageDone: every task of a stage completed or failed.
+	EventStageDone
+	// EventRunDone: the run ended; Output names the result file, Err
+	// says why it failed.
+	EventRunDone
+)
+
+var eventKindNames = map[EventKind]string{
+	EventRunStarted: "run_started", EventStageStarted: "stage_started", EventTaskRetry: "task_retry",
+	EventTaskBackup: "task_backup", EventTaskDone: "task_done", EventTaskFailed: "task_failed",
+	EventStageDone: "stage_done", EventRunDone: "run_done",
+}
+
+func (k EventKind) String() string {
+	if s, ok := eventKindNames[k]; ok {
+		return s
+	}
+	return fmt.Sprintf("EventKind(%d)", int(k))
+}
+
+// MarshalText makes the kind a string in JSON event streams.
+func (k EventKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// UnmarshalText parses a kind's name.
+func (k *EventKind) UnmarshalText(b []byte) error {
+	for kk, n := range eventKindNames {
+		if n == string(b) {
+			*k = kk
+			return nil
+		}
+	}
+	return fmt.Errorf("flow: unknown event kind %q", b)
+}
+
+// Event reports progress of a run. Stage counters are the stage's totals
+// at the time of the event.
+type Event struct {
+	Kind  EventKind `json:"event"`
+	Time  time.Time `json:"time"`
+	Run   string    `json:"run"`
+	Stage string    `json:"stage,omitempty"`
+	// Task and Attempt are set for task events.
+	Task    int    `json:"task"`
+	Attempt int    `json:"attempt,omitempty"`
+	Input   string `json:"input,omitempty"`
+	Err     string `json:"error,omitempty"`
+	// Wait is the backoff before a retry.
+	Wait time.Duration `json:"wait_ns,omitempty"`
+
+	TasksDone   int   `json:"tasks_done"`
+	TasksFailed int   `json:"tasks_failed,omitempty"`
+	TasksTotal  int   `json:"tasks_total"`
+	Retries     int   `json:"retries,omitempty"`
+	RecordsIn   int64 `json:"records_in"`
+	RecordsOut  int64 `json:"records_out"`
+
+	// Dir is the run's directory (EventRunStarted); Output the result
+	// file (EventRunDone).
+	Dir    string `json:"dir,omitempty"`
+	Output string `json:"output,omitempty"`
+}
+
+// StageResult sums up one stage of a run.
+type StageResult struct {
+	Name     string
+	Function string
+	Tasks    int // tasks in the stage
+	Done     int // completed, including Resumed
+	Resumed  int // completed by an earlier run of the same run id
+	Failed   int
+	Retries  int
+	Backups  int
+	// RecordsIn and RecordsOut count the records (reduce: key groups)
+	// the stage's completed tasks read and emitted.
+	RecordsIn, RecordsOut int64
+	Elapsed               time.Duration
+}
+
+// TaskFailure names a task that ran out of attempts.
+type TaskFailure struct {
+	Stage    string `json:"stage"`
+	Task     int    `json:"task"`
+	Function string `json:"function"`
+	Attempts int    `json:"attempts"`
+	Err      string `json:"error"`
+	// Input says which input the task had: file and line range, files,
+	// upstream records, or partition and keys.
+	Input string `json:"input"`
+}
+
+func (f TaskFailure) String() string {
+	return fmt.Sprintf("stage %s task %d (function %s, %d attempts), input %s: %s",
+		f.Stage, f.Task, f.Function, f.Attempts, f.Input, f.Err)
+}
+
+// Result sums up a run.
+type Result struct {
+	Run           string
+	Dir           string // the run's directory
+	Output        string // the result file
+	OutputRecords int64
+	Elapsed       time.Duration
+	Stages        []StageResult
+	// Failed lists tasks that ran out of attempts in stages whose
+	// policy let the run go on.
+	Failed []TaskFailure
+}
+
+// RunError is the error of a run that failed: the failed tasks (if the
+// failure came from tasks) and the cause.
+type RunError struct {
+	Run    string
+	Failed []TaskFailure
+	Err    error
+}
+
+func (e *RunError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "flow: run %s failed: %v", e.Run, e.Err)
+	for _, f := range e.Failed {
+		b.WriteString("\n  ")
+		b.WriteString(f.String())
+	}
+	return b.String()
+}
+
+func (e *RunError) Unwrap() error { return e.Err }

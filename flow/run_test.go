@@ -1,0 +1,206 @@
+package flow_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/gearflow/gearflow/examples/wordcount"
+	"github.com/gearflow/gearflow/flow"
+	"github.com/gearflow/gearflow/flow/spec"
+)
+
+func testLogger(t *testing.T) *slog.Logger {
+	level := slog.LevelWarn
+	if os.Getenv("GEARFLOW_TEST_LOG") == "debug" {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: level}))
+}
+
+// loadWordcount loads the wordcount example with its output in a
+// temporary directory.
+func loadWordcount(t *testing.T, extra map[string]string) (*spec.Pipeline, string) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "wordcount.tsv")
+	params := map[string]string{"out": out}
+	for k, v := range extra {
+		params[k] = v
+	}
+	p, err := spec.Load("../examples/wordcount/wordcount.yaml", params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, out
+}
+
+func wantWordcount(t *testing.T) string {
+	t.Helper()
+	want, err := os.ReadFile("../examples/wordcount/testdata/want.tsv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(want)
+}
+
+func checkOutput(t *testing.T, path, want string) {
+	t.Helper()
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != want {
+		t.Errorf("output %s:\n%s\nwant:\n%s", path, got, want)
+	}
+}
+
+func TestRunWordcountEmbedded(t *testing.T) {
+	t.Parallel()
+	p, out := loadWordcount(t, nil)
+	reg := flow.NewRegistry()
+	wordcount.Register(reg)
+	var mu sync.Mutex
+	kinds := map[flow.EventKind]int{}
+	res, err := flow.Run(t.Context(), p, reg, flow.Options{
+		StateDir: t.TempDir(), Workers: 4, Logger: testLogger(t),
+		OnEvent: func(e flow.Event) {
+			mu.Lock()
+			kinds[e.Kind]++
+			mu.Unlock()
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkOutput(t, out, wantWordcount(t))
+	if res.Stages[0].Tasks != 3 || res.Stages[0].Done != 3 || res.Stages[1].Done != res.Stages[1].Tasks {
+		t.Errorf("stages %+v", res.Stages)
+	}
+	if res.OutputRecords != 48 || res.Output != out {
+		t.Errorf("result output %s with %d records", res.Output, res.OutputRecords)
+	}
+	if kinds[flow.EventRunStarted] != 1 || kinds[flow.EventRunDone] != 1 || kinds[flow.EventTaskDone] != res.Stages[0].Tasks+res.Stages[1].Tasks {
+		t.Errorf("events %v", kinds)
+	}
+}
+
+// TestRunDiscardsPartialDataOfFailedAttempts: the first attempt of every
+// map task streams a few thousand records (enough for WORK_DATA batches
+// to go out) and then fails half-way through its input; the output is
+// still exact, since that partial data never counts.
+func TestRunDiscardsPartialDataOfFailedAttempts(t *testing.T) {
+	t.Parallel()
+	p, out := loadWordcount(t, nil)
+	p.Stages[0].Combine = "" // so records stream as they are emitted
+	reg := flow.NewRegistry()
+	var failed atomic.Int64
+	var mu sync.Mutex
+	seen := map[int]int{} // task -> records seen by attempt 1
+	reg.Map("wc.map", func(ctx context.Context, rec flow.Record, emit flow.Emit) error {
+		info, _ := flow.InfoFrom(ctx)
+		if info.Attempt == 1 {
+			mu.Lock()
+			seen[info.Task]++
+			n := seen[info.Task]
+			mu.Unlock()
+			if n == 1 {
+				for i := 0; i < 10000; i++ { // several WORK_DATA batches
+					if err := emit("partial-junk", 1); err != nil {
+						return err
+					}
+				}
+			}
+			if n > 2 { // half of a 4-line chunk
+				failed.Add(1)
+				return errors.New("injected failure after partial output")
+			}
+		}
+		return wordcount.Map(ctx, rec, emit)
+	})
+	reg.Reduce("wc.sum", wordcount.Sum)
+	var retryEvents atomic.Int64
+	res, err := flow.Run(t.Context(), p, reg, flow.Options{StateDir: t.TempDir(), Workers: 2, Logger: testLogger(t),
+		OnEvent: func(e flow.Event) {
+			if e.Kind == flow.EventTaskRetry {
+				retryEvents.Add(1)
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkOutput(t, out, wantWordcount(t))
+	if failed.Load() != 3 || res.Stages[0].Retries != 3 || retryEvents.Load() != 3 {
+		t.Errorf("%d injected failures, %d retries, %d retry events; want 3 each", failed.Load(), res.Stages[0].Retries, retryEvents.Load())
+	}
+}
+
+func TestRunFailureReport(t *testing.T) {
+	t.Parallel()
+	p, _ := loadWordcount(t, nil)
+	p.Stages[0].Retry.MaxAttempts = 2
+	p.Stages[0].Retry.Initial = 0
+	reg := flow.NewRegistry()
+	reg.Map("wc.map", func(ctx context.Context, rec flow.Record, emit flow.Emit) error {
+		if strings.Contains(rec.Value.(string), "Gearman") {
+			return errors.New("cannot parse gearman")
+		}
+		return wordcount.Map(ctx, rec, emit)
+	})
+	reg.Reduce("wc.sum", wordcount.Sum)
+	_, err := flow.Run(t.Context(), p, reg, flow.Options{StateDir: t.TempDir(), Workers: 2, Logger: testLogger(t)})
+	var re *flow.RunError
+	if !errors.As(err, &re) || len(re.Failed) != 1 {
+		t.Fatalf("err = %v, want a RunError with one failed task", err)
+	}
+	f := re.Failed[0]
+	in := filepath.Join(p.Dir, "data", "input.txt")
+	if f.Stage != "count" || f.Task != 1 || f.Function != "wc.map" || f.Attempts != 2 ||
+		!strings.Contains(f.Err, "cannot parse gearman") || f.Input != in+":5-8" {
+		t.Errorf("failure %+v", f)
+	}
+	if !strings.Contains(err.Error(), in+":5-8") {
+		t.Errorf("error text %q does not name the input", err)
+	}
+}
+
+func TestRunSpillsShuffleToDisk(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var b strings.Builder
+	want := map[string]int{}
+	for i := 0; i < 3000; i++ {
+		w := fmt.Sprintf("w%d", i%701)
+		want[w]++
+		fmt.Fprintf(&b, "%s\n", w)
+	}
+	in := filepath.Join(dir, "in.txt")
+	os.WriteFile(in, []byte(b.String()), 0o644)
+	p, out := loadWordcount(t, map[string]string{"input": in})
+	p.Stages[0].Input.Split.N = 500
+	p.Stages[0].Combine = ""
+	reg := flow.NewRegistry()
+	wordcount.Register(reg)
+	if _, err := flow.Run(t.Context(), p, reg, flow.Options{StateDir: t.TempDir(), MemoryBudget: 4096, Logger: testLogger(t)}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(out)
+	lines := strings.Split(strings.TrimSpace(string(got)), "\n")
+	if len(lines) != len(want) {
+		t.Fatalf("%d output lines, want %d", len(lines), len(want))
+	}
+	prev := ""
+	for _, l := range lines {
+		k, v, _ := strings.Cut(l, "\t")
+		if fmt.Sprint(want[k]) != v || k <= prev {
+			t.Errorf("line %q: want count %d, keys ascending", l, want[k])
+		}
+		prev = k
+	}
+}

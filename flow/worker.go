@@ -1,0 +1,30 @@
+package flow
+
+import (
+	"context"
+
+	"github.com/gearflow/gearflow/runtime"
+)
+
+// Handler returns the runtime handler that serves tasks for the function
+// called name: it decodes the task payload, runs the function, streams
+// emitted records as WORK_DATA batches and progress as WORK_STATUS, and
+// returns the summary for WORK_COMPLETE. Errors become WORK_EXCEPTION
+// carrying their text.
+func (r *Registry) Handler(name string) runtime.Handler {
+	return runtime.HandlerFunc(func(ctx context.Context, job *runtime.Job) ([]byte, error) {
+		res, err := r.execute(ctx, name, job.Payload, taskIO{data: job.SendData, status: job.SendStatus})
+		if err != nil {
+			return nil, runtime.Exception(err)
+		}
+		return res, nil
+	})
+}
+
+// Register registers every function of the registry with w, so that w
+// serves them all.
+func (r *Registry) Register(w *runtime.Worker) {
+	for _, name := range r.Names() {
+		w.Handle(name, r.Handler(name))
+	}
+}

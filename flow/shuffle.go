@@ -295,7 +295,7 @@ func (h *mergeHeap) Less(i, j int) bool {
 	return a.src < b.src
 }
 func (h *mergeHeap) Swap(i, j int) { h.items[i], h.items[j] = h.items[j], h.items[i] }
-func (h *mergeHeap) Push(x any)   { h.items = append(h.items, x.(mergeItem)) }
+func (h *mergeHeap) Push(x any)    { h.items = append(h.items, x.(mergeItem)) }
 func (h *mergeHeap) Pop() any {
 	it := h.items[len(h.items)-1]
 	h.items = h.items[:len(h.items)-1]

@@ -257,15 +257,16 @@ func (p *parser) stages(n *yaml.Node, defaults StageSettings) []*Stage {
 	var out []*Stage
 	seen := map[string]*yaml.Node{}
 	p.info = map[*Stage]*stageInfo{}
-	for i, sn := range n.Content {
-		sn = resolve(sn)
+	for i, orig := range n.Content {
+		sn := resolve(orig)
 		st, info := p.stage(sn, i, defaults)
 		if st == nil {
 			continue
 		}
 		if st.Name != "" {
 			if prev, dup := seen[st.Name]; dup {
-				p.errorf(sn, "rename one of them", "stage %q: duplicate stage name (first at line %d)", st.Name, prev.Line)
+				// orig, not sn: an alias repeats a stage at the alias.
+				p.errorf(orig, "rename one of them", "stage %q: duplicate stage name (first at line %d)", st.Name, prev.Line)
 				continue
 			}
 			seen[st.Name] = sn

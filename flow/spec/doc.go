@@ -38,6 +38,8 @@
 //	  input:      { type: path, required: true, description: text to count }
 //	  partitions: { type: int, default: 8 }
 //
+// The fields of a declaration:
+//
 //   - type: string (the default), int (held as int64), float (float64),
 //     bool (true or false), duration (a Go duration such as 90s or 1h30m,
 //     held as time.Duration), or path (a string, made absolute).

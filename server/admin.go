@@ -150,7 +150,10 @@ func (s *Server) adminShowJobs(unique bool) []byte {
 			b = strconv.AppendInt(b, int64(j.retries), 10)
 			b = append(b, '\t')
 			b = append(b, bit(j.cancelled || (!j.background && len(j.clients) == 0))...)
-			b = append(b, "\t0"...) // no persistent queue
+			// gearmand sets QUEUED for every background job, with or
+			// without a persistent queue.
+			b = append(b, '\t')
+			b = append(b, bit(j.background && !j.cancelled)...)
 		}
 		b = append(b, '\n')
 	}

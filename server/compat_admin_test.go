@@ -106,6 +106,28 @@ func adminScenarios() []scenario {
 			w.NoJob(t)
 			expectAdmin(t, a, "cancel job "+h, "ERR UNKNOWN_JOB\r\n")
 		}},
+		{name: "admin/cancel-queued-background", run: func(t *testing.T, p *peer) {
+			// Difference o: gearmand keeps a cancelled queued job, marked
+			// ignored, until a worker reaches it; ours removes it at once.
+			c := p.dial(t)
+			h := c.Submit(t, protocol.SubmitJobBg, "f", "", "x")
+			a := p.dial(t)
+			expectAdmin(t, a, "cancel job "+h, "OK\r\n")
+			if p.gearmand {
+				expectAdmin(t, a, "status", "f\t1\t0\t0\n.\n")
+				expectAdmin(t, a, "show jobs", h+"\t0\t1\t0\n.\n")
+				expectAdmin(t, a, "cancel job "+h, "OK\r\n")
+			} else {
+				expectAdmin(t, a, "status", "f\t0\t0\t0\n.\n")
+				expectAdmin(t, a, "show jobs", ".\n")
+				expectAdmin(t, a, "cancel job "+h, "ERR UNKNOWN_JOB\r\n")
+			}
+			w := p.dial(t)
+			w.CanDo("f")
+			w.NoJob(t)
+			expectAdmin(t, a, "status", "f\t0\t0\t1\n.\n")
+			expectAdmin(t, a, "cancel job "+h, "ERR UNKNOWN_JOB\r\n")
+		}},
 		{name: "admin/cancel-forms", run: func(t *testing.T, p *peer) {
 			a := p.dial(t)
 			expectAdmin(t, a, "cancel job H:test:99", "ERR UNKNOWN_JOB\r\n")

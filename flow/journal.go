@@ -188,3 +188,22 @@ func syncDir(dir string) error {
 	defer d.Close()
 	return d.Sync()
 }
+
+// RunInfo is what a run's plan records about how it was started.
+type RunInfo struct {
+	Run      string
+	Pipeline string            // the pipeline's name
+	File     string            // the pipeline file, absolute ("" if not recorded)
+	Params   map[string]string // the -p overrides
+	Created  time.Time
+}
+
+// ReadRunInfo reads the plan of run id under stateDir ("" = the default
+// state directory). It wraps ErrNoRun when there is no such run.
+func ReadRunInfo(stateDir, id string) (RunInfo, error) {
+	p, err := readPlan(RunDir(stateDir, id))
+	if err != nil {
+		return RunInfo{}, err
+	}
+	return RunInfo{Run: p.Run, Pipeline: p.Pipeline, File: p.File, Params: p.Params, Created: p.Created}, nil
+}

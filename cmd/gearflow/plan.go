@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
+
+	"github.com/gearflow/gearflow/flow/cli"
 )
 
 func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "gearflow plan: not built yet")
-	return 1
+	return cli.PlanCommand(ctx, functions(), args, stdout, stderr)
 }

@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
+
+	"github.com/gearflow/gearflow/flow/cli"
 )
 
 func cmdWorker(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "gearflow worker: not built yet")
-	return 1
+	return cli.WorkerCommand(ctx, functions(), args, stdout, stderr)
 }

@@ -188,7 +188,22 @@ output:`, 1),
 		{
 			name: "not YAML",
 			yaml: "name: [unclosed\n",
-			want: []string{`p.yaml:1:1: did not find expected ',' or ']' (hint: the file is not valid YAML)`},
+			want: []string{`p.yaml:2:1: did not find expected ',' or ']' (hint: the file is not valid YAML)`},
+		},
+		{
+			name: "not YAML, further down",
+			yaml: strings.Replace(minimal, "input: { from: file:in.txt }", "input: { from: file:in.txt", 1),
+			want: []string{`p.yaml:7:1: did not find expected ',' or '}' (hint: the file is not valid YAML)`},
+		},
+		{
+			name: "not YAML, a scanner error",
+			yaml: strings.Replace(minimal, "input: { from: file:in.txt }", "input: @x", 1),
+			want: []string{`p.yaml:7:1: found character that cannot start any token (hint: the file is not valid YAML)`},
+		},
+		{
+			name: "not YAML, a stray list item",
+			yaml: minimal + "- x\n",
+			want: []string{`p.yaml:10:1: did not find expected key (hint: the file is not valid YAML)`},
 		},
 		{
 			name: "empty file",
@@ -250,6 +265,9 @@ output:
 				if !errors.As(err, &e) || e != errs[0] {
 					t.Errorf("a single error is not returned as the *spec.Error itself: %T", err)
 				}
+			}
+			if !errors.Is(err, spec.ErrInvalid) {
+				t.Errorf("errors.Is(err, ErrInvalid) = false")
 			}
 			if err.Error() != strings.Join(tt.want, "\n") {
 				t.Errorf("err.Error() = %q, want the errors one per line", err.Error())

@@ -167,6 +167,14 @@ func unprotect(s string) string {
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
+var yamlParserErrors = []string{
+	"did not find expected key",
+	"did not find expected ','",
+	"did not find expected node content",
+	"did not find expected '-'",
+	"did not find expected <",
+}
+
 // yamlError records a syntax error reported by the YAML decoder.
 func (p *parser) yamlError(err error) {
 	msg := unprotect(err.Error())
@@ -176,6 +184,15 @@ func (p *parser) yamlError(err error) {
 			line = n
 		}
 		msg = m[2]
+		// yaml.v3 counts lines from 1 in scanner errors but from 0 in
+		// parser errors, which all start "did not find expected" and
+		// name a token.
+		for _, prefix := range yamlParserErrors {
+			if strings.HasPrefix(msg, prefix) {
+				line++
+				break
+			}
+		}
 	} else {
 		msg = strings.TrimPrefix(msg, "yaml: ")
 	}

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -407,7 +408,14 @@ func (f Format) String() string {
 	return "Format(" + strconv.Itoa(int(f)) + ")"
 }
 
-// Error is one problem in a pipeline file, at a position.
+// ErrInvalid matches every *Error with errors.Is: the pipeline file (or
+// a -p param) is wrong, as opposed to unreadable.
+var ErrInvalid = errors.New("spec: invalid pipeline")
+
+// Error is one problem in a pipeline file, at a position. Line and Column
+// are 1-based; Column is 1 when only the line is known (YAML syntax
+// errors). Errors about a -p param point at the param's declaration, or
+// at the params: key (line 1 when there is none) for an undeclared one.
 type Error struct {
 	File         string
 	Line, Column int
@@ -430,3 +438,6 @@ func (e *Error) Error() string {
 	}
 	return b.String()
 }
+
+// Unwrap returns ErrInvalid.
+func (e *Error) Unwrap() error { return ErrInvalid }

@@ -41,39 +41,57 @@ func newServeFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	f := &serveFlags{}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	shorts := map[string]string{} // long name -> short alias
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: gearflow serve [flags]")
 		fmt.Fprintln(stderr, "\nRuns a Gearman job server; gearmand's flags are accepted where they make sense.")
 		fmt.Fprintln(stderr)
-		fs.PrintDefaults()
+		isShort := map[string]bool{}
+		for _, s := range shorts {
+			isShort[s] = true
+		}
+		fs.VisitAll(func(fl *flag.Flag) {
+			if isShort[fl.Name] || fl.Name == "verbose" {
+				return
+			}
+			name := "--" + fl.Name
+			if s, ok := shorts[fl.Name]; ok {
+				name = "-" + s + ", " + name
+			}
+			def := ""
+			if fl.DefValue != "" && fl.DefValue != "0" && fl.DefValue != "false" && fl.DefValue != "0s" {
+				def = " (default " + fl.DefValue + ")"
+			}
+			fmt.Fprintf(stderr, "  %s\n    \t%s%s\n", name, fl.Usage, def)
+		})
 	}
-	alias := func(short, long string, usage string, set func(fs *flag.FlagSet, name string)) {
+	alias := func(short, long string, set func(fs *flag.FlagSet, name string)) {
 		set(fs, long)
 		if short != "" {
 			set(fs, short)
+			shorts[long] = short
 		}
-		_ = usage
 	}
-	alias("p", "port", "", func(fs *flag.FlagSet, n string) {
+	alias("p", "port", func(fs *flag.FlagSet, n string) {
 		fs.StringVar(&f.port, n, "4730", "TCP port to listen on (env GEARMAND_PORT when left at the default)")
 	})
-	alias("L", "listen", "", func(fs *flag.FlagSet, n string) {
+	alias("L", "listen", func(fs *flag.FlagSet, n string) {
 		fs.StringVar(&f.listen, n, "", "address to listen on (default all addresses)")
 	})
-	alias("j", "job-retries", "", func(fs *flag.FlagSet, n string) {
+	alias("j", "job-retries", func(fs *flag.FlagSet, n string) {
 		fs.IntVar(&f.jobRetries, n, -1, "times a job may be lost with its worker before it is dropped: -1 unlimited, 0 drop on the first loss, N after N losses (gearmand 2.0 meaning)")
 	})
-	alias("w", "worker-wakeup", "", func(fs *flag.FlagSet, n string) {
+	alias("w", "worker-wakeup", func(fs *flag.FlagSet, n string) {
 		fs.IntVar(&f.workerWakeup, n, 0, "sleeping workers woken per queued job (0 = one, then one more per job taken while work waits)")
 	})
 	fs.StringVar(&f.handlePrefix, "job-handle-prefix", "", "job handle prefix (default H:<hostname>)")
 	fs.BoolVar(&f.exceptions, "exceptions", false, "forward WORK_EXCEPTION to every client, as if each had sent OPTION_REQ exceptions")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error (gearmand's names also accepted)")
 	fs.StringVar(&f.logLevel, "verbose", "info", "same as --log-level")
-	alias("l", "log-file", "", func(fs *flag.FlagSet, n string) {
+	alias("l", "log-file", func(fs *flag.FlagSet, n string) {
 		fs.StringVar(&f.logFile, n, "stderr", "log destination: a file path, stderr, or none")
 	})
-	alias("P", "pid-file", "", func(fs *flag.FlagSet, n string) {
+	alias("P", "pid-file", func(fs *flag.FlagSet, n string) {
 		fs.StringVar(&f.pidFile, n, "", "write the process id to this file")
 	})
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM/SIGINT, how long running jobs may take to finish")
@@ -89,20 +107,20 @@ func newServeFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	var ignoredInt int
 	var ignoredStr string
 	var ignoredBool bool
-	alias("t", "threads", "", func(fs *flag.FlagSet, n string) {
+	alias("t", "threads", func(fs *flag.FlagSet, n string) {
 		fs.IntVar(&ignoredInt, n, 0, "accepted for gearmand compatibility; ignored")
 	})
-	alias("b", "backlog", "", func(fs *flag.FlagSet, n string) {
+	alias("b", "backlog", func(fs *flag.FlagSet, n string) {
 		fs.IntVar(&ignoredInt, n, 0, "accepted for gearmand compatibility; ignored")
 	})
-	alias("u", "user", "", func(fs *flag.FlagSet, n string) {
+	alias("u", "user", func(fs *flag.FlagSet, n string) {
 		fs.StringVar(&ignoredStr, n, "", "accepted for gearmand compatibility; ignored")
 	})
-	alias("R", "round-robin", "", func(fs *flag.FlagSet, n string) {
+	alias("R", "round-robin", func(fs *flag.FlagSet, n string) {
 		fs.BoolVar(&ignoredBool, n, false, "accepted for gearmand compatibility; always on")
 	})
 	fs.BoolVar(&ignoredBool, "keepalive", false, "accepted for gearmand compatibility; TCP keepalive is always on")
-	alias("q", "queue-type", "", func(fs *flag.FlagSet, n string) {
+	alias("q", "queue-type", func(fs *flag.FlagSet, n string) {
 		fs.StringVar(&ignoredStr, n, "builtin", "job queue: only builtin (in memory) is supported")
 	})
 	return fs, f

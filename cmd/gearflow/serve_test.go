@@ -1,0 +1,152 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gearflow/gearflow/protocol"
+)
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
+// waitDial dials addr until the server answers, for up to 5 seconds.
+func waitDial(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server on %s not up: %v", addr, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestServeFlags(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		args []string
+		code int
+		msg  string
+	}{
+		{"check-args", []string{"--check-args", "-p", "4731", "--job-retries=3", "-t", "0", "-L", "127.0.0.1"}, 0, ""},
+		{"bad retries", []string{"--check-args", "--job-retries=300"}, 2, "out of range"},
+		{"bad level", []string{"--check-args", "--log-level=loud"}, 2, "unknown log level"},
+		{"bad queue", []string{"--check-args", "-q", "mysql"}, 2, "not supported"},
+		{"bad port", []string{"--check-args", "-p", "http"}, 2, "bad port"},
+		{"positional", []string{"--check-args", "extra"}, 2, "unexpected argument"},
+		{"unknown flag", []string{"--frobnicate"}, 2, "flag provided but not defined"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := cmdServe(context.Background(), tt.args, &out, &errb)
+			if code != tt.code || !strings.Contains(errb.String(), tt.msg) {
+				t.Errorf("serve %v = %d, stderr %q; want %d containing %q", tt.args, code, errb.String(), tt.code, tt.msg)
+			}
+		})
+	}
+}
+
+// TestServeDrainsOnSignal runs the server, starts a job, cancels the
+// command's context (what SIGTERM does) and checks that the running
+// job's result still reaches its client before the server exits.
+func TestServeDrainsOnSignal(t *testing.T) {
+	t.Parallel()
+	port := freePort(t)
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "pid")
+	ctx, cancel := context.WithCancel(context.Background())
+	exited := make(chan int, 1)
+	var errb bytes.Buffer
+	go func() {
+		exited <- cmdServe(ctx, []string{"-L", "127.0.0.1", "-p", port, "-P", pidFile,
+			"--job-handle-prefix", "H:t", "--shutdown-timeout", "10s", "--log-level", "warn"}, &bytes.Buffer{}, &errb)
+	}()
+	addr := net.JoinHostPort("127.0.0.1", port)
+	worker := waitDial(t, addr)
+	defer worker.Close()
+	client := waitDial(t, addr)
+	defer client.Close()
+	if b, err := os.ReadFile(pidFile); err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(os.Getpid()) {
+		t.Errorf("pid file = %q, %v; want our pid", b, err)
+	}
+
+	send := func(c net.Conn, typ protocol.Type, args ...string) {
+		b := make([][]byte, len(args))
+		for i, a := range args {
+			b[i] = []byte(a)
+		}
+		if _, err := c.Write(protocol.New(protocol.Req, typ, b...).Append(nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cr := protocol.NewReader(client, protocol.ReaderConfig{})
+	wr := protocol.NewReader(worker, protocol.ReaderConfig{})
+	client.SetDeadline(time.Now().Add(10 * time.Second))
+	worker.SetDeadline(time.Now().Add(10 * time.Second))
+	send(client, protocol.SubmitJob, "f", "", "x")
+	if p, err := cr.ReadPacket(); err != nil || p.Type != protocol.JobCreated {
+		t.Fatalf("submit: %v %v", p.Type, err)
+	}
+	send(worker, protocol.CanDo, "f")
+	send(worker, protocol.GrabJob)
+	if p, err := wr.ReadPacket(); err != nil || p.Type != protocol.JobAssign {
+		t.Fatalf("grab: %v %v", p.Type, err)
+	}
+
+	cancel() // as SIGTERM
+	// New connections are refused once the listener is closed.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("still accepting connections 5s after the signal")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case code := <-exited:
+		t.Fatalf("serve exited (%d) with a job still running", code)
+	default:
+	}
+	send(worker, protocol.WorkComplete, "H:t:1", "done")
+	p, err := cr.ReadPacket()
+	if err != nil || p.Type != protocol.WorkComplete || string(p.Args[1]) != "done" {
+		t.Fatalf("client got %v %q, %v; want WORK_COMPLETE done", p.Type, p.Args, err)
+	}
+	select {
+	case code := <-exited:
+		if code != 0 {
+			t.Errorf("serve exited %d, want 0; stderr %s", code, errb.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not exit after its last job finished")
+	}
+	if _, err := os.Stat(pidFile); !os.IsNotExist(err) {
+		t.Errorf("pid file left behind: %v", err)
+	}
+}

@@ -8,74 +8,77 @@ import (
 	"github.com/gearflow/gearflow/protocol"
 )
 
+// adminCases is the parser table: gearmand 1.1.20's behaviour, checked on
+// the wire by TestAdminAgainstGearmand.
+var adminCases = []struct {
+	line string
+	kind protocol.AdminKind
+	word string
+	args []string
+	err  error
+}{
+	{"workers", protocol.AdminWorkers, "workers", nil, nil},
+	{"WORKERS", protocol.AdminWorkers, "WORKERS", nil, nil},
+	{"status", protocol.AdminStatus, "status", nil, nil},
+	{"Status extra words ignored", protocol.AdminStatus, "Status", nil, nil},
+	{"status ", protocol.AdminStatus, "status", nil, nil},
+	{"prioritystatus", protocol.AdminPriorityStatus, "prioritystatus", nil, nil},
+	{"show jobs", protocol.AdminShowJobs, "show", nil, nil},
+	{"SHOW  JOBS", protocol.AdminShowJobs, "SHOW", nil, nil},
+	{"show unique jobs", protocol.AdminShowUniqueJobs, "show", nil, nil},
+	{"show maxqueue", protocol.AdminShowMaxQueue, "show", nil, nil},
+	{"show jobs ", protocol.AdminShowUnknown, "show", nil, nil}, // trailing space: an empty third word
+	{"show stuff", protocol.AdminShowUnknown, "show", nil, nil},
+	{"show unique", protocol.AdminShowUnknown, "show", nil, nil},
+	{"show", protocol.AdminUnknown, "show", nil, nil},
+	{"cancel job H:x:1", protocol.AdminCancelJob, "cancel", []string{"H:x:1"}, nil},
+	{"CANCEL  JOB  H:x:1", protocol.AdminCancelJob, "CANCEL", []string{"H:x:1"}, nil},
+	{"cancel job  ", protocol.AdminCancelJob, "cancel", []string{""}, nil},
+	{"cancel a b", protocol.AdminCancelBad, "cancel", nil, nil},
+	{"cancel job a b", protocol.AdminCancelBad, "cancel", nil, nil},
+	{"cancel job", protocol.AdminUnknown, "cancel", nil, nil},
+	{"cancel", protocol.AdminUnknown, "cancel", nil, nil},
+	{"create function f1", protocol.AdminCreateFunction, "create", []string{"f1"}, nil},
+	{"create function", protocol.AdminBadArguments, "create", nil, nil},
+	{"create function a b", protocol.AdminBadArguments, "create", nil, nil},
+	{"create thing f", protocol.AdminBadArguments, "create", nil, nil},
+	{"create", protocol.AdminBadArguments, "create", nil, nil},
+	{"drop function f1", protocol.AdminDropFunction, "drop", []string{"f1"}, nil},
+	{"drop function ", protocol.AdminDropFunction, "drop", []string{""}, nil},
+	{"drop function", protocol.AdminBadArguments, "drop", nil, nil},
+	{"maxqueue f", protocol.AdminMaxQueue, "maxqueue", []string{"f"}, nil},
+	{"maxqueue f 10", protocol.AdminMaxQueue, "maxqueue", []string{"f", "10"}, nil},
+	{"maxqueue f 1 2 3", protocol.AdminMaxQueue, "maxqueue", []string{"f", "1", "2", "3"}, nil},
+	{"maxqueue ", protocol.AdminMaxQueue, "maxqueue", []string{""}, nil},
+	{"maxqueue", protocol.AdminBadArguments, "maxqueue", nil, nil},
+	{"getpid", protocol.AdminGetPID, "getpid", nil, nil},
+	{"getpid extra", protocol.AdminGetPID, "getpid", nil, nil},
+	{"verbose", protocol.AdminVerbose, "verbose", nil, nil},
+	{"version", protocol.AdminVersion, "version", nil, nil},
+	{"VeRsIoN", protocol.AdminVersion, "VeRsIoN", nil, nil},
+	{"shutdown", protocol.AdminShutdown, "shutdown", nil, nil},
+	{"shutdown graceful", protocol.AdminShutdown, "shutdown", []string{"graceful"}, nil},
+	{"shutdown now", protocol.AdminBadArguments, "shutdown", nil, nil},
+	{"frobnicate", protocol.AdminUnknown, "frobnicate", nil, nil},
+	{"status\x00junk", protocol.AdminStatus, "status", nil, nil}, // words are C strings in gearmand
+	{"cancel job H:1\x00x", protocol.AdminCancelJob, "cancel", []string{"H:1"}, nil},
+	{"\u017ftatus", protocol.AdminUnknown, "\u017ftatus", nil, nil}, // only ASCII letters fold
+	{"wor\u212aers", protocol.AdminUnknown, "wor\u212aers", nil, nil},
+	{"status\tx", protocol.AdminUnknown, "status\tx", nil, nil}, // only spaces separate words
+	{"", protocol.AdminUnknown, "", nil, nil},
+	{" status", protocol.AdminUnknown, "", nil, nil}, // leading space: empty first word
+	{"  ", protocol.AdminUnknown, "", nil, nil},
+	{"a b c d e", protocol.AdminUnknown, "a", nil, nil},
+	{"a  b  c  d  e", protocol.AdminUnknown, "a", nil, nil},
+	{"a b c d e f", 0, "", nil, protocol.ErrTooManyWords},
+	{"a b c d e ", 0, "", nil, protocol.ErrTooManyWords}, // the trailing space makes a sixth word
+	{"maxqueue f 1 2 3 4", 0, "", nil, protocol.ErrTooManyWords},
+}
+
 func TestParseAdminCommand(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		line string
-		kind protocol.AdminKind
-		word string
-		args []string
-		err  error
-	}{
-		{"workers", protocol.AdminWorkers, "workers", nil, nil},
-		{"WORKERS", protocol.AdminWorkers, "WORKERS", nil, nil},
-		{"status", protocol.AdminStatus, "status", nil, nil},
-		{"Status extra words ignored", protocol.AdminStatus, "Status", nil, nil},
-		{"status ", protocol.AdminStatus, "status", nil, nil},
-		{"prioritystatus", protocol.AdminPriorityStatus, "prioritystatus", nil, nil},
-		{"show jobs", protocol.AdminShowJobs, "show", nil, nil},
-		{"SHOW  JOBS", protocol.AdminShowJobs, "SHOW", nil, nil},
-		{"show unique jobs", protocol.AdminShowUniqueJobs, "show", nil, nil},
-		{"show maxqueue", protocol.AdminShowMaxQueue, "show", nil, nil},
-		{"show jobs ", protocol.AdminShowUnknown, "show", nil, nil}, // trailing space: an empty third word
-		{"show stuff", protocol.AdminShowUnknown, "show", nil, nil},
-		{"show unique", protocol.AdminShowUnknown, "show", nil, nil},
-		{"show", protocol.AdminUnknown, "show", nil, nil},
-		{"cancel job H:x:1", protocol.AdminCancelJob, "cancel", []string{"H:x:1"}, nil},
-		{"CANCEL  JOB  H:x:1", protocol.AdminCancelJob, "CANCEL", []string{"H:x:1"}, nil},
-		{"cancel job  ", protocol.AdminCancelJob, "cancel", []string{""}, nil},
-		{"cancel a b", protocol.AdminCancelBad, "cancel", nil, nil},
-		{"cancel job a b", protocol.AdminCancelBad, "cancel", nil, nil},
-		{"cancel job", protocol.AdminUnknown, "cancel", nil, nil},
-		{"cancel", protocol.AdminUnknown, "cancel", nil, nil},
-		{"create function f1", protocol.AdminCreateFunction, "create", []string{"f1"}, nil},
-		{"create function", protocol.AdminBadArguments, "create", nil, nil},
-		{"create function a b", protocol.AdminBadArguments, "create", nil, nil},
-		{"create thing f", protocol.AdminBadArguments, "create", nil, nil},
-		{"create", protocol.AdminBadArguments, "create", nil, nil},
-		{"drop function f1", protocol.AdminDropFunction, "drop", []string{"f1"}, nil},
-		{"drop function ", protocol.AdminDropFunction, "drop", []string{""}, nil},
-		{"drop function", protocol.AdminBadArguments, "drop", nil, nil},
-		{"maxqueue f", protocol.AdminMaxQueue, "maxqueue", []string{"f"}, nil},
-		{"maxqueue f 10", protocol.AdminMaxQueue, "maxqueue", []string{"f", "10"}, nil},
-		{"maxqueue f 1 2 3", protocol.AdminMaxQueue, "maxqueue", []string{"f", "1", "2", "3"}, nil},
-		{"maxqueue ", protocol.AdminMaxQueue, "maxqueue", []string{""}, nil},
-		{"maxqueue", protocol.AdminBadArguments, "maxqueue", nil, nil},
-		{"getpid", protocol.AdminGetPID, "getpid", nil, nil},
-		{"getpid extra", protocol.AdminGetPID, "getpid", nil, nil},
-		{"verbose", protocol.AdminVerbose, "verbose", nil, nil},
-		{"version", protocol.AdminVersion, "version", nil, nil},
-		{"VeRsIoN", protocol.AdminVersion, "VeRsIoN", nil, nil},
-		{"shutdown", protocol.AdminShutdown, "shutdown", nil, nil},
-		{"shutdown graceful", protocol.AdminShutdown, "shutdown", []string{"graceful"}, nil},
-		{"shutdown now", protocol.AdminBadArguments, "shutdown", nil, nil},
-		{"frobnicate", protocol.AdminUnknown, "frobnicate", nil, nil},
-		{"status\x00junk", protocol.AdminStatus, "status", nil, nil}, // words are C strings in gearmand
-		{"cancel job H:1\x00x", protocol.AdminCancelJob, "cancel", []string{"H:1"}, nil},
-		{"\u017ftatus", protocol.AdminUnknown, "\u017ftatus", nil, nil}, // only ASCII letters fold
-		{"wor\u212aers", protocol.AdminUnknown, "wor\u212aers", nil, nil},
-		{"status\tx", protocol.AdminUnknown, "status\tx", nil, nil}, // only spaces separate words
-		{"", protocol.AdminUnknown, "", nil, nil},
-		{" status", protocol.AdminUnknown, "", nil, nil}, // leading space: empty first word
-		{"  ", protocol.AdminUnknown, "", nil, nil},
-		{"a b c d e", protocol.AdminUnknown, "a", nil, nil},
-		{"a  b  c  d  e", protocol.AdminUnknown, "a", nil, nil},
-		{"a b c d e f", 0, "", nil, protocol.ErrTooManyWords},
-		{"a b c d e ", 0, "", nil, protocol.ErrTooManyWords}, // the trailing space makes a sixth word
-		{"maxqueue f 1 2 3 4", 0, "", nil, protocol.ErrTooManyWords},
-	}
 	seen := map[protocol.AdminKind]bool{}
-	for _, tc := range tests {
+	for _, tc := range adminCases {
 		t.Run(tc.line, func(t *testing.T) {
 			c, err := protocol.ParseAdminCommand([]byte(tc.line))
 			if !errors.Is(err, tc.err) || (err == nil) != (tc.err == nil) {

@@ -6,7 +6,9 @@
 //	examples/*    ->  flow, runtime, protocol
 //
 // protocol imports only the standard library; server and runtime never
-// import each other or flow; nothing imports cmd or examples. The test
+// import each other or flow; nothing imports cmd; only cmd builds the
+// examples in. Test files are not held to the layering, except
+// protocol's, which may add only the internal test helpers. The test
 // reads the import graph with `go list -deps -json`, so it sees the
 // packages as the go command builds them.
 package archtest

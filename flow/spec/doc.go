@@ -56,8 +56,8 @@
 // type ("" for string and path). A -p value is converted to the declared
 // type, and a relative path given with -p resolves against the working
 // directory, where the command runs. A -p naming an undeclared param is an
-// error, and so is a required param left without a value; both errors say
-// how to pass it (-p input=PATH).
+// error that lists the declared ones, and so is a required param left
+// without a value, whose error says how to pass it (-p input=PATH).
 //
 // # Interpolation
 //

@@ -764,14 +764,16 @@ func (c *conn) cleanup() {
 	}
 	c.gone = true
 	delete(s.conns, c)
+	// Registrations go first, so the wake-ups for requeued jobs reach
+	// live workers rather than this one.
+	for len(c.regs) > 0 {
+		s.unregisterLocked(c, c.regs[len(c.regs)-1].fn)
+	}
 	for j := range c.assigned {
 		s.requeueLocked(j)
 	}
 	for j := range c.attached {
 		s.detachLocked(j, c)
-	}
-	for len(c.regs) > 0 {
-		s.unregisterLocked(c, c.regs[len(c.regs)-1].fn)
 	}
 }
 

@@ -4,11 +4,15 @@
 package examples
 
 import (
+	"github.com/gearflow/gearflow/examples/logstats"
+	"github.com/gearflow/gearflow/examples/shout"
 	"github.com/gearflow/gearflow/examples/wordcount"
 	"github.com/gearflow/gearflow/flow"
 )
 
 // Register adds every example's functions to reg.
 func Register(reg *flow.Registry) {
+	logstats.Register(reg)
+	shout.Register(reg)
 	wordcount.Register(reg)
 }

@@ -53,9 +53,12 @@ const (
 	TaskReduce
 	// TaskChunk runs a task function once on the whole chunk.
 	TaskChunk
+	// TaskRaw is a raw-encoded task: no msgpack, the payload is the input
+	// text. It never appears in a payload's "kind".
+	TaskRaw
 )
 
-var taskKindNames = map[TaskKind]string{TaskMap: "map", TaskReduce: "reduce", TaskChunk: "task"}
+var taskKindNames = map[TaskKind]string{TaskMap: "map", TaskReduce: "reduce", TaskChunk: "task", TaskRaw: "raw"}
 
 func (k TaskKind) String() string {
 	if s, ok := taskKindNames[k]; ok {

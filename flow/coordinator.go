@@ -273,7 +273,17 @@ func (c *coordinator) checkFunctions() error {
 		if st.Kind == spec.KindReduce && st.Encoding == spec.EncodingRaw {
 			return fmt.Errorf("stage %s: reduce stages need the msgpack encoding", st.Name)
 		}
-		if c.opts.Workers <= 0 || st.Encoding == spec.EncodingRaw {
+		if st.Encoding == spec.EncodingRaw {
+			kind, ok := c.reg.Kind(st.Function)
+			if ok && kind != TaskRaw {
+				return fmt.Errorf("stage %s: function %q is a %s function; a raw stage needs a raw function or an outside worker", st.Name, st.Function, kind)
+			}
+			if !ok && len(c.opts.Servers) == 0 {
+				c.log.Warn("no Go function registered for a raw stage; waiting for an outside worker", "stage", st.Name, "func", st.Function)
+			}
+			continue
+		}
+		if c.opts.Workers <= 0 {
 			continue
 		}
 		want := map[spec.Kind]TaskKind{spec.KindMap: TaskMap, spec.KindReduce: TaskReduce, spec.KindTask: TaskChunk}[st.Kind]

@@ -26,6 +26,11 @@ type ReduceFunc func(ctx context.Context, key string, values []any, emit Emit) e
 // chunk at once (empty for a stage with no input) and emits records.
 type TaskFunc func(ctx context.Context, recs []Record, emit Emit) error
 
+// RawFunc serves a stage with encoding: raw: it gets the raw input chunk
+// (text lines) and returns the output text, one record per line. Any
+// plain Gearman worker in any language can serve such a stage instead.
+type RawFunc func(ctx context.Context, input []byte) ([]byte, error)
+
 // Registry holds the Go functions a binary can serve, by name. Names are
 // the Gearman function names stages refer to ("wc.map"). A Registry is
 // safe for concurrent use; register functions before serving them.
@@ -39,6 +44,7 @@ type registered struct {
 	mapf   MapFunc
 	reduce ReduceFunc
 	task   TaskFunc
+	raw    RawFunc
 }
 
 // NewRegistry returns an empty Registry.
@@ -61,6 +67,11 @@ func (r *Registry) Reduce(name string, f ReduceFunc) {
 // Task registers a task function. It panics like Map.
 func (r *Registry) Task(name string, f TaskFunc) {
 	r.add(name, f == nil, registered{kind: TaskChunk, task: f})
+}
+
+// Raw registers a function for raw-encoded stages. It panics like Map.
+func (r *Registry) Raw(name string, f RawFunc) {
+	r.add(name, f == nil, registered{kind: TaskRaw, raw: f})
 }
 
 func (r *Registry) add(name string, isNil bool, f registered) {

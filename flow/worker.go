@@ -12,6 +12,15 @@ import (
 // returns the summary for WORK_COMPLETE. Errors become WORK_EXCEPTION
 // carrying their text.
 func (r *Registry) Handler(name string) runtime.Handler {
+	if f, ok := r.lookup(name); ok && f.kind == TaskRaw {
+		return runtime.HandlerFunc(func(ctx context.Context, job *runtime.Job) ([]byte, error) {
+			out, err := f.raw(ctx, job.Payload)
+			if err != nil {
+				return nil, runtime.Exception(&FunctionError{Function: name, Err: err})
+			}
+			return out, nil
+		})
+	}
 	return runtime.HandlerFunc(func(ctx context.Context, job *runtime.Job) ([]byte, error) {
 		res, err := r.execute(ctx, name, job.Payload, taskIO{data: job.SendData, status: job.SendStatus})
 		if err != nil {

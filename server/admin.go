@@ -66,6 +66,12 @@ func (s *Server) admin(c *conn, line []byte) bool {
 				_ = s.Close()
 			}
 		}()
+	case protocol.AdminBadArguments:
+		if strings.EqualFold(cmd.Word, "shutdown") && !s.cfg.AllowAdminShutdown {
+			// gearmand 1.1.20 knows no shutdown command at all.
+			cmd.Kind = protocol.AdminUnknown
+		}
+		b = protocol.AppendAdminReplyError(nil, cmd)
 	default:
 		b = protocol.AppendAdminReplyError(nil, cmd)
 	}
@@ -211,12 +217,12 @@ func (s *Server) adminDrop(name string) []byte {
 		// gearmand does not check queued jobs and leaves them pointing
 		// at the freed function.
 		if len(fn.workers) > 0 || fn.total > 0 {
-			return []byte("ERR there are still connected workers or executing clients\r\n")
+			return []byte(protocol.AdminFunctionBusy)
 		}
 		delete(s.functions, fn.name)
 		return []byte(protocol.AdminOK)
 	}
-	return []byte("ERR function not found\r\n")
+	return []byte(protocol.AdminFunctionNotFound)
 }
 
 // adminMaxQueue applies "maxqueue FUNC [N | H N [L]]" as gearmand does:

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	goruntime "runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -241,6 +242,9 @@ func (c *conn) writeLoop() {
 	for {
 		select {
 		case <-c.wake:
+			// Let the goroutines that are about to queue more for this
+			// peer run first: one write then carries all of it.
+			goruntime.Gosched()
 		case <-c.done:
 			c.writePending()
 			c.nc.Close()

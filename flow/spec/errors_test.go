@@ -241,6 +241,312 @@ output:
 				`p.yaml:11:7: output: to: unknown extension ".xml": cannot tell the format (hint: name the file .tsv, .csv or .jsonl, or set format: tsv|csv|jsonl)`,
 			},
 		},
+		{
+			name: "bad param type",
+			yaml: "params:\n  n: { type: integer }\n" + minimal,
+			want: []string{
+				`p.yaml:2:14: param "n": type: unknown value "integer" (hint: did you mean "int"? use one of string, int, float, bool, duration, path)`,
+			},
+		},
+		{
+			name: "required with default",
+			yaml: "params:\n  n: { type: int, required: true, default: 3 }\n" + minimal,
+			want: []string{
+				`p.yaml:2:35: param "n": a required param cannot have a default (hint: drop required: true, or drop the default)`,
+			},
+		},
+		{
+			name: "default of the wrong type",
+			yaml: "params:\n  n: { type: int, default: three }\n" + minimal,
+			want: []string{
+				`p.yaml:2:28: param "n": default expects an int, found "three"`,
+			},
+		},
+		{
+			name: "default refers to a param",
+			yaml: "params:\n  n: { type: string, default: \"${params.m}\" }\n" + minimal,
+			want: []string{
+				`p.yaml:2:31: param "n": default cannot refer to params (hint: a param's default is a plain value)`,
+			},
+		},
+		{
+			name: "bad param name",
+			yaml: "params:\n  9n: { type: int }\n" + minimal,
+			want: []string{
+				`p.yaml:2:3: params: bad param name "9n" (hint: use letters, digits, _ and -, starting with a letter or _)`,
+			},
+		},
+		{
+			name: "param declaration not a mapping",
+			yaml: "params:\n  n: int\n" + minimal,
+			want: []string{
+				`p.yaml:2:6: param "n": expected a mapping, found "int"`,
+			},
+		},
+		{
+			name: "required not a bool",
+			yaml: "params:\n  n: { required: yes }\n" + minimal,
+			want: []string{
+				`p.yaml:2:18: param "n": required: expected true or false, found "yes" (hint: use true or false)`,
+			},
+		},
+		{
+			name: "split with two units",
+			yaml: strings.Replace(minimal, "{ from: file:in.txt }", "{ from: file:in.txt, split: { lines: 1, bytes: 2 } }", 1),
+			want: []string{
+				`p.yaml:7:40: stage "count": input: split: give exactly one of lines, bytes, records, files (hint: use one of lines, bytes, records, files, as { lines: 20000 })`,
+			},
+		},
+		{
+			name: "bare split unknown",
+			yaml: strings.Replace(minimal, "{ from: file:in.txt }", "{ from: file:in.txt, split: words }", 1),
+			want: []string{
+				`p.yaml:7:40: stage "count": input: split: unknown value "words" (hint: use one of lines, bytes, records, files)`,
+			},
+		},
+		{
+			name: "split files on a file",
+			yaml: strings.Replace(minimal, "{ from: file:in.txt }", "{ from: file:in.txt, split: files }", 1),
+			want: []string{
+				`p.yaml:7:40: stage "count": input: split: files applies to a glob input (hint: use from: glob:PATTERN to read several files)`,
+			},
+		},
+		{
+			name: "bad size",
+			yaml: strings.Replace(minimal, "{ from: file:in.txt }", "{ from: file:in.txt, split: { bytes: 4 gigs } }", 1),
+			want: []string{
+				`p.yaml:7:49: stage "count": input: split: bytes: bad size "4 gigs" (hint: use a byte count like 65536, 64KiB, 4MiB or 1MB)`,
+			},
+		},
+		{
+			name: "zero lines",
+			yaml: strings.Replace(minimal, "{ from: file:in.txt }", "{ from: file:in.txt, split: { lines: 0 } }", 1),
+			want: []string{
+				`p.yaml:7:49: stage "count": input: split: lines: must be at least 1, found 0`,
+			},
+		},
+		{
+			name: "bad glob",
+			yaml: strings.Replace(minimal, "{ from: file:in.txt }", "{ from: \"glob:[a-\" }", 1),
+			want: []string{
+				`p.yaml:7:20: stage "count": input: from: bad glob pattern "[a-" (hint: see path/filepath.Match: * ? [a-z] and \ escapes)`,
+			},
+		},
+		{
+			name: "input without from",
+			yaml: strings.Replace(minimal, "{ from: file:in.txt }", "{ split: lines }", 1),
+			want: []string{
+				`p.yaml:7:12: stage "count": input: missing required field "from" (hint: use file:PATH, glob:PATTERN or stage:NAME)`,
+			},
+		},
+		{
+			name: "empty file source",
+			yaml: strings.Replace(minimal, "{ from: file:in.txt }", "{ from: \"file:\" }", 1),
+			want: []string{
+				`p.yaml:7:20: stage "count": input: from: "file:" names nothing (hint: use file:PATH, glob:PATTERN or stage:NAME)`,
+			},
+		},
+		{
+			name: "stage params nested",
+			yaml: strings.Replace(minimal, "    function: wc.map\n", "    function: wc.map\n    params: { a: [1, 2] }\n", 1),
+			want: []string{
+				`p.yaml:7:18: stage "count": params: a: expected a value, found a list (hint: stage params are plain values: strings, numbers, booleans)`,
+			},
+		},
+		{
+			name: "function with a space",
+			yaml: strings.Replace(minimal, "function: wc.map", "function: wc map", 1),
+			want: []string{
+				`p.yaml:6:15: stage "count": function: bad function name "wc map" (hint: a Gearman function name is any non-empty text without spaces)`,
+			},
+		},
+		{
+			name: "speculative not a bool",
+			yaml: strings.Replace(minimal, "    function: wc.map\n", "    function: wc.map\n    speculative: yes\n", 1),
+			want: []string{
+				`p.yaml:7:18: stage "count": speculative: expected true or false, found "yes" (hint: use true or false)`,
+			},
+		},
+		{
+			name: "needs not a list",
+			yaml: strings.Replace(minimal, "    function: wc.map\n", "    function: wc.map\n    needs: other\n", 1),
+			want: []string{
+				`p.yaml:7:12: stage "count": needs: expected a list of stage names, found "other" (hint: write needs: [stage, ...])`,
+			},
+		},
+		{
+			name: "reduce without needs",
+			yaml: strings.Replace(minimal, "output:", "  - name: total\n    kind: reduce\n    function: wc.sum\noutput:", 1),
+			want: []string{
+				`p.yaml:8:5: stage "total": a reduce stage needs the stage it reads (hint: add needs: [STAGE] naming the stage whose output it reduces)`,
+			},
+		},
+		{
+			name: "reduce with two needs",
+			yaml: strings.Replace(minimal, "output:", "  - name: b\n    kind: task\n    function: t\n  - name: total\n    kind: reduce\n    needs: [count, b]\n    function: wc.sum\noutput:", 1),
+			want: []string{
+				`p.yaml:11:5: stage "total": a reduce stage with several needs must say which one it reads (hint: add input: { from: stage:NAME } naming one of its needs)`,
+			},
+		},
+		{
+			name: "need listed twice",
+			yaml: strings.Replace(minimal, "output:", "  - name: total\n    kind: reduce\n    needs: [count, count]\n    function: wc.sum\noutput:", 1),
+			want: []string{
+				`p.yaml:10:20: stage "total": needs: "count" is listed twice`,
+			},
+		},
+		{
+			name: "output from unknown",
+			yaml: strings.Replace(minimal, "  to: out.tsv", "  from: totl\n  to: out.tsv", 1),
+			want: []string{
+				`p.yaml:9:9: output: from: no stage is called "totl" (hint: stages: count)`,
+			},
+		},
+		{
+			name: "empty output path",
+			yaml: strings.Replace(minimal, "to: out.tsv", "to: \"file:\"", 1),
+			want: []string{
+				`p.yaml:9:7: output: to: empty path (hint: give a path such as file:out/result.tsv)`,
+			},
+		},
+		{
+			name: "no extension",
+			yaml: strings.Replace(minimal, "to: out.tsv", "to: out", 1),
+			want: []string{
+				`p.yaml:9:7: output: to: no extension: cannot tell the format (hint: name the file .tsv, .csv or .jsonl, or set format: tsv|csv|jsonl)`,
+			},
+		},
+		{
+			name: "bad format",
+			yaml: strings.Replace(minimal, "to: out.tsv", "to: out\n  format: xml", 1),
+			want: []string{
+				`p.yaml:10:11: output: format: unknown value "xml" (hint: use one of tsv, csv, jsonl)`,
+			},
+		},
+		{
+			name: "stages empty",
+			yaml: "name: x\nstages: []\noutput: { to: o.tsv }\n",
+			want: []string{
+				`p.yaml:2:9: stages: at least one stage is required (hint: add a stage with name, kind and function)`,
+			},
+		},
+		{
+			name: "stages a mapping",
+			yaml: "name: x\nstages: { a: 1 }\noutput: { to: o.tsv }\n",
+			want: []string{
+				`p.yaml:2:9: stages: expected a list, found a mapping (hint: write stages: as a list of - name: ... items)`,
+			},
+		},
+		{
+			name: "root a list",
+			yaml: "- a\n- b\n",
+			want: []string{
+				`p.yaml:1:1: pipeline: expected a mapping, found a list`,
+			},
+		},
+		{
+			name: "bad stage name",
+			yaml: strings.Replace(minimal, "name: count", "name: \"a:b\"", 1),
+			want: []string{
+				`p.yaml:4:11: stages[0]: name: bad name "a:b" (hint: use letters, digits, _ . and -, starting with a letter or digit)`,
+			},
+		},
+		{
+			name: "bad pipeline name",
+			yaml: strings.Replace(minimal, "name: wc", "name: \"\"", 1),
+			want: []string{
+				`p.yaml:2:7: name: must not be empty (hint: use letters, digits, _ . and -, starting with a letter or digit)`,
+			},
+		},
+		{
+			name: "null value",
+			yaml: strings.Replace(minimal, "function: wc.map", "function:", 1),
+			want: []string{
+				`p.yaml:6:14: stage "count": function: expected a function name, found nothing`,
+			},
+		},
+		{
+			name: "tolerate zero count",
+			yaml: strings.Replace(minimal, "    function: wc.map\n", "    function: wc.map\n    on_failure: { tolerate: 0 }\n", 1),
+			want: []string{
+				`p.yaml:7:29: stage "count": on_failure: tolerate: bad value "0" (hint: use a percentage like "1%" or "0.5%", or a count of tasks like 3)`,
+			},
+		},
+		{
+			name: "tolerate missing",
+			yaml: strings.Replace(minimal, "    function: wc.map\n", "    function: wc.map\n    on_failure: { tol: 1 }\n", 1),
+			want: []string{
+				`p.yaml:7:17: stage "count": on_failure: missing required field "tolerate" (hint: use fail_fast, continue, or { tolerate: "1%" } (a percentage of tasks) or { tolerate: 3 } (a count))`,
+				`p.yaml:7:19: stage "count": on_failure: unknown field "tol" (hint: did you mean "tolerate"?)`,
+			},
+		},
+		{
+			name: "on_failure list",
+			yaml: strings.Replace(minimal, "    function: wc.map\n", "    function: wc.map\n    on_failure: [continue]\n", 1),
+			want: []string{
+				`p.yaml:7:17: stage "count": on_failure: expected fail_fast, continue or a tolerate mapping, found a list (hint: use fail_fast, continue, or { tolerate: "1%" } (a percentage of tasks) or { tolerate: 3 } (a count))`,
+			},
+		},
+		{
+			name: "negative timeout",
+			yaml: strings.Replace(minimal, "    function: wc.map\n", "    function: wc.map\n    timeout: -1s\n", 1),
+			want: []string{
+				`p.yaml:7:14: stage "count": timeout: must not be negative, found -1s`,
+			},
+		},
+		{
+			name: "raw reduce",
+			yaml: strings.Replace(minimal, "output:", "  - name: total\n    kind: reduce\n    needs: [count]\n    function: wc.sum\n    encoding: raw\noutput:", 1),
+			want: []string{
+				`p.yaml:12:15: stage "total": encoding: raw applies to map and task stages (hint: reduce tasks carry key groups, which need msgpack)`,
+			},
+		},
+		{
+			name: "stage input split by lines",
+			yaml: strings.Replace(minimal, "output:", "  - name: t\n    kind: map\n    function: m\n    input: { from: stage:count, split: { lines: 5 } }\noutput:", 1),
+			want: []string{
+				`p.yaml:11:40: stage "t": input: split: a stage's output splits by records, not lines (hint: use split: { records: N })`,
+			},
+		},
+		{
+			name: "reduce reading itself",
+			yaml: strings.Replace(minimal, "output:", "  - name: t\n    kind: reduce\n    function: m\n    input: { from: stage:t }\noutput:", 1),
+			want: []string{
+				`p.yaml:11:20: stage "t": input: from: stage "t" is this stage (hint: a stage cannot read its own output)`,
+			},
+		},
+		{
+			name: "unterminated interpolation",
+			yaml: strings.Replace(minimal, "to: out.tsv", "to: \"out-${params.x.tsv\"", 1),
+			want: []string{
+				`p.yaml:9:7: unterminated "${params.x.tsv" (hint: write ${params.NAME}, or $${ for a literal "${")`,
+			},
+		},
+		{
+			name: "partition count missing",
+			yaml: strings.Replace(minimal, "    function: wc.map\n", "    function: wc.map\n    partition: { by: key }\n", 1),
+			want: []string{
+				`p.yaml:7:16: stage "count": partition: missing required field "count" (hint: write partition: { by: key, count: 8 })`,
+			},
+		},
+		{
+			name: "aliases",
+			yaml: "name: x\nd: &d 1\n",
+			want: []string{
+				`p.yaml:1:1: pipeline: missing required field "output"`,
+				`p.yaml:1:1: pipeline: missing required field "stages"`,
+				`p.yaml:2:1: pipeline: unknown field "d" (hint: allowed fields here: version, name, params, defaults, stages, output)`,
+			},
+		},
+		{
+			name: "merge key",
+			yaml: "name: x\nstages:\n  - &s { name: a, kind: task, function: f }\n  - <<: *s\n    name: b\noutput: { to: o.tsv }\n",
+			want: []string{
+				`p.yaml:4:5: stage "b": YAML merge keys (<<) are not supported (hint: repeat the fields, or put shared settings under defaults:)`,
+				`p.yaml:4:5: stage "b": missing required field "function"`,
+				`p.yaml:4:5: stage "b": missing required field "kind"`,
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

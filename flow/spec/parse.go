@@ -280,6 +280,10 @@ func (p *parser) fields(n *yaml.Node, what string, allowed []string) map[string]
 			p.errorf(k, "", "%s: duplicate field %q (first at line %d)", what, name, prev.key.Line)
 			continue
 		}
+		if name == "<<" {
+			p.errorf(k, "repeat the fields, or put shared settings under defaults:", "%s: YAML merge keys (<<) are not supported", what)
+			continue
+		}
 		if allowed != nil && !contains(allowed, name) {
 			p.errorf(k, suggest(name, allowed), "%s: unknown field %q", what, name)
 			continue

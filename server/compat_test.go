@@ -174,5 +174,6 @@ func TestCompat(t *testing.T) {
 	all = append(all, schedulingScenarios()...)
 	all = append(all, workScenarios()...)
 	all = append(all, adminScenarios()...)
+	all = append(all, edgeScenarios()...)
 	runScenarios(t, all)
 }

@@ -44,5 +44,10 @@ func FuzzSpec(f *testing.F) {
 		if err != nil || !reflect.DeepEqual(p, again) {
 			t.Fatalf("second Parse differs: %v", err)
 		}
+		// The resolved params, given back as -p values, reproduce the pipeline.
+		resumed, err := spec.Parse(data, "f.yaml", p.ParamStrings())
+		if err != nil || !reflect.DeepEqual(p, resumed) {
+			t.Fatalf("Parse with ParamStrings %v differs: %v", p.ParamStrings(), err)
+		}
 	})
 }

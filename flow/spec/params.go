@@ -213,3 +213,32 @@ func (p *parser) literalEnum(n *yaml.Node, what string, allowed []string) (strin
 	p.errorf(n, hint, "%s: unknown value %q", what, s)
 	return "", false
 }
+
+// ParamStrings returns the resolved params as -p values: Load of the same
+// file with them gives the same Pipeline from any working directory
+// (paths are absolute), which is what resuming a run needs.
+func (p *Pipeline) ParamStrings() map[string]string {
+	out := make(map[string]string, len(p.Params))
+	for name, v := range p.Params {
+		s := formatValue(v)
+		if s == "" {
+			if _, isString := v.(string); !isString {
+				continue
+			}
+			if d, ok := p.paramDecl(name); ok && d.Type == ParamPath {
+				continue // an unset optional path: "" is not a path
+			}
+		}
+		out[name] = s
+	}
+	return out
+}
+
+func (p *Pipeline) paramDecl(name string) (ParamDecl, bool) {
+	for _, d := range p.ParamDecls {
+		if d.Name == name {
+			return d, true
+		}
+	}
+	return ParamDecl{}, false
+}

@@ -194,6 +194,18 @@ func TestParseFull(t *testing.T) {
 	if err := got.Validate(); err != nil {
 		t.Errorf("Validate of a loaded pipeline: %v", err)
 	}
+
+	wantStrings := map[string]string{
+		"input": input, "partitions": "16", "lang": "en", "rate": "0.5",
+		"verbose": "false", "wait": "1m30s", "outdir": filepath.Join(dir, "out"),
+	}
+	if ps := got.ParamStrings(); !reflect.DeepEqual(ps, wantStrings) {
+		t.Errorf("ParamStrings = %v, want %v", ps, wantStrings)
+	}
+	again, err := spec.Load(file, got.ParamStrings())
+	if err != nil || !reflect.DeepEqual(again, got) {
+		t.Errorf("Load with ParamStrings gives another pipeline (err %v)", err)
+	}
 }
 
 // dump prints a pipeline with its stages, for failure messages.

@@ -424,6 +424,12 @@ func (c *coordinator) runStage(ctx context.Context, sr *stageRun) error {
 		observe: func(e schedEvent) { c.observe(sr, e) },
 	}
 	failures, err := s.execute(ctx)
+	// Task outputs were renamed into place and journaled without an
+	// fsync each; one for the directory and the journal makes them all
+	// durable.
+	if serr := c.j.sync(st.Name); serr != nil && err == nil {
+		err = serr
+	}
 	c.mu.Lock()
 	sr.res.Elapsed = time.Since(sr.start)
 	var tfs []TaskFailure
@@ -863,17 +869,16 @@ func (c *coordinator) attempt(ctx context.Context, sr *stageRun, task, attempt i
 		return fail(fmt.Errorf("incomplete stream: received %d records in %d batches, the worker sent %d in %d",
 			got, batches, summary.RecordsOut, summary.Batches))
 	}
+	// The data is made durable here, in parallel with other attempts;
+	// committing is then a rename and a journal line.
+	if err := w.close(true); err != nil {
+		os.Remove(tmpPath)
+		return attemptOutcome{err: err}
+	}
 	return attemptOutcome{
-		discard: discard,
+		discard: func() { os.Remove(tmpPath) },
 		commit: func() error {
-			if err := w.close(true); err != nil {
-				return err
-			}
-			final := c.j.taskPath(st.Name, task)
-			if err := os.Rename(tmpPath, final); err != nil {
-				return err
-			}
-			if err := syncDir(filepath.Dir(final)); err != nil {
+			if err := os.Rename(tmpPath, c.j.taskPath(st.Name, task)); err != nil {
 				return err
 			}
 			if err := c.j.record(journalEntry{Stage: st.Name, Task: task, Attempt: attempt,

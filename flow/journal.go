@@ -19,7 +19,7 @@ var ErrNoRun = errors.New("flow: no such run")
 // The run directory:
 //
 //	plan.json                 the run's plan: pipeline, params, file chunks
-//	journal.jsonl             one line per completed task (appended, fsynced)
+//	journal.jsonl             one line per completed task (appended; fsynced at stage end)
 //	stages/<stage>/task-NNNNNN.rec   output of each completed task
 //	stages/<stage>/tmp/       attempts in flight, shuffle spills, reduce inputs
 //	deadletter.jsonl          failed tasks under continue/tolerate (default)
@@ -87,7 +87,8 @@ func (j *journal) taskDone(stage string, task int) bool {
 	return err == nil
 }
 
-// record appends e to journal.jsonl and fsyncs it.
+// record appends e to journal.jsonl. The write survives the process
+// being killed; sync makes it survive the machine going down.
 func (j *journal) record(e journalEntry) error {
 	line, err := json.Marshal(e)
 	if err != nil {
@@ -98,7 +99,24 @@ func (j *journal) record(e journalEntry) error {
 	if _, err := j.f.Write(append(line, '\n')); err != nil {
 		return fmt.Errorf("flow: journal: %w", err)
 	}
-	return j.f.Sync()
+	return nil
+}
+
+// sync fsyncs the journal and the stage's directory, making the renames
+// of its task outputs durable. A task whose rename is lost in a crash is
+// simply run again on resume: its output file, not the journal, says
+// whether it completed.
+func (j *journal) sync(stage string) error {
+	j.mu.Lock()
+	err := j.f.Sync()
+	j.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("flow: journal: %w", err)
+	}
+	if err := syncDir(j.stageDir(stage)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 // entries reads journal.jsonl; a torn last line (a crash mid-write) is

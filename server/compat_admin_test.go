@@ -248,8 +248,8 @@ func adminScenarios() []scenario {
 				}
 				return
 			}
-			if !strings.HasPrefix(got, "ERR ") || !strings.HasSuffix(got, "\r\n") {
-				t.Fatalf("drop function with a queued job = %q, want an ERR line", got)
+			if want := "ERR there are still connected workers or executing clients\r\n"; got != want {
+				t.Fatalf("drop function with a queued job = %q, want %q", got, want)
 			}
 			expectAdmin(t, c, "status", "f\t1\t0\t0\n.\n")
 		}},

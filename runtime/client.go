@@ -138,7 +138,12 @@ func (c *Client) connect(addr string) (*clientConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	cc := &clientConn{conn: raw, log: c.log, tasks: make(map[string][]*Task), done: make(chan struct{})}
+	cc := &clientConn{
+		conn: raw, log: c.log, done: make(chan struct{}),
+		tasks:   make(map[string][]*Task),
+		uniques: make(map[string]*sharedJob),
+		live:    make(map[string]*sharedJob),
+	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -153,7 +158,7 @@ func (c *Client) connect(addr string) (*clientConn, error) {
 		delete(c.conns, cc)
 		c.mu.Unlock()
 	}()
-	_, err = cc.roundTrip(ctx, protocol.New(protocol.Req, protocol.OptionReq, []byte("exceptions")), protocol.OptionRes, nil)
+	_, err = cc.roundTrip(ctx, protocol.New(protocol.Req, protocol.OptionReq, []byte("exceptions")), protocol.OptionRes, nil, nil)
 	var se *protocol.ServerError
 	if errors.As(err, &se) {
 		// A server without the option still works: exceptions arrive
@@ -211,10 +216,10 @@ func (c *Client) Submit(ctx context.Context, job Job) (*Task, error) {
 		if !job.Background {
 			t = newTask(c, job.Function, s.addr)
 		}
-		args, err := cc.roundTrip(ctx, pkt, protocol.JobCreated, t)
+		handle, err := cc.submit(ctx, pkt, t, sharedKey(&job))
 		if err == nil {
 			if t == nil {
-				return newBackgroundTask(string(args[0]), s.addr), nil
+				return newBackgroundTask(handle, s.addr), nil
 			}
 			t.watch(ctx)
 			return t, nil
@@ -328,7 +333,7 @@ func (c *Client) request(ctx context.Context, i int, pkt protocol.Packet, expect
 	if err != nil {
 		return nil, err
 	}
-	return cc.roundTrip(ctx, pkt, expect, nil)
+	return cc.roundTrip(ctx, pkt, expect, nil, nil)
 }
 
 // parseStatus decodes STATUS_RES (handle first) or STATUS_RES_UNIQUE
@@ -360,17 +365,94 @@ type clientConn struct {
 	*conn
 	log *slog.Logger
 
-	mu      sync.Mutex         // guards pending, tasks, err
-	pending []*request         // requests awaiting a reply, oldest first
-	tasks   map[string][]*Task // foreground tasks by job handle
-	err     error              // why the connection ended; nil while live
-	done    chan struct{}      // closed when the read loop has ended
+	mu      sync.Mutex            // guards pending, tasks, uniques, live, err
+	pending []*request            // requests awaiting a reply, oldest first
+	tasks   map[string][]*Task    // foreground tasks by job handle
+	uniques map[string]*sharedJob // foreground jobs with a unique, by sharedKey
+	live    map[string]*sharedJob // the same, by handle once created
+	err     error                 // why the connection ended; nil while live
+	done    chan struct{}         // closed when the read loop has ended
+}
+
+// sharedJob is a foreground job with a unique submitted on a connection.
+// A second submission of the same unique on the same connection is not
+// sent: its task joins the first one's events. gearmand sends every
+// WORK_* packet once per submission, so two submissions on one connection
+// would give each task every event twice; gearflow's server sends one
+// copy per connection.
+type sharedJob struct {
+	key     string
+	created chan struct{} // closed when JOB_CREATED or a failure arrived
+	closed  bool          // created is closed; guarded by clientConn.mu
+	handle  string        // set before created is closed
+	err     error         // set before created is closed, on failure
+}
+
+// sharedKey returns the key under which a foreground job is shared on a
+// connection, or "" for jobs that are not shared.
+func sharedKey(j *Job) string {
+	if j.Background || j.Unique == "" || j.Unique == "-" {
+		return ""
+	}
+	return j.Function + "\x00" + j.Unique
+}
+
+// submit sends a submission and returns the job handle; for a foreground
+// task it registers t under the handle before any WORK_* for it is read.
+func (cc *clientConn) submit(ctx context.Context, pkt protocol.Packet, t *Task, key string) (string, error) {
+	if t == nil || key == "" {
+		args, err := cc.roundTrip(ctx, pkt, protocol.JobCreated, t, nil)
+		if err != nil {
+			return "", err
+		}
+		return string(args[0]), nil
+	}
+	for {
+		cc.mu.Lock()
+		if cc.err != nil {
+			err := cc.err
+			cc.mu.Unlock()
+			return "", err
+		}
+		sh := cc.uniques[key]
+		if sh == nil {
+			sh = &sharedJob{key: key, created: make(chan struct{})}
+			cc.uniques[key] = sh
+			cc.mu.Unlock()
+			args, err := cc.roundTrip(ctx, pkt, protocol.JobCreated, t, sh)
+			if err != nil {
+				return "", err
+			}
+			return string(args[0]), nil
+		}
+		cc.mu.Unlock()
+		select {
+		case <-sh.created:
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+		if sh.err != nil {
+			if errors.Is(sh.err, ErrConnectionLost) || errors.Is(sh.err, ErrClosed) {
+				return "", sh.err
+			}
+			continue // the first submission was refused: try our own
+		}
+		cc.mu.Lock()
+		if _, running := cc.tasks[sh.handle]; running && cc.uniques[key] == sh {
+			t.Handle, t.conn = sh.handle, cc
+			cc.tasks[sh.handle] = append(cc.tasks[sh.handle], t)
+			cc.mu.Unlock()
+			return sh.handle, nil
+		}
+		cc.mu.Unlock() // it ended meanwhile: submit anew
+	}
 }
 
 // request is one request awaiting its in-order reply.
 type request struct {
 	expect protocol.Type
 	task   *Task         // foreground submit: registered under its handle on JOB_CREATED
+	shared *sharedJob    // foreground submit with a unique
 	reply  chan response // buffered: the read loop never blocks on it
 }
 
@@ -393,8 +475,8 @@ func (cc *clientConn) isClosed() bool {
 // roundTrip sends pkt and waits for its reply of type expect. When ctx
 // ends first the request stays queued (replies are matched by order) and
 // its reply is dropped; a foreground job it created is left to the server.
-func (cc *clientConn) roundTrip(ctx context.Context, pkt protocol.Packet, expect protocol.Type, t *Task) ([][]byte, error) {
-	req := &request{expect: expect, task: t, reply: make(chan response, 1)}
+func (cc *clientConn) roundTrip(ctx context.Context, pkt protocol.Packet, expect protocol.Type, t *Task, sh *sharedJob) ([][]byte, error) {
+	req := &request{expect: expect, task: t, shared: sh, reply: make(chan response, 1)}
 	var closedErr error
 	err := cc.write(func() {
 		cc.mu.Lock()
@@ -450,6 +532,13 @@ func (cc *clientConn) shutdown(reason error) {
 	cc.err = reason
 	pending, tasks := cc.pending, cc.tasks
 	cc.pending, cc.tasks = nil, nil
+	for _, sh := range cc.uniques {
+		if !sh.closed {
+			sh.closed, sh.err = true, reason
+			close(sh.created)
+		}
+	}
+	cc.uniques, cc.live = nil, nil
 	cc.mu.Unlock()
 	for _, r := range pending {
 		r.reply <- response{err: reason}
@@ -492,8 +581,14 @@ func (cc *clientConn) reply(p protocol.Packet) error {
 	cc.pending[0] = nil
 	cc.pending = cc.pending[1:]
 	if p.Type == protocol.Error {
+		err := protocol.ParseError(p)
+		if sh := req.shared; sh != nil {
+			delete(cc.uniques, sh.key)
+			sh.closed, sh.err = true, err
+			close(sh.created)
+		}
 		cc.mu.Unlock()
-		req.reply <- response{err: protocol.ParseError(p)}
+		req.reply <- response{err: err}
 		return nil
 	}
 	if p.Type != req.expect {
@@ -512,6 +607,11 @@ func (cc *clientConn) reply(p protocol.Packet) error {
 		req.task.Handle = h
 		cc.tasks[h] = append(cc.tasks[h], req.task)
 		req.task.conn = cc
+		if sh := req.shared; sh != nil {
+			sh.handle, sh.closed = h, true
+			cc.live[h] = sh
+			close(sh.created)
+		}
 	}
 	cc.mu.Unlock()
 	req.reply <- response{args: args}
@@ -547,6 +647,12 @@ func (cc *clientConn) work(p protocol.Packet) {
 	ts := cc.tasks[string(h)]
 	if ev.Kind.Terminal() {
 		delete(cc.tasks, string(h))
+		if sh := cc.live[string(h)]; sh != nil {
+			delete(cc.live, string(h))
+			if cc.uniques[sh.key] == sh {
+				delete(cc.uniques, sh.key)
+			}
+		}
 	}
 	cc.mu.Unlock()
 	if len(ts) == 0 {
@@ -570,7 +676,10 @@ func (cc *clientConn) forget(t *Task) {
 	if i := slices.Index(ts, t); i >= 0 {
 		ts = slices.Delete(ts, i, i+1)
 	}
-	if len(ts) == 0 {
+	// A shared job keeps its (maybe empty) entry until its terminal
+	// packet: the server still sends this connection its events, and a
+	// later submission of its unique joins it.
+	if _, shared := cc.live[t.Handle]; len(ts) == 0 && !shared {
 		delete(cc.tasks, t.Handle)
 	} else {
 		cc.tasks[t.Handle] = ts

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -137,6 +139,64 @@ func TestFailAndException(t *testing.T) {
 			if je.Kind != tt.kind || string(je.Data) != tt.data || je.Function != tt.function || je.Handle == "" {
 				t.Errorf("Do(%s) = %+v, want kind %v data %q", tt.function, je, tt.kind, tt.data)
 			}
+		}
+	})
+}
+
+// TestSameUniqueTwiceOnOneClient: a second submission of a running
+// unique from the same client joins the first, and each task sees every
+// event exactly once (gearmand would send each packet once per
+// submission on the connection).
+func TestSameUniqueTwiceOnOneClient(t *testing.T) {
+	t.Parallel()
+	forEachServer(t, func(t *testing.T, srv testServer) {
+		started := make(chan struct{}, 2)
+		release := make(chan struct{})
+		var runs atomic.Int32
+		startWorker(t, runtime.WorkerConfig{Servers: []string{srv.Addr}, Concurrency: 2}, map[string]runtime.Handler{
+			"twice": runtime.HandlerFunc(func(ctx context.Context, job *runtime.Job) ([]byte, error) {
+				runs.Add(1)
+				started <- struct{}{}
+				<-release
+				for _, d := range []string{"a", "b"} {
+					if err := job.SendData([]byte(d)); err != nil {
+						return nil, err
+					}
+				}
+				return []byte("ok"), nil
+			}),
+		})
+		c := newTestClient(t, srv.Addr)
+		ctx := testContext(t, 10*time.Second)
+		job := runtime.Job{Function: "twice", Unique: "same-client"}
+		t1, err := c.Submit(ctx, job)
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-started
+		t2, err := c.Submit(ctx, job)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if t1.Handle != t2.Handle {
+			t.Errorf("handles %s and %s, want one job", t1.Handle, t2.Handle)
+		}
+		close(release)
+		for i, task := range []*runtime.Task{t1, t2} {
+			var got []string
+			for ev := range task.Events() {
+				got = append(got, ev.Kind.String()+":"+string(ev.Data))
+			}
+			if s := strings.Join(got, " "); s != "data:a data:b complete:ok" {
+				t.Errorf("task %d events = %s, want data:a data:b complete:ok", i+1, s)
+			}
+		}
+		if n := runs.Load(); n != 1 {
+			t.Errorf("handler ran %d times, want 1", n)
+		}
+		// After it ended, the same unique is a new job.
+		if out, err := c.Do(ctx, job); err != nil || string(out) != "ok" {
+			t.Errorf("Do after the first ended = %q, %v", out, err)
 		}
 	})
 }

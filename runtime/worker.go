@@ -386,6 +386,10 @@ func (s *workerSession) grabLoop(ctx context.Context) (useful bool, err error) {
 		return false, err
 	}
 	w.log.Info("serving gearman server", "server", s.conn.addr, "functions", len(hello))
+	var (
+		quick bool // the last wake-up came right after PRE_SLEEP
+		spins int  // quick wake-ups in a row that found no job
+	)
 	for {
 		select {
 		case w.slots <- struct{}{}:
@@ -416,13 +420,31 @@ func (s *workerSession) grabLoop(ctx context.Context) (useful bool, err error) {
 			return true, s.lostErr()
 		}
 		if p.Type != protocol.NoJob {
+			spins = 0
 			s.start(p)
 			continue
 		}
 		<-w.slots
+		if quick {
+			spins++
+		} else {
+			spins = 0
+		}
+		if spins > maxQuickWakes {
+			// The server wakes us at once and then has nothing to hand
+			// out (gearmand's PRE_SLEEP and GRAB can disagree about a
+			// due epoch job): pause instead of spinning.
+			if spins == maxQuickWakes+1 {
+				w.log.Warn("server wakes the worker without giving it a job; pausing between grabs", "server", s.conn.addr)
+			}
+			if !s.pause(ctx, w.backoff.delay(spins-maxQuickWakes)) {
+				return true, s.stopErr(ctx)
+			}
+		}
 		if err := s.conn.write(nil, protocol.New(protocol.Req, protocol.PreSleep)); err != nil {
 			return true, err
 		}
+		slept := time.Now()
 		select {
 		case <-s.wake:
 		case <-ctx.Done():
@@ -430,7 +452,38 @@ func (s *workerSession) grabLoop(ctx context.Context) (useful bool, err error) {
 		case <-s.done:
 			return true, s.lostErr()
 		}
+		quick = time.Since(slept) < quickWake
 	}
+}
+
+// A wake-up within quickWake of PRE_SLEEP that then finds no job is a
+// "quick wake"; more than maxQuickWakes in a row make the worker pause.
+const (
+	quickWake     = 5 * time.Millisecond
+	maxQuickWakes = 8
+)
+
+// pause waits d, or until ctx is done or the connection ends; it reports
+// whether d passed.
+func (s *workerSession) pause(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+	case <-s.done:
+	}
+	return false
+}
+
+// stopErr is grabLoop's result when it stops early: nil when ctx ended,
+// the connection's error otherwise.
+func (s *workerSession) stopErr(ctx context.Context) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return s.lostErr()
 }
 
 // start runs an assigned job in its own goroutine, which owns one slot.

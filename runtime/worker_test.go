@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/gearflow/gearflow/protocol"
 	"github.com/gearflow/gearflow/runtime"
 )
 
@@ -207,4 +209,48 @@ func TestShutdownCancelsStuckJobs(t *testing.T) {
 			t.Errorf("handler context cause = %v, want ErrClosed", err)
 		}
 	})
+}
+
+// TestNoBusyLoop: a server that answers every PRE_SLEEP with an instant
+// NOOP but never has a job must not make the worker spin.
+func TestNoBusyLoop(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var grabs atomic.Int64
+	go func() {
+		nc, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		r := protocol.NewReader(nc, protocol.ReaderConfig{})
+		for {
+			p, err := r.ReadPacket()
+			if err != nil {
+				return
+			}
+			var reply []byte
+			switch p.Type {
+			case protocol.GrabJobUniq:
+				grabs.Add(1)
+				reply = protocol.AppendPacket(nil, protocol.Res, protocol.NoJob)
+			case protocol.PreSleep:
+				reply = protocol.AppendPacket(nil, protocol.Res, protocol.Noop)
+			}
+			if _, err := nc.Write(reply); err != nil {
+				return
+			}
+		}
+	}()
+	startWorker(t, runtime.WorkerConfig{Servers: []string{l.Addr().String()}, ReconnectMin: 50 * time.Millisecond, ReconnectMax: time.Second},
+		map[string]runtime.Handler{"f": upper()})
+	time.Sleep(time.Second)
+	// Without the pause this is tens of thousands.
+	if n := grabs.Load(); n < 5 || n > 50 {
+		t.Errorf("%d grabs in a second, want a few (the worker pauses after repeated empty wake-ups)", n)
+	}
 }

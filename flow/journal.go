@@ -52,7 +52,8 @@ type journalEntry struct {
 
 // journal is a run's directory.
 type journal struct {
-	dir string
+	dir  string
+	lock *os.File // holds the run's flock while open
 
 	mu sync.Mutex // guards f
 	f  *os.File   // journal.jsonl
@@ -62,17 +63,24 @@ func openJournal(dir string) (*journal, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "stages"), 0o755); err != nil {
 		return nil, fmt.Errorf("flow: run directory: %w", err)
 	}
+	lock, err := lockRun(dir)
+	if err != nil {
+		return nil, err
+	}
 	f, err := os.OpenFile(filepath.Join(dir, "journal.jsonl"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("flow: journal: %w", err)
 	}
-	return &journal{dir: dir, f: f}, nil
+	return &journal{dir: dir, f: f, lock: lock}, nil
 }
 
 func (j *journal) close() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return j.f.Close()
+	err := j.f.Close()
+	j.lock.Close()
+	return err
 }
 
 func (j *journal) stageDir(stage string) string { return filepath.Join(j.dir, "stages", stage) }

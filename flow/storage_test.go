@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -153,6 +154,9 @@ func TestJournalAndAtomicWrite(t *testing.T) {
 	j, err := openJournal(dir)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, err := openJournal(dir); !errors.Is(err, ErrRunBusy) {
+		t.Errorf("second openJournal of a run: err = %v, want ErrRunBusy", err)
 	}
 	p := &plan{Run: "r", Pipeline: "p", Stages: []plannedStage{{Name: "s", Chunks: []chunk{{File: "f", Lines: 3, FirstLine: 1}}}}}
 	if err := j.writePlan(p); err != nil {

@@ -22,6 +22,9 @@ var (
 	// ErrNotWorkerJob: a worker-side Job method (SendData, SendWarning,
 	// SendStatus) was called on a Job that a handler was not given.
 	ErrNotWorkerJob = errors.New("runtime: job is not being served by a worker")
+	// ErrJobDone: a worker-side Job method was called after the handler
+	// returned and the job's result was sent.
+	ErrJobDone = errors.New("runtime: job already finished")
 	// ErrInvalidJob: a Job cannot be submitted as given (see the error
 	// text: missing function, unique too long, epoch job in foreground).
 	ErrInvalidJob = errors.New("runtime: invalid job")

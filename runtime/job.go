@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/gearflow/gearflow/protocol"
@@ -77,8 +78,15 @@ type Job struct {
 	// Handle is the job handle; set on the worker side.
 	Handle string
 
-	// sess is the worker connection serving the job; nil on the client side.
-	sess *workerSession
+	// served links a handler's job to its worker connection; nil on the
+	// client side.
+	served *served
+}
+
+// served is the worker side of a Job.
+type served struct {
+	sess     *workerSession
+	reported atomic.Bool // the job's outcome is being sent
 }
 
 // SendData sends WORK_DATA: a partial result streamed to the job's
@@ -102,10 +110,13 @@ func (j *Job) SendStatus(num, den uint64) error {
 }
 
 func (j *Job) send(t protocol.Type, args ...[]byte) error {
-	if j.sess == nil {
+	if j.served == nil {
 		return ErrNotWorkerJob
 	}
-	return j.sess.conn.write(nil, protocol.New(protocol.Req, t, args...))
+	if j.served.reported.Load() {
+		return ErrJobDone
+	}
+	return j.served.sess.conn.write(nil, protocol.New(protocol.Req, t, args...))
 }
 
 // submitType returns the packet type that submits j.

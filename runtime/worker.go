@@ -488,7 +488,7 @@ func (s *workerSession) stopErr(ctx context.Context) error {
 
 // start runs an assigned job in its own goroutine, which owns one slot.
 func (s *workerSession) start(p protocol.Packet) {
-	job := &Job{sess: s, Handle: string(p.Arg(0)), Function: string(p.Arg(1))}
+	job := &Job{served: &served{sess: s}, Handle: string(p.Arg(0)), Function: string(p.Arg(1))}
 	switch p.Type {
 	case protocol.JobAssignUniq:
 		job.Unique, job.Payload = string(p.Arg(2)), p.Arg(3)
@@ -534,6 +534,7 @@ func (s *workerSession) run(f function, job *Job) (result []byte, err error) {
 
 // report sends the job's outcome.
 func (s *workerSession) report(job *Job, result []byte, err error) {
+	job.served.reported.Store(true)
 	h := []byte(job.Handle)
 	var p protocol.Packet
 	switch {

@@ -254,3 +254,27 @@ func TestNoBusyLoop(t *testing.T) {
 		t.Errorf("%d grabs in a second, want a few (the worker pauses after repeated empty wake-ups)", n)
 	}
 }
+
+func TestJobMethodsOutsideHandler(t *testing.T) {
+	t.Parallel()
+	var j runtime.Job
+	if err := j.SendData([]byte("x")); !errors.Is(err, runtime.ErrNotWorkerJob) {
+		t.Errorf("SendData on a client-side job = %v, want ErrNotWorkerJob", err)
+	}
+	forEachServer(t, func(t *testing.T, srv testServer) {
+		kept := make(chan *runtime.Job, 1)
+		startWorker(t, runtime.WorkerConfig{Servers: []string{srv.Addr}}, map[string]runtime.Handler{
+			"keep": runtime.HandlerFunc(func(ctx context.Context, job *runtime.Job) ([]byte, error) {
+				kept <- job
+				return nil, nil
+			}),
+		})
+		c := newTestClient(t, srv.Addr)
+		if _, err := c.Do(testContext(t, 10*time.Second), runtime.Job{Function: "keep"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := (<-kept).SendStatus(1, 1); !errors.Is(err, runtime.ErrJobDone) {
+			t.Errorf("SendStatus after the handler returned = %v, want ErrJobDone", err)
+		}
+	})
+}

@@ -64,6 +64,60 @@ func coalesceScenarios() []scenario {
 			c1.Expect(t, protocol.WorkComplete, h, "r")
 			c2.ExpectNothing(t, wiretest.Quiet)
 		}},
+		{name: "coalesce/same-connection-twice", run: func(t *testing.T, p *peer) {
+			// One connection that submits the same unique three times is
+			// attached three times and gets every WORK_* packet three
+			// times: libgearman matches each to one of its tasks with that
+			// handle, so each task completes.
+			c := p.dial(t)
+			h := c.Submit(t, protocol.SubmitJob, "f", "u", "x")
+			c.Submit(t, protocol.SubmitJob, "f", "u", "x")
+			c.Submit(t, protocol.SubmitJobHigh, "f", "u", "x")
+			c.Req(protocol.GetStatusUnique, "u")
+			c.Expect(t, protocol.StatusResUnique, "u", "1", "0", "0", "0", "3")
+			w := p.dial(t)
+			w.CanDo("f")
+			w.Grab(t, h, "f", "x")
+			w.Req(protocol.WorkData, h, "d")
+			w.Req(protocol.WorkComplete, h, "r")
+			for range 3 {
+				c.Expect(t, protocol.WorkData, h, "d")
+			}
+			for range 3 {
+				c.Expect(t, protocol.WorkComplete, h, "r")
+			}
+			c.ExpectNothing(t, wiretest.Quiet)
+		}},
+		{name: "coalesce/FG+BG-background-kept", run: func(t *testing.T, p *peer) {
+			// Difference f: in gearmand a background submission that joins
+			// a foreground job leaves it foreground only (QUEUED 0, lost
+			// with its clients); ours makes it a background job too.
+			c1, c2 := p.dial(t), p.dial(t)
+			h := c1.Submit(t, protocol.SubmitJob, "f", "u", "x")
+			c2.Submit(t, protocol.SubmitJobBg, "f", "u", "x")
+			c2.SubmitEpoch(t, "f", "u", "1", "x")
+			queued := "1"
+			if p.gearmand {
+				queued = "0"
+			}
+			expectAdmin(t, c2, "show jobs", h+"\t0\t0\t"+queued+"\n.\n")
+		}},
+		{name: "coalesce/FG+BG-client-leaves", run: func(t *testing.T, p *peer) {
+			// Difference f.
+			c1, c2 := p.dial(t), p.dial(t)
+			h := c1.Submit(t, protocol.SubmitJob, "f", "u", "x")
+			c2.Submit(t, protocol.SubmitJobBg, "f", "u", "x")
+			c1.Close()
+			waitClients(t, c2, "u", "0")
+			w := p.dial(t)
+			w.CanDo("f")
+			if p.gearmand {
+				// The job was foreground only: abandoned with its client.
+				w.NoJob(t)
+				return
+			}
+			w.Grab(t, h, "f", "x")
+		}},
 		{name: "coalesce/BG+FG", run: func(t *testing.T, p *peer) {
 			c1, c2 := p.dial(t), p.dial(t)
 			h := c1.Submit(t, protocol.SubmitJobBg, "f", "u", "x")

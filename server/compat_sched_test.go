@@ -160,6 +160,17 @@ func schedulingScenarios() []scenario {
 			w.ExpectNothing(t, wiretest.Quiet)
 			w.Grab(t, h, "f", "x")
 		}},
+		{name: "sleep/noop-before-job-created", run: func(t *testing.T, p *peer) {
+			// A sleeping connection that submits a job for its own
+			// function gets the NOOP before the JOB_CREATED.
+			c := p.dial(t)
+			c.CanDo("f")
+			c.Sleep(t)
+			c.Req(protocol.SubmitJobBg, "f", "", "x")
+			c.Expect(t, protocol.Noop)
+			h := c.Created(t)
+			c.Grab(t, h, "f", "x")
+		}},
 		{name: "sleep/no-noop-for-other-function", run: func(t *testing.T, p *peer) {
 			w := p.dial(t)
 			w.CanDo("f")

@@ -415,3 +415,14 @@ func (c *Conn) ExpectNoReply(t testing.TB, d time.Duration) (closed bool) {
 	}
 	return false
 }
+
+// ReadAny returns the next packet or text line, whatever it is, failing
+// t when nothing arrives within the timeout or the connection ends.
+func (c *Conn) ReadAny(t testing.TB) Received {
+	t.Helper()
+	r, err := c.next(c.timeout())
+	if err != nil {
+		t.Fatalf("wiretest: %s: waiting for a reply: %v", c.name, err)
+	}
+	return r
+}

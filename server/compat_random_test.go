@@ -1,0 +1,185 @@
+package server_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/gearflow/gearflow/internal/wiretest"
+	"github.com/gearflow/gearflow/protocol"
+)
+
+// TestCompatRandom plays seeded random conversations on one connection,
+// which is client, worker and admin at once, against both servers and
+// compares the transcripts step by step. The generator stays inside the
+// behaviour both servers share: no duplicate CAN_DO, one registered
+// function (so priority across functions never matters), no future
+// epoch jobs, no malformed packets, no cancelled jobs.
+func TestCompatRandom(t *testing.T) {
+	t.Parallel()
+	const seeds, steps = 24, 60
+	for seed := range seeds {
+		t.Run(strconv.Itoa(seed), func(t *testing.T) {
+			t.Parallel()
+			script := randomScript(rand.New(rand.NewPCG(uint64(seed), 0x9e3779b9)), steps)
+			var names []string
+			var transcripts [][]string
+			for _, srv := range servers() {
+				names = append(names, srv.name)
+				transcripts = append(transcripts, play(t, srv.start(t, options{}), script))
+			}
+			for i := 1; i < len(transcripts); i++ {
+				compareTranscripts(t, script, names[0], transcripts[0], names[i], transcripts[i])
+			}
+		})
+	}
+}
+
+// step is one request of a random conversation: a packet or an admin line.
+type step struct {
+	packet protocol.Packet
+	admin  string
+}
+
+func (s step) String() string {
+	if s.admin != "" {
+		return "admin " + strconv.Quote(s.admin)
+	}
+	return wiretest.Format(s.packet)
+}
+
+func randomScript(r *rand.Rand, n int) []step {
+	pick := func(xs ...string) string { return xs[r.IntN(len(xs))] }
+	submitted := 0
+	registered := false
+	handle := func() string {
+		// Mostly a job that exists, sometimes one that does not.
+		return handlePrefix + ":" + strconv.Itoa(1+r.IntN(submitted+2))
+	}
+	req := func(typ protocol.Type, args ...string) step {
+		return step{packet: wiretest.Packet(protocol.Req, typ, args...)}
+	}
+	var out []step
+	for len(out) < n {
+		switch k := r.IntN(20); {
+		case k < 6:
+			typ := []protocol.Type{protocol.SubmitJob, protocol.SubmitJobBg, protocol.SubmitJobHigh,
+				protocol.SubmitJobHighBg, protocol.SubmitJobLow, protocol.SubmitJobLowBg}[r.IntN(6)]
+			// GET_STATUS_UNIQUE takes the first job with a unique in any
+			// function, in hash order: g's uniques differ from f's.
+			if r.IntN(3) == 0 {
+				out = append(out, req(typ, "g", pick("", "-", "g1"), pick("a", "b", "")))
+			} else {
+				out = append(out, req(typ, "f", pick("", "", "-", "u1", "u2"), pick("a", "b", "")))
+			}
+			submitted++
+		case k == 6:
+			out = append(out, req(protocol.SubmitJobEpoch, "f", pick("", "u1", "u3"), pick("1", "0", "junk"), pick("a", "e")))
+			submitted++
+		case k == 7:
+			typ := pick("fg", "bg")
+			t := protocol.SubmitReduceJob
+			if typ == "bg" {
+				t = protocol.SubmitReduceJobBackground
+			}
+			out = append(out, req(t, "f", pick("", "u2", "u4"), pick("r", ""), "", pick("a", "m")))
+			submitted++
+		case k == 8:
+			if registered {
+				out = append(out, req(protocol.CantDo, "f"))
+			} else {
+				out = append(out, req(protocol.CanDo, "f"))
+			}
+			registered = !registered
+		case k < 12:
+			out = append(out, req([]protocol.Type{protocol.GrabJob, protocol.GrabJobUniq, protocol.GrabJobAll}[r.IntN(3)]))
+		case k < 15:
+			switch r.IntN(7) {
+			case 0:
+				out = append(out, req(protocol.WorkData, handle(), "d"))
+			case 1:
+				out = append(out, req(protocol.WorkWarning, handle(), "w"))
+			case 2:
+				out = append(out, req(protocol.WorkStatus, handle(), pick("1", "7"), pick("2", "9")))
+			case 3, 4:
+				out = append(out, req(protocol.WorkComplete, handle(), pick("ok", "")))
+			case 5:
+				out = append(out, req(protocol.WorkFail, handle()))
+			case 6:
+				out = append(out, req(protocol.WorkException, handle(), "ex"))
+			}
+		case k == 15:
+			out = append(out, req(protocol.GetStatus, handle()))
+		case k == 16:
+			out = append(out, req(protocol.GetStatusUnique, pick("u1", "u2", "u3", "u4", "-", "zz")))
+		case k == 17:
+			out = append(out, step{admin: pick("status", "prioritystatus", "show jobs", "show unique jobs", "maxqueue f 3", "maxqueue f")})
+		case k == 18:
+			out = append(out, req(protocol.PreSleep))
+		default:
+			out = append(out, req(pick2(r, protocol.OptionReq, protocol.EchoReq), pick("exceptions", "x")))
+		}
+	}
+	return out
+}
+
+func pick2(r *rand.Rand, a, b protocol.Type) protocol.Type {
+	if r.IntN(2) == 0 {
+		return a
+	}
+	return b
+}
+
+// play runs script on one connection. After each step it sends an
+// ECHO_REQ marker and records everything received up to the marker's
+// echo: packets in order, then the admin text lines sorted (their order
+// is a hash order in gearmand).
+func play(t *testing.T, p *peer, script []step) []string {
+	t.Helper()
+	c := p.dial(t)
+	out := make([]string, len(script))
+	for i, s := range script {
+		if s.admin != "" {
+			c.SendText(s.admin + "\r\n")
+		} else {
+			c.Send(s.packet)
+		}
+		marker := "marker-" + strconv.Itoa(i)
+		c.Req(protocol.EchoReq, marker)
+		var packets, text []string
+		for range 1000 {
+			r := c.ReadAny(t)
+			if r.Text {
+				text = append(text, string(r.Raw))
+				continue
+			}
+			if r.Packet.Type == protocol.EchoRes && string(r.Packet.Arg(0)) == marker {
+				break
+			}
+			packets = append(packets, r.String())
+		}
+		slices.Sort(text)
+		out[i] = strings.Join(append(packets, text...), " | ")
+	}
+	return out
+}
+
+// compareTranscripts fails t at the first step where the servers
+// answered differently, showing the conversation up to there.
+func compareTranscripts(t *testing.T, script []step, name1 string, got1 []string, name2 string, got2 []string) {
+	t.Helper()
+	for i := range script {
+		if got1[i] == got2[i] {
+			continue
+		}
+		var sb strings.Builder
+		for j := max(0, i-12); j < i; j++ {
+			fmt.Fprintf(&sb, "  %3d %s\n      -> %s\n", j, script[j], got1[j])
+		}
+		t.Fatalf("step %d differs\nconversation before it:\n%s  %3d %s\n%s: %s\n%s: %s",
+			i, sb.String(), i, script[i], name1, got1[i], name2, got2[i])
+	}
+}

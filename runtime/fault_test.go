@@ -31,7 +31,7 @@ func TestWorkerReconnectsAfterRestart(t *testing.T) {
 		if out, err := doEventually(t, c, runtime.Job{Function: "upper", Payload: []byte("before")}, 10*time.Second); err != nil || string(out) != "BEFORE" {
 			t.Fatalf("before restart: %q, %v", out, err)
 		}
-				// Down long enough for the worker's redials to fail and back off.
+		// Down long enough for the worker's redials to fail and back off.
 		srv.Stop()
 		time.Sleep(300 * time.Millisecond)
 		srv.Restart()

@@ -70,22 +70,27 @@ func randomScript(r *rand.Rand, n int) []step {
 				protocol.SubmitJobHighBg, protocol.SubmitJobLow, protocol.SubmitJobLowBg}[r.IntN(6)]
 			// GET_STATUS_UNIQUE takes the first job with a unique in any
 			// function, in hash order: g's uniques differ from f's.
+			// Background and foreground submissions never coalesce with
+			// each other (a BG joining a FG job is difference f): they use
+			// different uniques and payloads.
+			fn, unique, data := "f", pick("", "", "-", "u1", "u2"), pick("a", "b", "")
 			if r.IntN(3) == 0 {
-				out = append(out, req(typ, "g", pick("", "-", "g1"), pick("a", "b", "")))
-			} else {
-				out = append(out, req(typ, "f", pick("", "", "-", "u1", "u2"), pick("a", "b", "")))
+				fn, unique = "g", pick("", "-", "g1")
 			}
+			if strings.HasSuffix(typ.String(), "_BG") {
+				unique, data = strings.ToUpper(unique), strings.ToUpper(data)+"B"
+			}
+			out = append(out, req(typ, fn, unique, data))
 			submitted++
 		case k == 6:
-			out = append(out, req(protocol.SubmitJobEpoch, "f", pick("", "u1", "u3"), pick("1", "0", "junk"), pick("a", "e")))
+			out = append(out, req(protocol.SubmitJobEpoch, "f", pick("", "U1", "U3"), pick("1", "0", "junk"), pick("AB", "EB")))
 			submitted++
 		case k == 7:
-			typ := pick("fg", "bg")
-			t := protocol.SubmitReduceJob
-			if typ == "bg" {
-				t = protocol.SubmitReduceJobBackground
+			if r.IntN(2) == 0 {
+				out = append(out, req(protocol.SubmitReduceJob, "f", pick("", "u2", "u4"), pick("r", ""), "", pick("a", "m")))
+			} else {
+				out = append(out, req(protocol.SubmitReduceJobBackground, "f", pick("", "U2", "U4"), pick("r", ""), "", pick("AB", "MB")))
 			}
-			out = append(out, req(t, "f", pick("", "u2", "u4"), pick("r", ""), "", pick("a", "m")))
 			submitted++
 		case k == 8:
 			if registered {
@@ -114,7 +119,7 @@ func randomScript(r *rand.Rand, n int) []step {
 		case k == 15:
 			out = append(out, req(protocol.GetStatus, handle()))
 		case k == 16:
-			out = append(out, req(protocol.GetStatusUnique, pick("u1", "u2", "u3", "u4", "-", "zz")))
+			out = append(out, req(protocol.GetStatusUnique, pick("u1", "u2", "U1", "U2", "U3", "g1", "-", "zz")))
 		case k == 17:
 			out = append(out, step{admin: pick("status", "prioritystatus", "show jobs", "show unique jobs", "maxqueue f 3", "maxqueue f")})
 		case k == 18:

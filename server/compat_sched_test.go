@@ -293,13 +293,17 @@ func schedulingScenarios() []scenario {
 			w.CanDo("f")
 			w.Sleep(t)
 			c := p.dial(t)
-			h := c.SubmitEpoch(t, "f", "", epochIn(2*time.Second), "x")
+			due := time.Now().Add(2 * time.Second).Truncate(time.Second)
+			h := c.SubmitEpoch(t, "f", "", strconv.FormatInt(due.Unix(), 10), "x")
 			drainNoopNotDue(t, w)
-			w.Timeout = 5 * time.Second
 			if p.gearmand {
-				w.ExpectNothing(t, 3*time.Second)
+				w.ExpectNothing(t, time.Until(due)+500*time.Millisecond)
 			} else {
+				w.Timeout = time.Until(due) + 3*time.Second
 				w.Expect(t, protocol.Noop)
+				if early := time.Until(due); early > 0 {
+					t.Fatalf("NOOP %v before the job was due", early)
+				}
 			}
 			w.Grab(t, h, "f", "x")
 		}},

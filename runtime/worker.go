@@ -398,6 +398,10 @@ func (s *workerSession) grabLoop(ctx context.Context) (useful bool, err error) {
 		case <-s.done:
 			return true, s.lostErr()
 		}
+		if ctx.Err() != nil { // both were ready: stopping wins
+			<-w.slots
+			return true, nil
+		}
 		// A NOOP received before this grab is answered by the grab itself.
 		select {
 		case <-s.wake:
@@ -407,17 +411,10 @@ func (s *workerSession) grabLoop(ctx context.Context) (useful bool, err error) {
 			<-w.slots
 			return true, err
 		}
-		var p protocol.Packet
-		select {
-		case p = <-s.replies:
-		case <-ctx.Done():
-			// A job assigned now is requeued by the server when the
-			// connection closes.
+		p, ok := s.grabReply(ctx)
+		if !ok {
 			<-w.slots
-			return true, nil
-		case <-s.done:
-			<-w.slots
-			return true, s.lostErr()
+			return true, s.stopErr(ctx)
 		}
 		if p.Type != protocol.NoJob {
 			spins = 0
@@ -432,8 +429,8 @@ func (s *workerSession) grabLoop(ctx context.Context) (useful bool, err error) {
 		}
 		if spins > maxQuickWakes {
 			// The server wakes us at once and then has nothing to hand
-			// out (gearmand's PRE_SLEEP and GRAB can disagree about a
-			// due epoch job): pause instead of spinning.
+			// out (its PRE_SLEEP check and its GRAB disagree about what
+			// is runnable): pause instead of spinning.
 			if spins == maxQuickWakes+1 {
 				w.log.Warn("server wakes the worker without giving it a job; pausing between grabs", "server", s.conn.addr)
 			}
@@ -454,6 +451,28 @@ func (s *workerSession) grabLoop(ctx context.Context) (useful bool, err error) {
 		}
 		quick = time.Since(slept) < quickWake
 	}
+}
+
+// grabReply waits for the answer to a GRAB. When ctx ends meanwhile it
+// still waits a moment, so a job assigned just then is run (as part of
+// the graceful stop) rather than held until the connection closes.
+func (s *workerSession) grabReply(ctx context.Context) (protocol.Packet, bool) {
+	select {
+	case p := <-s.replies:
+		return p, true
+	case <-s.done:
+		return protocol.Packet{}, false
+	case <-ctx.Done():
+	}
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case p := <-s.replies:
+		return p, true
+	case <-s.done:
+	case <-t.C:
+	}
+	return protocol.Packet{}, false
 }
 
 // A wake-up within quickWake of PRE_SLEEP that then finds no job is a

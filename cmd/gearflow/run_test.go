@@ -284,6 +284,7 @@ func TestDistributed(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("exit %d\n%s", code, stderr.String())
 			}
+			t.Logf("coordinator log after the kill:\n%s", stderr.String())
 			if doneAtKill == "" {
 				t.Fatal("no task completed: the worker was never killed")
 			}
@@ -338,6 +339,7 @@ func TestDistributed(t *testing.T) {
 		if string(got) != want {
 			t.Errorf("output differs from the expected counts (%d bytes, want %d)", len(got), len(want))
 		}
+		t.Logf("%d tasks done at the kill; resumed run:\n%s%s", len(before), stdout, stderr)
 		after := journalTasks(t, filepath.Join(state, runID))
 		for task, n := range after {
 			if n > 1 {

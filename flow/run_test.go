@@ -204,3 +204,55 @@ func TestRunSpillsShuffleToDisk(t *testing.T) {
 		prev = k
 	}
 }
+
+// TestRunContinuePolicy: with on_failure: continue, a task that runs out
+// of attempts is reported and written to the dead-letter file, and the
+// run finishes with the other tasks' output.
+func TestRunContinuePolicy(t *testing.T) {
+	t.Parallel()
+	p, out := loadWordcount(t, nil)
+	dead := filepath.Join(t.TempDir(), "dead.jsonl")
+	p.Stages[0].OnFailure = spec.FailurePolicy{Mode: spec.Continue}
+	p.Stages[0].DeadLetter = dead
+	p.Stages[0].Retry.Initial = 0
+	reg := flow.NewRegistry()
+	reg.Map("wc.map", func(ctx context.Context, rec flow.Record, emit flow.Emit) error {
+		if info, _ := flow.InfoFrom(ctx); info.Task == 2 {
+			return errors.New("bad chunk")
+		}
+		return wordcount.Map(ctx, rec, emit)
+	})
+	reg.Reduce("wc.sum", wordcount.Sum)
+	res, err := flow.Run(t.Context(), p, reg, flow.Options{StateDir: t.TempDir(), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Failed) != 1 || res.Failed[0].Task != 2 || res.Stages[0].Failed != 1 {
+		t.Fatalf("failed %+v, stages %+v", res.Failed, res.Stages)
+	}
+	// The expected output: the counts of lines 1-8 only (task 2 is 9-12).
+	data, _ := os.ReadFile("../examples/wordcount/data/input.txt")
+	counts := map[string]int64{}
+	for _, line := range strings.Split(string(data), "\n")[:8] {
+		wordcount.Map(t.Context(), flow.Record{Value: line}, func(k string, v any) error {
+			counts[k]++
+			return nil
+		})
+	}
+	got, _ := os.ReadFile(out)
+	lines := strings.Split(strings.TrimSpace(string(got)), "\n")
+	if len(lines) != len(counts) {
+		t.Errorf("%d output lines, want %d", len(lines), len(counts))
+	}
+	for _, l := range lines {
+		k, v, _ := strings.Cut(l, "\t")
+		if fmt.Sprint(counts[k]) != v {
+			t.Errorf("line %q, want %d", l, counts[k])
+		}
+	}
+	dl, err := os.ReadFile(dead)
+	if err != nil || !strings.Contains(string(dl), `"task":2`) || !strings.Contains(string(dl), "input.txt:9-12") ||
+		!strings.Contains(string(dl), "bad chunk") || strings.Count(string(dl), "\n") != 1 {
+		t.Errorf("dead letter %q, %v", dl, err)
+	}
+}

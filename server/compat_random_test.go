@@ -12,58 +12,77 @@ import (
 	"github.com/gearflow/gearflow/protocol"
 )
 
-// TestCompatRandom plays seeded random conversations on one connection,
-// which is client, worker and admin at once, against both servers and
+// TestCompatRandom plays seeded random conversations, on connections
+// that are client, worker and admin at once, against both servers and
 // compares the transcripts step by step. The generator stays inside the
 // behaviour both servers share: no duplicate CAN_DO, one registered
 // function (so priority across functions never matters), no future
 // epoch jobs, no malformed packets, no cancelled jobs.
 func TestCompatRandom(t *testing.T) {
 	t.Parallel()
-	const seeds, steps = 24, 60
-	for seed := range seeds {
-		t.Run(strconv.Itoa(seed), func(t *testing.T) {
+	tests := []struct {
+		name         string
+		seeds, steps int
+		conns        int
+	}{
+		{"one-connection", 24, 60, 1},
+		// Several clients and workers: WORK_* forwarding to other
+		// connections, coalescing across clients, the exceptions option
+		// per client. No PRE_SLEEP: whom a job wakes is difference p.
+		{"three-connections", 16, 80, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			script := randomScript(rand.New(rand.NewPCG(uint64(seed), 0x9e3779b9)), steps)
-			var names []string
-			var transcripts [][]string
-			for _, srv := range servers() {
-				names = append(names, srv.name)
-				transcripts = append(transcripts, play(t, srv.start(t, options{}), script))
-			}
-			for i := 1; i < len(transcripts); i++ {
-				compareTranscripts(t, script, names[0], transcripts[0], names[i], transcripts[i])
+			for seed := range tt.seeds {
+				t.Run(strconv.Itoa(seed), func(t *testing.T) {
+					t.Parallel()
+					script := randomScript(rand.New(rand.NewPCG(uint64(seed), 0x9e3779b9)), tt.steps, tt.conns)
+					var names []string
+					var transcripts [][]string
+					for _, srv := range servers() {
+						names = append(names, srv.name)
+						transcripts = append(transcripts, play(t, srv.start(t, options{}), script, tt.conns))
+					}
+					for i := 1; i < len(transcripts); i++ {
+						compareTranscripts(t, script, names[0], transcripts[0], names[i], transcripts[i])
+					}
+				})
 			}
 		})
 	}
 }
 
-// step is one request of a random conversation: a packet or an admin line.
+// step is one request of a random conversation: a packet or an admin
+// line, sent on connection conn.
 type step struct {
+	conn   int
 	packet protocol.Packet
 	admin  string
 }
 
 func (s step) String() string {
 	if s.admin != "" {
-		return "admin " + strconv.Quote(s.admin)
+		return fmt.Sprintf("c%d admin %q", s.conn, s.admin)
 	}
-	return wiretest.Format(s.packet)
+	return fmt.Sprintf("c%d %s", s.conn, wiretest.Format(s.packet))
 }
 
-func randomScript(r *rand.Rand, n int) []step {
+func randomScript(r *rand.Rand, n, conns int) []step {
 	pick := func(xs ...string) string { return xs[r.IntN(len(xs))] }
 	submitted := 0
-	registered := false
+	registered := make([]bool, conns)
+	conn := 0
 	handle := func() string {
 		// Mostly a job that exists, sometimes one that does not.
 		return handlePrefix + ":" + strconv.Itoa(1+r.IntN(submitted+2))
 	}
 	req := func(typ protocol.Type, args ...string) step {
-		return step{packet: wiretest.Packet(protocol.Req, typ, args...)}
+		return step{conn: conn, packet: wiretest.Packet(protocol.Req, typ, args...)}
 	}
 	var out []step
 	for len(out) < n {
+		conn = r.IntN(conns)
 		switch k := r.IntN(20); {
 		case k < 6:
 			typ := []protocol.Type{protocol.SubmitJob, protocol.SubmitJobBg, protocol.SubmitJobHigh,
@@ -93,12 +112,12 @@ func randomScript(r *rand.Rand, n int) []step {
 			}
 			submitted++
 		case k == 8:
-			if registered {
+			if registered[conn] {
 				out = append(out, req(protocol.CantDo, "f"))
 			} else {
 				out = append(out, req(protocol.CanDo, "f"))
 			}
-			registered = !registered
+			registered[conn] = !registered[conn]
 		case k < 12:
 			out = append(out, req([]protocol.Type{protocol.GrabJob, protocol.GrabJobUniq, protocol.GrabJobAll}[r.IntN(3)]))
 		case k < 15:
@@ -121,8 +140,8 @@ func randomScript(r *rand.Rand, n int) []step {
 		case k == 16:
 			out = append(out, req(protocol.GetStatusUnique, pick("u1", "u2", "U1", "U2", "U3", "g1", "-", "zz")))
 		case k == 17:
-			out = append(out, step{admin: pick("status", "prioritystatus", "show jobs", "show unique jobs", "maxqueue f 3", "maxqueue f")})
-		case k == 18:
+			out = append(out, step{conn: conn, admin: pick("status", "prioritystatus", "show jobs", "show unique jobs", "maxqueue f 3", "maxqueue f")})
+		case k == 18 && conns == 1:
 			out = append(out, req(protocol.PreSleep))
 		default:
 			out = append(out, req(pick2(r, protocol.OptionReq, protocol.EchoReq), pick("exceptions", "x")))
@@ -138,38 +157,58 @@ func pick2(r *rand.Rand, a, b protocol.Type) protocol.Type {
 	return b
 }
 
-// play runs script on one connection. After each step it sends an
-// ECHO_REQ marker and records everything received up to the marker's
-// echo: packets in order, then the admin text lines sorted (their order
-// is a hash order in gearmand).
-func play(t *testing.T, p *peer, script []step) []string {
+// play runs script on conns connections. After each step it sends an
+// ECHO_REQ marker on the step's connection, then on every other one,
+// and records everything each received up to its marker's echo: packets
+// in order, then admin text lines sorted (their order is a hash order in
+// gearmand). A packet the step made the server send to another
+// connection was queued there before that connection's marker was read,
+// so it is recorded in the same step.
+func play(t *testing.T, p *peer, script []step, conns int) []string {
 	t.Helper()
-	c := p.dial(t)
+	cs := make([]*wiretest.Conn, conns)
+	for i := range cs {
+		cs[i] = p.dial(t)
+	}
 	out := make([]string, len(script))
 	for i, s := range script {
+		c := cs[s.conn]
 		if s.admin != "" {
 			c.SendText(s.admin + "\r\n")
 		} else {
 			c.Send(s.packet)
 		}
-		marker := "marker-" + strconv.Itoa(i)
-		c.Req(protocol.EchoReq, marker)
-		var packets, text []string
-		for range 1000 {
-			r := c.ReadAny(t)
-			if r.Text {
-				text = append(text, string(r.Raw))
-				continue
+		var got []string
+		for k := range conns {
+			j := (s.conn + k) % conns
+			if rec := drainToMarker(t, cs[j], "marker-"+strconv.Itoa(i)); rec != "" || conns == 1 {
+				got = append(got, fmt.Sprintf("c%d: %s", j, rec))
 			}
-			if r.Packet.Type == protocol.EchoRes && string(r.Packet.Arg(0)) == marker {
-				break
-			}
-			packets = append(packets, r.String())
 		}
-		slices.Sort(text)
-		out[i] = strings.Join(append(packets, text...), " | ")
+		out[i] = strings.Join(got, " ; ")
 	}
 	return out
+}
+
+// drainToMarker sends an ECHO_REQ marker on c and returns what arrived
+// before its echo.
+func drainToMarker(t *testing.T, c *wiretest.Conn, marker string) string {
+	t.Helper()
+	c.Req(protocol.EchoReq, marker)
+	var packets, text []string
+	for range 1000 {
+		r := c.ReadAny(t)
+		if r.Text {
+			text = append(text, string(r.Raw))
+			continue
+		}
+		if r.Packet.Type == protocol.EchoRes && string(r.Packet.Arg(0)) == marker {
+			break
+		}
+		packets = append(packets, r.String())
+	}
+	slices.Sort(text)
+	return strings.Join(append(packets, text...), " | ")
 }
 
 // compareTranscripts fails t at the first step where the servers

@@ -79,6 +79,37 @@ func edgeScenarios() []scenario {
 			c.Req(protocol.SubmitReduceJob, "f", longUnique, "r", "", "x")
 			c.ExpectError(t, protocol.CodeArgumentTooLarge, textUniqueTooLarge)
 		}},
+		{name: "edge/text-line-too-long", run: func(t *testing.T, p *peer) {
+			// An admin line longer than the 8 KiB receive buffer.
+			c := p.dial(t)
+			c.SendText(strings.Repeat("x", 9000) + "\n")
+			c.ExpectClosed(t)
+		}},
+		{name: "edge/function-name-5000", run: func(t *testing.T, p *peer) {
+			c := p.dial(t)
+			fn := strings.Repeat("f", 5000)
+			h := c.Submit(t, protocol.SubmitJobBg, fn, "", "x")
+			expectAdmin(t, c, "status", fn+"\t1\t0\t0\n.\n")
+			w := p.dial(t)
+			w.CanDo(fn)
+			w.Grab(t, h, fn, "x")
+		}},
+		{name: "edge/function-name-10000", run: func(t *testing.T, p *peer) {
+			// Difference t: gearmand needs every NUL-terminated argument
+			// in its 8 KiB receive buffer and hangs up otherwise; ours
+			// bounds the whole packet by MaxPacketSize only.
+			c := p.dial(t)
+			fn := strings.Repeat("f", 10000)
+			c.Req(protocol.SubmitJobBg, fn, "", "x")
+			if p.gearmand {
+				c.ExpectClosed(t)
+				return
+			}
+			h := c.Created(t)
+			w := p.dial(t)
+			w.CanDo(fn)
+			w.Grab(t, h, fn, "x")
+		}},
 		{name: "edge/empty-function-name", run: func(t *testing.T, p *peer) {
 			c := p.dial(t)
 			h := c.Submit(t, protocol.SubmitJobBg, "", "", "x")

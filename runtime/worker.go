@@ -363,7 +363,8 @@ func (s *workerSession) lostErr() error {
 // grabLoop registers the worker's functions and then asks for jobs until
 // ctx is done or the connection ends: while a slot is free it sends
 // GRAB_JOB_UNIQ; on NO_JOB it sends PRE_SLEEP and waits for a NOOP. It
-// reports whether the session got as far as registering.
+// reports whether the server answered a grab, so that a server that
+// accepts connections and drops them at once still meets the backoff.
 func (s *workerSession) grabLoop(ctx context.Context) (useful bool, err error) {
 	w := s.w
 	w.mu.Lock()
@@ -394,13 +395,13 @@ func (s *workerSession) grabLoop(ctx context.Context) (useful bool, err error) {
 		select {
 		case w.slots <- struct{}{}:
 		case <-ctx.Done():
-			return true, nil
+			return useful, nil
 		case <-s.done:
-			return true, s.lostErr()
+			return useful, s.lostErr()
 		}
 		if ctx.Err() != nil { // both were ready: stopping wins
 			<-w.slots
-			return true, nil
+			return useful, nil
 		}
 		// A NOOP received before this grab is answered by the grab itself.
 		select {
@@ -409,13 +410,14 @@ func (s *workerSession) grabLoop(ctx context.Context) (useful bool, err error) {
 		}
 		if err := s.conn.write(nil, protocol.New(protocol.Req, protocol.GrabJobUniq)); err != nil {
 			<-w.slots
-			return true, err
+			return useful, err
 		}
 		p, ok := s.grabReply(ctx)
 		if !ok {
 			<-w.slots
-			return true, s.stopErr(ctx)
+			return useful, s.stopErr(ctx)
 		}
+		useful = true // the server answers: worth resetting the backoff
 		if p.Type != protocol.NoJob {
 			spins = 0
 			s.start(p)
@@ -435,19 +437,19 @@ func (s *workerSession) grabLoop(ctx context.Context) (useful bool, err error) {
 				w.log.Warn("server wakes the worker without giving it a job; pausing between grabs", "server", s.conn.addr)
 			}
 			if !s.pause(ctx, w.backoff.delay(spins-maxQuickWakes)) {
-				return true, s.stopErr(ctx)
+				return useful, s.stopErr(ctx)
 			}
 		}
 		if err := s.conn.write(nil, protocol.New(protocol.Req, protocol.PreSleep)); err != nil {
-			return true, err
+			return useful, err
 		}
 		slept := time.Now()
 		select {
 		case <-s.wake:
 		case <-ctx.Done():
-			return true, nil
+			return useful, nil
 		case <-s.done:
-			return true, s.lostErr()
+			return useful, s.lostErr()
 		}
 		quick = time.Since(slept) < quickWake
 	}

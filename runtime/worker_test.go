@@ -278,3 +278,33 @@ func TestJobMethodsOutsideHandler(t *testing.T) {
 		}
 	})
 }
+
+// TestBackoffOnDroppingServer: a server that accepts connections and
+// closes them at once gets a growing backoff, not a reconnect storm.
+func TestBackoffOnDroppingServer(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var accepts atomic.Int64
+	go func() {
+		for {
+			nc, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepts.Add(1)
+			nc.Close()
+		}
+	}()
+	startWorker(t, runtime.WorkerConfig{Servers: []string{l.Addr().String()}, ReconnectMin: 50 * time.Millisecond, ReconnectMax: time.Second},
+		map[string]runtime.Handler{"f": upper()})
+	time.Sleep(time.Second)
+	// 50ms doubling: about six connections in a second (jitter halves
+	// some waits); a reset after every connection would make twenty.
+	if n := accepts.Load(); n < 2 || n > 10 {
+		t.Errorf("%d connections in a second, want a few", n)
+	}
+}

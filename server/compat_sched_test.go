@@ -86,6 +86,17 @@ func schedulingScenarios() []scenario {
 			w.Grab(t, high, "b", "high")
 			w.Grab(t, low, "a", "low")
 		}},
+		{name: "priority/same-level-across-functions", run: func(t *testing.T, p *peer) {
+			// Difference h: within one priority, ours hands out the oldest
+			// job of any of the worker's functions; gearmand 1.1.20 takes
+			// the first function (newest registration first) that has one.
+			testSameLevelAcrossFunctions(t, p, []string{"b1", "b2", "a1", "a2", "a3"})
+		}},
+		{name: "priority/same-level-across-functions-round-robin", opts: options{flags: []string{"--round-robin"}}, run: func(t *testing.T, p *peer) {
+			// With -R gearmand rotates the worker's functions after each
+			// job (always on in 2.0); ours still takes the oldest job.
+			testSameLevelAcrossFunctions(t, p, []string{"b1", "a1", "b2", "a2", "a3"})
+		}},
 		{name: "grab/GRAB_JOB_UNIQ", run: func(t *testing.T, p *peer) {
 			c := p.dial(t)
 			h := c.Submit(t, protocol.SubmitJob, "f", "the-unique", "data")
@@ -356,5 +367,26 @@ func drainNoopNotDue(t *testing.T, w *wiretest.Conn) {
 	if gotNoop(t, w) {
 		w.NoJob(t)
 		w.Sleep(t)
+	}
+}
+
+// testSameLevelAcrossFunctions queues NORMAL jobs a1 a2 b1 b2 a3 for a
+// worker of a and b, and checks the order it gets them in: gearmandOrder
+// for gearmand, submission order for ours.
+func testSameLevelAcrossFunctions(t *testing.T, p *peer, gearmandOrder []string) {
+	t.Helper()
+	c := p.dial(t)
+	handles := map[string]string{}
+	for _, data := range []string{"a1", "a2", "b1", "b2", "a3"} {
+		handles[data] = c.Submit(t, protocol.SubmitJobBg, data[:1], "", data)
+	}
+	w := p.dial(t)
+	w.CanDo("a", "b")
+	order := []string{"a1", "a2", "b1", "b2", "a3"}
+	if p.gearmand {
+		order = gearmandOrder
+	}
+	for _, data := range order {
+		w.Grab(t, handles[data], data[:1], data)
 	}
 }

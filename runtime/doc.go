@@ -62,15 +62,25 @@
 // each failed dial. Foreground tasks running on a server whose connection
 // breaks end with an EventError wrapping ErrConnectionLost.
 //
+// Submitting a unique that is still running from the same client joins
+// that job: the new Task sees its events from then on, and no second
+// submission is sent (gearmand would send every event once per
+// submission on the connection).
+//
 // A worker connects to every server, registers every function on each,
-// and reconnects with exponential backoff and jitter.
+// and reconnects with exponential backoff and jitter. It runs at most
+// WorkerConfig.Concurrency jobs at once across all servers, asking a
+// server for a job only while it has a free slot.
 //
 // # Caveats
 //
 //   - A job's unique is at most MaxUniqueSize (63) bytes.
 //   - gearmand 1.1 runs epoch jobs (Job.When) only when some worker asks
 //     for work after their time; it wakes no sleeping worker.
-//   - A server requeues the job of a worker that exceeds its
-//     CAN_DO_TIMEOUT instead of failing it; the worker's late result is
-//     refused.
+//   - A function's timeout (HandleTimeout) cancels the handler's context;
+//     the servers are sent the timeout plus TimeoutGrace, because a server
+//     whose own timer fires requeues the job instead of failing it, and
+//     refuses the worker's late result.
+//   - A Task's events are queued without bound until read: read Events
+//     (or call Wait) for every foreground task.
 package runtime

@@ -20,4 +20,26 @@
 //
 // Every read has a deadline (Conn.Timeout, DefaultTimeout when zero), so
 // a server that does not answer fails the test instead of hanging it.
+//
+// # Reading
+//
+//   - Expect, ExpectPacket, ExpectError: the next packet, exactly.
+//   - Next, TryNext, ReadAny: the next packet (or, for ReadAny, text
+//     line) for the caller to inspect; TryNext reports a timeout instead
+//     of failing.
+//   - ExpectNothing: silence for a given time; ExpectNoReply also accepts
+//     the server hanging up; ExpectClosed: the server hangs up.
+//   - ReadText, ExpectText, ReadLine, Admin: the admin text protocol.
+//
+// # Steps
+//
+// Submit, SubmitEpoch, SubmitReduce and Created return job handles;
+// CanDo, Grab, GrabAny, NoJob and Sleep act as a worker; Sync and
+// ExpectOpen round-trip an ECHO to order a connection's packets against
+// the rest of a scenario. Raw and Body build bytes that Packet.Append
+// cannot: bad magic, unknown types, wrong sizes, missing NULs.
+//
+// Conn methods that only write (Send, Req, SendRaw, SendText, CanDo)
+// report failures on the test given to Dial; methods that read take the
+// test to fail, so a failure names the subtest that waited.
 package wiretest

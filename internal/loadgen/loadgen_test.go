@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strconv"
 	"testing"
 	"time"
 
@@ -230,4 +231,23 @@ func TestParseMode(t *testing.T) {
 	if _, err := loadgen.ParseMode("sideways"); err == nil {
 		t.Error("ParseMode(sideways) succeeded")
 	}
+}
+
+func FuzzParseSize(f *testing.F) {
+	for _, s := range []string{"64", "64KiB", "1M", "2KB", "10b", " 8 kib ", "", "-1", "1.5K", "99999999999GiB"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := loadgen.ParseSize(s)
+		if err != nil {
+			return
+		}
+		if n < 0 || n > 1<<40 {
+			t.Fatalf("ParseSize(%q) = %d, outside 0..2^40", s, n)
+		}
+		// Round trip: the plain number parses back to itself.
+		if m, err := loadgen.ParseSize(strconv.Itoa(n)); err != nil || m != n {
+			t.Fatalf("ParseSize(%q) = %d, but ParseSize(%q) = %d, %v", s, n, strconv.Itoa(n), m, err)
+		}
+	})
 }

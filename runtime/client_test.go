@@ -33,6 +33,9 @@ func TestDo(t *testing.T) {
 			{"low", runtime.Job{Function: "upper", Payload: []byte("abc"), Priority: runtime.PriorityLow}},
 			{"unique", runtime.Job{Function: "upper", Payload: []byte("abc"), Unique: "u-1"}},
 			{"binary", runtime.Job{Function: "upper", Payload: []byte("a\x00b")}},
+			// A GRAB_JOB_UNIQ worker gets a reduce job as a plain job.
+			{"reduce", runtime.Job{Function: "upper", Payload: []byte("abc"), Reducer: "count"}},
+			{"coalesce by payload", runtime.Job{Function: "upper", Payload: []byte("abc"), Unique: "-"}},
 		}
 		for _, tt := range tests {
 			got, err := c.Do(ctx, tt.job)

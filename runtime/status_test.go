@@ -187,3 +187,44 @@ func TestCoalesceAcrossClients(t *testing.T) {
 		}
 	})
 }
+
+func TestBackgroundKinds(t *testing.T) {
+	t.Parallel()
+	forEachServer(t, func(t *testing.T, srv testServer) {
+		ran := make(chan string, 8)
+		startWorker(t, runtime.WorkerConfig{Servers: []string{srv.Addr}}, map[string]runtime.Handler{
+			"bg": runtime.HandlerFunc(func(ctx context.Context, job *runtime.Job) ([]byte, error) {
+				ran <- string(job.Payload)
+				return nil, nil
+			}),
+		})
+		c := newTestClient(t, srv.Addr)
+		ctx := testContext(t, 10*time.Second)
+		jobs := map[string]runtime.Job{
+			"normal": {Priority: runtime.PriorityNormal},
+			"high":   {Priority: runtime.PriorityHigh},
+			"low":    {Priority: runtime.PriorityLow},
+			"reduce": {Reducer: "sum"},
+			"unique": {Unique: "bg-kinds"},
+		}
+		for name, job := range jobs {
+			job.Function, job.Payload, job.Background = "bg", []byte(name), true
+			task, err := c.Submit(ctx, job)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if task.Handle == "" {
+				t.Errorf("%s: no handle", name)
+			}
+		}
+		seen := map[string]bool{}
+		for len(seen) < len(jobs) {
+			select {
+			case name := <-ran:
+				seen[name] = true
+			case <-ctx.Done():
+				t.Fatalf("ran %v of %d background jobs", seen, len(jobs))
+			}
+		}
+	})
+}

@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"os"
 	"os/exec"
@@ -46,6 +47,7 @@ func TestTools(t *testing.T) {
 		{"priorities", testToolsPriorities},
 		{"one-job-per-line", testToolsPerLine},
 		{"worker-data-per-line", testToolsWorkerPerLine},
+		{"worker-fails", testToolsWorkerFails},
 		{"gearadmin-status", testGearadminStatus},
 		{"gearadmin-workers", testGearadminWorkers},
 		{"gearadmin-jobs", testGearadminJobs},
@@ -90,6 +92,21 @@ func (tl *tools) run(t *testing.T, stdin string, bin string, args ...string) str
 		return stdout.String() + "stderr: " + stderr.String()
 	}
 	return stdout.String()
+}
+
+// runFailing runs a tool that must fail and returns its exit code and
+// its stdout and stderr together.
+func (tl *tools) runFailing(t *testing.T, bin string, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), toolTimeout)
+	defer cancel()
+	args = append([]string{"-h", tl.host, "-p", tl.port}, args...)
+	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || ctx.Err() != nil {
+		t.Fatalf("%s %s: %v, want a failure exit\noutput: %q", filepath.Base(bin), strings.Join(args, " "), err, out)
+	}
+	return exit.ExitCode(), string(out)
 }
 
 // client runs "gearman ARGS" as a client.
@@ -321,5 +338,15 @@ func testGearadminServer(t *testing.T, tl *tools) {
 	}
 	if got := tl.admin(t, "--server-verbose"); strings.TrimSpace(got) == "" {
 		t.Fatalf("gearadmin --server-verbose = %q", got)
+	}
+}
+
+func testToolsWorkerFails(t *testing.T, tl *tools) {
+	// A command that exits non-zero makes gearman -w fail the job; the
+	// client reports it and exits 1.
+	tl.worker(t, "fail", "--", "false")
+	code, out := tl.runFailing(t, tl.gearman, "-f", "fail", "x")
+	if code != 1 || !strings.Contains(out, "Job failed") {
+		t.Fatalf("gearman -f fail: exit %d, output %q; want exit 1 and \"Job failed\"", code, out)
 	}
 }

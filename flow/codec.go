@@ -182,10 +182,11 @@ func appendRecord(b []byte, key string, value []byte) []byte {
 	return append(b, value...)
 }
 
-// decodeTask decodes a task payload.
+// decodeTask decodes a task payload. Record values and group values
+// alias data.
 func decodeTask(data []byte) (*task, error) {
-	d := newDecoder(data)
-	n, err := d.DecodeMapLen()
+	d := &cursor{b: data}
+	n, err := d.mapLen()
 	if err != nil {
 		return nil, malformed("payload", err)
 	}
@@ -193,47 +194,47 @@ func decodeTask(data []byte) (*task, error) {
 	var version int64
 	var haveData bool
 	for i := 0; i < n; i++ {
-		field, err := d.DecodeString()
+		field, err := d.str()
 		if err != nil {
 			return nil, malformed("payload field name", err)
 		}
 		switch field {
 		case "v":
-			version, err = d.DecodeInt64()
+			version, err = d.int64()
 		case "run":
-			t.Run, err = d.DecodeString()
+			t.Run, err = d.str()
 		case "stage":
-			t.Stage, err = d.DecodeString()
+			t.Stage, err = d.str()
 		case "task":
 			var v int64
-			v, err = d.DecodeInt64()
+			v, err = d.int64()
 			t.Task = int(v)
 		case "attempt":
 			var v int64
-			v, err = d.DecodeInt64()
+			v, err = d.int64()
 			t.Attempt = int(v)
 		case "kind":
 			var s string
-			if s, err = d.DecodeString(); err == nil {
+			if s, err = d.str(); err == nil {
 				var ok bool
-				if t.Kind, ok = parseTaskKind(s); !ok {
+				if t.Kind, ok = parseTaskKind(s); !ok || t.Kind == TaskRaw {
 					err = fmt.Errorf("unknown kind %q", s)
 				}
 			}
 		case "combine":
-			t.Combine, err = d.DecodeString()
+			t.Combine, err = d.str()
 		case "input":
-			t.Input, err = d.DecodeString()
+			t.Input, err = d.str()
 		case "params":
 			t.Params, err = decodeStringMap(d)
 		case "records":
-			t.Records, err = decodeRecords(d)
+			t.Records, err = decodeRecordsInto(nil, d)
 			haveData = true
 		case "groups":
 			t.Groups, err = decodeGroups(d)
 			haveData = true
 		default:
-			err = d.Skip() // fields from newer versions
+			err = d.skip() // fields from newer versions
 		}
 		if err != nil {
 			return nil, malformed("payload field "+field, err)
@@ -252,32 +253,29 @@ func decodeTask(data []byte) (*task, error) {
 }
 
 // decodeBatch decodes one WORK_DATA batch, appending its records to dst.
+// Values alias data.
 func decodeBatch(dst []rawRecord, data []byte) ([]rawRecord, error) {
-	d := newDecoder(data)
+	d := &cursor{b: data}
 	recs, err := decodeRecordsInto(dst, d)
+	if err == nil && d.rest() != 0 {
+		err = fmt.Errorf("%d bytes after the records", d.rest())
+	}
 	if err != nil {
 		return dst, malformed("data batch", err)
 	}
 	return recs, nil
 }
 
-func decodeRecords(d *msgpack.Decoder) ([]rawRecord, error) {
-	return decodeRecordsInto(nil, d)
-}
-
-func decodeRecordsInto(dst []rawRecord, d *msgpack.Decoder) ([]rawRecord, error) {
-	n, err := d.DecodeArrayLen()
+func decodeRecordsInto(dst []rawRecord, d *cursor) ([]rawRecord, error) {
+	n, err := d.arrayLen()
 	if err != nil {
 		return dst, err
 	}
-	if n < 0 {
-		return dst, nil
-	}
 	if dst == nil {
-		dst = make([]rawRecord, 0, min(n, 1<<16))
+		dst = make([]rawRecord, 0, n)
 	}
 	for i := 0; i < n; i++ {
-		r, err := decodeRecord(d)
+		r, err := d.record()
 		if err != nil {
 			return dst, fmt.Errorf("record %d: %w", i, err)
 		}
@@ -286,50 +284,31 @@ func decodeRecordsInto(dst []rawRecord, d *msgpack.Decoder) ([]rawRecord, error)
 	return dst, nil
 }
 
-func decodeRecord(d *msgpack.Decoder) (rawRecord, error) {
-	m, err := d.DecodeArrayLen()
+func decodeGroups(d *cursor) ([]group, error) {
+	n, err := d.arrayLen()
 	if err != nil {
-		return rawRecord{}, err
-	}
-	if m != 2 {
-		return rawRecord{}, fmt.Errorf("a record is [key, value], got %d elements", m)
-	}
-	k, err := d.DecodeString()
-	if err != nil {
-		return rawRecord{}, err
-	}
-	v, err := d.DecodeRaw()
-	if err != nil {
-		return rawRecord{}, err
-	}
-	return rawRecord{Key: k, Value: v}, nil
-}
-
-func decodeGroups(d *msgpack.Decoder) ([]group, error) {
-	n, err := d.DecodeArrayLen()
-	if err != nil || n < 0 {
 		return nil, err
 	}
-	groups := make([]group, 0, min(n, 1<<16))
+	groups := make([]group, 0, n)
 	for i := 0; i < n; i++ {
-		m, err := d.DecodeArrayLen()
+		m, err := d.arrayLen()
 		if err != nil {
 			return nil, err
 		}
 		if m != 2 {
 			return nil, fmt.Errorf("group %d: a group is [key, [values]], got %d elements", i, m)
 		}
-		k, err := d.DecodeString()
+		k, err := d.str()
 		if err != nil {
 			return nil, err
 		}
-		nv, err := d.DecodeArrayLen()
+		nv, err := d.arrayLen()
 		if err != nil {
 			return nil, err
 		}
-		g := group{Key: k, Values: make([][]byte, 0, max(min(nv, 1<<16), 0))}
+		g := group{Key: k, Values: make([][]byte, 0, nv)}
 		for j := 0; j < nv; j++ {
-			v, err := d.DecodeRaw()
+			v, err := d.raw()
 			if err != nil {
 				return nil, err
 			}
@@ -340,18 +319,18 @@ func decodeGroups(d *msgpack.Decoder) ([]group, error) {
 	return groups, nil
 }
 
-func decodeStringMap(d *msgpack.Decoder) (map[string]string, error) {
-	n, err := d.DecodeMapLen()
-	if err != nil || n < 0 {
+func decodeStringMap(d *cursor) (map[string]string, error) {
+	n, err := d.mapLen()
+	if err != nil {
 		return nil, err
 	}
-	m := make(map[string]string, min(n, 1024))
+	m := make(map[string]string, n)
 	for i := 0; i < n; i++ {
-		k, err := d.DecodeString()
+		k, err := d.str()
 		if err != nil {
 			return nil, err
 		}
-		v, err := d.DecodeString()
+		v, err := d.str()
 		if err != nil {
 			return nil, err
 		}
@@ -380,25 +359,25 @@ func appendSummary(b []byte, s Summary) []byte {
 
 func decodeSummary(data []byte) (Summary, error) {
 	var s Summary
-	d := newDecoder(data)
-	n, err := d.DecodeMapLen()
+	d := &cursor{b: data}
+	n, err := d.mapLen()
 	if err != nil {
 		return s, malformed("summary", err)
 	}
 	for i := 0; i < n; i++ {
-		field, err := d.DecodeString()
+		field, err := d.str()
 		if err != nil {
 			return s, malformed("summary", err)
 		}
 		switch field {
 		case "in":
-			s.RecordsIn, err = d.DecodeInt64()
+			s.RecordsIn, err = d.int64()
 		case "out":
-			s.RecordsOut, err = d.DecodeInt64()
+			s.RecordsOut, err = d.int64()
 		case "batches":
-			s.Batches, err = d.DecodeInt64()
+			s.Batches, err = d.int64()
 		default:
-			err = d.Skip()
+			err = d.skip()
 		}
 		if err != nil {
 			return s, malformed("summary field "+field, err)
@@ -439,6 +418,10 @@ func DecodeValue(data []byte) (any, error) {
 		return string(data[1 : 1+int(c&0x1f)]), nil
 	case c == 0xc0:
 		return nil, nil
+	case c >= 0xcc && c <= 0xd3 && c != 0xcf:
+		return (&cursor{b: data}).int64()
+	case c == 0xd9 || c == 0xda || c == 0xdb:
+		return (&cursor{b: data}).str()
 	}
 	v, err := newDecoder(data).DecodeInterfaceLoose()
 	if err != nil {

@@ -195,13 +195,20 @@ type combiner struct {
 	fn   ReduceFunc
 	next *batcher
 	keys map[string][][]byte
+	slab []byte // encoded values are carved from here, saving an allocation each
 }
 
 func (c *combiner) emit(key string, value any) error {
-	raw, err := appendValue(nil, value)
-	if err != nil {
+	if cap(c.slab)-len(c.slab) < 64 {
+		c.slab = make([]byte, 0, 64<<10)
+	}
+	n := len(c.slab)
+	var err error
+	if c.slab, err = appendValue(c.slab, value); err != nil {
+		c.slab = c.slab[:n]
 		return err
 	}
+	raw := c.slab[n:len(c.slab):len(c.slab)]
 	c.keys[key] = append(c.keys[key], raw)
 	if len(c.keys) >= combineKeys {
 		return c.flush()

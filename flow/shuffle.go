@@ -3,15 +3,12 @@ package flow
 import (
 	"bufio"
 	"container/heap"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"io"
 	"os"
 	"path/filepath"
 	"sort"
-
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // A record file is a plain concatenation of msgpack [key, value] arrays:
@@ -52,10 +49,14 @@ func (w *recWriter) close(sync bool) error {
 	return err
 }
 
-// recReader reads a record file.
+// recReader reads a record file through a buffer, without a decoder.
+// Keys and values it returns are its own copies.
 type recReader struct {
-	f *os.File
-	d *msgpack.Decoder
+	f    *os.File
+	buf  []byte
+	off  int
+	eof  bool
+	slab []byte // values are carved from here, saving an allocation each
 }
 
 func openRecFile(path string) (*recReader, error) {
@@ -63,22 +64,46 @@ func openRecFile(path string) (*recReader, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &recReader{f: f, d: msgpack.NewDecoder(bufio.NewReaderSize(f, 64<<10))}, nil
+	return &recReader{f: f, buf: make([]byte, 0, 64<<10)}, nil
 }
 
 // next returns the next record, or io.EOF at the end.
 func (r *recReader) next() (rawRecord, error) {
-	if _, err := r.d.PeekCode(); err != nil {
-		if errors.Is(err, io.EOF) {
+	for {
+		if r.off < len(r.buf) {
+			c := &cursor{b: r.buf, i: r.off}
+			rec, err := c.record()
+			if err == nil {
+				r.off = c.i
+				if len(rec.Value) > cap(r.slab)-len(r.slab) {
+					r.slab = make([]byte, 0, max(64<<10, len(rec.Value)))
+				}
+				n := len(r.slab)
+				r.slab = append(r.slab, rec.Value...)
+				rec.Value = r.slab[n:len(r.slab):len(r.slab)]
+				return rec, nil
+			}
+			if err != errShort || r.eof {
+				return rawRecord{}, fmt.Errorf("%w: %s: %v", ErrMalformed, r.f.Name(), err)
+			}
+		} else if r.eof {
 			return rawRecord{}, io.EOF
 		}
-		return rawRecord{}, err
+		// Keep the unread tail, grow when a record exceeds the buffer,
+		// and read more.
+		n := copy(r.buf[:cap(r.buf)], r.buf[r.off:])
+		r.buf, r.off = r.buf[:n], 0
+		if n == cap(r.buf) {
+			r.buf = append(r.buf, make([]byte, n)...)[:n]
+		}
+		m, err := r.f.Read(r.buf[n:cap(r.buf)])
+		r.buf = r.buf[:n+m]
+		if err == io.EOF {
+			r.eof = true
+		} else if err != nil {
+			return rawRecord{}, err
+		}
 	}
-	rec, err := decodeRecord(r.d)
-	if err != nil {
-		return rawRecord{}, fmt.Errorf("%w: %s: %v", ErrMalformed, r.f.Name(), err)
-	}
-	return rec, nil
 }
 
 func (r *recReader) close() error { return r.f.Close() }

@@ -16,7 +16,9 @@
 #        QUICK=1 internal/loadgen/compare.sh    (a smoke run of a minute)
 # Knobs (environment): ROUNDS (3), DURATION (5s per throughput run),
 # BG_JOBS (100000), MEM_JOBS (1000000), GEARMAND (/usr/sbin/gearmand),
-# KEEP=1 keeps the work directory with the raw JSON results.
+# TIMEOUT (5m, per bench run), KEEP=1 keeps the work directory with the raw
+# results, PPROF=127.0.0.1:PORT makes gearflow serve net/http/pprof there
+# (for profiling it during the run).
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -137,7 +139,8 @@ start_server() {
 bench() {
 	local name=$1
 	shift
-	local out="$WORK/run.$RANDOM.json"
+	local out
+	out=$(mktemp "$WORK/run.$name.XXXXXX")
 	if ! "$WORK/gearflow" bench --server "127.0.0.1:${PORTS[$name]}" --json --timeout "$TIMEOUT" "$@" >"$out" 2>"$out.err"; then
 		log "bench against $name $* failed: $(tail -n 3 "$out.err")"
 	fi
@@ -149,8 +152,12 @@ bench() {
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 HZ=$(getconf CLK_TCK)
 
-# record SCENARIO SERVER METRIC VALUE
-record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$WORK/results.tsv"; }
+# record SCENARIO SERVER METRIC VALUE; a missing value (a failed run) is
+# left out of the medians.
+record() {
+	case $4 in "" | null) return 0 ;; esac
+	printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$WORK/results.tsv"
+}
 
 log "building gearflow"
 go build -o "$WORK/gearflow" ./cmd/gearflow
@@ -186,7 +193,7 @@ for ((round = 0; round < ROUNDS; round++)); do
 			[ "$errs" = 0 ] || log "round $round $name $s: $errs errors"
 			# The server's CPU time per job: the steadiest figure on a
 			# shared machine. A background job counts once (submit+drain).
-			jobs=$(jq '.phases[0].jobs' <<<"$json")
+			jobs=$(jq '.phases[0].jobs // 0' <<<"$json")
 			[ "${jobs:-0}" -gt 0 ] && record "$name" "$s" cpu_us_per_job "$(awk -v t=$((c1 - c0)) -v hz="$HZ" -v n="$jobs" 'BEGIN {printf "%.2f", t * 1e6 / hz / n}')"
 			case $name in
 			fg64 | fg64k)
@@ -216,7 +223,7 @@ for s in "${SERVERS[@]}"; do
 	PORTS[$s]=$PORT
 	before=$(awk '/^VmRSS:/ {print $2}' "/proc/$PID/status")
 	json=$(bench "$s" --mode bg --clients 4 --inflight 16 --workers 0 --payload 64 --jobs "$MEM_JOBS")
-	queued=$(jq '.phases[0].jobs' <<<"$json")
+	queued=$(jq '.phases[0].jobs // 0' <<<"$json")
 	after=$(awk '/^VmRSS:/ {print $2}' "/proc/$PID/status")
 	if [ "${queued:-0}" -gt 0 ]; then
 		record mem "$s" bytes_per_job "$(((after - before) * 1024 / queued))"

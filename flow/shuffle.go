@@ -52,7 +52,9 @@ func (w *recWriter) close(sync bool) error {
 // recReader reads a record file through a buffer, without a decoder.
 // Keys and values it returns are its own copies.
 type recReader struct {
-	f    *os.File
+	src  io.Reader
+	name string   // for errors
+	f    *os.File // closed by close; nil when reading another source
 	buf  []byte
 	off  int
 	eof  bool
@@ -64,7 +66,13 @@ func openRecFile(path string) (*recReader, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &recReader{f: f, buf: make([]byte, 0, 64<<10)}, nil
+	r := newRecReader(f, path)
+	r.f = f
+	return r, nil
+}
+
+func newRecReader(src io.Reader, name string) *recReader {
+	return &recReader{src: src, name: name, buf: make([]byte, 0, 64<<10)}
 }
 
 // next returns the next record, or io.EOF at the end.
@@ -84,7 +92,7 @@ func (r *recReader) next() (rawRecord, error) {
 				return rec, nil
 			}
 			if err != errShort || r.eof {
-				return rawRecord{}, fmt.Errorf("%w: %s: %v", ErrMalformed, r.f.Name(), err)
+				return rawRecord{}, fmt.Errorf("%w: %s: %v", ErrMalformed, r.name, err)
 			}
 		} else if r.eof {
 			return rawRecord{}, io.EOF
@@ -96,7 +104,7 @@ func (r *recReader) next() (rawRecord, error) {
 		if n == cap(r.buf) {
 			r.buf = append(r.buf, make([]byte, n)...)[:n]
 		}
-		m, err := r.f.Read(r.buf[n:cap(r.buf)])
+		m, err := r.src.Read(r.buf[n:cap(r.buf)])
 		r.buf = r.buf[:n+m]
 		if err == io.EOF {
 			r.eof = true
@@ -106,7 +114,12 @@ func (r *recReader) next() (rawRecord, error) {
 	}
 }
 
-func (r *recReader) close() error { return r.f.Close() }
+func (r *recReader) close() error {
+	if r.f == nil {
+		return nil
+	}
+	return r.f.Close()
+}
 
 // eachRecord calls fn for every record of the file at path.
 func eachRecord(path string, fn func(rawRecord) error) error {

@@ -52,13 +52,23 @@ func TestShoutEmbedded(t *testing.T) {
 }
 
 // TestShoutServedByLibgearman serves the raw stage with libgearman's
-// "gearman -w ... -- tr a-z A-Z" on our in-process server; only the
-// second stage runs in Go.
+// "gearman -w ... -- tr a-z A-Z", on our in-process server and on
+// gearmand; only the second stage runs in Go.
 func TestShoutServedByLibgearman(t *testing.T) {
 	t.Parallel()
+	t.Run("ours", func(t *testing.T) {
+		t.Parallel()
+		shoutWithLibgearman(t, servertest.Start(t, server.Config{}).Addr)
+	})
+	t.Run("gearmand", func(t *testing.T) {
+		t.Parallel()
+		shoutWithLibgearman(t, gearmandtest.Start(t).Addr)
+	})
+}
+
+func shoutWithLibgearman(t *testing.T, addr string) {
 	tool := gearmandtest.Tool(t, "gearman")
-	srv := servertest.Start(t, server.Config{})
-	host, port, _ := strings.Cut(srv.Addr, ":")
+	host, port, _ := strings.Cut(addr, ":")
 	cmd := exec.Command(tool, "-w", "-h", host, "-p", port, "-f", "shout.upper", "--", "tr", "a-z", "A-Z")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Stderr = t.Output()
@@ -73,7 +83,7 @@ func TestShoutServedByLibgearman(t *testing.T) {
 	p, out := load(t)
 	reg := flow.NewRegistry()
 	reg.Map("shout.measure", shout.Measure) // no Go shout.upper: only gearman -w can serve it
-	res, err := flow.Run(t.Context(), p, reg, flow.Options{Servers: []string{srv.Addr}, Workers: 2, StateDir: t.TempDir()})
+	res, err := flow.Run(t.Context(), p, reg, flow.Options{Servers: []string{addr}, Workers: 2, StateDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gearflow/gearflow/examples/wordcount"
 	"github.com/gearflow/gearflow/flow"
@@ -254,5 +255,41 @@ func TestRunContinuePolicy(t *testing.T) {
 	if err != nil || !strings.Contains(string(dl), `"task":2`) || !strings.Contains(string(dl), "input.txt:9-12") ||
 		!strings.Contains(string(dl), "bad chunk") || strings.Count(string(dl), "\n") != 1 {
 		t.Errorf("dead letter %q, %v", dl, err)
+	}
+}
+
+// TestRunAttemptTimeout: the first attempt of one task hangs; the
+// coordinator gives up on it after the stage's timeout and a second
+// attempt (with a different unique, so the server does not coalesce it
+// onto the hung job) completes the run.
+func TestRunAttemptTimeout(t *testing.T) {
+	t.Parallel()
+	p, out := loadWordcount(t, nil)
+	p.Stages[0].Timeout = 300 * time.Millisecond
+	p.Stages[0].Retry.Initial = 0
+	reg := flow.NewRegistry()
+	var hung atomic.Int64
+	reg.Map("wc.map", func(ctx context.Context, rec flow.Record, emit flow.Emit) error {
+		if info, _ := flow.InfoFrom(ctx); info.Task == 1 && info.Attempt == 1 {
+			hung.Add(1)
+			<-ctx.Done() // until the worker shuts down
+			return ctx.Err()
+		}
+		return wordcount.Map(ctx, rec, emit)
+	})
+	reg.Reduce("wc.sum", wordcount.Sum)
+	var timeouts atomic.Int64
+	res, err := flow.Run(t.Context(), p, reg, flow.Options{StateDir: t.TempDir(), Workers: 3, Logger: testLogger(t),
+		OnEvent: func(e flow.Event) {
+			if e.Kind == flow.EventTaskRetry && strings.Contains(e.Err, "timed out") {
+				timeouts.Add(1)
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkOutput(t, out, wantWordcount(t))
+	if hung.Load() != 1 || timeouts.Load() != 1 || res.Stages[0].Retries != 1 {
+		t.Errorf("%d hung attempts, %d timeouts, %d retries; want 1 each", hung.Load(), timeouts.Load(), res.Stages[0].Retries)
 	}
 }

@@ -117,8 +117,10 @@ type stageRun struct {
 	outCounts []int64
 
 	// guarded by coordinator.mu:
-	res   StageResult
-	start time.Time
+	res          StageResult
+	start        time.Time
+	running      map[int]uint64 // task -> input records its latest attempt reported done
+	lastProgress time.Time
 }
 
 // Run runs pipeline p with the functions of reg and returns a summary. A
@@ -359,6 +361,9 @@ func (c *coordinator) emitLocked(e Event) {
 	if sr := c.stages[e.Stage]; sr != nil {
 		e.TasksDone, e.TasksFailed, e.TasksTotal = sr.res.Done, sr.res.Failed, sr.res.Tasks
 		e.Retries, e.RecordsIn, e.RecordsOut = sr.res.Retries, sr.res.RecordsIn, sr.res.RecordsOut
+		for _, n := range sr.running {
+			e.RecordsRunning += int64(n)
+		}
 	}
 	c.opts.OnEvent(e)
 }
@@ -798,7 +803,12 @@ func (c *coordinator) attempt(ctx context.Context, sr *stageRun, task, attempt i
 		w.close(false)
 		os.Remove(tmpPath)
 	}
-	fail := func(err error) attemptOutcome { return attemptOutcome{err: err, discard: discard} }
+	fail := func(err error) attemptOutcome {
+		c.mu.Lock()
+		delete(sr.running, task)
+		c.mu.Unlock()
+		return attemptOutcome{err: err, discard: discard}
+	}
 
 	job := runtime.Job{Function: st.Function, Payload: payload, Unique: uniqueID(c.run, st.Name, task, attempt),
 		Priority: runtime.Priority(st.Priority)}
@@ -829,6 +839,8 @@ func (c *coordinator) attempt(ctx context.Context, sr *stageRun, task, attempt i
 			batches++
 		case runtime.EventWarning:
 			warning = string(ev.Data)
+		case runtime.EventStatus:
+			c.progress(sr, task, ev.Numerator)
 		case runtime.EventComplete:
 			if st.Encoding == spec.EncodingRaw {
 				raw.Write(ev.Data)
@@ -886,12 +898,28 @@ func (c *coordinator) attempt(ctx context.Context, sr *stageRun, task, attempt i
 				return err
 			}
 			c.mu.Lock()
+			delete(sr.running, task)
 			sr.outCounts[task] = summary.RecordsOut
 			sr.res.RecordsIn += summary.RecordsIn
 			sr.res.RecordsOut += summary.RecordsOut
 			c.mu.Unlock()
 			return nil
 		},
+	}
+}
+
+// progress records a running task's WORK_STATUS and emits an
+// EventProgress now and then.
+func (c *coordinator) progress(sr *stageRun, task int, done uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if sr.running == nil {
+		sr.running = make(map[int]uint64)
+	}
+	sr.running[task] = done
+	if now := time.Now(); now.Sub(sr.lastProgress) >= 500*time.Millisecond {
+		sr.lastProgress = now
+		c.emitLocked(Event{Kind: EventProgress, Stage: sr.st.Name, Task: task})
 	}
 }
 

@@ -27,12 +27,15 @@ const (
 	// EventRunDone: the run ended; Output names the result file, Err
 	// says why it failed.
 	EventRunDone
+	// EventProgress: running tasks reported progress (WORK_STATUS); sent
+	// at most twice a second per stage.
+	EventProgress
 )
 
 var eventKindNames = map[EventKind]string{
 	EventRunStarted: "run_started", EventStageStarted: "stage_started", EventTaskRetry: "task_retry",
 	EventTaskBackup: "task_backup", EventTaskDone: "task_done", EventTaskFailed: "task_failed",
-	EventStageDone: "stage_done", EventRunDone: "run_done",
+	EventStageDone: "stage_done", EventRunDone: "run_done", EventProgress: "progress",
 }
 
 func (k EventKind) String() string {
@@ -77,6 +80,9 @@ type Event struct {
 	Retries     int   `json:"retries,omitempty"`
 	RecordsIn   int64 `json:"records_in"`
 	RecordsOut  int64 `json:"records_out"`
+	// RecordsRunning counts input records that running attempts have
+	// reported done (WORK_STATUS) and that are not in RecordsIn yet.
+	RecordsRunning int64 `json:"records_running,omitempty"`
 
 	// Dir is the run's directory (EventRunStarted); Output the result
 	// file (EventRunDone).

@@ -113,7 +113,7 @@ func (p *progress) stageLine(name string, now time.Time) string {
 		fmt.Fprintf(&b, " (%d failed)", e.TasksFailed)
 	}
 	if el > 0 {
-		fmt.Fprintf(&b, ", %s rec/s", humanRate(float64(e.RecordsIn)/el.Seconds()))
+		fmt.Fprintf(&b, ", %s rec/s", humanRate(float64(e.RecordsIn+e.RecordsRunning)/el.Seconds()))
 	}
 	if sv.finished.IsZero() && e.TasksDone > 0 && e.TasksDone < e.TasksTotal {
 		eta := time.Duration(float64(el) / float64(e.TasksDone) * float64(e.TasksTotal-e.TasksDone))
@@ -156,7 +156,7 @@ func (p *progress) start(ctx context.Context) (stop func()) {
 		for {
 			select {
 			case <-t.C:
-				p.draw()
+				p.draw(time.Now())
 			case <-done:
 				return
 			}
@@ -174,10 +174,9 @@ func (p *progress) start(ctx context.Context) (stop func()) {
 	}
 }
 
-func (p *progress) draw() {
+func (p *progress) draw(now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	now := time.Now()
 	var parts []string
 	for _, name := range p.order {
 		if sv := p.stages[name]; sv != nil && sv.finished.IsZero() {

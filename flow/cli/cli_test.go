@@ -1,0 +1,110 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gearflow/gearflow/flow"
+	"github.com/gearflow/gearflow/flow/spec"
+)
+
+func TestDispatch(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		args     []string
+		code     int
+		out, err string
+	}{
+		{[]string{"help"}, 0, "commands:", ""},
+		{nil, 2, "", "commands:"},
+		{[]string{"frobnicate"}, 2, "", `unknown command "frobnicate"`},
+		{[]string{"validate"}, 2, "", "usage: validate"},
+	}
+	for _, tt := range tests {
+		var stdout, stderr bytes.Buffer
+		code := Dispatch(t.Context(), flow.NewRegistry(), tt.args, &stdout, &stderr)
+		if code != tt.code || !strings.Contains(stdout.String(), tt.out) || !strings.Contains(stderr.String(), tt.err) {
+			t.Errorf("Dispatch(%q) = %d, stdout %q, stderr %q", tt.args, code, stdout.String(), stderr.String())
+		}
+	}
+}
+
+// TestCustomRegistry is what a ten-line custom binary does: its own
+// function, the library's run and validate commands.
+func TestCustomRegistry(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "in.txt"), []byte("b\na\nb\n"), 0o644)
+	pipeline := filepath.Join(dir, "p.yaml")
+	os.WriteFile(pipeline, []byte(`version: 1
+name: upper
+stages:
+  - name: up
+    kind: map
+    function: my.upper
+    input: { from: "file:in.txt" }
+output:
+  to: out.tsv
+`), 0o644)
+	reg := flow.NewRegistry()
+	reg.Map("my.upper", func(ctx context.Context, rec flow.Record, emit flow.Emit) error {
+		return emit("", strings.ToUpper(rec.Value.(string)))
+	})
+	var stdout, stderr bytes.Buffer
+	if code := Dispatch(t.Context(), reg, []string{"validate", pipeline}, &stdout, &stderr); code != 0 {
+		t.Fatalf("validate: %d %s", code, stderr.String())
+	}
+	if code := Dispatch(t.Context(), reg, []string{"run", pipeline, "--state-dir", dir}, &stdout, &stderr); code != 0 {
+		t.Fatalf("run: %d %s", code, stderr.String())
+	}
+	got, _ := os.ReadFile(filepath.Join(dir, "out.tsv"))
+	if string(got) != "B\nA\nB\n" {
+		t.Errorf("output %q", got)
+	}
+}
+
+func TestProgressLines(t *testing.T) {
+	t.Parallel()
+	p := &spec.Pipeline{Stages: []*spec.Stage{{Name: "count"}, {Name: "total"}}}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	events := []flow.Event{
+		{Kind: flow.EventRunStarted, Run: "r1", Dir: "state/r1", Time: t0},
+		{Kind: flow.EventStageStarted, Stage: "count", Time: t0, TasksTotal: 4},
+		{Kind: flow.EventTaskDone, Stage: "count", Time: t0.Add(time.Second), TasksDone: 1, TasksTotal: 4, RecordsIn: 1000},
+		{Kind: flow.EventTaskRetry, Stage: "count", Task: 2, Attempt: 1, Err: "boom", Wait: time.Second, Time: t0.Add(time.Second), TasksDone: 1, TasksTotal: 4, Retries: 1, RecordsIn: 1000},
+		{Kind: flow.EventTaskDone, Stage: "count", Time: t0.Add(2 * time.Second), TasksDone: 4, TasksTotal: 4, Retries: 1, RecordsIn: 4000},
+		{Kind: flow.EventStageDone, Stage: "count", Time: t0.Add(2 * time.Second), TasksDone: 4, TasksTotal: 4, Retries: 1, RecordsIn: 4000},
+	}
+	for _, tty := range []bool{false, true} {
+		var b bytes.Buffer
+		pr := newProgress(&b, p, false, tty)
+		for _, e := range events[:3] {
+			pr.event(e)
+		}
+		pr.draw(t0.Add(time.Second))
+		for _, e := range events[3:] {
+			pr.event(e)
+		}
+		out := b.String()
+		for _, want := range []string{
+			"run r1 started (state in state/r1)\n",
+			"count 1/4 tasks, 1.0k rec/s, ETA 3s",
+			"count 4/4 tasks, 2.0k rec/s, 1 retries, done in 2s\n",
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("tty=%v: progress lacks %q:\n%q", tty, want, out)
+			}
+		}
+		if tty != strings.Contains(out, "\r\033[K") {
+			t.Errorf("tty=%v: live line redraw %q", tty, out)
+		}
+		if !tty && !strings.Contains(out, "task 2 attempt 1 failed, retrying in 1s: boom") {
+			t.Errorf("plain output lacks the retry line:\n%s", out)
+		}
+	}
+}

@@ -138,6 +138,15 @@ func Run(ctx context.Context, p *spec.Pipeline, reg *Registry, opts Options) (*R
 	if err := c.checkFunctions(); err != nil {
 		return nil, &RunError{Run: c.run, Err: err}
 	}
+	// File inputs are split now, so a missing file fails the run before
+	// anything is submitted.
+	for _, sr := range c.stages {
+		if k := sr.st.Input.From.Kind; k == spec.SourceFile || k == spec.SourceGlob {
+			if _, err := c.stageChunks(sr); err != nil {
+				return nil, &RunError{Run: c.run, Err: fmt.Errorf("stage %s: %w", sr.st.Name, err)}
+			}
+		}
+	}
 
 	servers := opts.Servers
 	if len(servers) == 0 {
@@ -551,6 +560,9 @@ func (c *coordinator) stageChunks(sr *stageRun) ([]chunk, error) {
 	}
 	chunks, err := c.planStage(sr)
 	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(c.j.stageDir(st.Name), 0o755); err != nil {
 		return nil, err
 	}
 	data, err := json.Marshal(chunks)

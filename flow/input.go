@@ -70,6 +70,9 @@ func planFiles(from spec.Source, split spec.Split) ([]chunk, error) {
 		if err != nil {
 			return nil, fmt.Errorf("flow: glob %q: %w", from.Value, err)
 		}
+		if len(m) == 0 {
+			return nil, fmt.Errorf("flow: input: glob %q matches no files", from.Value)
+		}
 		sort.Strings(m)
 		files = m
 	default:

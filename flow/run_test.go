@@ -293,3 +293,24 @@ func TestRunAttemptTimeout(t *testing.T) {
 		t.Errorf("%d hung attempts, %d timeouts, %d retries; want 1 each", hung.Load(), timeouts.Load(), res.Stages[0].Retries)
 	}
 }
+
+// TestRunMissingInput fails before anything is submitted, naming the
+// stage and the file.
+func TestRunMissingInput(t *testing.T) {
+	t.Parallel()
+	missing := filepath.Join(t.TempDir(), "nope.txt")
+	p, out := loadWordcount(t, map[string]string{"input": missing})
+	reg := flow.NewRegistry()
+	wordcount.Register(reg)
+	var events atomic.Int64
+	_, err := flow.Run(t.Context(), p, reg, flow.Options{StateDir: t.TempDir(), OnEvent: func(flow.Event) { events.Add(1) }})
+	if err == nil || !strings.Contains(err.Error(), "stage count") || !strings.Contains(err.Error(), missing) {
+		t.Errorf("err = %v, want the stage and the missing file", err)
+	}
+	if events.Load() != 0 {
+		t.Errorf("%d events: the run started", events.Load())
+	}
+	if _, serr := os.Stat(out); serr == nil {
+		t.Error("an output was written")
+	}
+}

@@ -302,53 +302,57 @@ func TestDistributed(t *testing.T) {
 
 	t.Run("coordinator killed and resumed", func(t *testing.T) {
 		t.Parallel()
-		addr := servertest.Start(t, server.Config{}).Addr
-		for i := 0; i < 2; i++ {
-			startProcess(t, bin, nil, "worker", "--servers", addr, "--concurrency", "1")
-		}
-		state := t.TempDir()
-		out := filepath.Join(t.TempDir(), "wc.tsv")
-		const runID = "5b0e6c1e-7a43-4e0c-9d4f-1c2b3a4d5e6f"
-		args := []string{"run", wordcountYAML, "--json", "--servers", addr, "--run-id", runID, "--state-dir", state,
-			"-p", "input=" + input, "-p", "out=" + out, "-p", "lines=100"}
-		pr, pw := io.Pipe()
-		coord := startProcess(t, bin, pw, args...)
-		sc := bufio.NewScanner(pr)
-		done := 0
-		deadline := time.Now().Add(30 * time.Second)
-		for done < 20 && time.Now().Before(deadline) && sc.Scan() {
-			if strings.Contains(sc.Text(), `"event":"task_done"`) {
-				done++
+		forEachServer(t, func(t *testing.T, addr string) {
+			for i := 0; i < 2; i++ {
+				startProcess(t, bin, nil, "worker", "--servers", addr, "--concurrency", "1")
 			}
-		}
-		if done < 20 {
-			t.Fatalf("only %d tasks completed before the deadline", done)
-		}
-		go io.Copy(io.Discard, pr)
-		coord.kill()
-		before := journalTasks(t, filepath.Join(state, runID))
-		if len(before) < 20 || len(before) >= 200 {
-			t.Fatalf("journal has %d tasks at the kill, want at least 20 of 200 and not all", len(before))
-		}
+			state := t.TempDir()
+			out := filepath.Join(t.TempDir(), "wc.tsv")
+			const runID = "5b0e6c1e-7a43-4e0c-9d4f-1c2b3a4d5e6f"
+			args := []string{"run", wordcountYAML, "--json", "--servers", addr, "--run-id", runID, "--state-dir", state,
+				"-p", "input=" + input, "-p", "out=" + out, "-p", "lines=100"}
+			pr, pw := io.Pipe()
+			coord := startProcess(t, bin, pw, args...)
+			sc := bufio.NewScanner(pr)
+			done := 0
+			deadline := time.Now().Add(30 * time.Second)
+			for done < 20 && time.Now().Before(deadline) && sc.Scan() {
+				if strings.Contains(sc.Text(), `"event":"task_done"`) {
+					done++
+				}
+			}
+			if done < 20 {
+				t.Fatalf("only %d tasks completed before the deadline", done)
+			}
+			go io.Copy(io.Discard, pr)
+			coord.kill()
+			before := journalTasks(t, filepath.Join(state, runID))
+			if len(before) < 20 || len(before) >= 200 {
+				t.Fatalf("journal has %d tasks at the kill, want at least 20 of 200 and not all", len(before))
+			}
 
-		code, stdout, stderr := runCmd(t, t.Context(), cmdRun, "--resume", runID, "--state-dir", state, "--servers", addr)
-		if code != 0 {
-			t.Fatalf("resume: exit %d\n%s\n%s", code, stdout, stderr)
-		}
-		got, _ := os.ReadFile(out)
-		if string(got) != want {
-			t.Errorf("output differs from the expected counts (%d bytes, want %d)", len(got), len(want))
-		}
-		t.Logf("%d tasks done at the kill; resumed run:\n%s%s", len(before), stdout, stderr)
-		after := journalTasks(t, filepath.Join(state, runID))
-		for task, n := range after {
-			if n > 1 {
-				t.Errorf("task %s completed %d times", task, n)
+			code, stdout, stderr := runCmd(t, t.Context(), cmdRun, "--resume", runID, "--state-dir", state, "--servers", addr)
+			if code != 0 {
+				t.Fatalf("resume: exit %d\n%s\n%s", code, stdout, stderr)
 			}
-		}
-		if !strings.Contains(stdout, "tasks already done") {
-			t.Errorf("resume did not report tasks done earlier:\n%s", stdout)
-		}
+			got, _ := os.ReadFile(out)
+			if string(got) != want {
+				t.Errorf("output differs from the expected counts (%d bytes, want %d)", len(got), len(want))
+			}
+			t.Logf("%d tasks done at the kill; resumed run:\n%s%s", len(before), stdout, stderr)
+			after := journalTasks(t, filepath.Join(state, runID))
+			if len(after) <= len(before) {
+				t.Errorf("the resumed run journaled no task (%d before, %d after)", len(before), len(after))
+			}
+			for task, n := range after {
+				if n > 1 {
+					t.Errorf("task %s completed %d times", task, n)
+				}
+			}
+			if !strings.Contains(stdout, "tasks already done") {
+				t.Errorf("resume did not report tasks done earlier:\n%s", stdout)
+			}
+		})
 	})
 }
 

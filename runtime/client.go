@@ -218,6 +218,10 @@ func (c *Client) Submit(ctx context.Context, job Job) (*Task, error) {
 		}
 		handle, err := cc.submit(ctx, pkt, t, sharedKey(&job))
 		if err == nil {
+			if len(errs) > 0 {
+				// Handled here: the job went to another server.
+				c.log.Warn("failed over", "server", s.addr, "func", job.Function, "err", errors.Join(errs...))
+			}
 			if t == nil {
 				return newBackgroundTask(handle, s.addr), nil
 			}
@@ -225,7 +229,6 @@ func (c *Client) Submit(ctx context.Context, job Job) (*Task, error) {
 			return t, nil
 		}
 		if errors.Is(err, ErrConnectionLost) && ctx.Err() == nil {
-			c.log.Info("job not acknowledged, trying the next server", "server", s.addr, "function", job.Function, "err", err)
 			errs = append(errs, err)
 			continue
 		}

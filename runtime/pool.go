@@ -114,7 +114,6 @@ func (s *slot) get(ctx context.Context) (*clientConn, error) {
 			s.lastErr = err
 			s.retryAt = time.Now().Add(s.c.backoff.delay(s.failures))
 			s.mu.Unlock()
-			s.c.log.Warn("gearman server unreachable", "server", s.addr, "err", err, "failures", s.failures)
 			return nil, errorf(ErrConnectionLost, "%s: %v", s.addr, err)
 		}
 		s.failures = 0

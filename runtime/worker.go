@@ -156,7 +156,7 @@ func (w *Worker) HandleTimeout(name string, timeout time.Duration, h Handler) {
 	p := canDo(name, timeout)
 	for _, s := range sessions {
 		if err := s.conn.write(nil, p); err != nil {
-			w.log.Warn("registering function", "server", s.conn.addr, "function", name, "err", err)
+			w.log.Warn("registering function", "server", s.conn.addr, "func", name, "err", err)
 			continue
 		}
 		// gearmand does not wake a sleeping worker that registers a
@@ -316,7 +316,9 @@ func (s *workerSession) readLoop() {
 		if err != nil {
 			break
 		}
-		s.w.log.Debug("worker packet", "server", s.conn.addr, "type", p.Type)
+		if s.w.log.Enabled(context.Background(), slog.LevelDebug) {
+			s.w.log.Debug("packet", "server", s.conn.addr, "type", p.Type)
+		}
 		switch p.Type {
 		case protocol.Noop:
 			s.nudge()
@@ -526,7 +528,7 @@ func (s *workerSession) start(p protocol.Packet) {
 		defer s.w.jobs.Done()
 		defer func() { <-s.w.slots }()
 		if !ok {
-			s.w.log.Error("job for an unregistered function", "server", s.conn.addr, "function", job.Function, "handle", job.Handle)
+			s.w.log.Error("job for an unregistered function", "server", s.conn.addr, "func", job.Function, "handle", job.Handle)
 			s.report(job, nil, fmt.Errorf("runtime: no handler for %q", job.Function))
 			return
 		}
@@ -545,7 +547,7 @@ func (s *workerSession) run(f function, job *Job) (result []byte, err error) {
 	}
 	defer func() {
 		if v := recover(); v != nil {
-			s.w.log.Error("handler panicked", "function", job.Function, "handle", job.Handle,
+			s.w.log.Error("handler panicked", "func", job.Function, "handle", job.Handle,
 				"panic", v, "stack", string(debug.Stack()))
 			result, err = nil, Exception(fmt.Errorf("panic: %v", v))
 		}
@@ -564,10 +566,10 @@ func (s *workerSession) report(job *Job, result []byte, err error) {
 	case isException(err):
 		p = protocol.New(protocol.Req, protocol.WorkException, h, []byte(err.Error()))
 	default:
-		s.w.log.Info("job failed", "function", job.Function, "handle", job.Handle, "err", err)
+		s.w.log.Info("job failed", "func", job.Function, "handle", job.Handle, "err", err)
 		p = protocol.New(protocol.Req, protocol.WorkFail, h)
 	}
 	if werr := s.conn.write(nil, p); werr != nil {
-		s.w.log.Warn("job result not delivered", "function", job.Function, "handle", job.Handle, "err", werr)
+		s.w.log.Warn("job result not delivered", "func", job.Function, "handle", job.Handle, "err", werr)
 	}
 }

@@ -239,3 +239,31 @@ func BenchmarkCodec(b *testing.B) {
 		})
 	}
 }
+
+func TestWriteBatchRejectsMalformed(t *testing.T) {
+	t.Parallel()
+	good := appendRecords(nil, []rawRecord{{Key: "a", Value: mustValue(t, 1)}})
+	tests := []struct {
+		name string
+		in   []byte
+	}{
+		{"not an array", []byte{0x81}},
+		{"record not a pair", append(appendArrayLen(nil, 1), 0x91, 0xa1, 'a')},
+		{"key not a string", append(appendArrayLen(nil, 1), 0x92, 0x01, 0x01)},
+		{"truncated", good[:len(good)-1]},
+		{"trailing bytes", append(good, 0x01)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			w, err := createRecFile(t.TempDir() + "/r.rec")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.close(false)
+			if _, err := writeBatch(w, tt.in); !errors.Is(err, ErrMalformed) {
+				t.Errorf("writeBatch(%x) = %v, want ErrMalformed", tt.in, err)
+			}
+		})
+	}
+}

@@ -936,17 +936,28 @@ func (c *coordinator) progress(sr *stageRun, task int, done uint64) {
 }
 
 // writeBatch checks one WORK_DATA batch and appends its records to w.
+// A batch's body is already a record file's content, so once every
+// record checks out it is written as it came.
 func writeBatch(w *recWriter, data []byte) (int64, error) {
-	recs, err := decodeBatch(nil, data)
+	c := &cursor{b: data}
+	n, err := c.arrayLen()
 	if err != nil {
-		return 0, err
+		return 0, malformed("data batch", err)
 	}
-	for _, r := range recs {
-		if err := w.write(r); err != nil {
-			return 0, err
+	body := c.i
+	for i := 0; i < n; i++ {
+		if err := c.checkRecord(); err != nil {
+			return 0, malformed("data batch", fmt.Errorf("record %d: %w", i, err))
 		}
 	}
-	return int64(len(recs)), nil
+	if c.rest() != 0 {
+		return 0, malformed("data batch", fmt.Errorf("%d bytes after the records", c.rest()))
+	}
+	if _, err := w.w.Write(data[body:]); err != nil {
+		return 0, err
+	}
+	w.n += int64(n)
+	return int64(n), nil
 }
 
 // rawLines turns a raw task's output into records: one per line, with an

@@ -285,3 +285,19 @@ func (c *cursor) record() (rawRecord, error) {
 	}
 	return rawRecord{Key: k, Value: v}, nil
 }
+
+// checkRecord moves past one [key, value] record, checking its shape,
+// without copying the key.
+func (c *cursor) checkRecord() error {
+	n, err := c.arrayLen()
+	if err != nil {
+		return err
+	}
+	if n != 2 {
+		return fmt.Errorf("a record is [key, value], got %d elements", n)
+	}
+	if _, err := c.strBytes(); err != nil {
+		return err
+	}
+	return c.skip()
+}

@@ -376,3 +376,58 @@ func journalTasks(t *testing.T, dir string) map[string]int {
 	}
 	return m
 }
+
+// TestRunWarnsUnservedFunction: a distributed run whose function no
+// worker serves says so, and a worker that comes later still runs it.
+func TestRunWarnsUnservedFunction(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t, server.Config{})
+	out := filepath.Join(t.TempDir(), "wc.tsv")
+	pr, pw := io.Pipe()
+	warned := make(chan string, 1)
+	var rest syncBuffer
+	go func() {
+		sc := bufio.NewScanner(pr)
+		var lines []string
+		for sc.Scan() {
+			rest.Write([]byte(sc.Text() + "\n"))
+			if lines = append(lines, sc.Text()); strings.Contains(sc.Text(), "wc.map") {
+				select {
+				case warned <- strings.Join(lines, "\n"):
+				default:
+				}
+			}
+		}
+	}()
+	codes := make(chan int, 1)
+	go func() {
+		codes <- cmdRun(t.Context(), []string{wordcountYAML, "--servers", srv.Addr, "-p", "out=" + out, "--state-dir", t.TempDir()}, io.Discard, pw)
+		pw.Close()
+	}()
+	// The warning comes before anything is submitted; then a worker starts.
+	select {
+	case w := <-warned:
+		if !strings.Contains(w, "warning: no worker serves wc.map (stage count)") || strings.Contains(w, "wc.sum (stage count)") {
+			t.Errorf("warnings %q: want wc.map, and not the combiner", w)
+		}
+	case code := <-codes:
+		t.Fatalf("run ended (%d) without a warning: %s", code, rest.String())
+	}
+	wctx, wcancel := context.WithCancel(t.Context())
+	wdone := make(chan int)
+	go func() { wdone <- cmdWorker(wctx, []string{"--servers", srv.Addr}, io.Discard, io.Discard) }()
+	defer func() { wcancel(); <-wdone }()
+	select {
+	case code := <-codes:
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, rest.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the run did not finish once a worker served it")
+	}
+	got, _ := os.ReadFile(out)
+	want, _ := os.ReadFile("../../examples/wordcount/testdata/want.tsv")
+	if string(got) != string(want) {
+		t.Errorf("output differs")
+	}
+}

@@ -214,7 +214,7 @@ func Run(ctx context.Context, p *spec.Pipeline, reg *Registry, opts Options) (*R
 	}
 	c.emit(done)
 	if firstErr != nil {
-		c.log.Info("run failed", "err", firstErr)
+		c.log.Info("run failed", "failed_tasks", len(c.failed))
 		return res, &RunError{Run: c.run, Failed: c.failed, Err: firstErr}
 	}
 	c.log.Info("run finished", "output", res.Output, "records", res.OutputRecords, "elapsed", res.Elapsed)

@@ -303,7 +303,7 @@ func (s *schedule) execute(ctx context.Context) ([]taskFailure, error) {
 				failures = append(failures, taskFailure{task: r.task, attempts: st.launched, err: r.out.err})
 				observe(schedEvent{kind: schedFailed, task: r.task, attempt: r.attempt, err: r.out.err})
 				if !tolerated(s.policy, len(failures), s.total) {
-					fatal = errPolicy
+					fatal = fmt.Errorf("%w (%d of %d tasks failed; on_failure: %s)", errPolicy, len(failures), s.total, s.policy)
 					stopAll()
 				}
 			}
@@ -319,7 +319,7 @@ func (s *schedule) execute(ctx context.Context) ([]taskFailure, error) {
 }
 
 // errPolicy ends a stage whose failed tasks exceed its failure policy.
-var errPolicy = errors.New("flow: failed tasks exceed the stage's on_failure policy")
+var errPolicy = errors.New("flow: tasks ran out of attempts")
 
 func median(ds []time.Duration) time.Duration {
 	s := slices.Clone(ds)

@@ -54,7 +54,7 @@ func Aggregate(ctx context.Context, path string, values []any, emit flow.Emit) e
 	for _, v := range values {
 		m, ok := v.(map[string]any)
 		if !ok {
-			return fmt.Errorf("logs.aggregate: value %v is not a map", v)
+			return fmt.Errorf("value %v is not a map", v)
 		}
 		b, _ := flow.Int64(m["bytes"])
 		s, _ := flow.Int64(m["status"])
@@ -74,7 +74,7 @@ func Top(ctx context.Context, recs []flow.Record, emit flow.Emit) error {
 	if info, ok := flow.InfoFrom(ctx); ok && info.Params["n"] != "" {
 		v, err := strconv.Atoi(info.Params["n"])
 		if err != nil {
-			return fmt.Errorf("logs.top: param n: %w", err)
+			return fmt.Errorf("param n: %w", err)
 		}
 		n = v
 	}

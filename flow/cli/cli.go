@@ -147,8 +147,10 @@ func loadPipeline(path string, p params, stderr io.Writer) (*spec.Pipeline, bool
 	return pl, true
 }
 
+// newLogger logs errors only (progress lines already report retries and
+// failures), or everything from Info up with -v.
 func newLogger(w io.Writer, verbose bool) *slog.Logger {
-	level := slog.LevelWarn
+	level := slog.LevelError
 	if verbose {
 		level = slog.LevelInfo
 	}

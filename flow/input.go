@@ -3,6 +3,7 @@ package flow
 import (
 	"bufio"
 	"bytes"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/gearflow/gearflow/flow/spec"
 )
@@ -25,6 +27,7 @@ type chunk struct {
 	FirstLine int64  `json:"first_line,omitempty"` // 1-based
 	Lines     int64  `json:"lines,omitempty"`
 	JSON      bool   `json:"json,omitempty"` // records split: lines are JSON values
+	CSV       bool   `json:"csv,omitempty"`  // a .csv file: lines are rows of fields
 
 	Files []string `json:"files,omitempty"`
 
@@ -125,8 +128,9 @@ func splitFile(path string, split spec.Split) ([]chunk, error) {
 		}
 	}
 	isJSON := split.By == spec.SplitRecords
+	isCSV := !isJSON && strings.EqualFold(filepath.Ext(path), ".csv")
 	var chunks []chunk
-	cur := chunk{File: path, FirstLine: 1, JSON: isJSON}
+	cur := chunk{File: path, FirstLine: 1, JSON: isJSON, CSV: isCSV}
 	var off, line int64
 	r := bufio.NewReaderSize(f, 256<<10)
 	for {
@@ -143,7 +147,7 @@ func splitFile(path string, split spec.Split) ([]chunk, error) {
 				}
 				if full {
 					chunks = append(chunks, cur)
-					cur = chunk{File: path, Offset: off, FirstLine: line + 1, JSON: isJSON}
+					cur = chunk{File: path, Offset: off, FirstLine: line + 1, JSON: isJSON, CSV: isCSV}
 				}
 			}
 		}
@@ -179,7 +183,9 @@ func readFileChunk(c chunk) ([]byte, error) {
 
 // fileChunkRecords turns a file-range or files chunk into records: one
 // per line (value: the line without its end), one per JSON line (value:
-// the decoded JSON), or one per file (key: base name, value: contents).
+// the decoded JSON), one per line of a .csv file (value: the fields, an
+// array of strings; rows cannot span lines), or one per file (key: base
+// name, value: contents).
 func fileChunkRecords(c chunk) ([]rawRecord, error) {
 	if len(c.Files) > 0 {
 		recs := make([]rawRecord, 0, len(c.Files))
@@ -219,6 +225,18 @@ func fileChunkRecords(c chunk) ([]rawRecord, error) {
 			raw, err := appendValue(nil, v)
 			if err != nil {
 				return nil, err
+			}
+			recs = append(recs, rawRecord{Value: raw})
+		} else if c.CSV {
+			fields, err := csv.NewReader(bytes.NewReader(l)).Read()
+			if err == io.EOF {
+				fields = []string{}
+			} else if err != nil {
+				return nil, fmt.Errorf("flow: input %s:%d: %w", c.File, line, err)
+			}
+			raw := appendArrayLen(nil, len(fields))
+			for _, f := range fields {
+				raw = appendString(raw, f)
 			}
 			recs = append(recs, rawRecord{Value: raw})
 		} else {

@@ -250,3 +250,25 @@ func TestUniqueFitsGearmanLimit(t *testing.T) {
 		t.Errorf("long uniques %q %q: want ≤ 63 bytes and distinct", a, b)
 	}
 }
+
+func TestCSVInput(t *testing.T) {
+	t.Parallel()
+	path := writeFile(t, t.TempDir(), "in.csv", "a,b\n\"x, y\",2\n\n")
+	chunks, err := planFiles(spec.Source{Kind: spec.SourceFile, Value: path}, spec.Split{By: spec.SplitLines, N: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := fileChunkRecords(chunks[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []any
+	for _, r := range recs {
+		v, _ := DecodeValue(r.Value)
+		got = append(got, v)
+	}
+	want := []any{[]any{"a", "b"}, []any{"x, y", "2"}, []any{}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("rows %#v, want %#v", got, want)
+	}
+}

@@ -823,7 +823,7 @@ func (c *coordinator) attempt(ctx context.Context, sr *stageRun, task, attempt i
 	}
 
 	job := runtime.Job{Function: st.Function, Payload: payload, Unique: uniqueID(c.run, st.Name, task, attempt),
-		Priority: runtime.Priority(st.Priority)}
+		Priority: jobPriority(st.Priority)}
 	t, err := c.client.Submit(ctx, job)
 	if err != nil {
 		return fail(err)
@@ -933,6 +933,16 @@ func (c *coordinator) progress(sr *stageRun, task int, done uint64) {
 		sr.lastProgress = now
 		c.emitLocked(Event{Kind: EventProgress, Stage: sr.st.Name, Task: task})
 	}
+}
+
+func jobPriority(p spec.Priority) runtime.Priority {
+	switch p {
+	case spec.PriorityHigh:
+		return runtime.PriorityHigh
+	case spec.PriorityLow:
+		return runtime.PriorityLow
+	}
+	return runtime.PriorityNormal
 }
 
 // writeBatch checks one WORK_DATA batch and appends its records to w.

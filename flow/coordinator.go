@@ -47,6 +47,11 @@ type Options struct {
 	// MemoryBudget bounds the bytes of records a shuffle holds in memory
 	// before it spills sorted runs to disk. Zero means 256 MiB.
 	MemoryBudget int64
+	// SpeculateAfter is the least time a straggler's attempt runs before
+	// it gets a backup attempt (in stages with speculative: true, once all
+	// their tasks have started, and past twice the median task time).
+	// Zero means 5s.
+	SpeculateAfter time.Duration
 	// OnEvent, if set, receives progress events. It is called from the
 	// run's goroutines, one call at a time, and must not block.
 	OnEvent func(Event)
@@ -431,7 +436,7 @@ func (c *coordinator) runStage(ctx context.Context, sr *stageRun) error {
 
 	s := &schedule{
 		tasks: todo, total: len(chunks), concurrency: st.Concurrency, retry: st.Retry,
-		timeout: st.Timeout, speculative: st.Speculative, policy: st.OnFailure,
+		timeout: st.Timeout, speculative: st.Speculative, speculateAfter: c.opts.SpeculateAfter, policy: st.OnFailure,
 		run: func(ctx context.Context, task, attempt int) attemptOutcome {
 			return c.attempt(ctx, sr, task, attempt)
 		},

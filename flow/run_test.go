@@ -314,3 +314,42 @@ func TestRunMissingInput(t *testing.T) {
 		t.Error("an output was written")
 	}
 }
+
+// TestRunStragglerBackup: one task's first attempt streams junk and then
+// hangs; near the end of the stage it gets a backup attempt, which wins,
+// and the straggler's data is discarded.
+func TestRunStragglerBackup(t *testing.T) {
+	t.Parallel()
+	p, out := loadWordcount(t, nil)
+	p.Stages[0].Combine = ""
+	p.Stages[0].Speculative = true
+	reg := flow.NewRegistry()
+	reg.Map("wc.map", func(ctx context.Context, rec flow.Record, emit flow.Emit) error {
+		if info, _ := flow.InfoFrom(ctx); info.Task == 2 && info.Attempt == 1 {
+			for i := 0; i < 5000; i++ {
+				if err := emit("straggler-junk", 1); err != nil {
+					return err
+				}
+			}
+			<-ctx.Done() // until the worker shuts down
+			return ctx.Err()
+		}
+		return wordcount.Map(ctx, rec, emit)
+	})
+	reg.Reduce("wc.sum", wordcount.Sum)
+	var backups atomic.Int64
+	res, err := flow.Run(t.Context(), p, reg, flow.Options{StateDir: t.TempDir(), Workers: 3, Logger: testLogger(t),
+		SpeculateAfter: 200 * time.Millisecond,
+		OnEvent: func(e flow.Event) {
+			if e.Kind == flow.EventTaskBackup && e.Task == 2 && e.Attempt == 2 {
+				backups.Add(1)
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkOutput(t, out, wantWordcount(t))
+	if backups.Load() != 1 || res.Stages[0].Backups != 1 || res.Stages[0].Retries != 0 {
+		t.Errorf("%d backup events, stage %+v; want one backup and no retry", backups.Load(), res.Stages[0])
+	}
+}

@@ -13,7 +13,8 @@ import (
 // Straggler detection: once every task of a stage has been started, a
 // task whose only attempt has run longer than speculateFactor times the
 // median duration of the stage's completed tasks (and at least
-// speculateMin) gets one backup attempt. The first to complete wins.
+// speculateAfter, by default speculateMin) gets one backup attempt. The
+// first to complete wins.
 const (
 	speculateFactor = 2
 	speculateMin    = 5 * time.Second
@@ -80,9 +81,12 @@ type schedule struct {
 	retry       spec.Retry
 	timeout     time.Duration
 	speculative bool
-	policy      spec.FailurePolicy
-	run         attemptFunc
-	observe     func(schedEvent) // called from the scheduling goroutine; nil = none
+	// speculateAfter is the least run time before a backup; zero means
+	// speculateMin.
+	speculateAfter time.Duration
+	policy         spec.FailurePolicy
+	run            attemptFunc
+	observe        func(schedEvent) // called from the scheduling goroutine; nil = none
 }
 
 type taskRun struct {
@@ -237,7 +241,11 @@ func (s *schedule) execute(ctx context.Context) ([]taskFailure, error) {
 			}
 		}
 		if fatal == nil && s.speculative && len(queue) == 0 && len(waiting) == 0 && len(durations) > 0 {
-			threshold := max(speculateFactor*median(durations), speculateMin)
+			floor := s.speculateAfter
+			if floor <= 0 {
+				floor = speculateMin
+			}
+			threshold := max(speculateFactor*median(durations), floor)
 			for t, st := range state {
 				if st.done || st.failed || st.backedUp || len(st.running) != 1 {
 					continue

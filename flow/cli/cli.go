@@ -181,6 +181,7 @@ func RunCommand(ctx context.Context, reg *flow.Registry, args []string, stdout, 
 	resume := fs.String("resume", "", "resume the run with this `id`, redoing only unfinished tasks")
 	stateDir := fs.String("state-dir", flow.DefaultStateDir, "directory of run directories")
 	budget := fs.Int64("memory-budget", 256, "MiB of records a shuffle keeps in memory before spilling to disk")
+	speculate := fs.Duration("speculate-after", 0, "least run time before a straggler gets a backup attempt (0: 5s)")
 	runID := fs.String("run-id", "", "id of a new run (default: a random UUID)")
 	verbose := fs.Bool("v", false, "log the run's lifecycle to stderr")
 	pos, err := parseInterspersed(fs, args)
@@ -224,7 +225,7 @@ func RunCommand(ctx context.Context, reg *flow.Registry, args []string, stdout, 
 	prog := newProgress(stdout, p, *jsonOut, isTerminal(stdout))
 	opts := flow.Options{
 		Servers: servers, Workers: *workers, StateDir: *stateDir, RunID: *runID,
-		PipelineFile: file, Params: ps, MemoryBudget: *budget << 20,
+		PipelineFile: file, Params: ps, MemoryBudget: *budget << 20, SpeculateAfter: *speculate,
 		OnEvent: prog.event, Logger: newLogger(stderr, *verbose),
 	}
 	if *resume != "" {

@@ -222,6 +222,12 @@ func Run(ctx context.Context, p *spec.Pipeline, reg *Registry, opts Options) (*R
 		c.log.Info("run failed", "failed_tasks", len(c.failed))
 		return res, &RunError{Run: c.run, Failed: c.failed, Err: firstErr}
 	}
+	// A finished run keeps its plan, journal and task outputs; the
+	// scratch space of attempts and the reduce inputs derived from them go.
+	for _, st := range p.Stages {
+		os.RemoveAll(c.j.tmpDir(st.Name))
+		os.RemoveAll(filepath.Join(c.j.stageDir(st.Name), "input"))
+	}
 	c.log.Info("run finished", "output", res.Output, "records", res.OutputRecords, "elapsed", res.Elapsed)
 	return res, nil
 }

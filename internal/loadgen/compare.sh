@@ -124,7 +124,7 @@ start_server() {
 		for ((i = 0; i < 100; i++)); do
 			kill -0 "$pid" 2>/dev/null || break
 			if [ "$(admin "$port" getpid 2>/dev/null)" = "OK $pid" ]; then
-				PORT=$port PID=$pid
+				PORT=$port PID=$pid SDIR=$dir
 				return 0
 			fi
 			sleep 0.1
@@ -148,8 +148,18 @@ bench() {
 }
 
 # cpu_ticks PID prints the process's user+system CPU time in clock ticks
-# (all its threads).
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# (all its threads), or nothing when the process is gone.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || true; }
+
+# check_alive NAME: stops the script, with the server's last output, when
+# server NAME has died (a crash under load is a result too).
+check_alive() {
+	local pid=${SPIDS[$1]}
+	kill -0 "$pid" 2>/dev/null && [ -r "/proc/$pid/stat" ] && return 0
+	log "server $1 (pid $pid) died during the run; its last output:"
+	tail -n 20 "${SDIRS[$1]}/out" "${SDIRS[$1]}/log" >&2 2>/dev/null || true
+	exit 1
+}
 HZ=$(getconf CLK_TCK)
 
 # record SCENARIO SERVER METRIC VALUE; a missing value (a failed run) is
@@ -163,10 +173,10 @@ log "building gearflow"
 go build -o "$WORK/gearflow" ./cmd/gearflow
 
 SERVERS=(gearflow gearmand-t0 gearmand)
-declare -A PORTS SPIDS
+declare -A PORTS SPIDS SDIRS
 for s in "${SERVERS[@]}"; do
 	start_server "$s"
-	PORTS[$s]=$PORT SPIDS[$s]=$PID
+	PORTS[$s]=$PORT SPIDS[$s]=$PID SDIRS[$s]=$SDIR
 	log "$s: pid $PID, port $PORT"
 done
 
@@ -188,6 +198,7 @@ for ((round = 0; round < ROUNDS; round++)); do
 			# shellcheck disable=SC2086 # flags are words
 			json=$(bench "$s" $flags)
 			c1=$(cpu_ticks "${SPIDS[$s]}")
+			check_alive "$s"
 			[ -n "$json" ] || continue
 			errs=$(jq '[.phases[].errors] | add' <<<"$json")
 			[ "$errs" = 0 ] || log "round $round $name $s: $errs errors"
@@ -220,10 +231,11 @@ for s in "${SERVERS[@]}"; do
 done
 for s in "${SERVERS[@]}"; do
 	start_server "$s"
-	PORTS[$s]=$PORT
+	PORTS[$s]=$PORT SPIDS[$s]=$PID SDIRS[$s]=$SDIR
 	before=$(awk '/^VmRSS:/ {print $2}' "/proc/$PID/status")
 	json=$(bench "$s" --mode bg --clients 4 --inflight 16 --workers 0 --payload 64 --jobs "$MEM_JOBS")
 	queued=$(jq '.phases[0].jobs // 0' <<<"$json")
+	check_alive "$s"
 	after=$(awk '/^VmRSS:/ {print $2}' "/proc/$PID/status")
 	if [ "${queued:-0}" -gt 0 ]; then
 		record mem "$s" bytes_per_job "$(((after - before) * 1024 / queued))"

@@ -40,7 +40,6 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	tctx, cancel := context.WithTimeoutCause(ctx, cfg.Timeout, ErrTimeout)
 	defer cancel()
 	stop := context.AfterFunc(tctx, r.closeAll)
-	defer stop()
 
 	switch cfg.Mode {
 	case ModeForeground:
@@ -48,10 +47,13 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	case ModeBackground:
 		err = r.background(tctx, &res)
 	}
+	// A run that finished just as the timeout passed did not time out:
+	// only a run that closeAll cut short did.
+	cutShort := !stop()
 	r.closeAll()
 	r.wg.Wait()
 
-	if tctx.Err() != nil {
+	if cutShort {
 		if cause := context.Cause(tctx); errors.Is(cause, ErrTimeout) {
 			res.TimedOut = true
 			err = ErrTimeout

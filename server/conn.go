@@ -44,7 +44,7 @@ type conn struct {
 
 	// Guarded by srv.mu:
 	regs       []registration    // functions this worker can do, in CAN_DO order
-	assigned   map[*job]struct{} // jobs running on this worker
+	assigned   []*job            // jobs running on this worker, oldest assignment first
 	attached   map[*job]struct{} // jobs this client waits for
 	sleeping   bool              // sent PRE_SLEEP, no GRAB since
 	noopSent   bool              // woken since it went to sleep
@@ -74,7 +74,6 @@ func newConn(s *Server, nc net.Conn, id uint64) *conn {
 		id:       id,
 		fd:       connFD(nc),
 		ip:       "-",
-		assigned: make(map[*job]struct{}),
 		attached: make(map[*job]struct{}),
 		clientID: "-",
 		wake:     make(chan struct{}, 1),

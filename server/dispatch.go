@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"hash/maphash"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -135,7 +136,8 @@ func (s *Server) unregisterLocked(c *conn, fn *function) {
 			break
 		}
 	}
-	for j := range c.assigned {
+	// Newest assignment first, as gearmand requeues them.
+	for _, j := range slices.Backward(slices.Clone(c.assigned)) {
 		if j.fn == fn {
 			s.requeueLocked(j)
 		}
@@ -182,7 +184,7 @@ func (s *Server) grab(c *conn, t protocol.Type) {
 	j.worker = c
 	j.fn.running++
 	s.running++
-	c.assigned[j] = struct{}{}
+	c.assigned = append(c.assigned, j)
 	if reg.timeout > 0 {
 		s.armJobTimerLocked(j, c, reg.timeout)
 	}
@@ -392,10 +394,10 @@ func (s *Server) submit(c *conn, p protocol.Packet) {
 	if !sub.background {
 		s.attachLocked(j, c)
 	}
-	// JOB_CREATED goes out before the job can be assigned, so a client
-	// always learns its handle before any WORK_* packet for it.
-	var hb handleBuf
-	c.send(protocol.JobCreated, s.appendHandle(hb[:0], j.id))
+	// The job is queued (and sleeping workers NOOPed) before JOB_CREATED
+	// goes out, as in gearmand; no worker can take it before this
+	// handler releases the lock, so the client still learns its handle
+	// before any WORK_* packet for it.
 	switch {
 	case j.schedule != nil:
 		j.when = j.schedule.next(time.Now()).UnixNano()
@@ -406,6 +408,8 @@ func (s *Server) submit(c *conn, p protocol.Packet) {
 	default:
 		s.enqueueLocked(j)
 	}
+	var hb handleBuf
+	c.send(protocol.JobCreated, s.appendHandle(hb[:0], j.id))
 }
 
 // coalesceLocked finds the job a submission joins (PROTOCOL.md §3.5):
@@ -471,12 +475,10 @@ func (s *Server) unindexLocked(j *job) {
 	}
 }
 
+// attachLocked attaches client c to j once per submission: gearmand
+// sends every WORK_* packet once per submission, and libgearman relies
+// on that to finish each of several tasks sharing one unique.
 func (s *Server) attachLocked(j *job, c *conn) {
-	for _, o := range j.clients {
-		if o == c {
-			return
-		}
-	}
 	j.clients = append(j.clients, c)
 	c.attached[j] = struct{}{}
 }
@@ -525,7 +527,10 @@ func (s *Server) unassignLocked(j *job) {
 		j.timer.Stop()
 		j.timer = nil
 	}
-	delete(j.worker.assigned, j)
+	w := j.worker
+	if i := slices.Index(w.assigned, j); i >= 0 {
+		w.assigned = slices.Delete(w.assigned, i, i+1)
+	}
 	j.worker = nil
 	j.fn.running--
 	s.running--
@@ -769,7 +774,7 @@ func (c *conn) cleanup() {
 	for len(c.regs) > 0 {
 		s.unregisterLocked(c, c.regs[len(c.regs)-1].fn)
 	}
-	for j := range c.assigned {
+	for _, j := range slices.Backward(slices.Clone(c.assigned)) {
 		s.requeueLocked(j)
 	}
 	for j := range c.attached {
@@ -781,12 +786,7 @@ func (c *conn) cleanup() {
 // for any more is dropped if it has not started; a running one is left
 // to finish, its results discarded.
 func (s *Server) detachLocked(j *job, c *conn) {
-	for i, o := range j.clients {
-		if o == c {
-			j.clients = append(j.clients[:i], j.clients[i+1:]...)
-			break
-		}
-	}
+	j.clients = slices.DeleteFunc(j.clients, func(o *conn) bool { return o == c })
 	delete(c.attached, j)
 	if len(j.clients) > 0 || j.background {
 		return

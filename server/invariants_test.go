@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -29,7 +30,7 @@ func (s *Server) checkInvariantsLocked() error {
 		perFn[j.fn]++
 		if j.state == jobRunning {
 			running++
-			if _, ok := j.worker.assigned[j]; !ok {
+			if !slices.Contains(j.worker.assigned, j) {
 				return fmt.Errorf("running job %d not in its worker's set", id)
 			}
 		}

@@ -125,8 +125,12 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 func loadPipeline(path string, p params, stderr io.Writer) (*spec.Pipeline, bool) {
 	pl, err := spec.Load(path, p)
 	if err != nil {
-		for _, line := range strings.Split(err.Error(), "\n") {
-			fmt.Fprintln(stderr, line)
+		if errs := spec.Errors(err); len(errs) > 0 {
+			for _, e := range errs {
+				fmt.Fprintln(stderr, e)
+			}
+		} else {
+			fmt.Fprintln(stderr, err)
 		}
 		return nil, false
 	}
@@ -159,7 +163,7 @@ func ValidateCommand(ctx context.Context, reg *flow.Registry, args []string, std
 	}
 	p, ok := loadPipeline(pos[0], ps, stderr)
 	if !ok {
-		return 2
+		return 1 // an invalid pipeline, not a usage error
 	}
 	fmt.Fprintf(stdout, "%s: pipeline %q is valid: %d stages, output %s\n", pos[0], p.Name, len(p.Stages), p.Output.To)
 	return 0

@@ -76,7 +76,7 @@ func (s *Server) dispatch(c *conn, p protocol.Packet) {
 func (s *Server) canDo(c *conn, name []byte, timeout time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	fn := s.functionLocked(string(name))
+	fn := s.functionBytesLocked(name)
 	for i := range c.regs {
 		if c.regs[i].fn == fn {
 			// gearmand registers a second time; one connection is one
@@ -265,7 +265,7 @@ func (s *Server) wakeLocked(fn *function, n int) {
 
 // submission is a parsed SUBMIT_* request.
 type submission struct {
-	fn         string
+	fn         []byte
 	unique     []byte
 	data       []byte
 	reducer    []byte
@@ -276,7 +276,7 @@ type submission struct {
 }
 
 func parseSubmission(c *conn, p protocol.Packet) (submission, bool) {
-	sub := submission{fn: string(p.Args[0]), unique: p.Args[1], pri: priNormal}
+	sub := submission{fn: p.Args[0], unique: p.Args[1], pri: priNormal}
 	sub.data = p.Args[len(p.Args)-1]
 	switch p.Type {
 	case protocol.SubmitJobBg:
@@ -349,7 +349,7 @@ func (s *Server) submit(c *conn, p protocol.Packet) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	fn := s.functionLocked(sub.fn)
+	fn := s.functionBytesLocked(sub.fn)
 
 	if j := s.coalesceLocked(fn, sub); j != nil {
 		if sub.background {
@@ -745,6 +745,15 @@ func (s *Server) setClientID(c *conn, id []byte) {
 }
 
 // functionLocked returns the named function, creating it on first use.
+// functionBytesLocked is functionLocked for a name read off the wire;
+// it allocates only to create the function.
+func (s *Server) functionBytesLocked(name []byte) *function {
+	if fn := s.functions[string(name)]; fn != nil {
+		return fn
+	}
+	return s.functionLocked(string(name))
+}
+
 func (s *Server) functionLocked(name string) *function {
 	fn := s.functions[name]
 	if fn == nil {

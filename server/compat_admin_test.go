@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gearflow/gearflow/internal/wiretest"
 	"github.com/gearflow/gearflow/protocol"
@@ -56,8 +57,15 @@ func adminScenarios() []scenario {
 			w.Sync(t)
 			c := p.dial(t)
 			c.Sync(t)
-			got := workers(t, p.dial(t))
 			want := sortedLines("FD 127.0.0.1 wid : g f\nFD 127.0.0.1 - :\nFD 127.0.0.1 - :\n.\n")
+			a := p.dial(t)
+			got := workers(t, a)
+			// gearmand may still list the readiness probe's closed
+			// connection for a moment: give it up to 2s to reap it.
+			for i := 0; i < 20 && got != want; i++ {
+				time.Sleep(100 * time.Millisecond)
+				got = workers(t, a)
+			}
 			if got != want {
 				t.Fatalf("workers:\n got: %q\nwant: %q", got, want)
 			}

@@ -40,26 +40,33 @@ type ClientConfig struct {
 }
 
 func (cfg ClientConfig) withDefaults() ClientConfig {
-	if cfg.DialTimeout <= 0 {
-		cfg.DialTimeout = defaultDialTimeout
-	}
-	if cfg.WriteTimeout <= 0 {
-		cfg.WriteTimeout = defaultWriteTimeout
-	}
-	if cfg.ReconnectMin <= 0 {
-		cfg.ReconnectMin = defaultBackoffMin
-	}
-	if cfg.ReconnectMax <= 0 {
-		cfg.ReconnectMax = defaultBackoffMax
-	}
-	if cfg.ReconnectMax < cfg.ReconnectMin {
-		cfg.ReconnectMax = cfg.ReconnectMin
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg.Logger = connDefaults(&cfg.DialTimeout, &cfg.WriteTimeout, &cfg.ReconnectMin, &cfg.ReconnectMax, cfg.Logger)
 	cfg.Servers = slices.Clone(cfg.Servers)
 	return cfg
+}
+
+// connDefaults fills the connection settings that ClientConfig and
+// WorkerConfig share, and returns the logger to use.
+func connDefaults(dial, write, reconnectMin, reconnectMax *time.Duration, log *slog.Logger) *slog.Logger {
+	if *dial <= 0 {
+		*dial = defaultDialTimeout
+	}
+	if *write <= 0 {
+		*write = defaultWriteTimeout
+	}
+	if *reconnectMin <= 0 {
+		*reconnectMin = defaultBackoffMin
+	}
+	if *reconnectMax <= 0 {
+		*reconnectMax = defaultBackoffMax
+	}
+	if *reconnectMax < *reconnectMin {
+		*reconnectMax = *reconnectMin
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return log
 }
 
 // Client submits jobs to a set of job servers. It is safe for concurrent

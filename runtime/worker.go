@@ -68,24 +68,7 @@ func (cfg WorkerConfig) withDefaults() WorkerConfig {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 10 * time.Second
 	}
-	if cfg.DialTimeout <= 0 {
-		cfg.DialTimeout = defaultDialTimeout
-	}
-	if cfg.WriteTimeout <= 0 {
-		cfg.WriteTimeout = defaultWriteTimeout
-	}
-	if cfg.ReconnectMin <= 0 {
-		cfg.ReconnectMin = defaultBackoffMin
-	}
-	if cfg.ReconnectMax <= 0 {
-		cfg.ReconnectMax = defaultBackoffMax
-	}
-	if cfg.ReconnectMax < cfg.ReconnectMin {
-		cfg.ReconnectMax = cfg.ReconnectMin
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg.Logger = connDefaults(&cfg.DialTimeout, &cfg.WriteTimeout, &cfg.ReconnectMin, &cfg.ReconnectMax, cfg.Logger)
 	cfg.Servers = slices.Clone(cfg.Servers)
 	return cfg
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"log/slog"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,7 +45,7 @@ func (s *Server) admin(c *conn, line []byte) bool {
 	case protocol.AdminMaxQueue:
 		b = s.adminMaxQueue(cmd.Args)
 	case protocol.AdminGetPID:
-		b = strconv.AppendInt([]byte("OK "), int64(hostPID()), 10)
+		b = strconv.AppendInt([]byte("OK "), int64(os.Getpid()), 10)
 		b = append(b, '\n')
 	case protocol.AdminVerbose:
 		b = []byte("OK " + s.verboseName() + "\n")

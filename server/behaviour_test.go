@@ -53,6 +53,7 @@ func TestWokenWorkerTakingAJobWakesAnotherWhileWorkWaits(t *testing.T) {
 		client := ps.dial()
 		a, b := ps.dial(), ps.dial()
 		a.send(protocol.CanDo, "f")
+		synctest.Wait() // a registers first, so the wake-up cursor meets it first
 		b.send(protocol.CanDo, "f")
 		a.send(protocol.PreSleep)
 		synctest.Wait()

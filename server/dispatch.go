@@ -778,6 +778,10 @@ func (c *conn) cleanup() {
 	}
 	c.gone = true
 	delete(s.conns, c)
+	c.outMu.Lock()
+	reason := c.closeErr
+	c.outMu.Unlock()
+	c.log.Debug("disconnected", "reason", reason)
 	// Registrations go first, so the wake-ups for requeued jobs reach
 	// live workers rather than this one.
 	for len(c.regs) > 0 {

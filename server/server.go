@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -309,8 +308,6 @@ func (s *Server) wakeDelayed() {
 	}
 	s.armTimerLocked()
 }
-
-func hostPID() int { return os.Getpid() }
 
 // appendHandle appends the handle of job id: PREFIX:id.
 func (s *Server) appendHandle(b []byte, id uint64) []byte {

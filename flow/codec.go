@@ -430,6 +430,36 @@ func DecodeValue(data []byte) (any, error) {
 	return v, nil
 }
 
+// wireValue returns v as it arrives after a trip over the wire: what
+// DecodeValue(EncodeValue(v)) gives, without the trip for the common
+// scalar types. The result never aliases memory the caller may change.
+func wireValue(v any) (any, error) {
+	switch x := v.(type) {
+	case nil, bool, string, float64:
+		return v, nil
+	case int64:
+		return wireInt(x), nil
+	case int:
+		return wireInt(int64(x)), nil
+	case int32:
+		return int64(x), nil
+	}
+	raw, err := appendValue(nil, v)
+	if err != nil {
+		return nil, err
+	}
+	return DecodeValue(raw)
+}
+
+// wireInt is how an int64 decodes: integers above MaxUint32 are encoded
+// as uint64 and come back as such.
+func wireInt(n int64) any {
+	if n > math.MaxUint32 {
+		return uint64(n)
+	}
+	return n
+}
+
 // appendValue appends v as one msgpack value, with fast paths for the
 // common scalar types.
 func appendValue(b []byte, v any) ([]byte, error) {

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
-	"sort"
+	"slices"
+	"strings"
+	"sync"
 )
 
 // Worker-side batching: a WORK_DATA packet is sent when either limit is
@@ -58,7 +60,8 @@ func (r *Registry) execute(ctx context.Context, name string, payload []byte, io 
 		if !ok || cf.kind != TaskReduce {
 			return nil, fmt.Errorf("%w %q (combiner of %s)", ErrUnknownFunction, t.Combine, name)
 		}
-		comb = &combiner{ctx: ctx, name: t.Combine, fn: cf.reduce, next: b, keys: make(map[string][][]byte)}
+		comb = newCombiner(ctx, t.Combine, cf.reduce, b)
+		defer comb.release()
 		out = comb.emit
 	}
 	var in int64
@@ -187,50 +190,147 @@ func (b *batcher) flush() error {
 	return nil
 }
 
-// combiner groups a map task's output by key and runs the combine
-// function whenever it holds combineKeys keys, and at the end.
+// combiner groups a map task's output by key and combines each key's
+// values in place: a key's decoded values gather in a small slot, and
+// when the slot is full they are handed to the combine function and the
+// results replace them. A task thus holds a few values per key however
+// many it emits, and an emit costs one map lookup. What is left is
+// combined at the end, or when the task holds combineKeys keys, and sent
+// on in key order. A combine function may thus
+// see values it produced itself, as a reducer may.
 type combiner struct {
 	ctx  context.Context
 	name string
 	fn   ReduceFunc
 	next *batcher
-	keys map[string][][]byte
-	slab []byte // encoded values are carved from here, saving an allocation each
+	*combineState
+	cur string // key being combined
+	out []any  // what the combine function emitted for it
+}
+
+// combineState is the memory of a combiner, reused from task to task
+// through combineStates.
+type combineState struct {
+	index map[string]int32 // key -> its slot
+	slots []combineSlot
+	keys  []string // keys[i] is the key of slots[i]
+	order []int32  // slots in key order, for flush
+}
+
+// combineSlot holds one key's values that await combining.
+type combineSlot struct {
+	n    int32
+	vals [combineEvery]any
+}
+
+// combineEvery is how many values a key gathers before they are combined.
+const combineEvery = 8
+
+var combineStates = sync.Pool{New: func() any {
+	return &combineState{index: make(map[string]int32)}
+}}
+
+func newCombiner(ctx context.Context, name string, fn ReduceFunc, next *batcher) *combiner {
+	return &combiner{ctx: ctx, name: name, fn: fn, next: next, combineState: combineStates.Get().(*combineState)}
+}
+
+// release drops the combiner's keys and values and returns its memory
+// for another task.
+func (c *combiner) release() {
+	c.reset()
+	combineStates.Put(c.combineState)
+	c.combineState = nil
+}
+
+func (s *combineState) reset() {
+	clear(s.index)
+	clear(s.slots)
+	s.slots = s.slots[:0]
+	clear(s.keys)
+	s.keys = s.keys[:0]
 }
 
 func (c *combiner) emit(key string, value any) error {
-	if cap(c.slab)-len(c.slab) < 64 {
-		c.slab = make([]byte, 0, 64<<10)
-	}
-	n := len(c.slab)
-	var err error
-	if c.slab, err = appendValue(c.slab, value); err != nil {
-		c.slab = c.slab[:n]
+	v, err := wireValue(value)
+	if err != nil {
 		return err
 	}
-	raw := c.slab[n:len(c.slab):len(c.slab)]
-	c.keys[key] = append(c.keys[key], raw)
-	if len(c.keys) >= combineKeys {
-		return c.flush()
+	i, ok := c.index[key]
+	if !ok {
+		if len(c.slots) >= combineKeys {
+			if err := c.flush(); err != nil {
+				return err
+			}
+		}
+		i = int32(len(c.slots))
+		// The key may be a slice of a much larger string (a line): a
+		// copy keeps the line collectable.
+		key = strings.Clone(key)
+		c.index[key] = i
+		c.keys = append(c.keys, key)
+		c.slots = append(c.slots, combineSlot{})
+	}
+	s := &c.slots[i]
+	s.vals[s.n] = v
+	s.n++
+	if s.n == combineEvery {
+		return c.combine(c.keys[i], s)
 	}
 	return nil
 }
 
-func (c *combiner) flush() error {
-	keys := make([]string, 0, len(c.keys))
-	for k := range c.keys {
-		keys = append(keys, k)
+// combine runs the combine function on a full slot and keeps what it
+// emits for the key; records it emits for other keys go on at once. A
+// combine function that does not shrink its input much has its output
+// sent on too, so that it is not called again on nearly every emit.
+func (c *combiner) combine(key string, s *combineSlot) error {
+	c.cur, c.out = key, c.out[:0]
+	if err := c.fn(c.ctx, key, s.vals[:s.n], c.collect); err != nil {
+		return &FunctionError{Function: c.name, Err: err}
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		vals, err := decodeValues(c.keys[k])
-		if err != nil {
-			return err
+	clear(s.vals[:s.n])
+	s.n = 0
+	if len(c.out) > combineEvery/2 {
+		for _, v := range c.out {
+			if err := c.next.emit(key, v); err != nil {
+				return err
+			}
 		}
-		if err := c.fn(c.ctx, k, vals, c.next.emit); err != nil {
+	} else {
+		s.n = int32(copy(s.vals[:], c.out))
+	}
+	clear(c.out)
+	return nil
+}
+
+func (c *combiner) collect(key string, value any) error {
+	if key != c.cur {
+		return c.next.emit(key, value)
+	}
+	v, err := wireValue(value)
+	if err != nil {
+		return err
+	}
+	c.out = append(c.out, v)
+	return nil
+}
+
+// flush combines every key's remaining values and sends the results on,
+// in key order.
+func (c *combiner) flush() error {
+	c.order = c.order[:0]
+	for i := range c.slots {
+		if c.slots[i].n > 0 {
+			c.order = append(c.order, int32(i))
+		}
+	}
+	slices.SortFunc(c.order, func(a, b int32) int { return strings.Compare(c.keys[a], c.keys[b]) })
+	for _, i := range c.order {
+		s := &c.slots[i]
+		if err := c.fn(c.ctx, c.keys[i], s.vals[:s.n], c.next.emit); err != nil {
 			return &FunctionError{Function: c.name, Err: err}
 		}
 	}
-	clear(c.keys)
+	c.reset()
 	return nil
 }

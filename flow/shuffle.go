@@ -4,11 +4,11 @@ import (
 	"bufio"
 	"container/heap"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
+	"strings"
 )
 
 // A record file is a plain concatenation of msgpack [key, value] arrays:
@@ -148,28 +148,64 @@ func partitionOf(key string, n int) int {
 	if n <= 1 {
 		return 0
 	}
-	h := fnv.New32a()
-	h.Write([]byte(key))
-	return int(h.Sum32() % uint32(n))
+	const (
+		offset32 = 2166136261
+		prime32  = 16777619
+	)
+	h := uint32(offset32)
+	for i := 0; i < len(key); i++ {
+		h ^= uint32(key[i])
+		h *= prime32
+	}
+	return int(h % uint32(n))
 }
 
 // recordOverhead approximates the memory a buffered record costs beyond
 // its key and value bytes.
 const recordOverhead = 64
 
-// shuffler partitions records by key hash and sorts each partition by
-// key. It keeps up to budget bytes in memory and spills sorted runs to
-// files in dir beyond it, so a shuffle can exceed RAM. Values of one key
-// keep the order they were added in.
+// shuffler partitions records by key hash and groups each partition by
+// key, in key order. It keeps up to budget bytes in memory and spills
+// sorted runs to files in dir beyond it, so a shuffle can exceed RAM.
+// Values of one key keep the order they were added in.
 type shuffler struct {
 	dir    string
 	parts  int
 	budget int64
 
-	mem      [][]rawRecord // per partition, in insertion order
+	mem      []memPart // per partition
 	memBytes int64
 	runs     [][]string // per partition: spill files, oldest first
 	spills   int
+}
+
+// memPart is a partition's records in memory, grouped by key as they
+// arrive: a record costs a map lookup, and only the distinct keys need
+// sorting.
+type memPart struct {
+	index  map[string]int32 // key -> its group
+	groups []group          // in order of first appearance
+}
+
+func (m *memPart) add(r rawRecord) {
+	i, ok := m.index[r.Key]
+	if !ok {
+		if m.index == nil {
+			m.index = make(map[string]int32)
+		}
+		i = int32(len(m.groups))
+		m.index[r.Key] = i
+		m.groups = append(m.groups, group{Key: r.Key})
+	}
+	m.groups[i].Values = append(m.groups[i].Values, r.Value)
+}
+
+// sorted returns the partition's groups in key order and empties it.
+func (m *memPart) sorted() []group {
+	gs := m.groups
+	*m = memPart{}
+	slices.SortFunc(gs, func(a, b group) int { return strings.Compare(a.Key, b.Key) })
+	return gs
 }
 
 func newShuffler(dir string, parts int, budget int64) *shuffler {
@@ -177,12 +213,11 @@ func newShuffler(dir string, parts int, budget int64) *shuffler {
 		parts = 1
 	}
 	return &shuffler{dir: dir, parts: parts, budget: budget,
-		mem: make([][]rawRecord, parts), runs: make([][]string, parts)}
+		mem: make([]memPart, parts), runs: make([][]string, parts)}
 }
 
 func (s *shuffler) add(r rawRecord) error {
-	p := partitionOf(r.Key, s.parts)
-	s.mem[p] = append(s.mem[p], r)
+	s.mem[partitionOf(r.Key, s.parts)].add(r)
 	s.memBytes += int64(len(r.Key)+len(r.Value)) + recordOverhead
 	if s.memBytes > s.budget {
 		return s.spill()
@@ -195,43 +230,46 @@ func (s *shuffler) spill() error {
 	if err := os.MkdirAll(s.dir, 0o755); err != nil {
 		return err
 	}
-	for p, recs := range s.mem {
-		if len(recs) == 0 {
+	for p := range s.mem {
+		if len(s.mem[p].groups) == 0 {
 			continue
 		}
-		sortRecords(recs)
+		groups := s.mem[p].sorted()
 		path := filepath.Join(s.dir, fmt.Sprintf("spill-p%05d-%06d.rec", p, s.spills))
 		s.spills++
 		w, err := createRecFile(path)
 		if err != nil {
 			return err
 		}
-		for _, r := range recs {
-			if err := w.write(r); err != nil {
-				w.close(false)
-				return err
+		for _, g := range groups {
+			for _, v := range g.Values {
+				if err := w.write(rawRecord{Key: g.Key, Value: v}); err != nil {
+					w.close(false)
+					return err
+				}
 			}
 		}
 		if err := w.close(false); err != nil {
 			return err
 		}
 		s.runs[p] = append(s.runs[p], path)
-		s.mem[p] = nil
 	}
 	s.memBytes = 0
 	return nil
 }
 
-func sortRecords(recs []rawRecord) {
-	sort.SliceStable(recs, func(i, j int) bool { return recs[i].Key < recs[j].Key })
-}
-
 // groups calls fn with every key of partition p and its values, in key
 // order. It consumes the partition's buffer; call it once per partition.
 func (s *shuffler) groups(p int, fn func(group) error) error {
-	mem := s.mem[p]
-	s.mem[p] = nil
-	sortRecords(mem)
+	mem := s.mem[p].sorted()
+	if len(s.runs[p]) == 0 {
+		for _, g := range mem {
+			if err := fn(g); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	var srcs []mergeSource
 	for _, path := range s.runs[p] {
 		r, err := openRecFile(path)
@@ -241,7 +279,7 @@ func (s *shuffler) groups(p int, fn func(group) error) error {
 		defer r.close()
 		srcs = append(srcs, &fileSource{r: r})
 	}
-	srcs = append(srcs, &sliceSource{recs: mem})
+	srcs = append(srcs, &groupSource{groups: mem})
 	h := &mergeHeap{}
 	for i, src := range srcs {
 		rec, ok, err := src.next()
@@ -306,15 +344,22 @@ func (f *fileSource) next() (rawRecord, bool, error) {
 	return rec, err == nil, err
 }
 
-type sliceSource struct{ recs []rawRecord }
+// groupSource yields the records of sorted groups, one at a time.
+type groupSource struct {
+	groups []group
+	i      int // next value of groups[0]
+}
 
-func (s *sliceSource) next() (rawRecord, bool, error) {
-	if len(s.recs) == 0 {
+func (s *groupSource) next() (rawRecord, bool, error) {
+	for len(s.groups) > 0 && s.i >= len(s.groups[0].Values) {
+		s.groups, s.i = s.groups[1:], 0
+	}
+	if len(s.groups) == 0 {
 		return rawRecord{}, false, nil
 	}
-	r := s.recs[0]
-	s.recs = s.recs[1:]
-	return r, true, nil
+	g := &s.groups[0]
+	s.i++
+	return rawRecord{Key: g.Key, Value: g.Values[s.i-1]}, true, nil
 }
 
 type mergeItem struct {

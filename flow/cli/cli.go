@@ -188,6 +188,8 @@ func RunCommand(ctx context.Context, reg *flow.Registry, args []string, stdout, 
 	speculate := fs.Duration("speculate-after", 0, "least run time before a straggler gets a backup attempt (0: 5s)")
 	runID := fs.String("run-id", "", "id of a new run (default: a random UUID)")
 	verbose := fs.Bool("v", false, "log the run's lifecycle to stderr")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to `file` (for go tool pprof)")
+	memProfile := fs.String("memprofile", "", "write a heap profile at the end of the run to `file`")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return 2
@@ -238,9 +240,17 @@ func RunCommand(ctx context.Context, reg *flow.Registry, args []string, stdout, 
 	if *workers < 0 {
 		opts.Workers = -1
 	}
+	stopProfile, err := startProfiles(*cpuProfile, *memProfile)
+	if err != nil {
+		fmt.Fprintf(stderr, "profile: %v\n", err)
+		return 2
+	}
 	stop := prog.start(ctx)
 	res, err := flow.Run(ctx, p, reg, opts)
 	stop()
+	if perr := stopProfile(); perr != nil {
+		fmt.Fprintf(stderr, "profile: %v\n", perr)
+	}
 	if res != nil {
 		prog.summary(res, err)
 	}

@@ -533,6 +533,22 @@ func appendString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
+// appendStringBytes appends p as a msgpack string, as appendString.
+func appendStringBytes(b []byte, p []byte) []byte {
+	n := len(p)
+	switch {
+	case n < 32:
+		b = append(b, 0xa0|byte(n))
+	case n <= math.MaxUint8:
+		b = append(b, 0xd9, byte(n))
+	case n <= math.MaxUint16:
+		b = binary.BigEndian.AppendUint16(append(b, 0xda), uint16(n))
+	default:
+		b = binary.BigEndian.AppendUint32(append(b, 0xdb), uint32(n))
+	}
+	return append(b, p...)
+}
+
 func appendBin(b []byte, p []byte) []byte {
 	n := len(p)
 	switch {

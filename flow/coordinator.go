@@ -771,6 +771,17 @@ func (c *coordinator) payload(sr *stageRun, task, attempt int) ([]byte, error) {
 		return append(b, groups...), nil
 	case st.Encoding == spec.EncodingRaw && ch.File != "":
 		return readFileChunk(ch)
+	case ch.File != "" && !ch.JSON && !ch.CSV:
+		// Text lines go from the file into the payload with no record
+		// in between.
+		data, err := readFileChunk(ch)
+		if err != nil {
+			return nil, err
+		}
+		h := c.header(sr, task, attempt)
+		b := appendTaskHeader(make([]byte, 0, 512+len(data)+4*int(ch.Lines)), &h)
+		b = appendString(b, "records")
+		return appendTextRecords(b, data), nil
 	case ch.File != "" || len(ch.Files) > 0:
 		recs, err = fileChunkRecords(ch)
 	case ch.Stage != "":

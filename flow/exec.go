@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Worker-side batching: a WORK_DATA packet is sent when either limit is
@@ -15,6 +16,9 @@ import (
 const (
 	batchBytes   = 64 << 10
 	batchRecords = 4096
+	// statusEvery is the least time between two WORK_STATUS packets of
+	// a task; the last one, sent at the end, is always sent.
+	statusEvery = 100 * time.Millisecond
 	// combineKeys bounds the distinct keys a map task holds for its
 	// combiner before it combines and flushes them.
 	combineKeys = 1 << 16
@@ -66,8 +70,10 @@ func (r *Registry) execute(ctx context.Context, name string, payload []byte, io 
 	}
 	var in int64
 	total := uint64(len(t.Records) + len(t.Groups))
+	lastStatus := time.Now()
 	progress := func() error {
-		if in%1024 == 0 {
+		if in%1024 == 0 && time.Since(lastStatus) >= statusEvery {
+			lastStatus = time.Now()
 			return io.status(uint64(in), total)
 		}
 		return nil

@@ -247,6 +247,30 @@ func fileChunkRecords(c chunk) ([]rawRecord, error) {
 	return recs, nil
 }
 
+// appendTextRecords appends the lines of data as records, as
+// appendRecords(b, fileChunkRecords(...)) does for a text chunk: an
+// empty key and the line, without its end, as a string value.
+func appendTextRecords(b []byte, data []byte) []byte {
+	n := bytes.Count(data, []byte{'\n'})
+	if len(data) > 0 && data[len(data)-1] != '\n' {
+		n++
+	}
+	b = appendArrayLen(b, n)
+	for len(data) > 0 {
+		i := bytes.IndexByte(data, '\n')
+		var l []byte
+		if i < 0 {
+			l, data = data, nil
+		} else {
+			l, data = data[:i], data[i+1:]
+		}
+		l = bytes.TrimSuffix(l, []byte{'\r'})
+		b = append(b, 0x92, 0xa0) // [key, value] with the empty key
+		b = appendStringBytes(b, l)
+	}
+	return b
+}
+
 // decodeJSON decodes one JSON value, keeping integers as int64.
 func decodeJSON(b []byte) (any, error) {
 	d := json.NewDecoder(bytes.NewReader(b))

@@ -58,7 +58,8 @@ func NewReader(r io.Reader, cfg ReaderConfig) *Reader {
 func (r *Reader) Buffered() int { return r.br.Buffered() }
 
 // ReadPacket reads the next packet. The returned packet's Args alias the
-// reader's buffer and are valid only until the next call.
+// reader's buffer and are valid only until the next call, unless
+// DetachBody hands them to the caller.
 //
 // It returns io.EOF at a clean end of stream, io.ErrUnexpectedEOF for a
 // stream cut inside a packet, and the errors documented in errors.go.
@@ -113,9 +114,19 @@ func (r *Reader) ReadPacket() (Packet, error) {
 	return Packet{Magic: m, Type: t, Args: r.args}, nil
 }
 
+// DetachBody hands the body of the binary packet last returned to the
+// caller: its Args stay valid and unchanged after later calls, and the
+// reader reads the next body into a new buffer. A server keeps a large
+// payload this way instead of copying it. It must not be called after a
+// Text packet, whose argument aliases the stream buffer.
+func (r *Reader) DetachBody() {
+	r.buf = nil
+	r.args = nil
+}
+
 // growChunk is the largest step by which the body buffer grows ahead of
 // the bytes received; past it the buffer doubles as bytes arrive.
-const growChunk = 64 << 10
+const growChunk = 128 << 10
 
 // readBody reads a body of size bytes into r.buf. When the buffer is too
 // small it grows only as the bytes actually arrive, so a header alone

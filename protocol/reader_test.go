@@ -337,6 +337,49 @@ func TestReaderReusesBuffer(t *testing.T) {
 	}
 }
 
+// TestDetachBody: a detached body survives later reads of packets of
+// every size, and the reader goes on decoding correctly.
+func TestDetachBody(t *testing.T) {
+	t.Parallel()
+	big := bytes.Repeat([]byte("x"), 200<<10)
+	var stream []byte
+	stream = protocol.AppendPacket(stream, protocol.Req, protocol.WorkComplete, []byte("H:1"), []byte("kept payload"))
+	stream = protocol.AppendPacket(stream, protocol.Req, protocol.WorkComplete, []byte("H:2"), []byte("overwrites?"))
+	stream = protocol.AppendPacket(stream, protocol.Req, protocol.WorkComplete, []byte("H:3"), big)
+	stream = protocol.AppendPacket(stream, protocol.Req, protocol.EchoReq, []byte("last"))
+	r := protocol.NewReader(bytes.NewReader(stream), protocol.ReaderConfig{})
+	p1, err := r.ReadPacket()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.DetachBody()
+	var got []protocol.Packet
+	for range 2 {
+		p, err := r.ReadPacket()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, p)
+		r.DetachBody()
+	}
+	p4, err := r.ReadPacket()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := strs(p1); s[0] != "H:1" || s[1] != "kept payload" {
+		t.Fatalf("detached packet changed: %q", s)
+	}
+	if s := strs(got[0]); s[0] != "H:2" || s[1] != "overwrites?" {
+		t.Fatalf("second packet = %q", s)
+	}
+	if !bytes.Equal(got[1].Arg(1), big) || string(got[1].Arg(0)) != "H:3" {
+		t.Fatalf("third packet: handle %q, %d payload bytes", got[1].Arg(0), len(got[1].Arg(1)))
+	}
+	if string(p4.Arg(0)) != "last" {
+		t.Fatalf("fourth packet = %q", strs(p4))
+	}
+}
+
 func TestReaderText(t *testing.T) {
 	t.Parallel()
 	var in []byte

@@ -52,11 +52,19 @@ type conn struct {
 	clientID   string
 	gone       bool // cleanup done
 
-	outMu    sync.Mutex // guards the fields below; taken after srv.mu, never before
-	out      []byte     // encoded packets not yet written
-	spare    []byte     // the writer's previous buffer, reused
-	closed   bool
-	closeErr error
+	outMu sync.Mutex // guards the fields below; taken after srv.mu, never before
+	// The outbox: segs, then out[mark:], is what the writer writes next.
+	// Small packets are encoded into out; a large shared payload is not
+	// copied but queued in segs after the bytes of out before it, and
+	// written from where it is with writev.
+	out       []byte
+	segs      [][]byte
+	mark      int // out[:mark] is already in segs
+	segBytes  int // bytes of the shared payloads in segs
+	spare     []byte
+	spareSegs [][]byte
+	closed    bool
+	closeErr  error
 
 	// holding is set by the read loop while more requests are already
 	// buffered: replies then wait for the end of the batch and go out in
@@ -203,8 +211,53 @@ func (c *conn) sendAssign(t protocol.Type, handle, fn []byte, unique, reducer st
 	if t == protocol.JobAssignAll {
 		b = append(append(b, reducer...), 0)
 	}
-	c.out = append(b, data...)
+	c.out = b
+	c.appendSharedLocked(data)
 	c.flushLocked()
+}
+
+// sendShared queues a packet whose last argument nothing will modify
+// while the connection may still be writing it (a job's payload, or a
+// body the read loop detached): a large one is written from where it is
+// instead of being copied into the outbox.
+func (c *conn) sendShared(t protocol.Type, args ...[]byte) {
+	last := len(args) - 1
+	size := last
+	for _, a := range args {
+		size += len(a)
+	}
+	c.outMu.Lock()
+	if c.closed {
+		c.outMu.Unlock()
+		return
+	}
+	b := binary.BigEndian.AppendUint32(c.out, uint32(protocol.Res))
+	b = binary.BigEndian.AppendUint32(b, uint32(t))
+	b = binary.BigEndian.AppendUint32(b, uint32(size))
+	for _, a := range args[:last] {
+		b = append(append(b, a...), 0)
+	}
+	c.out = b
+	c.appendSharedLocked(args[last])
+	c.flushLocked()
+}
+
+// sharedMin is the size from which a shared payload is queued by
+// reference rather than copied: below it a copy is cheaper than an
+// extra iovec.
+const sharedMin = 4 << 10
+
+// appendSharedLocked adds p to the outbox, by reference when it is
+// large. Bytes already in out are never rewritten, so the slices of out
+// held in segs stay valid when out grows.
+func (c *conn) appendSharedLocked(p []byte) {
+	if len(p) < sharedMin {
+		c.out = append(c.out, p...)
+		return
+	}
+	c.segs = append(c.segs, c.out[c.mark:], p)
+	c.mark = len(c.out)
+	c.segBytes += len(p)
 }
 
 // sendText queues raw admin reply bytes.
@@ -221,7 +274,7 @@ func (c *conn) sendText(b []byte) {
 // flushLocked enforces the outbound limit, signals the writer and
 // releases outMu.
 func (c *conn) flushLocked() {
-	full := len(c.out) > c.srv.cfg.MaxOutboundBytes
+	full := len(c.out)+c.segBytes > c.srv.cfg.MaxOutboundBytes
 	c.outMu.Unlock()
 	if full {
 		c.log.Warn("closing slow consumer", "limit", c.srv.cfg.MaxOutboundBytes)
@@ -262,11 +315,11 @@ func (c *conn) writeLoop() {
 // connection failed.
 func (c *conn) writePending() bool {
 	c.outMu.Lock()
-	buf := c.out
-	c.out = c.spare[:0]
+	buf, segs, mark := c.out, c.segs, c.mark
+	c.out, c.segs, c.mark, c.segBytes = c.spare[:0], c.spareSegs[:0], 0, 0
 	c.outMu.Unlock()
-	if len(buf) == 0 {
-		c.spare = buf
+	if len(buf) == 0 && len(segs) == 0 {
+		c.spare, c.spareSegs = buf, segs
 		return true
 	}
 	// Refreshing the deadline costs a syscall-sized share of a small
@@ -275,13 +328,22 @@ func (c *conn) writePending() bool {
 		_ = c.nc.SetWriteDeadline(now.Add(c.srv.cfg.WriteTimeout))
 		c.deadlineSet = now
 	}
-	_, err := c.nc.Write(buf)
+	var err error
+	if len(segs) == 0 {
+		_, err = c.nc.Write(buf)
+	} else {
+		segs = append(segs, buf[mark:])
+		bufs := net.Buffers(segs)
+		_, err = bufs.WriteTo(c.nc) // writev
+		clear(segs)                 // drop the payloads
+	}
 	// Keep small buffers for reuse; let a burst's big buffer go.
 	if cap(buf) <= 1<<20 {
 		c.spare = buf[:0]
 	} else {
 		c.spare = nil
 	}
+	c.spareSegs = segs[:0]
 	if err != nil {
 		c.close(err)
 		return false
@@ -299,7 +361,7 @@ func (c *conn) close(reason error) {
 		c.closeErr = reason
 		close(c.done)
 	}
-	c.out = nil
+	c.out, c.segs, c.mark, c.segBytes = nil, nil, 0, 0
 	c.outMu.Unlock()
 	c.nc.Close()
 }

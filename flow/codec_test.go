@@ -256,13 +256,13 @@ func TestWriteBatchRejectsMalformed(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			w, err := createRecFile(t.TempDir() + "/r.rec")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer w.close(false)
+			w := &attemptOutput{path: t.TempDir() + "/r.rec"}
+			defer w.discard()
 			if _, err := writeBatch(w, tt.in); !errors.Is(err, ErrMalformed) {
 				t.Errorf("writeBatch(%x) = %v, want ErrMalformed", tt.in, err)
+			}
+			if len(w.mem) != 0 || w.f != nil {
+				t.Errorf("writeBatch(%x) kept %d bytes of a malformed batch", tt.in, len(w.mem))
 			}
 		})
 	}

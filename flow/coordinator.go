@@ -107,6 +107,7 @@ type coordinator struct {
 	log    *slog.Logger
 
 	stages map[string]*stageRun
+	inputs inputFiles
 
 	mu     sync.Mutex // guards the stageRun counters and serializes OnEvent
 	failed []TaskFailure
@@ -139,6 +140,7 @@ func Run(ctx context.Context, p *spec.Pipeline, reg *Registry, opts Options) (*R
 		return nil, err
 	}
 	defer c.j.close()
+	defer c.inputs.close()
 	c.log = c.log.With("run", c.run)
 	if err := c.checkFunctions(); err != nil {
 		return nil, &RunError{Run: c.run, Err: err}
@@ -350,20 +352,34 @@ func (c *coordinator) startServer() (string, func(), error) {
 	return l.Addr().String(), stop, nil
 }
 
+// maxWorkerConns bounds the connections of the in-process worker to
+// each server.
+const maxWorkerConns = 4
+
+// startWorkers starts the in-process worker: Options.Workers slots, over
+// up to maxWorkerConns runtime workers (a connection each per server).
+// One connection asks for its jobs one round trip at a time, which caps
+// short tasks at one per round trip; several share that wait.
 func (c *coordinator) startWorkers(ctx context.Context, servers []string) (func(), error) {
-	w, err := runtime.NewWorker(runtime.WorkerConfig{Servers: servers, Concurrency: c.opts.Workers,
-		ClientID: "gearflow-run-" + c.run, Logger: c.log, ShutdownTimeout: time.Second})
-	if err != nil {
-		return nil, err
-	}
-	c.reg.Register(w)
+	conns := min(c.opts.Workers, maxWorkerConns)
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		w.Run(wctx)
-	}()
-	return func() { cancel(); <-done }, nil
+	var wg sync.WaitGroup
+	for i := 0; i < conns; i++ {
+		slots := c.opts.Workers / conns
+		if i < c.opts.Workers%conns {
+			slots++
+		}
+		w, err := runtime.NewWorker(runtime.WorkerConfig{Servers: servers, Concurrency: slots,
+			ClientID: "gearflow-run-" + c.run, Logger: c.log, ShutdownTimeout: time.Second})
+		if err != nil {
+			cancel()
+			wg.Wait()
+			return nil, err
+		}
+		c.reg.Register(w)
+		wg.Go(func() { w.Run(wctx) })
+	}
+	return func() { cancel(); wg.Wait() }, nil
 }
 
 func (c *coordinator) emit(e Event) {
@@ -418,13 +434,17 @@ func (c *coordinator) runStage(ctx context.Context, sr *stageRun) error {
 	}
 	sr.outCounts = make([]int64, len(chunks))
 	counts := c.journalCounts(st.Name)
+	done, err := c.j.doneTasks(st.Name)
+	if err != nil {
+		return err
+	}
 	var todo []int
 	c.mu.Lock()
 	sr.start = time.Now()
 	sr.res.Tasks = len(chunks)
 	for i := range chunks {
 		sr.outCounts[i] = -1
-		if !c.j.taskDone(st.Name, i) {
+		if !done[i] {
 			todo = append(todo, i)
 			continue
 		}
@@ -623,7 +643,7 @@ func (c *coordinator) upstreamCounts(up *stageRun) (int64, error) {
 	for i := range up.outCounts {
 		if up.outCounts[i] < 0 {
 			var n int64
-			err := eachRecord(c.j.taskPath(up.st.Name, i), func(rawRecord) error { n++; return nil })
+			err := c.j.eachTaskRecord(up.st.Name, i, func(rawRecord) error { n++; return nil })
 			if errors.Is(err, fs.ErrNotExist) {
 				err = nil // a failed task under continue: no output
 			}
@@ -641,7 +661,7 @@ func (c *coordinator) upstreamCounts(up *stageRun) (int64, error) {
 // order (failed tasks have none).
 func (c *coordinator) eachOutput(sr *stageRun, fn func(rawRecord) error) error {
 	for i := range sr.chunks {
-		err := eachRecord(c.j.taskPath(sr.st.Name, i), fn)
+		err := c.j.eachTaskRecord(sr.st.Name, i, fn)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -667,7 +687,7 @@ func (c *coordinator) stageChunkRecords(ch chunk) ([]rawRecord, error) {
 			continue
 		}
 		idx := base
-		err := eachRecord(c.j.taskPath(up.st.Name, i), func(r rawRecord) error {
+		err := c.j.eachTaskRecord(up.st.Name, i, func(r rawRecord) error {
 			if idx >= ch.Start && idx < ch.Start+ch.Count {
 				recs = append(recs, r)
 			}
@@ -770,11 +790,11 @@ func (c *coordinator) payload(sr *stageRun, task, attempt int) ([]byte, error) {
 		b = appendString(b, "groups")
 		return append(b, groups...), nil
 	case st.Encoding == spec.EncodingRaw && ch.File != "":
-		return readFileChunk(ch)
+		return c.inputs.readChunk(ch)
 	case ch.File != "" && !ch.JSON && !ch.CSV:
 		// Text lines go from the file into the payload with no record
 		// in between.
-		data, err := readFileChunk(ch)
+		data, err := c.inputs.readChunk(ch)
 		if err != nil {
 			return nil, err
 		}
@@ -828,15 +848,8 @@ func (c *coordinator) attempt(ctx context.Context, sr *stageRun, task, attempt i
 	if err != nil {
 		return attemptOutcome{err: fmt.Errorf("flow: task input: %w", err)}
 	}
-	tmpPath := filepath.Join(c.j.tmpDir(st.Name), fmt.Sprintf("task-%06d.a%d.rec", task, attempt))
-	w, err := createRecFile(tmpPath)
-	if err != nil {
-		return attemptOutcome{err: err}
-	}
-	discard := func() {
-		w.close(false)
-		os.Remove(tmpPath)
-	}
+	w := &attemptOutput{path: filepath.Join(c.j.tmpDir(st.Name), fmt.Sprintf("task-%06d.a%d.rec", task, attempt))}
+	discard := w.discard
 	fail := func(err error) attemptOutcome {
 		c.mu.Lock()
 		delete(sr.running, task)
@@ -915,21 +928,29 @@ func (c *coordinator) attempt(ctx context.Context, sr *stageRun, task, attempt i
 		return fail(fmt.Errorf("incomplete stream: received %d records in %d batches, the worker sent %d in %d",
 			got, batches, summary.RecordsOut, summary.Batches))
 	}
-	// The data is made durable here, in parallel with other attempts;
-	// committing is then a rename and a journal line.
-	if err := w.close(true); err != nil {
-		os.Remove(tmpPath)
+	// A file's data is made durable here, in parallel with other
+	// attempts; committing is then a rename and a journal line. Output
+	// held in memory is appended to the stage's pack file at commit.
+	if err := w.finish(); err != nil {
+		w.discard()
 		return attemptOutcome{err: err}
 	}
+	entry := journalEntry{Stage: st.Name, Task: task, Attempt: attempt,
+		RecordsIn: summary.RecordsIn, RecordsOut: summary.RecordsOut}
 	return attemptOutcome{
-		discard: func() { os.Remove(tmpPath) },
+		discard: w.discard,
 		commit: func() error {
-			if err := os.Rename(tmpPath, c.j.taskPath(st.Name, task)); err != nil {
-				return err
-			}
-			if err := c.j.record(journalEntry{Stage: st.Name, Task: task, Attempt: attempt,
-				RecordsIn: summary.RecordsIn, RecordsOut: summary.RecordsOut}); err != nil {
-				return err
+			if w.f == nil {
+				if err := c.j.commitPacked(entry, w.mem); err != nil {
+					return err
+				}
+			} else {
+				if err := os.Rename(w.path, c.j.taskPath(st.Name, task)); err != nil {
+					return err
+				}
+				if err := c.j.record(entry); err != nil {
+					return err
+				}
 			}
 			c.mu.Lock()
 			delete(sr.running, task)
@@ -967,10 +988,60 @@ func jobPriority(p spec.Priority) runtime.Priority {
 	return runtime.PriorityNormal
 }
 
+// attemptOutput collects an attempt's records: in memory up to
+// maxPacked bytes, then in a temporary file of the attempt's own.
+type attemptOutput struct {
+	path string     // the temporary file, once there is one
+	mem  []byte     // records, while they fit
+	f    *recWriter // the file, past maxPacked
+}
+
+// writeRecords appends encoded records.
+func (o *attemptOutput) writeRecords(b []byte) error {
+	if o.f == nil && len(o.mem)+len(b) <= maxPacked {
+		o.mem = append(o.mem, b...)
+		return nil
+	}
+	if o.f == nil {
+		w, err := createRecFile(o.path)
+		if err != nil {
+			return err
+		}
+		o.f = w
+		if _, err := w.w.Write(o.mem); err != nil {
+			return err
+		}
+		o.mem = nil
+	}
+	_, err := o.f.w.Write(b)
+	return err
+}
+
+func (o *attemptOutput) write(r rawRecord) error {
+	return o.writeRecords(appendRecord(nil, r.Key, r.Value))
+}
+
+// finish flushes and fsyncs the file, if there is one.
+func (o *attemptOutput) finish() error {
+	if o.f == nil {
+		return nil
+	}
+	return o.f.close(true)
+}
+
+// discard drops the attempt's records.
+func (o *attemptOutput) discard() {
+	o.mem = nil
+	if o.f != nil {
+		o.f.close(false)
+		os.Remove(o.path)
+	}
+}
+
 // writeBatch checks one WORK_DATA batch and appends its records to w.
 // A batch's body is already a record file's content, so once every
 // record checks out it is written as it came.
-func writeBatch(w *recWriter, data []byte) (int64, error) {
+func writeBatch(w *attemptOutput, data []byte) (int64, error) {
 	c := &cursor{b: data}
 	n, err := c.arrayLen()
 	if err != nil {
@@ -985,10 +1056,9 @@ func writeBatch(w *recWriter, data []byte) (int64, error) {
 	if c.rest() != 0 {
 		return 0, malformed("data batch", fmt.Errorf("%d bytes after the records", c.rest()))
 	}
-	if _, err := w.w.Write(data[body:]); err != nil {
+	if err := w.writeRecords(data[body:]); err != nil {
 		return 0, err
 	}
-	w.n += int64(n)
 	return int64(n), nil
 }
 

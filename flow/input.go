@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/gearflow/gearflow/flow/spec"
 )
@@ -167,6 +168,41 @@ func splitFile(path string, split spec.Split) ([]chunk, error) {
 	return chunks, nil
 }
 
+// inputFiles keeps the input files of a run open, so that a task's
+// chunk costs a read and not an open as well. Safe for concurrent use.
+type inputFiles struct {
+	mu    sync.Mutex
+	files map[string]*os.File
+}
+
+// readChunk returns the raw bytes of a file-range chunk.
+func (in *inputFiles) readChunk(c chunk) ([]byte, error) {
+	in.mu.Lock()
+	f, ok := in.files[c.File]
+	if !ok {
+		var err error
+		if f, err = os.Open(c.File); err != nil {
+			in.mu.Unlock()
+			return nil, fmt.Errorf("flow: input: %w", err)
+		}
+		if in.files == nil {
+			in.files = map[string]*os.File{}
+		}
+		in.files[c.File] = f
+	}
+	in.mu.Unlock()
+	return readChunkFrom(f, c)
+}
+
+func (in *inputFiles) close() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for _, f := range in.files {
+		f.Close()
+	}
+	in.files = nil
+}
+
 // readFileChunk returns the raw bytes of a file-range chunk.
 func readFileChunk(c chunk) ([]byte, error) {
 	f, err := os.Open(c.File)
@@ -174,6 +210,10 @@ func readFileChunk(c chunk) ([]byte, error) {
 		return nil, fmt.Errorf("flow: input: %w", err)
 	}
 	defer f.Close()
+	return readChunkFrom(f, c)
+}
+
+func readChunkFrom(f *os.File, c chunk) ([]byte, error) {
 	buf := make([]byte, c.Length)
 	if _, err := f.ReadAt(buf, c.Offset); err != nil && !(err == io.EOF && c.Length == 0) {
 		return nil, fmt.Errorf("flow: input %s: %w", c, err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -20,7 +21,8 @@ var ErrNoRun = errors.New("flow: no such run")
 //
 //	plan.json                 the run's plan: pipeline, params, file chunks
 //	journal.jsonl             one line per completed task (appended; fsynced at stage end)
-//	stages/<stage>/task-NNNNNN.rec   output of each completed task
+//	stages/<stage>/task-NNNNNN.rec   output of a completed task above maxPacked bytes
+//	stages/<stage>/pack.rec   outputs of the stage's other tasks, one after another (see journalEntry)
 //	stages/<stage>/tmp/       attempts in flight, shuffle spills, reduce inputs
 //	deadletter.jsonl          failed tasks under continue/tolerate (default)
 
@@ -48,6 +50,27 @@ type journalEntry struct {
 	RecordsIn  int64  `json:"in"`
 	RecordsOut int64  `json:"out"`
 	Millis     int64  `json:"ms"`
+	// Packed: the task's output is not a file of its own but Length
+	// bytes at Offset of the stage's pack file, whose CRC-32C is CRC (no
+	// bytes at all for a task with no output).
+	Packed bool   `json:"packed,omitempty"`
+	Offset int64  `json:"off,omitempty"`
+	Length int64  `json:"len,omitempty"`
+	CRC    uint32 `json:"crc,omitempty"`
+}
+
+// maxPacked is the largest task output kept in memory and appended to
+// the stage's pack file at commit; larger outputs stream to a file of
+// their own. Creating and renaming a file per task bounds a run to about
+// a thousand tasks a second on a common filesystem; appending to one
+// file does not.
+const maxPacked = 1 << 20
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+type stageTask struct {
+	stage string
+	task  int
 }
 
 // journal is a run's directory.
@@ -55,8 +78,16 @@ type journal struct {
 	dir  string
 	lock *os.File // holds the run's flock while open
 
-	mu sync.Mutex // guards f
-	f  *os.File   // journal.jsonl
+	mu     sync.Mutex                 // guards f, packs and packed
+	f      *os.File                   // journal.jsonl
+	packs  map[string]*packFile       // by stage, opened at the first packed commit
+	packed map[stageTask]journalEntry // packed outputs whose bytes check out
+}
+
+// packFile is a stage's pack file, opened for appending.
+type packFile struct {
+	f    *os.File
+	size int64
 }
 
 func openJournal(dir string) (*journal, error) {
@@ -72,13 +103,135 @@ func openJournal(dir string) (*journal, error) {
 		lock.Close()
 		return nil, fmt.Errorf("flow: journal: %w", err)
 	}
-	return &journal{dir: dir, f: f, lock: lock}, nil
+	j := &journal{dir: dir, f: f, lock: lock, packs: map[string]*packFile{}, packed: map[stageTask]journalEntry{}}
+	if err := j.loadPacked(); err != nil {
+		j.close()
+		return nil, err
+	}
+	return j, nil
+}
+
+// loadPacked indexes the packed outputs the journal records whose bytes
+// are in their pack file with the right checksum. One that is missing or
+// torn (the machine went down before the stage's fsync) is left out, so
+// its task runs again.
+func (j *journal) loadPacked() error {
+	entries, err := readJournal(j.dir)
+	if err != nil {
+		return err
+	}
+	readers := map[string]*os.File{}
+	defer func() {
+		for _, f := range readers {
+			if f != nil {
+				f.Close()
+			}
+		}
+	}()
+	for _, e := range entries {
+		if !e.Packed {
+			continue
+		}
+		if e.Length > 0 {
+			f, seen := readers[e.Stage]
+			if !seen {
+				f, _ = os.Open(j.packPath(e.Stage))
+				readers[e.Stage] = f
+			}
+			if f == nil || e.Length > maxPacked || e.Offset < 0 {
+				continue
+			}
+			buf := make([]byte, e.Length)
+			if _, err := f.ReadAt(buf, e.Offset); err != nil || crc32.Checksum(buf, crcTable) != e.CRC {
+				continue
+			}
+		}
+		j.packed[stageTask{e.Stage, e.Task}] = e
+	}
+	return nil
+}
+
+func (j *journal) packPath(stage string) string { return filepath.Join(j.stageDir(stage), "pack.rec") }
+
+// commitPacked appends a task's output to its stage's pack file, then
+// journals it: the journal line is written only after the bytes it
+// points at.
+func (j *journal) commitPacked(e journalEntry, data []byte) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	e.Packed, e.Length, e.CRC = true, int64(len(data)), crc32.Checksum(data, crcTable)
+	if len(data) > 0 {
+		p := j.packs[e.Stage]
+		if p == nil {
+			f, err := os.OpenFile(j.packPath(e.Stage), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+			if err != nil {
+				return fmt.Errorf("flow: pack: %w", err)
+			}
+			fi, err := f.Stat()
+			if err != nil {
+				f.Close()
+				return fmt.Errorf("flow: pack: %w", err)
+			}
+			p = &packFile{f: f, size: fi.Size()}
+			j.packs[e.Stage] = p
+		}
+		e.Offset = p.size
+		n, err := p.f.Write(data)
+		p.size += int64(n)
+		if err != nil {
+			return fmt.Errorf("flow: pack: %w", err)
+		}
+	}
+	if err := j.writeLocked(e); err != nil {
+		return err
+	}
+	j.packed[stageTask{e.Stage, e.Task}] = e
+	return nil
+}
+
+// eachTaskRecord calls fn for every record of a completed task's output,
+// packed or in its own file. It returns an error wrapping
+// fs.ErrNotExist when the task has no output (it did not complete).
+// Records are the caller's to keep.
+func (j *journal) eachTaskRecord(stage string, task int, fn func(rawRecord) error) error {
+	j.mu.Lock()
+	e, ok := j.packed[stageTask{stage, task}]
+	j.mu.Unlock()
+	if !ok {
+		return eachRecord(j.taskPath(stage, task), fn)
+	}
+	if e.Length == 0 {
+		return nil
+	}
+	f, err := os.Open(j.packPath(stage))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	buf := make([]byte, e.Length)
+	if _, err := f.ReadAt(buf, e.Offset); err != nil {
+		return fmt.Errorf("flow: pack %s task %d: %w", stage, task, err)
+	}
+	c := &cursor{b: buf}
+	for c.rest() > 0 {
+		r, err := c.record()
+		if err != nil {
+			return fmt.Errorf("%w: pack %s task %d: %v", ErrMalformed, stage, task, err)
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (j *journal) close() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	err := j.f.Close()
+	for _, p := range j.packs {
+		p.f.Close()
+	}
 	j.lock.Close()
 	return err
 }
@@ -90,7 +243,43 @@ func (j *journal) taskPath(stage string, task int) string {
 	return filepath.Join(j.stageDir(stage), fmt.Sprintf("task-%06d.rec", task))
 }
 
+// doneTasks returns the stage's completed tasks: those with a packed
+// output and those with an output file, found in one directory listing.
+func (j *journal) doneTasks(stage string) (map[int]bool, error) {
+	done := map[int]bool{}
+	j.mu.Lock()
+	for k := range j.packed {
+		if k.stage == stage {
+			done[k.task] = true
+		}
+	}
+	j.mu.Unlock()
+	ents, err := os.ReadDir(j.stageDir(stage))
+	if errors.Is(err, fs.ErrNotExist) {
+		return done, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range ents {
+		var n int
+		name := e.Name()
+		if len(name) == len("task-000000.rec") && !e.IsDir() {
+			if _, err := fmt.Sscanf(name, "task-%06d.rec", &n); err == nil && name == filepath.Base(j.taskPath(stage, n)) {
+				done[n] = true
+			}
+		}
+	}
+	return done, nil
+}
+
 func (j *journal) taskDone(stage string, task int) bool {
+	j.mu.Lock()
+	_, packed := j.packed[stageTask{stage, task}]
+	j.mu.Unlock()
+	if packed {
+		return true
+	}
 	_, err := os.Stat(j.taskPath(stage, task))
 	return err == nil
 }
@@ -104,6 +293,18 @@ func (j *journal) record(e journalEntry) error {
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	return j.writeLine(line)
+}
+
+func (j *journal) writeLocked(e journalEntry) error {
+	line, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	return j.writeLine(line)
+}
+
+func (j *journal) writeLine(line []byte) error {
 	if _, err := j.f.Write(append(line, '\n')); err != nil {
 		return fmt.Errorf("flow: journal: %w", err)
 	}
@@ -116,7 +317,13 @@ func (j *journal) record(e journalEntry) error {
 // whether it completed.
 func (j *journal) sync(stage string) error {
 	j.mu.Lock()
-	err := j.f.Sync()
+	var err error
+	if p := j.packs[stage]; p != nil {
+		err = p.f.Sync()
+	}
+	if err == nil {
+		err = j.f.Sync()
+	}
 	j.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("flow: journal: %w", err)

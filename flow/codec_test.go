@@ -256,7 +256,8 @@ func TestWriteBatchRejectsMalformed(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			w := &attemptOutput{path: t.TempDir() + "/r.rec"}
+			dir := t.TempDir()
+			w := &attemptOutput{path: func() string { return dir + "/r.rec" }}
 			defer w.discard()
 			if _, err := writeBatch(w, tt.in); !errors.Is(err, ErrMalformed) {
 				t.Errorf("writeBatch(%x) = %v, want ErrMalformed", tt.in, err)

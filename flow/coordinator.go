@@ -310,7 +310,7 @@ func (c *coordinator) checkFunctions() error {
 		if c.opts.Workers <= 0 {
 			continue
 		}
-		want := map[spec.Kind]TaskKind{spec.KindMap: TaskMap, spec.KindReduce: TaskReduce, spec.KindTask: TaskChunk}[st.Kind]
+		want := taskKindOf(st.Kind)
 		kind, ok := c.reg.Kind(st.Function)
 		if !ok && len(c.opts.Servers) == 0 {
 			return fmt.Errorf("stage %s: function %q is not registered (registered: %v)", st.Name, st.Function, c.reg.Names())
@@ -498,13 +498,17 @@ func (c *coordinator) runStage(ctx context.Context, sr *stageRun) error {
 func (c *coordinator) observe(sr *stageRun, e schedEvent) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	ev := Event{Stage: sr.st.Name, Task: e.task, Attempt: e.attempt, Input: sr.chunks[e.task].String()}
+	if e.kind == schedStart || e.kind == schedDropped {
+		return
+	}
+	ev := Event{Stage: sr.st.Name, Task: e.task, Attempt: e.attempt}
+	if c.opts.OnEvent != nil || e.kind != schedDone {
+		ev.Input = sr.chunks[e.task].String()
+	}
 	if e.err != nil {
 		ev.Err = e.err.Error()
 	}
 	switch e.kind {
-	case schedStart:
-		return
 	case schedBackup:
 		sr.res.Backups++
 		ev.Kind = EventTaskBackup
@@ -818,9 +822,21 @@ func (c *coordinator) payload(sr *stageRun, task, attempt int) ([]byte, error) {
 }
 
 func (c *coordinator) header(sr *stageRun, task, attempt int) taskHeader {
-	kind := map[spec.Kind]TaskKind{spec.KindMap: TaskMap, spec.KindReduce: TaskReduce, spec.KindTask: TaskChunk}[sr.st.Kind]
-	return taskHeader{Run: c.run, Stage: sr.st.Name, Task: task, Attempt: attempt, Kind: kind,
+	return taskHeader{Run: c.run, Stage: sr.st.Name, Task: task, Attempt: attempt, Kind: taskKindOf(sr.st.Kind),
 		Combine: sr.st.Combine, Input: sr.chunks[task].String(), Params: sr.st.Params}
+}
+
+// taskKindOf returns the kind of task a stage of kind k runs.
+func taskKindOf(k spec.Kind) TaskKind {
+	switch k {
+	case spec.KindMap:
+		return TaskMap
+	case spec.KindReduce:
+		return TaskReduce
+	case spec.KindTask:
+		return TaskChunk
+	}
+	return 0
 }
 
 // rawText renders records as the text lines a raw-encoded task gets:
@@ -848,7 +864,9 @@ func (c *coordinator) attempt(ctx context.Context, sr *stageRun, task, attempt i
 	if err != nil {
 		return attemptOutcome{err: fmt.Errorf("flow: task input: %w", err)}
 	}
-	w := &attemptOutput{path: filepath.Join(c.j.tmpDir(st.Name), fmt.Sprintf("task-%06d.a%d.rec", task, attempt))}
+	w := &attemptOutput{path: func() string {
+		return filepath.Join(c.j.tmpDir(st.Name), fmt.Sprintf("task-%06d.a%d.rec", task, attempt))
+	}}
 	discard := w.discard
 	fail := func(err error) attemptOutcome {
 		c.mu.Lock()
@@ -945,7 +963,7 @@ func (c *coordinator) attempt(ctx context.Context, sr *stageRun, task, attempt i
 					return err
 				}
 			} else {
-				if err := os.Rename(w.path, c.j.taskPath(st.Name, task)); err != nil {
+				if err := os.Rename(w.name, c.j.taskPath(st.Name, task)); err != nil {
 					return err
 				}
 				if err := c.j.record(entry); err != nil {
@@ -991,9 +1009,10 @@ func jobPriority(p spec.Priority) runtime.Priority {
 // attemptOutput collects an attempt's records: in memory up to
 // maxPacked bytes, then in a temporary file of the attempt's own.
 type attemptOutput struct {
-	path string     // the temporary file, once there is one
-	mem  []byte     // records, while they fit
-	f    *recWriter // the file, past maxPacked
+	path func() string // where the temporary file goes, should there be one
+	mem  []byte        // records, while they fit
+	f    *recWriter    // the file, past maxPacked
+	name string        // its path
 }
 
 // writeRecords appends encoded records.
@@ -1003,7 +1022,8 @@ func (o *attemptOutput) writeRecords(b []byte) error {
 		return nil
 	}
 	if o.f == nil {
-		w, err := createRecFile(o.path)
+		o.name = o.path()
+		w, err := createRecFile(o.name)
 		if err != nil {
 			return err
 		}
@@ -1034,7 +1054,7 @@ func (o *attemptOutput) discard() {
 	o.mem = nil
 	if o.f != nil {
 		o.f.close(false)
-		os.Remove(o.path)
+		os.Remove(o.name)
 	}
 }
 

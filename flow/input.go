@@ -48,9 +48,9 @@ func (c chunk) String() string {
 	switch {
 	case c.File != "":
 		if c.Lines == 0 {
-			return fmt.Sprintf("%s (empty)", c.File)
+			return c.File + " (empty)"
 		}
-		return fmt.Sprintf("%s:%d-%d", c.File, c.FirstLine, c.FirstLine+c.Lines-1)
+		return c.File + ":" + strconv.FormatInt(c.FirstLine, 10) + "-" + strconv.FormatInt(c.FirstLine+c.Lines-1, 10)
 	case len(c.Files) == 1:
 		return c.Files[0]
 	case len(c.Files) > 1:

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -68,7 +69,9 @@ func itoa(n int) string {
 // It reports tasks/s over the map stage, and, measured in the same
 // process right after, the embedded server's own foreground jobs/s (4
 // clients x 16 in flight, 4 workers, 64-byte payloads, as `gearflow
-// bench --mode fg`), and the ratio of the two in percent.
+// bench --mode fg`), and the ratio of the two in percent; and the CPU
+// time the process spends per task and per server job, which other load
+// on the machine disturbs less than the rates.
 // NOOP_FG_DURATION sets the length of the server run (default 2s; 0
 // leaves it out, for profiling the coordinator alone).
 func BenchmarkRunNoopTasks(b *testing.B) {
@@ -81,6 +84,7 @@ func BenchmarkRunNoopTasks(b *testing.B) {
 			reg.Map("bench.noop", func(ctx context.Context, rec flow.Record, emit flow.Emit) error { return nil })
 			var stage time.Duration
 			b.ReportAllocs()
+			cpu0 := cpuTime(b)
 			for b.Loop() {
 				res, err := flow.Run(b.Context(), p, reg, flow.Options{StateDir: b.TempDir(), Workers: cfg.workers})
 				if err != nil {
@@ -91,10 +95,13 @@ func BenchmarkRunNoopTasks(b *testing.B) {
 				}
 				stage += res.Stages[0].Elapsed
 			}
+			cpu := cpuTime(b) - cpu0
 			tasks := float64(noopTasks) * float64(b.N) / stage.Seconds()
 			b.ReportMetric(tasks, "tasks/s")
-			if fg := serverForeground(b); fg > 0 {
+			b.ReportMetric(float64(cpu.Microseconds())/float64(noopTasks*b.N), "cpu-µs/task")
+			if fg, fgCPU := serverForeground(b); fg > 0 {
 				b.ReportMetric(fg, "server-fg-jobs/s")
+				b.ReportMetric(fgCPU, "server-fg-cpu-µs/job")
 				b.ReportMetric(100*tasks/fg, "%-of-server")
 			}
 		})
@@ -103,9 +110,10 @@ func BenchmarkRunNoopTasks(b *testing.B) {
 
 // serverForeground runs the foreground load of `gearflow bench --mode fg
 // --clients 4 --inflight 16 --workers 4 --payload 64B` against a fresh
-// in-process server and returns its jobs/s, or 0 when NOOP_FG_DURATION
-// is 0.
-func serverForeground(b *testing.B) float64 {
+// in-process server and returns its jobs/s and the CPU time the process
+// spent per job (server, clients and workers together), or zeros when
+// NOOP_FG_DURATION is 0.
+func serverForeground(b *testing.B) (jobsPerSec, cpuPerJob float64) {
 	b.Helper()
 	d := 2 * time.Second
 	if s := os.Getenv("NOOP_FG_DURATION"); s != "" {
@@ -115,7 +123,7 @@ func serverForeground(b *testing.B) float64 {
 		}
 	}
 	if d <= 0 {
-		return 0
+		return 0, 0
 	}
 	srv, err := server.New(server.Config{})
 	if err != nil {
@@ -138,14 +146,27 @@ func serverForeground(b *testing.B) float64 {
 		}
 		<-done
 	}()
+	cpu0 := cpuTime(b)
 	res, err := loadgen.Run(b.Context(), loadgen.Config{Addr: l.Addr().String(), Clients: 4, InFlight: 16,
 		Workers: 4, PayloadSize: 64, Duration: d, Timeout: d + time.Minute})
 	if err != nil {
 		b.Fatal(err)
 	}
+	cpu := cpuTime(b) - cpu0
 	ph, ok := res.Phase("fg")
-	if !ok || res.Errors() > 0 {
+	if !ok || res.Errors() > 0 || ph.Jobs == 0 {
 		b.Fatalf("server run: %+v", res)
 	}
-	return ph.JobsPerSecond
+	return ph.JobsPerSecond, float64(cpu.Microseconds()) / float64(ph.Jobs)
+}
+
+// cpuTime returns the user and system CPU time the process has used: a
+// measure of the work per task that other load on the machine disturbs
+// less than wall time.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

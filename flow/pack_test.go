@@ -106,7 +106,8 @@ func TestJournalPackedOutputs(t *testing.T) {
 
 func TestAttemptOutputSpillsPastMaxPacked(t *testing.T) {
 	t.Parallel()
-	w := &attemptOutput{path: filepath.Join(t.TempDir(), "a.rec")}
+	path := filepath.Join(t.TempDir(), "a.rec")
+	w := &attemptOutput{path: func() string { return path }}
 	rec := appendRecord(nil, "k", appendString(nil, string(make([]byte, 1000))))
 	var want []byte
 	for len(want) <= maxPacked {
@@ -121,12 +122,12 @@ func TestAttemptOutputSpillsPastMaxPacked(t *testing.T) {
 	if err := w.finish(); err != nil {
 		t.Fatal(err)
 	}
-	got, err := os.ReadFile(w.path)
+	got, err := os.ReadFile(path)
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("file holds %d bytes (%v), want the %d written", len(got), err, len(want))
 	}
 	w.discard()
-	if _, err := os.Stat(w.path); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("discard left the file: %v", err)
 	}
 }

@@ -163,6 +163,8 @@ func (s *schedule) execute(ctx context.Context) ([]taskFailure, error) {
 		durations []time.Duration
 		failures  []taskFailure
 		fatal     error
+		med       time.Duration // median of durations, when it had medianOf of them
+		medianOf  int
 	)
 	observe := func(e schedEvent) {
 		if s.observe != nil {
@@ -245,7 +247,12 @@ func (s *schedule) execute(ctx context.Context) ([]taskFailure, error) {
 			if floor <= 0 {
 				floor = speculateMin
 			}
-			threshold := max(speculateFactor*median(durations), floor)
+			// The median moves little as the last tasks finish: it is
+			// taken again once there are a tenth more durations.
+			if len(durations) >= medianOf+max(medianOf/10, 1) {
+				med, medianOf = median(durations), len(durations)
+			}
+			threshold := max(speculateFactor*med, floor)
 			for t, st := range state {
 				if st.done || st.failed || st.backedUp || len(st.running) != 1 {
 					continue

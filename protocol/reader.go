@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -56,6 +57,25 @@ func NewReader(r io.Reader, cfg ReaderConfig) *Reader {
 // not yet returned as packets. A server flushes its replies when it
 // reaches zero, so pipelined requests are answered in one write.
 func (r *Reader) Buffered() int { return r.br.Buffered() }
+
+// Pending reports whether a whole packet is already buffered, so that
+// the next ReadPacket returns without waiting for the network. A server
+// sends its replies before a read that would wait: bytes of a packet
+// still in flight are no reason to hold them back.
+func (r *Reader) Pending() bool {
+	n := r.br.Buffered()
+	if n == 0 {
+		return false
+	}
+	b, _ := r.br.Peek(n) // buffered bytes only: never reads
+	if b[0] != 0 && r.cfg.AllowText {
+		return bytes.IndexByte(b, '\n') >= 0
+	}
+	if n < HeaderSize {
+		return false
+	}
+	return uint64(n-HeaderSize) >= uint64(binary.BigEndian.Uint32(b[8:12]))
+}
 
 // ReadPacket reads the next packet. The returned packet's Args alias the
 // reader's buffer and are valid only until the next call, unless

@@ -474,6 +474,49 @@ func TestBuffered(t *testing.T) {
 	}
 }
 
+// TestPending: whole packets and lines count; a header alone, part of a
+// body or a line without its newline do not.
+func TestPending(t *testing.T) {
+	t.Parallel()
+	grab := protocol.AppendPacket(nil, protocol.Req, protocol.GrabJob)
+	echo := protocol.AppendPacket(nil, protocol.Req, protocol.EchoReq, []byte("hello"))
+	tests := []struct {
+		name string
+		tail []byte // bytes after a first GRAB_JOB
+		want bool
+	}{
+		{"nothing", nil, false},
+		{"a bodiless packet", grab, true},
+		{"a whole packet", echo, true},
+		{"part of a header", echo[:5], false},
+		{"a header alone", echo[:protocol.HeaderSize], false},
+		{"part of a body", echo[:len(echo)-1], false},
+		{"a whole line", []byte("status\n"), true},
+		{"part of a line", []byte("stat"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			in := append(append([]byte(nil), grab...), tt.tail...)
+			// Everything arrives at once, then nothing: Pending must
+			// never read.
+			r := protocol.NewReader(io.MultiReader(bytes.NewReader(in), blockingReader{}), protocol.ReaderConfig{AllowText: true})
+			if _, err := r.ReadPacket(); err != nil {
+				t.Fatal(err)
+			}
+			if got := r.Pending(); got != tt.want {
+				t.Fatalf("Pending = %v, want %v (%d bytes buffered)", got, tt.want, r.Buffered())
+			}
+		})
+	}
+}
+
+// blockingReader stands for a network with nothing more to send: reading
+// from it panics, so a Pending that reads shows at once.
+type blockingReader struct{}
+
+func (blockingReader) Read([]byte) (int, error) { panic("read past the buffered bytes") }
+
 func TestValidate(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

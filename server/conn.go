@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	goruntime "runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -32,15 +33,27 @@ type registration struct {
 // conn is one peer connection: client, worker, admin or all three.
 //
 // Two goroutines serve it: serve reads and dispatches packets; writeLoop
-// is the socket's only writer, flushing the outbox in batches.
+// writes the outbox in batches when woken. Replies are queued in the
+// outbox, never written under srv.mu. When a read loop has answered
+// every request it holds and would wait for the network, it writes the
+// replies it queued itself, for its own socket and for the peers it sent
+// to, with one non-blocking write each (flushInline): no other goroutine
+// is woken for them. wmu makes sure one goroutine writes a socket at a
+// time; whatever a non-blocking write leaves goes to writeLoop.
 type conn struct {
 	srv    *Server
 	nc     net.Conn
-	id     uint64 // immutable
-	fd     int    // socket descriptor as shown by "workers"; immutable
-	ip     string // remote IP; immutable
+	raw    syscall.RawConn // for non-blocking writes; nil when nc has none
+	id     uint64          // immutable
+	fd     int             // socket descriptor as shown by "workers"; immutable
+	ip     string          // remote IP; immutable
 	log    *slog.Logger
 	reader *protocol.Reader // owned by serve
+	// peers are the other connections this read loop queued packets for
+	// and has not flushed yet. Owned by serve.
+	peers []*conn
+
+	wmu sync.Mutex // held while writing to nc; before outMu, never under srv.mu
 
 	// Guarded by srv.mu:
 	regs       []registration    // functions this worker can do, in CAN_DO order
@@ -59,19 +72,18 @@ type conn struct {
 	// written from where it is with writev.
 	out       []byte
 	segs      [][]byte
-	mark      int // out[:mark] is already in segs
-	segBytes  int // bytes of the shared payloads in segs
-	spare     []byte
-	spareSegs [][]byte
+	mark      int      // out[:mark] is already in segs
+	segBytes  int      // bytes of the shared payloads in segs
+	spare     []byte   // a written buffer for reuse; guarded by wmu too
+	spareSegs [][]byte // the same for segs
 	closed    bool
 	closeErr  error
 
-	// holding is set by the read loop while more requests are already
-	// buffered: replies then wait for the end of the batch and go out in
-	// one write.
+	// holding is set by the read loop while it dispatches: replies then
+	// wait for the end of the batch, when the read loop writes them.
 	holding atomic.Bool
 
-	deadlineSet time.Time // when the write deadline was last set; owned by the writer
+	deadlineSet time.Time // when the write deadline was last set; guarded by wmu
 
 	wake chan struct{} // capacity 1: the outbox has data
 	done chan struct{} // closed by close
@@ -81,6 +93,7 @@ func newConn(s *Server, nc net.Conn, id uint64) *conn {
 	c := &conn{
 		srv:      s,
 		nc:       nc,
+		raw:      rawConn(nc),
 		id:       id,
 		fd:       connFD(nc),
 		ip:       "-",
@@ -100,15 +113,25 @@ func newConn(s *Server, nc net.Conn, id uint64) *conn {
 	return c
 }
 
-// connFD returns the socket's descriptor number, or the connection id's
-// stand-in -1 when it cannot be had.
-func connFD(nc net.Conn) int {
+// rawConn returns nc's raw descriptor access, or nil when it has none
+// (an in-memory pipe): its replies are then all written by writeLoop.
+func rawConn(nc net.Conn) syscall.RawConn {
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
-		return -1
+		return nil
 	}
 	raw, err := sc.SyscallConn()
 	if err != nil {
+		return nil
+	}
+	return raw
+}
+
+// connFD returns the socket's descriptor number, or the connection id's
+// stand-in -1 when it cannot be had.
+func connFD(nc net.Conn) int {
+	raw := rawConn(nc)
+	if raw == nil {
 		return -1
 	}
 	fd := -1
@@ -129,9 +152,13 @@ func (c *conn) serve() {
 				// The reader consumed the whole body, so the stream is
 				// in sync: answer and go on (gearmand desyncs here).
 				c.sendError(protocol.CodeInvalidArgument, err.Error())
+				c.endBatch()
 				continue
+			}
+			c.holding.Store(false)
+			c.flushPeers()
+			switch {
 			case errors.Is(err, protocol.ErrTooLarge):
-				c.holding.Store(false)
 				c.sendError(protocol.CodeArgumentTooLarge, err.Error())
 				c.closeAfterFlush(err)
 			case errors.Is(err, io.EOF):
@@ -148,26 +175,34 @@ func (c *conn) serve() {
 			}
 			return
 		}
-		more := c.reader.Buffered() > 0
-		c.holding.Store(more)
+		c.holding.Store(true)
 		if p.Type == protocol.Text {
 			if !c.srv.admin(c, p.Args[0]) {
+				c.holding.Store(false)
+				c.flushPeers()
 				c.closeAfterFlush(errProtocol)
 				return
 			}
-			if !more {
-				c.kick()
+		} else {
+			if c.srv.log.Enabled(context.Background(), slog.LevelDebug) {
+				c.log.Debug("packet", "type", p.Type.String(), "args", len(p.Args))
 			}
-			continue
+			c.srv.dispatch(c, p)
 		}
-		if c.srv.log.Enabled(context.Background(), slog.LevelDebug) {
-			c.log.Debug("packet", "type", p.Type.String(), "args", len(p.Args))
-		}
-		c.srv.dispatch(c, p)
-		if !more {
-			c.kick()
-		}
+		c.endBatch()
 	}
+}
+
+// endBatch ends a batch of requests when no whole request is buffered:
+// the next read may wait, so what the batch produced goes out now, in
+// one write per socket.
+func (c *conn) endBatch() {
+	if c.reader.Pending() {
+		return
+	}
+	c.holding.Store(false)
+	c.flushPeers()
+	c.flushInline()
 }
 
 // kick wakes the writer; one pending wake-up is enough.
@@ -176,6 +211,81 @@ func (c *conn) kick() {
 	case c.wake <- struct{}{}:
 	default:
 	}
+}
+
+// deferFlush notes that this read loop queued packets for peer p and
+// will write them at the end of its batch. Called by the read loop.
+func (c *conn) deferFlush(p *conn) {
+	if slices.Contains(c.peers, p) {
+		return
+	}
+	c.peers = append(c.peers, p)
+}
+
+// flushPeers writes what this read loop queued for other connections.
+func (c *conn) flushPeers() {
+	for i, p := range c.peers {
+		p.flushInline()
+		c.peers[i] = nil
+	}
+	c.peers = c.peers[:0]
+}
+
+// flushInline writes the outbox from the calling goroutine with one
+// non-blocking write, when no other goroutine is writing this socket.
+// Whatever it cannot write now (the socket is full, a write is in
+// progress, large payloads wait for writev, there is no raw socket)
+// is left to writeLoop.
+func (c *conn) flushInline() {
+	if c.raw == nil || !c.wmu.TryLock() {
+		c.kick()
+		return
+	}
+	c.outMu.Lock()
+	if c.closed || len(c.segs) > 0 || len(c.out) == 0 {
+		queued := len(c.out) > 0 || len(c.segs) > 0
+		c.outMu.Unlock()
+		c.wmu.Unlock()
+		if queued {
+			c.kick()
+		}
+		return
+	}
+	buf := c.out
+	c.out = c.spare[:0]
+	c.outMu.Unlock()
+
+	var n int
+	var werr error
+	err := c.raw.Write(func(fd uintptr) bool {
+		n, werr = syscall.Write(int(fd), buf)
+		return true // never wait: writeLoop does that
+	})
+	if n < 0 {
+		n = 0
+	}
+	if err == nil && werr != nil && werr != syscall.EAGAIN && werr != syscall.EINTR {
+		err = werr
+	}
+	if err != nil {
+		c.wmu.Unlock()
+		c.close(err)
+		return
+	}
+	if n < len(buf) {
+		// The rest goes first, before anything queued meanwhile.
+		c.outMu.Lock()
+		if !c.closed {
+			c.segs = slices.Insert(c.segs, 0, buf[n:])
+			c.segBytes += len(buf) - n
+		}
+		c.outMu.Unlock()
+		c.wmu.Unlock()
+		c.kick()
+		return
+	}
+	c.spare = buf[:0]
+	c.wmu.Unlock()
 }
 
 // send queues a reply packet for the peer. It never blocks on the
@@ -271,27 +381,61 @@ func (c *conn) sendText(b []byte) {
 	c.flushLocked()
 }
 
-// flushLocked enforces the outbound limit, signals the writer and
-// releases outMu.
-func (c *conn) flushLocked() {
-	full := len(c.out)+c.segBytes > c.srv.cfg.MaxOutboundBytes
-	c.outMu.Unlock()
-	if full {
-		c.log.Warn("closing slow consumer", "limit", c.srv.cfg.MaxOutboundBytes)
-		c.close(errSlowConsumer)
+// sendVia queues a packet for c on behalf of the read loop of via, which
+// writes it at the end of its batch instead of waking c's writer. A nil
+// via (a timer, a connection's cleanup) wakes the writer as send does.
+// Must be called from via's read loop.
+func (c *conn) sendVia(via *conn, t protocol.Type, args ...[]byte) {
+	if via == nil || via == c {
+		c.send(t, args...)
 		return
 	}
+	c.outMu.Lock()
+	if c.closed {
+		c.outMu.Unlock()
+		return
+	}
+	c.out = protocol.AppendPacket(c.out, protocol.Res, t, args...)
+	if c.overLimitLocked() {
+		return
+	}
+	c.outMu.Unlock()
+	via.deferFlush(c)
+}
+
+// flushLocked enforces the outbound limit, signals the writer unless the
+// read loop is about to write, and releases outMu.
+func (c *conn) flushLocked() {
+	if c.overLimitLocked() {
+		return
+	}
+	c.outMu.Unlock()
 	if !c.holding.Load() {
 		c.kick()
 	}
+}
+
+// overLimitLocked closes a connection whose outbox passed the outbound
+// limit, releasing outMu, and reports whether it did; otherwise outMu
+// is still held.
+func (c *conn) overLimitLocked() bool {
+	if len(c.out)+c.segBytes <= c.srv.cfg.MaxOutboundBytes {
+		return false
+	}
+	c.outMu.Unlock()
+	c.log.Warn("closing slow consumer", "limit", c.srv.cfg.MaxOutboundBytes)
+	c.close(errSlowConsumer)
+	return true
 }
 
 func (c *conn) sendError(code, text string) {
 	c.send(protocol.Error, []byte(code), []byte(text))
 }
 
-// writeLoop is the socket's only writer: it swaps the outbox for its
-// spare buffer and writes it in one call, so replies batch under load.
+// writeLoop writes the outbox when woken: what other goroutines queued,
+// what a non-blocking write left, and large payloads (writev). It
+// batches: replies queued while it waits for wmu or yields go out in the
+// same write.
 func (c *conn) writeLoop() {
 	for {
 		select {
@@ -300,54 +444,63 @@ func (c *conn) writeLoop() {
 			// peer run first: one write then carries all of it.
 			goruntime.Gosched()
 		case <-c.done:
+			c.wmu.Lock()
 			c.writePending()
 			c.nc.Close()
+			c.wmu.Unlock()
 			return
 		}
-		if !c.writePending() {
+		c.wmu.Lock()
+		ok := c.writePending()
+		c.wmu.Unlock()
+		if !ok {
 			c.nc.Close()
 			return
 		}
 	}
 }
 
-// writePending writes what the outbox holds. It reports false when the
-// connection failed.
+// writePending writes what the outbox holds until it is empty, waiting
+// for the socket as long as the write timeout allows. It reports false
+// when the connection failed. The caller holds wmu.
 func (c *conn) writePending() bool {
-	c.outMu.Lock()
-	buf, segs, mark := c.out, c.segs, c.mark
-	c.out, c.segs, c.mark, c.segBytes = c.spare[:0], c.spareSegs[:0], 0, 0
-	c.outMu.Unlock()
-	if len(buf) == 0 && len(segs) == 0 {
-		c.spare, c.spareSegs = buf, segs
-		return true
+	for range 1 << 20 { // bounded; each round writes what was queued
+		c.outMu.Lock()
+		buf, segs, mark := c.out, c.segs, c.mark
+		c.out, c.segs, c.mark, c.segBytes = c.spare[:0], c.spareSegs[:0], 0, 0
+		c.outMu.Unlock()
+		if len(buf) == 0 && len(segs) == 0 {
+			c.spare, c.spareSegs = buf, segs
+			return true
+		}
+		// Refreshing the deadline costs a syscall-sized share of a small
+		// write; refresh it once a quarter of the timeout has passed.
+		if now := time.Now(); now.Sub(c.deadlineSet) > c.srv.cfg.WriteTimeout/4 {
+			_ = c.nc.SetWriteDeadline(now.Add(c.srv.cfg.WriteTimeout))
+			c.deadlineSet = now
+		}
+		var err error
+		if len(segs) == 0 {
+			_, err = c.nc.Write(buf)
+		} else {
+			segs = append(segs, buf[mark:])
+			bufs := net.Buffers(segs)
+			_, err = bufs.WriteTo(c.nc) // writev
+			clear(segs)                 // drop the payloads
+		}
+		// Keep small buffers for reuse; let a burst's big buffer go.
+		if cap(buf) <= 1<<20 {
+			c.spare = buf[:0]
+		} else {
+			c.spare = nil
+		}
+		c.spareSegs = segs[:0]
+		if err != nil {
+			c.close(err)
+			return false
+		}
 	}
-	// Refreshing the deadline costs a syscall-sized share of a small
-	// write; refresh it once a quarter of the timeout has passed.
-	if now := time.Now(); now.Sub(c.deadlineSet) > c.srv.cfg.WriteTimeout/4 {
-		_ = c.nc.SetWriteDeadline(now.Add(c.srv.cfg.WriteTimeout))
-		c.deadlineSet = now
-	}
-	var err error
-	if len(segs) == 0 {
-		_, err = c.nc.Write(buf)
-	} else {
-		segs = append(segs, buf[mark:])
-		bufs := net.Buffers(segs)
-		_, err = bufs.WriteTo(c.nc) // writev
-		clear(segs)                 // drop the payloads
-	}
-	// Keep small buffers for reuse; let a burst's big buffer go.
-	if cap(buf) <= 1<<20 {
-		c.spare = buf[:0]
-	} else {
-		c.spare = nil
-	}
-	c.spareSegs = segs[:0]
-	if err != nil {
-		c.close(err)
-		return false
-	}
+	c.kick() // more remains: come back after others had their turn
 	return true
 }
 

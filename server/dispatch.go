@@ -201,7 +201,7 @@ func (s *Server) grab(c *conn, t protocol.Type) {
 	if j.fn.runnable() {
 		// More work waits: wake one more sleeper, so wake-ups grow with
 		// demand instead of stampeding every idle worker at once.
-		s.wakeLocked(j.fn, 1)
+		s.wakeLocked(c, j.fn, 1)
 	}
 }
 
@@ -243,8 +243,9 @@ func (s *Server) armJobTimerLocked(j *job, w *conn, d time.Duration) {
 }
 
 // wakeLocked sends NOOP to up to n sleeping workers of fn that have not
-// been woken yet, starting at a rotating cursor.
-func (s *Server) wakeLocked(fn *function, n int) {
+// been woken yet, starting at a rotating cursor. via is the connection
+// whose read loop runs this, nil for any other goroutine (see sendVia).
+func (s *Server) wakeLocked(via *conn, fn *function, n int) {
 	if n <= 0 || len(fn.workers) == 0 {
 		return
 	}
@@ -254,7 +255,7 @@ func (s *Server) wakeLocked(fn *function, n int) {
 		w := fn.workers[idx]
 		if w.sleeping && !w.noopSent {
 			w.noopSent = true
-			w.send(protocol.Noop)
+			w.sendVia(via, protocol.Noop)
 			n--
 			fn.cursor = (idx + 1) % count
 		}
@@ -406,7 +407,7 @@ func (s *Server) submit(c *conn, p protocol.Packet) {
 		j.when = sub.when
 		s.delayLocked(j)
 	default:
-		s.enqueueLocked(j)
+		s.enqueueLocked(c, j)
 	}
 	var hb handleBuf
 	c.send(protocol.JobCreated, s.appendHandle(hb[:0], j.id))
@@ -495,13 +496,14 @@ func (s *Server) attachLocked(j *job, c *conn) {
 	c.attached[j] = struct{}{}
 }
 
-// enqueueLocked appends j to its priority list and wakes workers.
-func (s *Server) enqueueLocked(j *job) {
+// enqueueLocked appends j to its priority list and wakes workers. via is
+// as for wakeLocked.
+func (s *Server) enqueueLocked(via *conn, j *job) {
 	s.seq++
 	j.seq = s.seq
 	j.state = jobQueued
 	j.fn.queues[j.pri].pushBack(j)
-	s.wakeLocked(j.fn, s.cfg.WorkerWakeup)
+	s.wakeLocked(via, j.fn, s.cfg.WorkerWakeup)
 }
 
 // requeueLocked takes a running job back from its worker (worker lost,
@@ -527,7 +529,7 @@ func (s *Server) requeueLocked(j *job) {
 		s.removeLocked(j)
 		return
 	}
-	s.enqueueLocked(j)
+	s.enqueueLocked(nil, j)
 }
 
 // unassignLocked detaches a running job from its worker.
@@ -606,20 +608,20 @@ func (s *Server) workResult(c *conn, p protocol.Packet) {
 	case protocol.WorkStatus:
 		j.num = atou32(p.Args[1])
 		j.den = atou32(p.Args[2])
-		s.forwardLocked(j, p)
+		s.forwardLocked(c, j, p)
 	case protocol.WorkData, protocol.WorkWarning:
-		s.forwardLocked(j, p)
+		s.forwardLocked(c, j, p)
 	case protocol.WorkComplete, protocol.WorkFail:
-		s.forwardLocked(j, p)
+		s.forwardLocked(c, j, p)
 		s.finishLocked(j)
 	case protocol.WorkException:
 		if !j.cancelled {
 			for _, cl := range j.clients {
 				if cl.exceptions || s.cfg.Exceptions {
-					cl.send(protocol.WorkException, handle, p.Args[1])
+					cl.sendVia(c, protocol.WorkException, handle, p.Args[1])
 				} else {
 					// gearmand downgrades to WORK_FAIL with a trailing NUL.
-					cl.send(protocol.WorkFail, handle, nil)
+					cl.sendVia(c, protocol.WorkFail, handle, nil)
 				}
 			}
 		}
@@ -644,19 +646,20 @@ func (s *Server) jobNotFound(c *conn, t protocol.Type, handle []byte) {
 	}
 }
 
-// forwardLocked re-sends a worker's WORK_* packet to every client
-// waiting for the job. A cancelled job's results go nowhere.
+// forwardLocked re-sends worker w's WORK_* packet to every client
+// waiting for the job; w's read loop writes them at the end of its
+// batch. A cancelled job's results go nowhere.
 //
 // The payload is copied into each client's outbox. Detaching the read
 // buffer instead was measured slower: the reader then allocates a fresh
 // buffer per packet, and fresh memory (page faults, zeroing, more
 // collections) costs more than copying into a warm outbox.
-func (s *Server) forwardLocked(j *job, p protocol.Packet) {
+func (s *Server) forwardLocked(w *conn, j *job, p protocol.Packet) {
 	if j.cancelled {
 		return
 	}
 	for _, cl := range j.clients {
-		cl.send(p.Type, p.Args...)
+		cl.sendVia(w, p.Type, p.Args...)
 	}
 }
 

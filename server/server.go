@@ -304,7 +304,7 @@ func (s *Server) wakeDelayed() {
 	for len(s.delayed) > 0 && s.delayed[0].when <= now {
 		j := heap.Pop(&s.delayed).(*job)
 		j.fn.delayed--
-		s.enqueueLocked(j)
+		s.enqueueLocked(nil, j)
 	}
 	s.armTimerLocked()
 }

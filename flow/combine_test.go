@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -188,5 +189,43 @@ func TestCombinerError(t *testing.T) {
 	var fe *FunctionError
 	if !errors.As(err, &fe) || !strings.Contains(err.Error(), "c: no") {
 		t.Fatalf("err = %v, want the combiner's error", err)
+	}
+}
+
+func TestCombinerFlushesInKeyOrder(t *testing.T) {
+	t.Parallel()
+	keys := []string{"b", "a", "ab\x00", "ab", "abcdefgh2", "abcdefgh1", "abcdefgh", "é", "z", "", "A", "abcdefg\xff"}
+	first := func(ctx context.Context, key string, values []any, emit Emit) error { return emit(key, values[0]) }
+	reg := NewRegistry()
+	reg.Map("m", func(ctx context.Context, rec Record, emit Emit) error {
+		for _, k := range keys {
+			if err := emit(k, 1); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	reg.Reduce("c", first)
+	var got []rawRecord
+	io := taskIO{
+		data: func(b []byte) error {
+			var err error
+			got, err = decodeBatch(got, b)
+			return err
+		},
+		status: func(uint64, uint64) error { return nil },
+	}
+	h := taskHeader{Run: "r", Stage: "s", Kind: TaskMap, Combine: "c"}
+	if _, err := reg.execute(context.Background(), "m", appendMapPayload(nil, &h, []rawRecord{{Value: mustValue(t, "x")}}), io); err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for _, r := range got {
+		order = append(order, r.Key)
+	}
+	want := slices.Clone(keys)
+	slices.Sort(want)
+	if !slices.Equal(order, want) {
+		t.Errorf("keys sent in order %q, want %q", order, want)
 	}
 }

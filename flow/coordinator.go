@@ -664,8 +664,16 @@ func (c *coordinator) upstreamCounts(up *stageRun) (int64, error) {
 // eachOutput calls fn with every record of stage sr's output, in task
 // order (failed tasks have none).
 func (c *coordinator) eachOutput(sr *stageRun, fn func(rawRecord) error) error {
+	return c.eachOutputRaw(sr, func(key, value []byte) error {
+		return fn(rawRecord{Key: string(key), Value: value})
+	})
+}
+
+// eachOutputRaw is eachOutput with keys as bytes valid only during the
+// call (see journal.eachTaskRaw).
+func (c *coordinator) eachOutputRaw(sr *stageRun, fn func(key, value []byte) error) error {
 	for i := range sr.chunks {
-		err := c.j.eachTaskRecord(sr.st.Name, i, fn)
+		err := c.j.eachTaskRaw(sr.st.Name, i, fn)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -722,7 +730,7 @@ func (c *coordinator) prepareReduce(sr *stageRun) ([]chunk, error) {
 	tmp := c.j.tmpDir(sr.st.Name)
 	sh := newShuffler(filepath.Join(tmp, "shuffle"), parts, c.opts.MemoryBudget)
 	defer sh.cleanup()
-	if err := c.eachOutput(up, sh.add); err != nil {
+	if err := c.eachOutputRaw(up, sh.addRaw); err != nil {
 		return nil, fmt.Errorf("flow: shuffle: %w", err)
 	}
 	inDir := filepath.Join(c.j.stageDir(sr.st.Name), "input")
@@ -1117,7 +1125,7 @@ func (c *coordinator) writeResult() (int64, error) {
 	}
 	sh := newShuffler(filepath.Join(c.j.tmpDir(from), "sort"), 1, c.opts.MemoryBudget)
 	defer sh.cleanup()
-	if err := c.eachOutput(sr, sh.add); err != nil {
+	if err := c.eachOutputRaw(sr, sh.addRaw); err != nil {
 		return 0, err
 	}
 	return writeOutput(out.To, out.Format, func(fn func(rawRecord) error) error {

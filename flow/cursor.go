@@ -286,6 +286,24 @@ func (c *cursor) record() (rawRecord, error) {
 	return rawRecord{Key: k, Value: v}, nil
 }
 
+// rawRecord reads one [key, value] record as slices of the buffer.
+func (c *cursor) rawRecord() (key, value []byte, err error) {
+	n, err := c.arrayLen()
+	if err != nil {
+		return nil, nil, err
+	}
+	if n != 2 {
+		return nil, nil, fmt.Errorf("a record is [key, value], got %d elements", n)
+	}
+	if key, err = c.strBytes(); err != nil {
+		return nil, nil, err
+	}
+	if value, err = c.raw(); err != nil {
+		return nil, nil, err
+	}
+	return key, value, nil
+}
+
 // checkRecord moves past one [key, value] record, checking its shape,
 // without copying the key.
 func (c *cursor) checkRecord() error {

@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -224,8 +225,27 @@ type combiner struct {
 type combineState struct {
 	index map[string]int32 // key -> its slot
 	slots []combineSlot
-	keys  []string // keys[i] is the key of slots[i]
-	order []int32  // slots in key order, for flush
+	keys  []string   // keys[i] is the key of slots[i]
+	order []keyOrder // slots in key order, for flush
+}
+
+// keyOrder is a slot to sort by its key.
+type keyOrder struct {
+	prefix uint64 // the key's first 8 bytes, big-endian, zero-padded
+	slot   int32
+}
+
+// keyPrefix returns the first 8 bytes of k as a big-endian number, so
+// that prefixes compare as the keys do (up to their 8th byte).
+func keyPrefix(k string) uint64 {
+	var p uint64
+	for i := 0; i < 8; i++ {
+		p <<= 8
+		if i < len(k) {
+			p |= uint64(k[i])
+		}
+	}
+	return p
 }
 
 // combineSlot holds one key's values that await combining.
@@ -332,11 +352,19 @@ func (c *combiner) flush() error {
 	c.order = c.order[:0]
 	for i := range c.slots {
 		if c.slots[i].n > 0 {
-			c.order = append(c.order, int32(i))
+			c.order = append(c.order, keyOrder{prefix: keyPrefix(c.keys[i]), slot: int32(i)})
 		}
 	}
-	slices.SortFunc(c.order, func(a, b int32) int { return strings.Compare(c.keys[a], c.keys[b]) })
-	for _, i := range c.order {
+	// Comparing the first eight bytes as a number settles most pairs
+	// without touching the keys.
+	slices.SortFunc(c.order, func(a, b keyOrder) int {
+		if a.prefix != b.prefix {
+			return cmp.Compare(a.prefix, b.prefix)
+		}
+		return strings.Compare(c.keys[a.slot], c.keys[b.slot])
+	})
+	for _, o := range c.order {
+		i := o.slot
 		s := &c.slots[i]
 		if err := c.fn(c.ctx, c.keys[i], s.vals[:s.n], c.next.emit); err != nil {
 			return &FunctionError{Function: c.name, Err: err}

@@ -194,11 +194,20 @@ func (j *journal) commitPacked(e journalEntry, data []byte) error {
 // fs.ErrNotExist when the task has no output (it did not complete).
 // Records are the caller's to keep.
 func (j *journal) eachTaskRecord(stage string, task int, fn func(rawRecord) error) error {
+	return j.eachTaskRaw(stage, task, func(key, value []byte) error {
+		return fn(rawRecord{Key: string(key), Value: value})
+	})
+}
+
+// eachTaskRaw is eachTaskRecord with the key as bytes valid only during
+// the call, sparing a copy of keys the callee already holds; values are
+// the callee's to keep.
+func (j *journal) eachTaskRaw(stage string, task int, fn func(key, value []byte) error) error {
 	j.mu.Lock()
 	e, ok := j.packed[stageTask{stage, task}]
 	j.mu.Unlock()
 	if !ok {
-		return eachRecord(j.taskPath(stage, task), fn)
+		return eachRawRecord(j.taskPath(stage, task), fn)
 	}
 	if e.Length == 0 {
 		return nil
@@ -214,11 +223,11 @@ func (j *journal) eachTaskRecord(stage string, task int, fn func(rawRecord) erro
 	}
 	c := &cursor{b: buf}
 	for c.rest() > 0 {
-		r, err := c.record()
+		k, v, err := c.rawRecord()
 		if err != nil {
 			return fmt.Errorf("%w: pack %s task %d: %v", ErrMalformed, stage, task, err)
 		}
-		if err := fn(r); err != nil {
+		if err := fn(k, v); err != nil {
 			return err
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"unsafe"
 )
 
 // A record file is a plain concatenation of msgpack [key, value] arrays:
@@ -77,25 +78,34 @@ func newRecReader(src io.Reader, name string) *recReader {
 
 // next returns the next record, or io.EOF at the end.
 func (r *recReader) next() (rawRecord, error) {
+	key, value, err := r.nextRaw()
+	if err != nil {
+		return rawRecord{}, err
+	}
+	return rawRecord{Key: string(key), Value: value}, nil
+}
+
+// nextRaw returns the next record's key, valid until the next call, and
+// its value, which is the caller's to keep; or io.EOF at the end.
+func (r *recReader) nextRaw() (key, value []byte, err error) {
 	for {
 		if r.off < len(r.buf) {
 			c := &cursor{b: r.buf, i: r.off}
-			rec, err := c.record()
+			key, value, err := c.rawRecord()
 			if err == nil {
 				r.off = c.i
-				if len(rec.Value) > cap(r.slab)-len(r.slab) {
-					r.slab = make([]byte, 0, max(64<<10, len(rec.Value)))
+				if len(value) > cap(r.slab)-len(r.slab) {
+					r.slab = make([]byte, 0, max(64<<10, len(value)))
 				}
 				n := len(r.slab)
-				r.slab = append(r.slab, rec.Value...)
-				rec.Value = r.slab[n:len(r.slab):len(r.slab)]
-				return rec, nil
+				r.slab = append(r.slab, value...)
+				return key, r.slab[n:len(r.slab):len(r.slab)], nil
 			}
 			if err != errShort || r.eof {
-				return rawRecord{}, fmt.Errorf("%w: %s: %v", ErrMalformed, r.name, err)
+				return nil, nil, fmt.Errorf("%w: %s: %v", ErrMalformed, r.name, err)
 			}
 		} else if r.eof {
-			return rawRecord{}, io.EOF
+			return nil, nil, io.EOF
 		}
 		// Keep the unread tail, grow when a record exceeds the buffer,
 		// and read more.
@@ -109,7 +119,7 @@ func (r *recReader) next() (rawRecord, error) {
 		if err == io.EOF {
 			r.eof = true
 		} else if err != nil {
-			return rawRecord{}, err
+			return nil, nil, err
 		}
 	}
 }
@@ -119,6 +129,28 @@ func (r *recReader) close() error {
 		return nil
 	}
 	return r.f.Close()
+}
+
+// eachRawRecord calls fn for every record of the file at path, with
+// the key valid only during the call and the value the callee's to keep.
+func eachRawRecord(path string, fn func(key, value []byte) error) error {
+	r, err := openRecFile(path)
+	if err != nil {
+		return err
+	}
+	defer r.close()
+	for {
+		k, v, err := r.nextRaw()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(k, v); err != nil {
+			return err
+		}
+	}
 }
 
 // eachRecord calls fn for every record of the file at path.
@@ -145,6 +177,10 @@ func eachRecord(path string, fn func(rawRecord) error) error {
 // partitionOf returns the partition of key among n: FNV-1a of the key
 // modulo n, so every coordinator and language agrees.
 func partitionOf(key string, n int) int {
+	return partitionOfBytes(unsafeBytes(key), n)
+}
+
+func partitionOfBytes(key []byte, n int) int {
 	if n <= 1 {
 		return 0
 	}
@@ -153,11 +189,17 @@ func partitionOf(key string, n int) int {
 		prime32  = 16777619
 	)
 	h := uint32(offset32)
-	for i := 0; i < len(key); i++ {
-		h ^= uint32(key[i])
+	for _, c := range key {
+		h ^= uint32(c)
 		h *= prime32
 	}
 	return int(h % uint32(n))
+}
+
+// unsafeBytes returns the bytes of s without copying them, for reading
+// only.
+func unsafeBytes(s string) []byte {
+	return unsafe.Slice(unsafe.StringData(s), len(s))
 }
 
 // recordOverhead approximates the memory a buffered record costs beyond
@@ -187,17 +229,20 @@ type memPart struct {
 	groups []group          // in order of first appearance
 }
 
-func (m *memPart) add(r rawRecord) {
-	i, ok := m.index[r.Key]
+// add adds a record; key is copied only when it is new to the
+// partition, value is kept.
+func (m *memPart) add(key []byte, value []byte) {
+	i, ok := m.index[string(key)]
 	if !ok {
 		if m.index == nil {
 			m.index = make(map[string]int32)
 		}
+		k := string(key)
 		i = int32(len(m.groups))
-		m.index[r.Key] = i
-		m.groups = append(m.groups, group{Key: r.Key})
+		m.index[k] = i
+		m.groups = append(m.groups, group{Key: k})
 	}
-	m.groups[i].Values = append(m.groups[i].Values, r.Value)
+	m.groups[i].Values = append(m.groups[i].Values, value)
 }
 
 // sorted returns the partition's groups in key order and empties it.
@@ -217,8 +262,14 @@ func newShuffler(dir string, parts int, budget int64) *shuffler {
 }
 
 func (s *shuffler) add(r rawRecord) error {
-	s.mem[partitionOf(r.Key, s.parts)].add(r)
-	s.memBytes += int64(len(r.Key)+len(r.Value)) + recordOverhead
+	return s.addRaw(unsafeBytes(r.Key), r.Value)
+}
+
+// addRaw adds a record whose key is valid only during the call; the
+// shuffler keeps value.
+func (s *shuffler) addRaw(key, value []byte) error {
+	s.mem[partitionOfBytes(key, s.parts)].add(key, value)
+	s.memBytes += int64(len(key)+len(value)) + recordOverhead
 	if s.memBytes > s.budget {
 		return s.spill()
 	}

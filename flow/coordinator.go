@@ -728,9 +728,28 @@ func (c *coordinator) prepareReduce(sr *stageRun) ([]chunk, error) {
 	up := c.stages[sr.st.Input.From.Value]
 	parts := max(up.st.Partition.Count, 1)
 	tmp := c.j.tmpDir(sr.st.Name)
-	sh := newShuffler(filepath.Join(tmp, "shuffle"), parts, c.opts.MemoryBudget)
-	defer sh.cleanup()
-	if err := c.eachOutputRaw(up, sh.addRaw); err != nil {
+	// The partitions are shared among up to GOMAXPROCS shufflers that
+	// run at once, each reading the whole output and keeping the records
+	// of its own partitions, and each with its share of the budget.
+	n := min(parts, goruntime.GOMAXPROCS(0))
+	shs := make([]*shuffler, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range shs {
+		sh := newShuffler(filepath.Join(tmp, fmt.Sprintf("shuffle-%d", i)), parts, max(c.opts.MemoryBudget/int64(n), 1))
+		defer sh.cleanup()
+		shs[i] = sh
+		wg.Go(func() {
+			errs[i] = c.eachOutputRaw(up, func(key, value []byte) error {
+				if p := partitionOfBytes(key, parts); p%n == i {
+					return sh.addToPart(p, key, value)
+				}
+				return nil
+			})
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("flow: shuffle: %w", err)
 	}
 	inDir := filepath.Join(c.j.stageDir(sr.st.Name), "input")
@@ -755,7 +774,7 @@ func (c *coordinator) prepareReduce(sr *stageRun) ([]chunk, error) {
 	}
 	for p := 0; p < parts; p++ {
 		cur = chunk{Partition: p}
-		err := sh.groups(p, func(g group) error {
+		err := shs[p%n].groups(p, func(g group) error {
 			if cur.Count > 0 && len(body) >= maxReduceTaskBytes {
 				if err := flush(); err != nil {
 					return err

@@ -268,7 +268,12 @@ func (s *shuffler) add(r rawRecord) error {
 // addRaw adds a record whose key is valid only during the call; the
 // shuffler keeps value.
 func (s *shuffler) addRaw(key, value []byte) error {
-	s.mem[partitionOfBytes(key, s.parts)].add(key, value)
+	return s.addToPart(partitionOfBytes(key, s.parts), key, value)
+}
+
+// addToPart is addRaw for a record known to be of partition p.
+func (s *shuffler) addToPart(p int, key, value []byte) error {
+	s.mem[p].add(key, value)
 	s.memBytes += int64(len(key)+len(value)) + recordOverhead
 	if s.memBytes > s.budget {
 		return s.spill()

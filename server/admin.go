@@ -141,14 +141,8 @@ func (s *Server) adminStatus(byPriority bool) []byte {
 func (s *Server) adminShowJobs(unique bool) []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ids := make([]uint64, 0, len(s.jobs))
-	for id := range s.jobs {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
 	var b []byte
-	for _, id := range ids {
-		j := s.jobs[id]
+	for _, j := range s.jobs.all() { // in id order
 		if unique {
 			b = append(b, j.unique...)
 		} else {

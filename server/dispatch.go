@@ -389,7 +389,7 @@ func (s *Server) submit(c *conn, p protocol.Packet) {
 	if j.data == nil {
 		j.data = []byte{}
 	}
-	s.jobs[j.id] = j
+	s.jobs.put(j)
 	fn.total++
 	s.indexLocked(j)
 	if !sub.background {
@@ -573,7 +573,7 @@ func (s *Server) removeLocked(j *job) {
 	}
 	j.clients = nil
 	s.unindexLocked(j)
-	delete(s.jobs, j.id)
+	s.jobs.delete(j.id)
 	j.fn.total--
 }
 
@@ -592,7 +592,7 @@ func (s *Server) jobByHandleLocked(h []byte) *job {
 	if err != nil {
 		return nil
 	}
-	return s.jobs[id]
+	return s.jobs.get(id)
 }
 
 func (s *Server) workResult(c *conn, p protocol.Packet) {

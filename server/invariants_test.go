@@ -15,9 +15,12 @@ import (
 // checkInvariantsLocked verifies that every index and counter agrees
 // with the job table.
 func (s *Server) checkInvariantsLocked() error {
+	if err := s.jobs.check(); err != nil {
+		return err
+	}
 	running := 0
 	perFn := map[*function]int{}
-	for id, j := range s.jobs {
+	for id, j := range s.jobs.all() {
 		if j.id != id {
 			return fmt.Errorf("job %d filed under %d", j.id, id)
 		}
@@ -65,7 +68,7 @@ func (s *Server) checkInvariantsLocked() error {
 			queued += n
 		}
 		fnRunning := 0
-		for _, j := range s.jobs {
+		for _, j := range s.jobs.all() {
 			if j.fn == fn && j.state == jobRunning {
 				fnRunning++
 			}
@@ -78,7 +81,7 @@ func (s *Server) checkInvariantsLocked() error {
 				name, fn.total, perFn[fn], queued, fn.delayed, fn.running)
 		}
 		for u, j := range fn.uniques {
-			if j.unique != u || s.jobs[j.id] != j {
+			if j.unique != u || s.jobs.get(j.id) != j {
 				return fmt.Errorf("function %q unique %q points at a stale job", name, u)
 			}
 		}
@@ -156,7 +159,7 @@ func FuzzServer(f *testing.F) {
 		}
 		s.mu.Lock()
 		err = s.checkInvariantsLocked()
-		for _, j := range s.jobs {
+		for _, j := range s.jobs.all() {
 			if !j.background || j.state == jobRunning || len(j.clients) > 0 {
 				err = fmt.Errorf("job %d left with peers gone: background=%v state=%v clients=%d",
 					j.id, j.background, j.state, len(j.clients))

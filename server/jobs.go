@@ -57,7 +57,7 @@ func (s jobState) String() string {
 // are ordered and sized to keep a queued job small: its handle is not
 // stored but formatted from id (Server.appendHandle).
 type job struct {
-	id       uint64 // the handle's counter; key of Server.jobs
+	id       uint64 // the handle's counter; key in Server.jobs
 	fn       *function
 	unique   string
 	data     []byte

@@ -23,7 +23,7 @@ type Server struct {
 	prefix string // job handle prefix plus ":", immutable
 
 	mu        sync.Mutex // guards the fields below: all job and function state
-	jobs      map[uint64]*job
+	jobs      jobTable
 	functions map[string]*function
 	conns     map[*conn]struct{}
 	listeners map[net.Listener]struct{}
@@ -53,7 +53,6 @@ func New(cfg Config) (*Server, error) {
 		cfg:       cfg,
 		log:       cfg.Logger,
 		prefix:    cfg.JobHandlePrefix + ":",
-		jobs:      make(map[uint64]*job),
 		functions: make(map[string]*function),
 		conns:     make(map[*conn]struct{}),
 		listeners: make(map[net.Listener]struct{}),
@@ -240,7 +239,7 @@ type Stats struct {
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Connections: len(s.conns), Functions: len(s.functions), Jobs: len(s.jobs), Running: s.running}
+	return Stats{Connections: len(s.conns), Functions: len(s.functions), Jobs: s.jobs.len(), Running: s.running}
 }
 
 // delayHeap orders delayed jobs by when they become runnable.

@@ -403,7 +403,7 @@ func (s *Server) submit(c *conn, p protocol.Packet) {
 	case j.schedule != nil:
 		j.when = j.schedule.next(time.Now()).UnixNano()
 		s.delayLocked(j)
-	case sub.when > time.Now().UnixNano():
+	case sub.when > 0 && sub.when > time.Now().UnixNano():
 		j.when = sub.when
 		s.delayLocked(j)
 	default:

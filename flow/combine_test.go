@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -227,5 +228,58 @@ func TestCombinerFlushesInKeyOrder(t *testing.T) {
 	slices.Sort(want)
 	if !slices.Equal(order, want) {
 		t.Errorf("keys sent in order %q, want %q", order, want)
+	}
+}
+
+// TestSumCombinerMatchesGeneric: a combiner registered with Sum sends
+// exactly the bytes SumInt64 sends as an ordinary combiner, past the
+// combineKeys bound too.
+func TestSumCombinerMatchesGeneric(t *testing.T) {
+	t.Parallel()
+	values := []any{1, int64(2), -3, int64(math.MaxUint32) + 1, uint64(math.MaxUint64), 2.9, "x", nil, int32(4), true}
+	reg := NewRegistry()
+	reg.Map("m", func(ctx context.Context, rec Record, emit Emit) error {
+		for i := 0; i < combineKeys+5000; i++ {
+			if err := emit(fmt.Sprintf("k%06d", i%(combineKeys+3000)), values[i%len(values)]); err != nil {
+				return err
+			}
+		}
+		for _, v := range values {
+			if err := emit("mixed", v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	reg.Reduce("generic", SumInt64)
+	reg.Sum("fast")
+	run := func(combine string) []byte {
+		var out []byte
+		io := taskIO{data: func(b []byte) error { out = append(out, b...); return nil }, status: func(uint64, uint64) error { return nil }}
+		h := taskHeader{Run: "r", Stage: "s", Kind: TaskMap, Combine: combine}
+		sum, err := reg.execute(context.Background(), "m", appendMapPayload(nil, &h, []rawRecord{{Value: mustValue(t, "x")}}), io)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append(out, sum...)
+	}
+	generic, fast := run("generic"), run("fast")
+	if !bytes.Equal(generic, fast) {
+		t.Errorf("Sum's combiner sent %d bytes that differ from SumInt64's %d", len(fast), len(generic))
+	}
+	if kind, ok := reg.Kind("fast"); !ok || kind != TaskReduce {
+		t.Errorf("Kind(fast) = %v, %v; want a reduce function", kind, ok)
+	}
+}
+
+func TestSumCombinerRejectsUnencodable(t *testing.T) {
+	t.Parallel()
+	reg := NewRegistry()
+	reg.Map("m", func(ctx context.Context, rec Record, emit Emit) error { return emit("k", make(chan int)) })
+	reg.Sum("fast")
+	io := taskIO{data: func([]byte) error { return nil }, status: func(uint64, uint64) error { return nil }}
+	h := taskHeader{Run: "r", Stage: "s", Kind: TaskMap, Combine: "fast"}
+	if _, err := reg.execute(context.Background(), "m", appendMapPayload(nil, &h, []rawRecord{{Value: mustValue(t, "x")}}), io); err == nil {
+		t.Error("emitting a channel: no error")
 	}
 }

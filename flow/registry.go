@@ -45,6 +45,7 @@ type registered struct {
 	reduce ReduceFunc
 	task   TaskFunc
 	raw    RawFunc
+	sum    bool // reduce is SumInt64, registered with Sum
 }
 
 // NewRegistry returns an empty Registry.
@@ -62,6 +63,27 @@ func (r *Registry) Map(name string, f MapFunc) {
 // It panics like Map.
 func (r *Registry) Reduce(name string, f ReduceFunc) {
 	r.add(name, f == nil, registered{kind: TaskReduce, reduce: f})
+}
+
+// Sum registers SumInt64 as the reduce function called name. As a
+// combiner it runs with a typed fast path: a map task keeps one running
+// sum per key instead of values to combine, so counting costs a map
+// task about what a map[string]int64 costs a plain program. It panics
+// like Map.
+func (r *Registry) Sum(name string) {
+	r.add(name, false, registered{kind: TaskReduce, reduce: SumInt64, sum: true})
+}
+
+// SumInt64 is a reduce (and combine) function: it emits the key with the
+// sum of its values as an int64, each value converted with Int64 (values
+// that are not numbers count 0).
+func SumInt64(ctx context.Context, key string, values []any, emit Emit) error {
+	var n int64
+	for _, v := range values {
+		x, _ := Int64(v)
+		n += x
+	}
+	return emit(key, n)
 }
 
 // Task registers a task function. It panics like Map.

@@ -12,10 +12,12 @@ import (
 	"github.com/gearflow/gearflow/flow"
 )
 
-// Register adds the example's functions to reg: "wc.map" and "wc.sum".
+// Register adds the example's functions to reg: "wc.map", and "wc.sum"
+// registered with flow's Registry.Sum: it computes what Sum does, and as
+// the map-side combiner it keeps a running count per word.
 func Register(reg *flow.Registry) {
 	reg.Map("wc.map", Map)
-	reg.Reduce("wc.sum", Sum)
+	reg.Sum("wc.sum")
 }
 
 // Map emits (word, 1) for every word of the line in rec.Value. Words are
@@ -37,7 +39,9 @@ func Map(ctx context.Context, rec flow.Record, emit flow.Emit) error {
 	return nil
 }
 
-// Sum emits the key with the sum of its values.
+// Sum emits the key with the sum of its values, as flow.SumInt64 does;
+// Register serves "wc.sum" with the latter, which has a fast path as a
+// combiner.
 func Sum(ctx context.Context, key string, values []any, emit flow.Emit) error {
 	var n int64
 	for _, v := range values {

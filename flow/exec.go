@@ -399,6 +399,7 @@ type sumState struct {
 type sumKey struct {
 	prefix uint64
 	key    string
+	sum    int64
 }
 
 var sumStates = sync.Pool{New: func() any { return &sumState{sums: make(map[string]int64)} }}
@@ -444,8 +445,8 @@ func (c *sumCombiner) emit(key string, value any) error {
 
 func (c *sumCombiner) flush() error {
 	c.order = c.order[:0]
-	for k := range c.sums {
-		c.order = append(c.order, sumKey{prefix: keyPrefix(k), key: k})
+	for k, n := range c.sums {
+		c.order = append(c.order, sumKey{prefix: keyPrefix(k), key: k, sum: n})
 	}
 	slices.SortFunc(c.order, func(a, b sumKey) int {
 		if a.prefix != b.prefix {
@@ -454,7 +455,7 @@ func (c *sumCombiner) flush() error {
 		return strings.Compare(a.key, b.key)
 	})
 	for _, k := range c.order {
-		if err := c.next.emit(k.key, c.sums[k.key]); err != nil {
+		if err := c.next.emit(k.key, k.sum); err != nil {
 			return err
 		}
 	}

@@ -106,7 +106,11 @@ func newConn(s *Server, nc net.Conn, id uint64) *conn {
 		c.ip = a.IP.String()
 	}
 	c.log = s.log.With("conn", id, "remote", nc.RemoteAddr().String())
-	c.reader = protocol.NewReader(nc, protocol.ReaderConfig{
+	var r io.Reader = nc
+	if c.raw != nil {
+		r = rawReader{c.raw}
+	}
+	c.reader = protocol.NewReader(r, protocol.ReaderConfig{
 		MaxPacketSize: s.cfg.MaxPacketSize,
 		AllowText:     true,
 	})
@@ -256,16 +260,15 @@ func (c *conn) flushInline() {
 	c.outMu.Unlock()
 
 	var n int
-	var werr error
+	var errno syscall.Errno
 	err := c.raw.Write(func(fd uintptr) bool {
-		n, werr = syscall.Write(int(fd), buf)
-		return true // never wait: writeLoop does that
+		n, errno = rawWrite(fd, buf) // see rawio.go
+		return true                  // never wait: writeLoop does that
 	})
-	if n < 0 {
+	if errno == syscall.EAGAIN || n < 0 {
 		n = 0
-	}
-	if err == nil && werr != nil && werr != syscall.EAGAIN && werr != syscall.EINTR {
-		err = werr
+	} else if err == nil && errno != 0 {
+		err = errno
 	}
 	if err != nil {
 		c.wmu.Unlock()

@@ -17,10 +17,17 @@
 // (function, unique), the heap of delayed (epoch and scheduled) jobs,
 // and each connection's registrations and sleep flags. Handlers change
 // that state and queue reply packets in the connections' outboxes; they
-// never touch the network under the lock. Each connection has one read
-// goroutine and one writer goroutine, which writes the whole outbox in
-// one call, so pipelined replies and forwarded WORK_* packets batch
-// under load.
+// never touch the network under the lock. Each connection has a read
+// goroutine and a writer goroutine, and every packet goes through its
+// outbox. When a read loop has handled every request it has buffered, it
+// flushes the outboxes it filled in that pass, its own and its peers'
+// (NOOPs, forwarded WORK_* packets), with one non-blocking write each,
+// as nats-server's flushClients does: a reply costs no goroutine
+// wake-up. What a socket cannot take at once, large payloads (written
+// with writev from the job, not copied) and packets queued by timers
+// go to the writer goroutine, which writes the whole outbox in one call
+// with a deadline, so replies batch under load. One goroutine writes a
+// socket at a time.
 //
 // # Differences from gearmand
 //

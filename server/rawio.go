@@ -1,0 +1,65 @@
+package server
+
+import (
+	"io"
+	"syscall"
+	"unsafe"
+)
+
+// The read loop reads its socket, and writes replies to it, with raw
+// system calls through syscall.RawConn. The descriptor is non-blocking,
+// so a call never waits: when there is nothing to read, RawConn parks
+// the goroutine on the poller as net.Conn.Read does. Unlike the plain
+// calls, a raw call does not tell the scheduler it is entering the
+// kernel. For these calls of tens of microseconds that notice cost more
+// than the call: the scheduler's monitor kept waking every 20µs to take
+// the processor from the "blocked" thread and hand it to another one,
+// which profiles showed as 14% of the server's CPU with one job in
+// flight.
+
+// rawRead is one non-blocking read(2) of fd into p.
+func rawRead(fd uintptr, p []byte) (int, syscall.Errno) {
+	for {
+		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+		if e != syscall.EINTR {
+			return int(n), e
+		}
+	}
+}
+
+// rawWrite is one non-blocking write(2) of p to fd.
+func rawWrite(fd uintptr, p []byte) (int, syscall.Errno) {
+	for {
+		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+		if e != syscall.EINTR {
+			return int(n), e
+		}
+	}
+}
+
+// rawReader reads a socket with rawRead, waiting on the poller when
+// there is nothing to read.
+type rawReader struct {
+	raw syscall.RawConn
+}
+
+func (r rawReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	var n int
+	var errno syscall.Errno
+	err := r.raw.Read(func(fd uintptr) bool {
+		n, errno = rawRead(fd, p)
+		return errno != syscall.EAGAIN // false: wait until readable
+	})
+	switch {
+	case err != nil: // closed, or a read deadline passed
+		return 0, err
+	case errno != 0:
+		return 0, errno
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}

@@ -70,17 +70,17 @@ go build -o "$WORK/gearflow" ./cmd/gearflow
 go build -o "$WORK/plain" ./examples/wordcount/plain
 go build -o "$WORK/gen" ./examples/wordcount/gen
 
-# timed NAME CMD...: runs CMD under /usr/bin/time; appends "wall rss_kb"
-# to $WORK/NAME.times.
+# timed NAME CMD...: runs CMD under /usr/bin/time; appends "wall rss_kb
+# cpu" (cpu: user + system seconds) to $WORK/NAME.times.
 timed() {
 	local name=$1
 	shift
-	if ! /usr/bin/time -f '%e %M' -o "$WORK/time.out" timeout "$TIMEOUT" "$@" >"$WORK/$name.log" 2>&1; then
+	if ! /usr/bin/time -f '%e %M %U %S' -o "$WORK/time.out" timeout "$TIMEOUT" "$@" >"$WORK/$name.log" 2>&1; then
 		log "$name failed:"
 		tail -n 20 "$WORK/$name.log" >&2
 		exit 1
 	fi
-	tail -n 1 "$WORK/time.out" >>"$WORK/$name.times"
+	tail -n 1 "$WORK/time.out" | awk '{printf "%s %s %.2f\n", $1, $2, $3 + $4}' >>"$WORK/$name.times"
 }
 
 wordcount() {
@@ -99,6 +99,7 @@ wordcount() {
 				rm -rf "$WORK/state"
 				timed flow "$WORK/gearflow" run "$REPO/examples/wordcount/wordcount.yaml" \
 					-p input="$WORK/input.txt" -p out="$WORK/flow.tsv" -p lines="$LINES" --state-dir "$WORK/state"
+				grep -o '[0-9]* retries, [0-9]* backups' "$WORK/flow.log" >>"$WORK/flow.attempts" || true
 				;;
 			esac
 		done
@@ -108,19 +109,23 @@ wordcount() {
 			exit 1
 		fi
 	done
-	local pw pr fw fr
+	local pw pr pc fw fr fc
 	pw=$(median $(cut -d' ' -f1 "$WORK/plain.times"))
 	pr=$(median $(cut -d' ' -f2 "$WORK/plain.times"))
+	pc=$(median $(cut -d' ' -f3 "$WORK/plain.times"))
 	fw=$(median $(cut -d' ' -f1 "$WORK/flow.times"))
 	fr=$(median $(cut -d' ' -f2 "$WORK/flow.times"))
+	fc=$(median $(cut -d' ' -f3 "$WORK/flow.times"))
 	echo "outputs: byte-identical in every round ($(wc -l <"$WORK/plain.tsv") words)"
 	echo
-	echo "| wordcount, $SIZE, $LINES lines a task | wall s (median of $ROUNDS) | rounds | max RSS MiB |"
-	echo "|---|---|---|---|"
-	echo "| plain Go, one process | $pw | $(cut -d' ' -f1 "$WORK/plain.times" | paste -sd' ') | $(awk -v k="$pr" 'BEGIN {printf "%.0f", k / 1024}') |"
-	echo "| gearflow run (embedded default) | $fw | $(cut -d' ' -f1 "$WORK/flow.times" | paste -sd' ') | $(awk -v k="$fr" 'BEGIN {printf "%.0f", k / 1024}') |"
+	echo "| wordcount, $SIZE, $LINES lines a task | wall s (median of $ROUNDS) | rounds | CPU s (user+sys, median) | max RSS MiB |"
+	echo "|---|---|---|---|---|"
+	echo "| plain Go, one process | $pw | $(cut -d' ' -f1 "$WORK/plain.times" | paste -sd' ') | $pc | $(awk -v k="$pr" 'BEGIN {printf "%.0f", k / 1024}') |"
+	echo "| gearflow run (embedded default) | $fw | $(cut -d' ' -f1 "$WORK/flow.times" | paste -sd' ') | $fc | $(awk -v k="$fr" 'BEGIN {printf "%.0f", k / 1024}') |"
 	echo
-	echo "ratio flow/plain: $(awk -v f="$fw" -v p="$pw" 'BEGIN {printf "%.2f", f / p}')x (target <= 1.5x)"
+	echo "ratio flow/plain: $(awk -v f="$fw" -v p="$pw" 'BEGIN {printf "%.2f", f / p}')x wall (target <= 1.5x), $(awk -v f="$fc" -v p="$pc" 'BEGIN {printf "%.2f", f / p}')x CPU"
+	echo "extra attempts of the flow runs, by round: $(paste -sd';' "$WORK/flow.attempts")"
+	echo "per round (flow/plain wall): $(paste -d' ' <(cut -d' ' -f1 "$WORK/flow.times") <(cut -d' ' -f1 "$WORK/plain.times") | awk '{printf "%.2f ", $1 / $2}')"
 }
 
 # free_port prints a loopback port nothing answers on.

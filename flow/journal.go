@@ -78,11 +78,26 @@ type journal struct {
 	dir  string
 	lock *os.File // holds the run's flock while open
 
-	mu     sync.Mutex                 // guards f, packs and packed
+	mu     sync.Mutex                 // guards the fields below
 	f      *os.File                   // journal.jsonl
 	packs  map[string]*packFile       // by stage, opened at the first packed commit
 	packed map[stageTask]journalEntry // packed outputs whose bytes check out
+
+	// Lines are written in groups: pending holds those not written yet,
+	// at most journalDelay old, when a timer writes them.
+	pending []byte
+	timed   bool  // a timer will write pending
+	werr    error // the timer's failed write, reported by the next call
+	closed  bool
 }
+
+// journalDelay is the longest a journal line waits to be written with
+// others. A line lost with the process (killed within this time of a
+// commit) only makes a resumed run do its task again.
+const journalDelay = 20 * time.Millisecond
+
+// journalGroup is the size of pending lines that are written at once.
+const journalGroup = 64 << 10
 
 // packFile is a stage's pack file, opened for appending.
 type packFile struct {
@@ -237,7 +252,11 @@ func (j *journal) eachTaskRaw(stage string, task int, fn func(key, value []byte)
 func (j *journal) close() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	err := j.f.Close()
+	err := j.flushLocked()
+	j.closed = true
+	if cerr := j.f.Close(); err == nil {
+		err = cerr
+	}
 	for _, p := range j.packs {
 		p.f.Close()
 	}
@@ -293,8 +312,9 @@ func (j *journal) taskDone(stage string, task int) bool {
 	return err == nil
 }
 
-// record appends e to journal.jsonl. The write survives the process
-// being killed; sync makes it survive the machine going down.
+// record appends e to journal.jsonl. The line is written within
+// journalDelay and then survives the process being killed; sync makes it
+// survive the machine going down.
 func (j *journal) record(e journalEntry) error {
 	line, err := json.Marshal(e)
 	if err != nil {
@@ -313,11 +333,42 @@ func (j *journal) writeLocked(e journalEntry) error {
 	return j.writeLine(line)
 }
 
+// writeLine queues a line; j.mu is held.
 func (j *journal) writeLine(line []byte) error {
-	if _, err := j.f.Write(append(line, '\n')); err != nil {
-		return fmt.Errorf("flow: journal: %w", err)
+	if err := j.werr; err != nil {
+		return err
+	}
+	j.pending = append(append(j.pending, line...), '\n')
+	if len(j.pending) >= journalGroup {
+		if err := j.flushLocked(); err != nil {
+			return fmt.Errorf("flow: journal: %w", err)
+		}
+		return nil
+	}
+	if !j.timed {
+		j.timed = true
+		time.AfterFunc(journalDelay, func() {
+			j.mu.Lock()
+			defer j.mu.Unlock()
+			j.timed = false
+			if !j.closed && j.werr == nil {
+				if err := j.flushLocked(); err != nil {
+					j.werr = fmt.Errorf("flow: journal: %w", err)
+				}
+			}
+		})
 	}
 	return nil
+}
+
+// flushLocked writes the pending lines; j.mu is held.
+func (j *journal) flushLocked() error {
+	if len(j.pending) == 0 {
+		return nil
+	}
+	_, err := j.f.Write(j.pending)
+	j.pending = j.pending[:0]
+	return err
 }
 
 // sync fsyncs the journal and the stage's directory, making the renames
@@ -326,8 +377,11 @@ func (j *journal) writeLine(line []byte) error {
 // whether it completed.
 func (j *journal) sync(stage string) error {
 	j.mu.Lock()
-	var err error
-	if p := j.packs[stage]; p != nil {
+	err := j.werr
+	if err == nil {
+		err = j.flushLocked()
+	}
+	if p := j.packs[stage]; p != nil && err == nil {
 		err = p.f.Sync()
 	}
 	if err == nil {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+	"testing/synctest"
+	"time"
 )
 
 func TestJournalPackedOutputs(t *testing.T) {
@@ -130,4 +132,38 @@ func TestAttemptOutputSpillsPastMaxPacked(t *testing.T) {
 	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("discard left the file: %v", err)
 	}
+}
+
+// TestJournalWritesLinesWithinDelay: a journal line reaches the file
+// within journalDelay without a sync, and at once on sync.
+func TestJournalWritesLinesWithinDelay(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		j, err := openJournal(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer j.close()
+		if err := j.record(journalEntry{Stage: "s", Task: 1, Attempt: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if es, _ := readJournal(dir); len(es) != 0 {
+			t.Fatalf("journal holds %d lines before the delay, want them grouped", len(es))
+		}
+		time.Sleep(journalDelay)
+		synctest.Wait()
+		if es, err := readJournal(dir); err != nil || len(es) != 1 || es[0].Task != 1 {
+			t.Fatalf("after %v: %+v, %v; want the line", journalDelay, es, err)
+		}
+		if err := j.record(journalEntry{Stage: "s", Task: 2, Attempt: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if err := j.sync("s"); err != nil {
+			t.Fatal(err)
+		}
+		if es, err := readJournal(dir); err != nil || len(es) != 2 {
+			t.Fatalf("after sync: %+v, %v; want both lines", es, err)
+		}
+	})
 }

@@ -236,9 +236,9 @@ func (c *conn) flushPeers() {
 }
 
 // flushInline writes the outbox from the calling goroutine with one
-// non-blocking write, when no other goroutine is writing this socket.
-// Whatever it cannot write now (the socket is full, a write is in
-// progress, large payloads wait for writev, there is no raw socket)
+// non-blocking write (writev when large payloads are queued), when no
+// other goroutine is writing this socket. Whatever it cannot write now
+// (the socket is full, a write is in progress, there is no raw socket)
 // is left to writeLoop.
 func (c *conn) flushInline() {
 	if c.raw == nil || !c.wmu.TryLock() {
@@ -246,7 +246,7 @@ func (c *conn) flushInline() {
 		return
 	}
 	c.outMu.Lock()
-	if c.closed || len(c.segs) > 0 || len(c.out) == 0 {
+	if c.closed || len(c.segs) >= maxIovecs || len(c.out) == 0 && len(c.segs) == 0 {
 		queued := len(c.out) > 0 || len(c.segs) > 0
 		c.outMu.Unlock()
 		c.wmu.Unlock()
@@ -255,15 +255,23 @@ func (c *conn) flushInline() {
 		}
 		return
 	}
-	buf := c.out
-	c.out = c.spare[:0]
+	buf, segs, mark := c.out, c.segs, c.mark
+	c.out, c.segs, c.mark, c.segBytes = c.spare[:0], c.spareSegs[:0], 0, 0
+	c.spare, c.spareSegs = nil, nil // now the outbox's: never both
 	c.outMu.Unlock()
 
+	if mark < len(buf) || len(segs) == 0 {
+		segs = append(segs, buf[mark:])
+	}
 	var n int
 	var errno syscall.Errno
 	err := c.raw.Write(func(fd uintptr) bool {
-		n, errno = rawWrite(fd, buf) // see rawio.go
-		return true                  // never wait: writeLoop does that
+		if len(segs) == 1 {
+			n, errno = rawWrite(fd, segs[0]) // see rawio.go
+		} else {
+			n, errno = rawWritev(fd, segs)
+		}
+		return true // never wait: writeLoop does that
 	})
 	if errno == syscall.EAGAIN || n < 0 {
 		n = 0
@@ -275,19 +283,32 @@ func (c *conn) flushInline() {
 		c.close(err)
 		return
 	}
-	if n < len(buf) {
-		// The rest goes first, before anything queued meanwhile.
+	// Skip what was written; the rest goes first, before anything
+	// queued meanwhile.
+	rest := segs
+	for len(rest) > 0 && n >= len(rest[0]) {
+		n -= len(rest[0])
+		rest = rest[1:]
+	}
+	if len(rest) > 0 {
+		rest[0] = rest[0][n:]
 		c.outMu.Lock()
 		if !c.closed {
-			c.segs = slices.Insert(c.segs, 0, buf[n:])
-			c.segBytes += len(buf) - n
+			for _, r := range rest {
+				c.segBytes += len(r)
+			}
+			c.segs = append(slices.Clip(rest), c.segs...)
 		}
 		c.outMu.Unlock()
 		c.wmu.Unlock()
 		c.kick()
 		return
 	}
-	c.spare = buf[:0]
+	clear(segs) // drop the payloads
+	c.spareSegs = segs[:0]
+	if cap(buf) <= 1<<20 {
+		c.spare = buf[:0]
+	}
 	c.wmu.Unlock()
 }
 
@@ -471,6 +492,7 @@ func (c *conn) writePending() bool {
 		c.outMu.Lock()
 		buf, segs, mark := c.out, c.segs, c.mark
 		c.out, c.segs, c.mark, c.segBytes = c.spare[:0], c.spareSegs[:0], 0, 0
+		c.spare, c.spareSegs = nil, nil // now the outbox's: never both
 		c.outMu.Unlock()
 		if len(buf) == 0 && len(segs) == 0 {
 			c.spare, c.spareSegs = buf, segs

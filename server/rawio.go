@@ -37,6 +37,34 @@ func rawWrite(fd uintptr, p []byte) (int, syscall.Errno) {
 	}
 }
 
+// maxIovecs bounds the pieces of one writev, below the kernel's IOV_MAX
+// of 1024; an outbox with more goes to the writer goroutine.
+const maxIovecs = 256
+
+// rawWritev is one non-blocking writev(2) of the pieces to fd, at most
+// maxIovecs of them.
+func rawWritev(fd uintptr, pieces [][]byte) (int, syscall.Errno) {
+	var iov [maxIovecs]syscall.Iovec
+	k := 0
+	for _, p := range pieces {
+		if len(p) == 0 {
+			continue
+		}
+		iov[k].Base = unsafe.SliceData(p)
+		iov[k].SetLen(len(p))
+		k++
+	}
+	if k == 0 {
+		return 0, 0
+	}
+	for {
+		n, _, e := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(k))
+		if e != syscall.EINTR {
+			return int(n), e
+		}
+	}
+}
+
 // rawReader reads a socket with rawRead, waiting on the poller when
 // there is nothing to read.
 type rawReader struct {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	_ "net/http/pprof" // served only with --pprof
 	"os"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -34,6 +35,7 @@ type serveFlags struct {
 	adminShutdown   bool
 	pprof           string
 	checkArgs       bool
+	threads         int
 	cfg             server.Config
 }
 
@@ -108,7 +110,7 @@ func newServeFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	var ignoredStr string
 	var ignoredBool bool
 	alias("t", "threads", func(fs *flag.FlagSet, n string) {
-		fs.IntVar(&ignoredInt, n, 0, "accepted for gearmand compatibility; ignored")
+		fs.IntVar(&f.threads, n, -1, "threads running the server at once (GOMAXPROCS): 0 or 1 = one thread does all I/O, like gearmand --threads 0; -1 = one per core")
 	})
 	alias("b", "backlog", func(fs *flag.FlagSet, n string) {
 		fs.IntVar(&ignoredInt, n, 0, "accepted for gearmand compatibility; ignored")
@@ -176,8 +178,17 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "gearflow serve: bad port %q\n", f.port)
 		return 2
 	}
+	if f.threads < -1 {
+		fmt.Fprintf(stderr, "gearflow serve: --threads %d out of range (-1 for one per core, 0 or more)\n", f.threads)
+		return 2
+	}
 	if f.checkArgs {
 		return 0
+	}
+	if f.threads >= 0 {
+		// On a machine shared with its clients one thread wastes the
+		// least on waking others; more threads serve more sockets.
+		goruntime.GOMAXPROCS(max(f.threads, 1))
 	}
 
 	var logOut io.Writer = stderr

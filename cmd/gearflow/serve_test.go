@@ -51,6 +51,7 @@ func TestServeFlags(t *testing.T) {
 		{"check-args", []string{"--check-args", "-p", "4731", "--job-retries=3", "-t", "0", "-L", "127.0.0.1"}, 0, ""},
 		{"bad retries", []string{"--check-args", "--job-retries=300"}, 2, "out of range"},
 		{"bad level", []string{"--check-args", "--log-level=loud"}, 2, "unknown log level"},
+		{"bad threads", []string{"--check-args", "--threads=-2"}, 2, "--threads -2 out of range"},
 		{"bad queue", []string{"--check-args", "-q", "mysql"}, 2, "not supported"},
 		{"bad port", []string{"--check-args", "-p", "http"}, 2, "bad port"},
 		{"positional", []string{"--check-args", "extra"}, 2, "unexpected argument"},

@@ -3,7 +3,8 @@
 # on this machine, with the same load tool ("gearflow bench"), and print
 # every figure with its ratio as a Markdown table.
 #
-# The servers run at once on free loopback ports: gearflow serve, gearmand
+# The servers run at once on free loopback ports: gearflow serve with its
+# default of a thread per core and with --threads 0 (one thread), gearmand
 # --threads 0 (its fastest setting on a small machine) and gearmand with its
 # default 4 I/O threads. Each load runs against each server in turn, the
 # order rotating every round, and the median of ROUNDS rounds is reported.
@@ -17,8 +18,8 @@
 # Knobs (environment): ROUNDS (3), DURATION (5s per throughput run),
 # BG_JOBS (100000), MEM_JOBS (1000000), GEARMAND (/usr/sbin/gearmand),
 # TIMEOUT (5m, per bench run), KEEP=1 keeps the work directory with the raw
-# results, PPROF=127.0.0.1:PORT makes gearflow serve net/http/pprof there
-# (for profiling it during the run).
+# results, PPROF=127.0.0.1:PORT makes the default gearflow serve offer
+# net/http/pprof there (for profiling it during the run).
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -108,9 +109,15 @@ start_server() {
 	for ((attempt = 0; attempt < 5; attempt++)); do
 		port=$(free_port)
 		case $name in
-		gearflow)
+		gearflow | gearflow-t0)
+			local extra=(--threads -1)
+			if [ "$name" = gearflow-t0 ]; then
+				extra=(--threads 0)
+			elif [ -n "${PPROF:-}" ]; then
+				extra+=(--pprof "$PPROF")
+			fi
 			"$WORK/gearflow" serve -L 127.0.0.1 -p "$port" -l "$dir/log" -P "$dir/pid" --log-level warn \
-				${PPROF:+--pprof "$PPROF"} >"$dir/out" 2>&1 &
+				"${extra[@]}" >"$dir/out" 2>&1 &
 			;;
 		gearmand-t0 | gearmand)
 			local args=(-L 127.0.0.1 -p "$port" -l "$dir/log" -P "$dir/pid")
@@ -172,7 +179,7 @@ record() {
 log "building gearflow"
 go build -o "$WORK/gearflow" ./cmd/gearflow
 
-SERVERS=(gearflow gearmand-t0 gearmand)
+SERVERS=(gearflow gearflow-t0 gearmand-t0 gearmand)
 declare -A PORTS SPIDS SDIRS
 for s in "${SERVERS[@]}"; do
 	start_server "$s"
@@ -254,8 +261,9 @@ median() {
 # row LABEL SCENARIO METRIC BETTER(high|low) TARGET FORMAT
 row() {
 	local label=$1 sc=$2 metric=$3 better=$4 target=$5 fmt=$6
-	local ours t0 t4 best ratio met
+	local ours ours0 t0 t4 best ratio met
 	ours=$(median "$sc" gearflow "$metric")
+	ours0=$(median "$sc" gearflow-t0 "$metric")
 	t0=$(median "$sc" gearmand-t0 "$metric")
 	t4=$(median "$sc" gearmand "$metric")
 	read -r best ratio met < <(awk -v o="$ours" -v a="$t0" -v b="$t4" -v better="$better" -v target="$target" 'BEGIN {
@@ -271,8 +279,8 @@ row() {
 	if [ "$target" = 0 ]; then # no target: the figure is for information
 		goal="-" met="-"
 	fi
-	printf "| %s | %s | %s | %s | %s× | %s | %s |\n" "$label" \
-		"$(printf "$fmt" "${ours:-0}")" "$(printf "$fmt" "${t0:-0}")" "$(printf "$fmt" "${t4:-0}")" \
+	printf "| %s | %s | %s | %s | %s | %s× | %s | %s |\n" "$label" \
+		"$(printf "$fmt" "${ours:-0}")" "$(printf "$fmt" "${ours0:-0}")" "$(printf "$fmt" "${t0:-0}")" "$(printf "$fmt" "${t4:-0}")" \
 		"$ratio" "$goal" "$met"
 }
 
@@ -280,10 +288,10 @@ echo
 echo "gearflow serve vs gearmand $("$GEARMAND" --version 2>/dev/null | awk 'NF {print $2; exit}'), $(date -u '+%Y-%m-%d %H:%M UTC'):" \
 	"$(nproc) cores ($(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)), Linux $(uname -r), $(go version | awk '{print $3}')"
 echo "median of $ROUNDS rounds; throughput runs ${DURATION} each; background $BG_JOBS jobs; memory $MEM_JOBS queued jobs."
-echo "ratio = gearflow / the better of the two gearmand settings."
+echo "ratio = gearflow (its default: a thread per core) / the better of the two gearmand settings."
 echo
-echo "| figure | gearflow | gearmand --threads 0 | gearmand (4 threads) | ratio | target | met |"
-echo "|---|---:|---:|---:|---:|---:|:---:|"
+echo "| figure | gearflow | gearflow --threads 0 | gearmand --threads 0 | gearmand (4 threads) | ratio | target | met |"
+echo "|---|---:|---:|---:|---:|---:|---:|:---:|"
 row "fg echo jobs/s, 4×16 in flight, 4 workers, 64 B" fg64 jobs_per_s high 2 "%.0f"
 row "fg echo jobs/s, same, 64 KiB" fg64k jobs_per_s high 1.5 "%.0f"
 row "fg latency p50 µs, 1 client, 1 in flight, 1 worker" lat p50_us low 0.8 "%.1f"
@@ -294,8 +302,8 @@ row "RSS bytes per queued bg job, $MEM_JOBS × 64 B" mem bytes_per_job low 0.5 "
 echo
 echo "Server CPU time per job (user+system, all threads, from /proc/PID/stat; no target, lower is better):"
 echo
-echo "| load | gearflow | gearmand --threads 0 | gearmand (4 threads) | ratio | target | met |"
-echo "|---|---:|---:|---:|---:|---:|:---:|"
+echo "| load | gearflow | gearflow --threads 0 | gearmand --threads 0 | gearmand (4 threads) | ratio | target | met |"
+echo "|---|---:|---:|---:|---:|---:|---:|:---:|"
 row "fg 64 B, 4×16 in flight, µs/job" fg64 cpu_us_per_job low 0 "%.1f"
 row "fg 64 KiB, µs/job" fg64k cpu_us_per_job low 0 "%.1f"
 row "fg 1 in flight, µs/job" lat cpu_us_per_job low 0 "%.1f"

@@ -64,8 +64,9 @@ func itoa(n int) string {
 
 // BenchmarkRunNoopTasks measures the coordinator's task throughput: runs
 // of noopTasks map tasks that do nothing, on the embedded default
-// (in-process server and workers), at the default stage concurrency and
-// at the in-flight count of the server benchmark below (4 clients x 16).
+// (in-process server and workers): with the default workers and stage
+// concurrency, and with the workers and jobs in flight of the server
+// benchmark below (4 workers, 4 clients x 16).
 // It reports tasks/s over the map stage, and, measured in the same
 // process right after, the embedded server's own foreground jobs/s (4
 // clients x 16 in flight, 4 workers, 64-byte payloads, as `gearflow
@@ -76,7 +77,8 @@ func itoa(n int) string {
 // leaves it out, for profiling the coordinator alone).
 func BenchmarkRunNoopTasks(b *testing.B) {
 	for _, cfg := range []struct{ workers, conc int }{
-		{0, spec.DefaultConcurrency}, {4, 64}, {8, 64}, {16, 64},
+		{0, spec.DefaultConcurrency}, // the embedded default: GOMAXPROCS workers, 16 tasks in flight
+		{4, 64},                      // as the server's load: 4 workers, 64 jobs in flight
 	} {
 		b.Run("workers="+itoa(cfg.workers)+"/concurrency="+itoa(cfg.conc), func(b *testing.B) {
 			p := noopPipeline(b, cfg.conc)

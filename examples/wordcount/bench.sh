@@ -186,30 +186,33 @@ noop() {
 			fg)
 				timeout "$TIMEOUT" "$WORK/gearflow" bench --server "127.0.0.1:$PORT" --mode fg --clients 4 --inflight 16 \
 					--workers 4 --payload 64B --duration "$DURATION" --json >"$WORK/fg.json"
-				grep -o '"jobs_per_s": *[0-9.e+]*' "$WORK/fg.json" | head -n 1 | sed 's/.*: *//' >>"$WORK/fg.rates"
+				fg=$(grep -o '"jobs_per_s": *[0-9.e+]*' "$WORK/fg.json" | head -n 1 | sed 's/.*: *//')
+				echo "$fg" >>"$WORK/fg.rates"
 				;;
 			tasks)
 				(cd "$WORK" && NOOP_FG_DURATION=0 timeout "$TIMEOUT" "$WORK/flow.test" -test.run '^$' \
-					-test.bench 'BenchmarkRunNoopTasks' -test.benchtime 3x) >"$WORK/tasks.out"
-				awk '/^BenchmarkRunNoopTasks/ {for (i = 2; i < NF; i++) if ($(i + 1) == "tasks/s") print $1, $i}' \
-					"$WORK/tasks.out" >>"$WORK/tasks.rates"
+					-test.bench 'BenchmarkRunNoopTasks' -test.benchtime 4x) >"$WORK/tasks.out"
+				awk '/^BenchmarkRunNoopTasks/ {for (i = 2; i < NF; i++) {if ($(i + 1) == "tasks/s") t = $i; if ($(i + 1) == "cpu-µs/task") c = $i}; print $1, t, c}' \
+					"$WORK/tasks.out" >"$WORK/tasks.round"
 				;;
 			esac
 		done
+		# tasks.rates: config tasks/s cpu-µs/task fg-jobs/s of the same round
+		awk -v fg="$fg" '{print $1, $2, $3, fg}' "$WORK/tasks.round" >>"$WORK/tasks.rates"
 	done
-	local fg
-	fg=$(median $(cat "$WORK/fg.rates"))
 	echo
-	echo "| no-op map tasks (5000 a run) | tasks/s (median of $ROUNDS) | % of server fg |"
-	echo "|---|---|---|"
+	echo "| no-op map tasks (5000 a run) | tasks/s (median of $ROUNDS) | CPU µs/task | % of the same round's server fg (median) | each round |"
+	echo "|---|---|---|---|---|"
 	local name
 	for name in $(cut -d' ' -f1 "$WORK/tasks.rates" | sort -u); do
-		local t
+		local t c ratios
 		t=$(median $(awk -v n="$name" '$1 == n {print $2}' "$WORK/tasks.rates"))
-		echo "| ${name#BenchmarkRunNoopTasks/} | $t | $(awk -v t="$t" -v f="$fg" 'BEGIN {printf "%.0f%%", 100 * t / f}') |"
+		c=$(median $(awk -v n="$name" '$1 == n {print $3}' "$WORK/tasks.rates"))
+		ratios=$(awk -v n="$name" '$1 == n {printf "%.0f ", 100 * $2 / $4}' "$WORK/tasks.rates")
+		echo "| ${name#BenchmarkRunNoopTasks/} | $t | $c | $(median $ratios)% | ${ratios% } |"
 	done
 	echo
-	echo "server fg jobs/s (gearflow serve, 4 clients x 16 in flight, 4 workers, 64 B, $DURATION): $fg (median; rounds: $(paste -sd' ' "$WORK/fg.rates"))"
+	echo "server fg jobs/s (gearflow serve, 4 clients x 16 in flight, 4 workers, 64 B, $DURATION): $(median $(cat "$WORK/fg.rates")) (median; rounds: $(awk '{printf "%.0f ", $1}' "$WORK/fg.rates"))"
 	echo "target: no-op tasks/s >= 50% of the server's fg jobs/s"
 }
 

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -86,8 +87,9 @@ type journal struct {
 	// Lines are written in groups: pending holds those not written yet,
 	// at most journalDelay old, when a timer writes them.
 	pending []byte
-	timed   bool  // a timer will write pending
-	werr    error // the timer's failed write, reported by the next call
+	line    []byte // scratch for a line being encoded
+	timed   bool   // a timer will write pending
+	werr    error  // the timer's failed write, reported by the next call
 	closed  bool
 }
 
@@ -326,11 +328,56 @@ func (j *journal) record(e journalEntry) error {
 }
 
 func (j *journal) writeLocked(e journalEntry) error {
-	line, err := json.Marshal(e)
-	if err != nil {
-		return err
+	j.line = appendEntry(j.line[:0], e)
+	return j.writeLine(j.line)
+}
+
+// appendEntry appends e as JSON, as json.Marshal writes it, without
+// reflection for the usual stage names: a line per committed task.
+func appendEntry(b []byte, e journalEntry) []byte {
+	if !plainJSON(e.Stage) {
+		line, _ := json.Marshal(e)
+		return append(b, line...)
 	}
-	return j.writeLine(line)
+	b = append(b, `{"stage":"`...)
+	b = append(b, e.Stage...)
+	b = append(b, `","task":`...)
+	b = strconv.AppendInt(b, int64(e.Task), 10)
+	b = append(b, `,"attempt":`...)
+	b = strconv.AppendInt(b, int64(e.Attempt), 10)
+	b = append(b, `,"in":`...)
+	b = strconv.AppendInt(b, e.RecordsIn, 10)
+	b = append(b, `,"out":`...)
+	b = strconv.AppendInt(b, e.RecordsOut, 10)
+	b = append(b, `,"ms":`...)
+	b = strconv.AppendInt(b, e.Millis, 10)
+	if e.Packed {
+		b = append(b, `,"packed":true`...)
+	}
+	if e.Offset != 0 {
+		b = append(b, `,"off":`...)
+		b = strconv.AppendInt(b, e.Offset, 10)
+	}
+	if e.Length != 0 {
+		b = append(b, `,"len":`...)
+		b = strconv.AppendInt(b, e.Length, 10)
+	}
+	if e.CRC != 0 {
+		b = append(b, `,"crc":`...)
+		b = strconv.AppendUint(b, uint64(e.CRC), 10)
+	}
+	return append(b, '}')
+}
+
+// plainJSON reports whether s needs no escaping in a JSON string, as
+// encoding/json escapes.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // writeLine queues a line; j.mu is held.

@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"os"
@@ -166,4 +167,22 @@ func TestJournalWritesLinesWithinDelay(t *testing.T) {
 			t.Fatalf("after sync: %+v, %v; want both lines", es, err)
 		}
 	})
+}
+
+func TestAppendEntryIsJSON(t *testing.T) {
+	t.Parallel()
+	for _, e := range []journalEntry{
+		{Stage: "count", Task: 7, Attempt: 2, RecordsIn: 50000, RecordsOut: 37000},
+		{Stage: "s-1.x_y", Task: 0, Attempt: 1, Packed: true, Offset: 1 << 40, Length: 12, CRC: 0xffffffff},
+		{Stage: "s", Packed: true},
+		{Stage: "odd \"<stage>\" é\n", Task: -1, RecordsIn: -5, Millis: 3},
+	} {
+		want, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendEntry([]byte("x"), e); string(got) != "x"+string(want) {
+			t.Errorf("appendEntry(%+v) = %s, want x%s", e, got, want)
+		}
+	}
 }

@@ -156,6 +156,22 @@ func (s *schedule) execute(ctx context.Context) ([]taskFailure, error) {
 		state[t] = &taskRun{running: make(map[int]*runningAttempt)}
 	}
 	results := make(chan attemptResult)
+	// Attempts run on goroutines that stay for the next attempt, which
+	// spares a new goroutine (and the growth of its stack) per task.
+	work := make(chan func())
+	defer close(work)
+	spawn := func(f func()) {
+		select {
+		case work <- f:
+		default:
+			go func() {
+				f()
+				for f := range work {
+					f()
+				}
+			}()
+		}
+	}
 	var (
 		inflight  int
 		remaining = len(s.tasks)
@@ -192,14 +208,14 @@ func (s *schedule) execute(ctx context.Context) ([]taskFailure, error) {
 			st.backedUp = true
 		}
 		observe(schedEvent{kind: kind, task: task, attempt: attempt})
-		go func() {
+		spawn(func() {
 			out := s.run(actx, task, attempt)
 			if out.err != nil && errors.Is(actx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
 				out.err = fmt.Errorf("attempt timed out after %v: %w", s.timeout, out.err)
 			}
 			cancel()
 			results <- attemptResult{task: task, attempt: attempt, out: out, elapsed: time.Since(now)}
-		}()
+		})
 	}
 	stopAll := func() {
 		for _, st := range state {

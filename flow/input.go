@@ -169,36 +169,71 @@ func splitFile(path string, split spec.Split) ([]chunk, error) {
 }
 
 // inputFiles keeps the input files of a run open, so that a task's
-// chunk costs a read and not an open as well. Safe for concurrent use.
+// chunk costs a read and not an open as well, and small chunks are cut
+// from a window read ahead, so that they do not cost a read each
+// either. Safe for concurrent use.
 type inputFiles struct {
 	mu    sync.Mutex
-	files map[string]*os.File
+	files map[string]*inputFile
 }
+
+type inputFile struct {
+	f      *os.File
+	winOff int64  // file offset of win
+	win    []byte // bytes read ahead
+}
+
+// Chunks up to smallChunk bytes are served from a window of readAhead
+// bytes.
+const (
+	smallChunk = 64 << 10
+	readAhead  = 1 << 20
+)
 
 // readChunk returns the raw bytes of a file-range chunk.
 func (in *inputFiles) readChunk(c chunk) ([]byte, error) {
 	in.mu.Lock()
 	f, ok := in.files[c.File]
 	if !ok {
-		var err error
-		if f, err = os.Open(c.File); err != nil {
+		osf, err := os.Open(c.File)
+		if err != nil {
 			in.mu.Unlock()
 			return nil, fmt.Errorf("flow: input: %w", err)
 		}
+		f = &inputFile{f: osf}
 		if in.files == nil {
-			in.files = map[string]*os.File{}
+			in.files = map[string]*inputFile{}
 		}
 		in.files[c.File] = f
 	}
-	in.mu.Unlock()
-	return readChunkFrom(f, c)
+	if c.Length > smallChunk {
+		in.mu.Unlock()
+		return readChunkFrom(f.f, c)
+	}
+	defer in.mu.Unlock()
+	if c.Offset < f.winOff || c.Offset+c.Length > f.winOff+int64(len(f.win)) {
+		if cap(f.win) < readAhead {
+			f.win = make([]byte, readAhead)
+		}
+		n, err := f.f.ReadAt(f.win[:readAhead], c.Offset)
+		if err != nil && err != io.EOF {
+			f.win = f.win[:0]
+			return nil, fmt.Errorf("flow: input %s: %w", c, err)
+		}
+		f.winOff, f.win = c.Offset, f.win[:n]
+		if c.Length > int64(n) {
+			return nil, fmt.Errorf("flow: input %s: %w", c, io.ErrUnexpectedEOF)
+		}
+	}
+	i := c.Offset - f.winOff
+	return bytes.Clone(f.win[i : i+c.Length]), nil
 }
 
 func (in *inputFiles) close() {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	for _, f := range in.files {
-		f.Close()
+		f.f.Close()
 	}
 	in.files = nil
 }

@@ -2,6 +2,7 @@ package flow
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,5 +52,52 @@ func TestAppendTextRecordsMatchesRecords(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestInputFilesReadChunk: chunks read through the open files (small
+// ones from the read-ahead window, in any order) hold the file's bytes.
+func TestInputFilesReadChunk(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	for i := 0; b.Len() < 3*readAhead/2; i++ {
+		fmt.Fprintf(&b, "line %d %s\n", i, strings.Repeat("x", i%1500))
+	}
+	data := []byte(b.String())
+	path := filepath.Join(t.TempDir(), "in.txt")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var in inputFiles
+	defer in.close()
+	for _, n := range []int{1, 40, 2000} {
+		chunks, err := splitFile(path, spec.Split{By: spec.SplitLines, N: n})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Forwards, then backwards, then every third: window hits and misses.
+		var order []int
+		for i := range chunks {
+			order = append(order, i)
+		}
+		for i := len(chunks) - 1; i >= 0; i-- {
+			order = append(order, i)
+		}
+		for i := 0; i < len(chunks); i += 3 {
+			order = append(order, i)
+		}
+		for _, i := range order {
+			got, err := in.readChunk(chunks[i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := data[chunks[i].Offset : chunks[i].Offset+chunks[i].Length]
+			if !bytes.Equal(got, want) {
+				t.Fatalf("%d lines a chunk, chunk %d (%s): %d bytes differ from the %d read directly", n, i, chunks[i], len(got), len(want))
+			}
+		}
+	}
+	if _, err := in.readChunk(chunk{File: filepath.Join(t.TempDir(), "missing"), Length: 1}); err == nil {
+		t.Error("missing file: no error")
 	}
 }

@@ -11,7 +11,9 @@
 // A Record is a key (string) and a value (any msgpack-encodable value).
 // A MapFunc gets one input record and emits zero or more; a ReduceFunc
 // gets a key with all its values and emits records; the same ReduceFunc
-// may run map-side as a combiner. A TaskFunc gets a whole input chunk.
+// may run map-side as a combiner, on a few values of a key at a time as
+// they gather. Registry.Sum registers SumInt64, whose combiner keeps a
+// running sum per key. A TaskFunc gets a whole input chunk.
 //
 // A stage is one map (optionally combined and partitioned by key hash)
 // or one reduce over the partitions of the stage it needs. Stages run as
@@ -25,17 +27,20 @@
 //
 // An attempt is one submission of a task. A failed, timed-out or lost
 // attempt is retried with backoff up to the stage's limit; a straggler
-// near the end of a stage gets a backup attempt. Each attempt streams its
-// WORK_DATA into a file of its own, which becomes the task's output only
-// when that attempt completes first: retries and backups never
-// double-count.
+// near the end of a stage gets a backup attempt. Each attempt collects
+// its WORK_DATA on its own (in memory, or in a file past 1 MiB), which
+// becomes the task's output only when that attempt completes first:
+// retries and backups never double-count.
 //
 // # Runs and the journal
 //
 // Every run has an id (a UUID) and a directory under Options.StateDir
-// holding its plan, each completed task's output (written atomically)
-// and a journal of completed tasks. Options.Resume with the run's id
-// redoes only what had not completed.
+// holding its plan, the completed tasks' outputs and a journal of
+// completed tasks. A small output is appended to its stage's pack file,
+// the journal line giving its place and checksum; a large one is a file
+// of its own, renamed into place. Options.Resume with the run's id
+// redoes only what had not completed, or whose packed bytes do not
+// check out.
 //
 // # Caveats
 //

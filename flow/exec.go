@@ -214,8 +214,8 @@ func (b *batcher) flush() error {
 // results replace them. A task thus holds a few values per key however
 // many it emits, and an emit costs one map lookup. What is left is
 // combined at the end, or when the task holds combineKeys keys, and sent
-// on in key order. A combine function may thus
-// see values it produced itself, as a reducer may.
+// on in key order. A combine function may thus see values it produced
+// itself, as a reducer may.
 type combiner struct {
 	ctx  context.Context
 	name string

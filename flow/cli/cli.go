@@ -173,6 +173,7 @@ func ValidateCommand(ctx context.Context, reg *flow.Registry, args []string, std
 //
 //	run PIPELINE.yaml [-p name=value]... [--servers host:port,...] [--workers N]
 //	    [--json] [--resume RUN_ID] [--state-dir DIR] [--memory-budget MiB] [-v]
+//	    [--cpuprofile FILE] [--memprofile FILE]
 func RunCommand(ctx context.Context, reg *flow.Registry, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -108,3 +108,24 @@ func TestProgressLines(t *testing.T) {
 		}
 	}
 }
+
+func TestStartProfiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cpu, mem := filepath.Join(dir, "cpu.prof"), filepath.Join(dir, "mem.prof")
+	stop, err := startProfiles(cpu, mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{cpu, mem} {
+		if fi, err := os.Stat(p); err != nil || fi.Size() == 0 {
+			t.Errorf("profile %s: %v, %v", p, fi, err)
+		}
+	}
+	if _, err := startProfiles(filepath.Join(dir, "no", "such", "dir", "cpu.prof"), ""); err == nil {
+		t.Error("a CPU profile in a missing directory: no error")
+	}
+}

@@ -149,9 +149,11 @@ func Run(ctx context.Context, p *spec.Pipeline, reg *Registry, opts Options) (*R
 	// anything is submitted.
 	for _, sr := range c.stages {
 		if k := sr.st.Input.From.Kind; k == spec.SourceFile || k == spec.SourceGlob {
-			if _, err := c.stageChunks(sr); err != nil {
+			chunks, err := c.stageChunks(sr)
+			if err != nil {
 				return nil, &RunError{Run: c.run, Err: fmt.Errorf("stage %s: %w", sr.st.Name, err)}
 			}
+			sr.chunks = chunks // kept for runStage, which would read them back
 		}
 	}
 
@@ -422,11 +424,14 @@ func (c *coordinator) runStage(ctx context.Context, sr *stageRun) error {
 	if err := os.MkdirAll(c.j.tmpDir(st.Name), 0o755); err != nil {
 		return err
 	}
-	chunks, err := c.stageChunks(sr)
-	if err != nil {
-		return err
+	chunks := sr.chunks
+	if chunks == nil {
+		var err error
+		if chunks, err = c.stageChunks(sr); err != nil {
+			return err
+		}
+		sr.chunks = chunks
 	}
-	sr.chunks = chunks
 	if st.Input.From.Kind == spec.SourceStage && st.Kind != spec.KindReduce {
 		if _, err := c.upstreamCounts(c.stages[st.Input.From.Value]); err != nil {
 			return err

@@ -473,6 +473,10 @@ func (c *coordinator) runStage(ctx context.Context, sr *stageRun) error {
 		},
 		observe: func(e schedEvent) { c.observe(sr, e) },
 	}
+	if len(c.opts.Servers) == 0 && c.opts.Workers > 0 {
+		// Only the in-process worker serves the embedded server.
+		s.backupSlots = c.opts.Workers
+	}
 	failures, err := s.execute(ctx)
 	// Task outputs were renamed into place and journaled without an
 	// fsync each; one for the directory and the journal makes them all

@@ -85,8 +85,13 @@ type schedule struct {
 	// speculateMin.
 	speculateAfter time.Duration
 	policy         spec.FailurePolicy
-	run            attemptFunc
-	observe        func(schedEvent) // called from the scheduling goroutine; nil = none
+	// backupSlots, when positive, is how many attempts the workers can
+	// run at once: a backup starts only while fewer are in flight, since
+	// otherwise it waits behind its own straggler and then competes with
+	// it for the same cores.
+	backupSlots int
+	run         attemptFunc
+	observe     func(schedEvent) // called from the scheduling goroutine; nil = none
 }
 
 type taskRun struct {
@@ -275,7 +280,7 @@ func (s *schedule) execute(ctx context.Context) ([]taskFailure, error) {
 				}
 				due := st.lastStart.Add(threshold)
 				if !due.After(now) {
-					if inflight < conc {
+					if inflight < conc && (s.backupSlots <= 0 || inflight < s.backupSlots) {
 						launch(t, true)
 						continue
 					}

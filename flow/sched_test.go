@@ -216,3 +216,34 @@ func TestScheduleFailurePolicies(t *testing.T) {
 		})
 	}
 }
+
+// TestScheduleBackupNeedsAFreeSlot: with as many attempts in flight as
+// the workers have slots, a straggler gets no backup, which would only
+// queue behind it; with a slot free it gets one.
+func TestScheduleBackupNeedsAFreeSlot(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		slots      int
+		wantWinner int
+	}{{1, 1}, {2, 2}} {
+		synctest.Test(t, func(t *testing.T) {
+			f := newFakeStage()
+			s := &schedule{
+				tasks: []int{0, 1, 2, 3}, total: 4, concurrency: 4, retry: retry(3, time.Second), speculative: true,
+				backupSlots: tt.slots,
+				run: f.attempt(func(task, attempt int) time.Duration {
+					if task == 3 && attempt == 1 {
+						return time.Minute // a straggler
+					}
+					return 4 * time.Second
+				}, func(int, int) error { return nil }),
+			}
+			if _, err := s.execute(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if f.committed[3] != tt.wantWinner || len(f.started[3]) != tt.wantWinner {
+				t.Errorf("%d slots: task 3 ran %d attempts, won by %d; want %d", tt.slots, len(f.started[3]), f.committed[3], tt.wantWinner)
+			}
+		})
+	}
+}

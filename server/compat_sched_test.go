@@ -159,6 +159,21 @@ func schedulingScenarios() []scenario {
 			w.Expect(t, protocol.Noop)
 			w.Grab(t, h, "f", "x")
 		}},
+		{name: "sleep/immediate-noop-keeps-sleep-state", run: func(t *testing.T, p *peer) {
+			// Asleep, not yet woken; then PRE_SLEEP again while work
+			// waits: the immediate NOOP does not count as the wake-up,
+			// so the next job NOOPs the worker again.
+			w := p.dial(t)
+			w.Sleep(t)
+			c := p.dial(t)
+			h := c.Submit(t, protocol.SubmitJobBg, "f", "", "x")
+			w.CanDo("f")
+			w.Req(protocol.PreSleep)
+			w.Expect(t, protocol.Noop)
+			c.Submit(t, protocol.SubmitJobBg, "f", "", "y")
+			w.Expect(t, protocol.Noop)
+			w.Grab(t, h, "f", "x")
+		}},
 		{name: "sleep/noop-on-new-job", run: func(t *testing.T, p *peer) {
 			w := p.dial(t)
 			w.CanDo("f")

@@ -148,8 +148,9 @@ func (s *Server) preSleep(c *conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.runnableForLocked(c) {
-		// Work arrived between NO_JOB and PRE_SLEEP: wake at once.
-		c.noopSent = true
+		// Work arrived between NO_JOB and PRE_SLEEP: wake at once. As
+		// in gearmand the sleep flags stay as they were, so a job queued
+		// before the worker's GRAB NOOPs a sleeping worker again.
 		c.send(protocol.Noop)
 		return
 	}

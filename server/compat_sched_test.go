@@ -174,6 +174,20 @@ func schedulingScenarios() []scenario {
 			w.Expect(t, protocol.Noop)
 			w.Grab(t, h, "f", "x")
 		}},
+		{name: "sleep/cant-do-requeue-wakes-self", run: func(t *testing.T, p *peer) {
+			// CANT_DO gives the running job back while the worker is
+			// still registered: the requeue's wake-up reaches the worker
+			// itself when it sleeps.
+			c := p.dial(t)
+			h := c.Submit(t, protocol.SubmitJobBg, "f", "", "x")
+			w := p.dial(t)
+			w.CanDo("f")
+			w.Grab(t, h, "f", "x")
+			w.Sleep(t)
+			w.Req(protocol.CantDo, "f")
+			w.Expect(t, protocol.Noop)
+			w.NoJob(t)
+		}},
 		{name: "sleep/noop-on-new-job", run: func(t *testing.T, p *peer) {
 			w := p.dial(t)
 			w.CanDo("f")

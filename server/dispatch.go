@@ -107,6 +107,9 @@ func (s *Server) cantDo(c *conn, name []byte) {
 	if fn == nil {
 		return
 	}
+	// As in gearmand, the jobs go back while c is still registered, so
+	// their wake-up may NOOP c itself if it sleeps.
+	s.requeueRunningLocked(c, fn)
 	s.unregisterLocked(c, fn)
 }
 
@@ -136,7 +139,12 @@ func (s *Server) unregisterLocked(c *conn, fn *function) {
 			break
 		}
 	}
-	// Newest assignment first, as gearmand requeues them.
+	s.requeueRunningLocked(c, fn)
+}
+
+// requeueRunningLocked requeues the jobs of fn that c is running, newest
+// assignment first, as gearmand does.
+func (s *Server) requeueRunningLocked(c *conn, fn *function) {
 	for _, j := range slices.Backward(slices.Clone(c.assigned)) {
 		if j.fn == fn {
 			s.requeueLocked(j)

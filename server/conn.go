@@ -76,7 +76,8 @@ type conn struct {
 	segBytes  int      // bytes of the shared payloads in segs
 	spare     []byte   // a written buffer for reuse; guarded by wmu too
 	spareSegs [][]byte // the same for segs
-	closed    bool
+	closed    bool     // close or closeAfterFlush: nothing more is queued
+	dropped   bool     // close: what is queued is thrown away
 	closeErr  error
 
 	// holding is set by the read loop while it dispatches: replies then
@@ -117,14 +118,22 @@ func newConn(s *Server, nc net.Conn, id uint64) *conn {
 	return c
 }
 
-// rawConn returns nc's raw descriptor access, or nil when it has none
-// (an in-memory pipe): its replies are then all written by writeLoop.
+// rawConn returns the raw descriptor access of a plain TCP or Unix
+// socket, or nil. Any other net.Conn (an in-memory pipe, or a wrapper
+// that embeds a *net.TCPConn but reads or writes differently, such as a
+// PROXY-protocol listener's) is read and written only through its own
+// methods.
 func rawConn(nc net.Conn) syscall.RawConn {
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
+	var raw syscall.RawConn
+	var err error
+	switch c := nc.(type) {
+	case *net.TCPConn:
+		raw, err = c.SyscallConn()
+	case *net.UnixConn:
+		raw, err = c.SyscallConn()
+	default:
 		return nil
 	}
-	raw, err := sc.SyscallConn()
 	if err != nil {
 		return nil
 	}
@@ -134,8 +143,12 @@ func rawConn(nc net.Conn) syscall.RawConn {
 // connFD returns the socket's descriptor number, or the connection id's
 // stand-in -1 when it cannot be had.
 func connFD(nc net.Conn) int {
-	raw := rawConn(nc)
-	if raw == nil {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return -1
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
 		return -1
 	}
 	fd := -1
@@ -273,10 +286,14 @@ func (c *conn) flushInline() {
 		}
 		return true // never wait: writeLoop does that
 	})
-	if errno == syscall.EAGAIN || n < 0 {
+	switch {
+	case errno == syscall.EAGAIN:
+		n = 0 // the socket is full: writeLoop waits for it
+	case errno != 0:
 		n = 0
-	} else if err == nil && errno != 0 {
-		err = errno
+		if err == nil {
+			err = errno // the peer is gone: close now
+		}
 	}
 	if err != nil {
 		c.wmu.Unlock()
@@ -293,7 +310,7 @@ func (c *conn) flushInline() {
 	if len(rest) > 0 {
 		rest[0] = rest[0][n:]
 		c.outMu.Lock()
-		if !c.closed {
+		if !c.dropped { // after closeAfterFlush the writer still sends it
 			for _, r := range rest {
 				c.segBytes += len(r)
 			}
@@ -539,6 +556,7 @@ func (c *conn) close(reason error) {
 		c.closeErr = reason
 		close(c.done)
 	}
+	c.dropped = true
 	c.out, c.segs, c.mark, c.segBytes = nil, nil, 0, 0
 	c.outMu.Unlock()
 	c.nc.Close()

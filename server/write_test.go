@@ -154,3 +154,50 @@ func TestLargeJobsThroughFullSockets(t *testing.T) {
 		}
 	}
 }
+
+// TestShutdownDeliversLargeResult: a graceful shutdown that begins while
+// a worker's large WORK_COMPLETE is being forwarded still delivers all
+// of it to the client before closing. The result is larger than the
+// socket buffers take in one write, so the forwarding read loop's write
+// is partial while Shutdown marks the client's connection closing.
+func TestShutdownDeliversLargeResult(t *testing.T) {
+	t.Parallel()
+	for round := range 5 {
+		s := servertest.Start(t, server.Config{})
+		cc, cr := dialRaw(t, s.Addr)
+		wc, wr := dialRaw(t, s.Addr)
+		if _, err := wc.Write(protocol.AppendPacket(nil, protocol.Req, protocol.CanDo, []byte("big"))); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cc.Write(protocol.AppendPacket(nil, protocol.Req, protocol.SubmitJob, []byte("big"), nil, []byte("x"))); err != nil {
+			t.Fatal(err)
+		}
+		if p, err := cr.ReadPacket(); err != nil || p.Type != protocol.JobCreated {
+			t.Fatalf("round %d: %v %v, want JOB_CREATED", round, p.Type, err)
+		}
+		if _, err := wc.Write(protocol.AppendPacket(nil, protocol.Req, protocol.GrabJobUniq)); err != nil {
+			t.Fatal(err)
+		}
+		p, err := wr.ReadPacket()
+		if err != nil || p.Type != protocol.JobAssignUniq {
+			t.Fatalf("round %d: worker got %v %v", round, p.Type, err)
+		}
+		handle := string(p.Arg(0))
+		result := payload(round, 16<<20)
+		shut := make(chan error, 1)
+		go func() { shut <- s.Srv.Shutdown(t.Context()) }()
+		if _, err := wc.Write(protocol.AppendPacket(nil, protocol.Req, protocol.WorkComplete, []byte(handle), result)); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		p, err = cr.ReadPacket()
+		if err != nil {
+			t.Fatalf("round %d: client lost the result: %v", round, err)
+		}
+		if p.Type != protocol.WorkComplete || !bytes.Equal(p.Arg(1), result) {
+			t.Fatalf("round %d: client got %v with %d bytes", round, p.Type, len(p.Arg(1)))
+		}
+		if err := <-shut; err != nil {
+			t.Fatalf("round %d: Shutdown: %v", round, err)
+		}
+	}
+}

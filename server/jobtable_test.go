@@ -26,11 +26,20 @@ func (t *jobTable) check() error {
 		if live != p.live {
 			return fmt.Errorf("page %d counts %d jobs, holds %d", t.base+uint64(i), p.live, live)
 		}
-		if live == 0 && i != len(t.pages)-1 {
-			return fmt.Errorf("empty page %d kept", t.base+uint64(i))
+		if live <= strayMax && i != len(t.pages)-1 {
+			return fmt.Errorf("page %d kept with only %d jobs", t.base+uint64(i), live)
 		}
 		n += live
 	}
+	for id, j := range t.strays {
+		if j.id != id {
+			return fmt.Errorf("stray job %d filed under %d", j.id, id)
+		}
+		if t.page(id) != nil {
+			return fmt.Errorf("stray job %d has a page", id)
+		}
+	}
+	n += len(t.strays)
 	if n != t.n {
 		return fmt.Errorf("table counts %d jobs, holds %d", t.n, n)
 	}
@@ -110,5 +119,45 @@ func TestJobTableAgainstMap(t *testing.T) {
 				t.Fatalf("%d pages for ids %d..%d", len(tab.pages), live[0], next)
 			}
 		})
+	}
+}
+
+// TestJobTableLongLivedJobsDoNotPinPages: one job in a thousand lives on
+// while the others end at once; the table keeps them in strays, not in
+// an 8 KiB page each.
+func TestJobTableLongLivedJobsDoNotPinPages(t *testing.T) {
+	t.Parallel()
+	var tab jobTable
+	kept := 0
+	for id := uint64(1); id <= 200*pageSize; id++ {
+		tab.put(&job{id: id})
+		if id%1000 == 0 {
+			kept++
+			continue
+		}
+		tab.delete(id)
+	}
+	if err := tab.check(); err != nil {
+		t.Fatal(err)
+	}
+	if tab.len() != kept {
+		t.Fatalf("len %d, want %d", tab.len(), kept)
+	}
+	pages := 0
+	for _, p := range tab.pages {
+		if p != nil {
+			pages++
+		}
+	}
+	if pages > 1 {
+		t.Fatalf("%d pages kept for %d long-lived jobs", pages, kept)
+	}
+	if len(tab.pages) > 2 {
+		t.Fatalf("page index of %d entries", len(tab.pages))
+	}
+	for id := uint64(1000); id <= 200*pageSize; id += 1000 {
+		if tab.get(id) == nil {
+			t.Fatalf("job %d lost", id)
+		}
 	}
 }

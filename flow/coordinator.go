@@ -746,6 +746,7 @@ func (c *coordinator) prepareReduce(sr *stageRun) ([]chunk, error) {
 	var wg sync.WaitGroup
 	for i := range shs {
 		sh := newShuffler(filepath.Join(tmp, fmt.Sprintf("shuffle-%d", i)), parts, max(c.opts.MemoryBudget/int64(n), 1))
+		sh.copyValues = n > 1 // each keeps a share of what it reads
 		defer sh.cleanup()
 		shs[i] = sh
 		wg.Go(func() {

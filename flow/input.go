@@ -168,54 +168,58 @@ func splitFile(path string, split spec.Split) ([]chunk, error) {
 	return chunks, nil
 }
 
-// inputFiles keeps the input files of a run open, so that a task's
-// chunk costs a read and not an open as well, and small chunks are cut
-// from a window read ahead, so that they do not cost a read each
-// either. Safe for concurrent use.
+// inputFiles keeps a few input files of a run open, so that a small
+// chunk costs neither an open nor a read of its own: small chunks are cut
+// from a window read ahead. At most maxOpenInputs files are kept, the
+// least recently used going first, and a window is no larger than what
+// is left of its file, so a run over thousands of small files holds
+// neither thousands of descriptors nor a megabyte per file. Chunks
+// larger than smallChunk are read with a handle of their own. Safe for
+// concurrent use.
 type inputFiles struct {
 	mu    sync.Mutex
 	files map[string]*inputFile
+	clock uint64 // for least-recently-used eviction
 }
 
 type inputFile struct {
 	f      *os.File
+	size   int64
+	used   uint64
 	winOff int64  // file offset of win
 	win    []byte // bytes read ahead
 }
 
-// Chunks up to smallChunk bytes are served from a window of readAhead
-// bytes.
+// Chunks up to smallChunk bytes are served from a window of up to
+// readAhead bytes; maxOpenInputs files keep their window and descriptor.
 const (
-	smallChunk = 64 << 10
-	readAhead  = 1 << 20
+	smallChunk    = 64 << 10
+	readAhead     = 1 << 20
+	maxOpenInputs = 8
 )
 
 // readChunk returns the raw bytes of a file-range chunk.
 func (in *inputFiles) readChunk(c chunk) ([]byte, error) {
-	in.mu.Lock()
-	f, ok := in.files[c.File]
-	if !ok {
+	if c.Length > smallChunk {
 		osf, err := os.Open(c.File)
 		if err != nil {
-			in.mu.Unlock()
 			return nil, fmt.Errorf("flow: input: %w", err)
 		}
-		f = &inputFile{f: osf}
-		if in.files == nil {
-			in.files = map[string]*inputFile{}
-		}
-		in.files[c.File] = f
+		defer osf.Close()
+		return readChunkFrom(osf, c)
 	}
-	if c.Length > smallChunk {
-		in.mu.Unlock()
-		return readChunkFrom(f.f, c)
-	}
+	in.mu.Lock()
 	defer in.mu.Unlock()
+	f, err := in.fileLocked(c.File)
+	if err != nil {
+		return nil, err
+	}
 	if c.Offset < f.winOff || c.Offset+c.Length > f.winOff+int64(len(f.win)) {
-		if cap(f.win) < readAhead {
-			f.win = make([]byte, readAhead)
+		want := max(min(readAhead, f.size-c.Offset), c.Length)
+		if int64(cap(f.win)) < want {
+			f.win = make([]byte, want)
 		}
-		n, err := f.f.ReadAt(f.win[:readAhead], c.Offset)
+		n, err := f.f.ReadAt(f.win[:want], c.Offset)
 		if err != nil && err != io.EOF {
 			f.win = f.win[:0]
 			return nil, fmt.Errorf("flow: input %s: %w", c, err)
@@ -227,6 +231,41 @@ func (in *inputFiles) readChunk(c chunk) ([]byte, error) {
 	}
 	i := c.Offset - f.winOff
 	return bytes.Clone(f.win[i : i+c.Length]), nil
+}
+
+// fileLocked returns the open file at path, opening it (and closing the
+// least recently used one past maxOpenInputs) when needed.
+func (in *inputFiles) fileLocked(path string) (*inputFile, error) {
+	in.clock++
+	if f, ok := in.files[path]; ok {
+		f.used = in.clock
+		return f, nil
+	}
+	osf, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("flow: input: %w", err)
+	}
+	st, err := osf.Stat()
+	if err != nil {
+		osf.Close()
+		return nil, fmt.Errorf("flow: input: %w", err)
+	}
+	if in.files == nil {
+		in.files = map[string]*inputFile{}
+	}
+	if len(in.files) >= maxOpenInputs {
+		var oldest string
+		for p, f := range in.files {
+			if oldest == "" || f.used < in.files[oldest].used {
+				oldest = p
+			}
+		}
+		in.files[oldest].f.Close()
+		delete(in.files, oldest)
+	}
+	f := &inputFile{f: osf, size: st.Size(), used: in.clock}
+	in.files[path] = f
+	return f, nil
 }
 
 func (in *inputFiles) close() {

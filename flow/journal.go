@@ -387,10 +387,7 @@ func (j *journal) writeLine(line []byte) error {
 	}
 	j.pending = append(append(j.pending, line...), '\n')
 	if len(j.pending) >= journalGroup {
-		if err := j.flushLocked(); err != nil {
-			return fmt.Errorf("flow: journal: %w", err)
-		}
-		return nil
+		return j.flushLocked()
 	}
 	if !j.timed {
 		j.timed = true
@@ -399,23 +396,29 @@ func (j *journal) writeLine(line []byte) error {
 			defer j.mu.Unlock()
 			j.timed = false
 			if !j.closed && j.werr == nil {
-				if err := j.flushLocked(); err != nil {
-					j.werr = fmt.Errorf("flow: journal: %w", err)
-				}
+				_ = j.flushLocked() // sets werr, which the next call reports
 			}
 		})
 	}
 	return nil
 }
 
-// flushLocked writes the pending lines; j.mu is held.
+// flushLocked writes the pending lines; j.mu is held. A failed write
+// loses lines whose callers were told they were queued, so it sticks:
+// every later journal call reports it.
 func (j *journal) flushLocked() error {
+	if j.werr != nil {
+		return j.werr
+	}
 	if len(j.pending) == 0 {
 		return nil
 	}
 	_, err := j.f.Write(j.pending)
 	j.pending = j.pending[:0]
-	return err
+	if err != nil {
+		j.werr = fmt.Errorf("flow: journal: %w", err)
+	}
+	return j.werr
 }
 
 // sync fsyncs the journal and the stage's directory, making the renames
@@ -424,19 +427,21 @@ func (j *journal) flushLocked() error {
 // whether it completed.
 func (j *journal) sync(stage string) error {
 	j.mu.Lock()
-	err := j.werr
+	err := j.flushLocked() // its error says "flow: journal" already
 	if err == nil {
-		err = j.flushLocked()
-	}
-	if p := j.packs[stage]; p != nil && err == nil {
-		err = p.f.Sync()
-	}
-	if err == nil {
-		err = j.f.Sync()
+		if p := j.packs[stage]; p != nil {
+			err = p.f.Sync()
+		}
+		if err == nil {
+			err = j.f.Sync()
+		}
+		if err != nil {
+			err = fmt.Errorf("flow: journal: %w", err)
+		}
 	}
 	j.mu.Unlock()
 	if err != nil {
-		return fmt.Errorf("flow: journal: %w", err)
+		return err
 	}
 	if err := syncDir(j.stageDir(stage)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err

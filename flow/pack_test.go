@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -165,6 +166,38 @@ func TestJournalWritesLinesWithinDelay(t *testing.T) {
 		}
 		if es, err := readJournal(dir); err != nil || len(es) != 2 {
 			t.Fatalf("after sync: %+v, %v; want both lines", es, err)
+		}
+	})
+}
+
+// TestJournalWriteErrorSticks: once a group of lines fails to reach the
+// file, every later journal call reports it, including sync, with one
+// "flow: journal" prefix.
+func TestJournalWriteErrorSticks(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		j, err := openJournal(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer j.close()
+		if err := j.record(journalEntry{Stage: "s", Task: 1, Attempt: 1}); err != nil {
+			t.Fatal(err)
+		}
+		j.mu.Lock()
+		j.f.Close() // the timer's write of task 1's line fails
+		j.mu.Unlock()
+		time.Sleep(journalDelay)
+		synctest.Wait()
+		if err := j.record(journalEntry{Stage: "s", Task: 2, Attempt: 1}); err == nil {
+			t.Fatal("record after a lost line: no error")
+		}
+		err = j.sync("s")
+		if err == nil {
+			t.Fatal("sync after a lost line: no error")
+		}
+		if strings.Count(err.Error(), "flow: journal") != 1 {
+			t.Errorf("sync error %q", err)
 		}
 	})
 }

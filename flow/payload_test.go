@@ -101,3 +101,43 @@ func TestInputFilesReadChunk(t *testing.T) {
 		t.Error("missing file: no error")
 	}
 }
+
+// TestInputFilesManySmallFiles: a run over many small files keeps at
+// most maxOpenInputs of them open, with windows no larger than the
+// files, and still reads every chunk right, also after eviction.
+func TestInputFilesManySmallFiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var in inputFiles
+	defer in.close()
+	const files = 5 * maxOpenInputs
+	for round := range 2 { // the second round reopens evicted files
+		for i := range files {
+			path := filepath.Join(dir, fmt.Sprintf("f%03d.txt", i))
+			data := []byte(fmt.Sprintf("file %d\nline two\n", i))
+			if round == 0 {
+				if err := os.WriteFile(path, data, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := in.readChunk(chunk{File: path, Offset: 5, Length: int64(len(data)) - 5})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, data[5:]) {
+				t.Fatalf("round %d file %d: %q, want %q", round, i, got, data[5:])
+			}
+			in.mu.Lock()
+			open := len(in.files)
+			for p, f := range in.files {
+				if int64(cap(f.win)) > max(f.size, 1) {
+					t.Errorf("%s: window of %d bytes for a %d-byte file", p, cap(f.win), f.size)
+				}
+			}
+			in.mu.Unlock()
+			if open > maxOpenInputs {
+				t.Fatalf("%d files open, at most %d wanted", open, maxOpenInputs)
+			}
+		}
+	}
+}

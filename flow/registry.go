@@ -17,9 +17,18 @@ type Emit func(key string, value any) error
 type MapFunc func(ctx context.Context, rec Record, emit Emit) error
 
 // ReduceFunc is a reduce or combine function: it receives a key and all
-// the values emitted for it (in a combiner: those of one map task), and
-// emits records. A combiner must emit values its reducer accepts, since
-// the reducer may see combined and uncombined values alike.
+// the values emitted for it, and emits records.
+//
+// As a combiner it runs map-side on a few values of a key at a time, as
+// they gather, any number of times, and its output for a key is fed back
+// to it with further values of that key; its records may reach the
+// reducer in another order than the keys'. So, as with Hadoop's
+// combiners, a combiner must be associative and commutative and must
+// accept its own output as input: a sum, a max, a merge of partial
+// aggregates all qualify; counting its values does not (emit 1 per map
+// record and sum them instead). And it must emit values its reducer
+// accepts, since the reducer may see combined and uncombined values
+// alike.
 type ReduceFunc func(ctx context.Context, key string, values []any, emit Emit) error
 
 // TaskFunc is the function of a task stage: it receives a whole input

@@ -219,6 +219,14 @@ type shuffler struct {
 	memBytes int64
 	runs     [][]string // per partition: spill files, oldest first
 	spills   int
+
+	// copyValues makes the shuffler copy the values it keeps into slab.
+	// It is set when the shuffler keeps only some of the records it is
+	// shown: the buffers those records arrive in (a task's packed
+	// output, a reader's slab) would otherwise stay alive for the few
+	// values kept, outside the budget.
+	copyValues bool
+	slab       []byte
 }
 
 // memPart is a partition's records in memory, grouped by key as they
@@ -273,6 +281,14 @@ func (s *shuffler) addRaw(key, value []byte) error {
 
 // addToPart is addRaw for a record known to be of partition p.
 func (s *shuffler) addToPart(p int, key, value []byte) error {
+	if s.copyValues {
+		if len(value) > cap(s.slab)-len(s.slab) {
+			s.slab = make([]byte, 0, max(64<<10, len(value)))
+		}
+		n := len(s.slab)
+		s.slab = append(s.slab, value...)
+		value = s.slab[n:len(s.slab):len(s.slab)]
+	}
 	s.mem[p].add(key, value)
 	s.memBytes += int64(len(key)+len(value)) + recordOverhead
 	if s.memBytes > s.budget {
@@ -311,6 +327,7 @@ func (s *shuffler) spill() error {
 		s.runs[p] = append(s.runs[p], path)
 	}
 	s.memBytes = 0
+	s.slab = nil // the spilled values' memory goes with them
 	return nil
 }
 

@@ -6,9 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	goruntime "runtime"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gearflow/gearflow/flow/spec"
 )
@@ -270,5 +272,47 @@ func TestCSVInput(t *testing.T) {
 	want := []any{[]any{"a", "b"}, []any{"x, y", "2"}, []any{}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("rows %#v, want %#v", got, want)
+	}
+}
+
+// TestShufflerCopiesKeptValues: a shuffler that keeps a few of the
+// records it is shown copies their values, so the buffer they arrived
+// in (a task's packed output, up to 1 MiB) is not kept alive by them.
+func TestShufflerCopiesKeptValues(t *testing.T) {
+	sh := newShuffler(t.TempDir(), 4, 64<<20)
+	sh.copyValues = true
+	defer sh.cleanup()
+	freed := make(chan struct{})
+	func() {
+		src := make([]byte, 1<<20)
+		copy(src[100:], "kept value")
+		goruntime.AddCleanup(&src[0], func(ch chan struct{}) { close(ch) }, freed)
+		if err := sh.addToPart(1, []byte("k"), src[100:110]); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	for i := 0; ; i++ {
+		goruntime.GC()
+		select {
+		case <-freed:
+		case <-time.After(10 * time.Millisecond):
+			if i < 100 {
+				continue
+			}
+			t.Fatal("the source buffer is still alive: the shuffler kept a value in it")
+		}
+		break
+	}
+	var got []string
+	if err := sh.groups(1, func(g group) error {
+		for _, v := range g.Values {
+			got = append(got, g.Key+"="+string(v))
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0] != "k=kept value" {
+		t.Fatalf("groups = %q", got)
 	}
 }

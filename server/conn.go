@@ -50,8 +50,10 @@ type conn struct {
 	log    *slog.Logger
 	reader *protocol.Reader // owned by serve
 	// peers are the other connections this read loop queued packets for
-	// and has not flushed yet. Owned by serve.
-	peers []*conn
+	// and has not flushed yet, and peerSet the same as a set once there
+	// are many. Owned by serve.
+	peers   []*conn
+	peerSet map[*conn]struct{}
 
 	wmu sync.Mutex // held while writing to nc; before outMu, never under srv.mu
 
@@ -233,8 +235,25 @@ func (c *conn) kick() {
 // deferFlush notes that this read loop queued packets for peer p and
 // will write them at the end of its batch. Called by the read loop.
 func (c *conn) deferFlush(p *conn) {
-	if slices.Contains(c.peers, p) {
-		return
+	if len(c.peers) < 8 {
+		if slices.Contains(c.peers, p) {
+			return
+		}
+	} else {
+		// Many peers (a job many clients wait for): a set, so that
+		// forwarding one packet to n clients is not quadratic.
+		if c.peerSet == nil {
+			c.peerSet = make(map[*conn]struct{})
+		}
+		if len(c.peerSet) == 0 {
+			for _, q := range c.peers {
+				c.peerSet[q] = struct{}{}
+			}
+		}
+		if _, ok := c.peerSet[p]; ok {
+			return
+		}
+		c.peerSet[p] = struct{}{}
 	}
 	c.peers = append(c.peers, p)
 }
@@ -246,6 +265,7 @@ func (c *conn) flushPeers() {
 		c.peers[i] = nil
 	}
 	c.peers = c.peers[:0]
+	clear(c.peerSet)
 }
 
 // flushInline writes the outbox from the calling goroutine with one

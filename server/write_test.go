@@ -201,3 +201,63 @@ func TestShutdownDeliversLargeResult(t *testing.T) {
 		}
 	}
 }
+
+// TestResultReachesManyCoalescedClients: every one of many clients
+// waiting for one job (same unique) gets each WORK_* packet exactly
+// once, however many peers one read pass has to flush.
+func TestResultReachesManyCoalescedClients(t *testing.T) {
+	t.Parallel()
+	s := servertest.Start(t, server.Config{})
+	const clients = 40
+	type peer struct {
+		nc net.Conn
+		r  *protocol.Reader
+	}
+	var cs []peer
+	for i := range clients {
+		nc, r := dialRaw(t, s.Addr)
+		if _, err := nc.Write(protocol.AppendPacket(nil, protocol.Req, protocol.SubmitJob, []byte("f"), []byte("same"), []byte("x"))); err != nil {
+			t.Fatal(err)
+		}
+		if p, err := r.ReadPacket(); err != nil || p.Type != protocol.JobCreated {
+			t.Fatalf("client %d: %v %v", i, p.Type, err)
+		}
+		cs = append(cs, peer{nc, r})
+	}
+	wc, wr := dialRaw(t, s.Addr)
+	var req []byte
+	req = protocol.AppendPacket(req, protocol.Req, protocol.CanDo, []byte("f"))
+	req = protocol.AppendPacket(req, protocol.Req, protocol.GrabJobUniq)
+	if _, err := wc.Write(req); err != nil {
+		t.Fatal(err)
+	}
+	p, err := wr.ReadPacket()
+	if err != nil || p.Type != protocol.JobAssignUniq {
+		t.Fatalf("worker got %v %v", p.Type, err)
+	}
+	h := append([]byte(nil), p.Arg(0)...)
+	var res []byte
+	res = protocol.AppendPacket(res, protocol.Req, protocol.WorkData, h, []byte("part"))
+	res = protocol.AppendPacket(res, protocol.Req, protocol.WorkComplete, h, []byte("done"))
+	if _, err := wc.Write(res); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range cs {
+		for _, want := range []struct {
+			t    protocol.Type
+			data string
+		}{{protocol.WorkData, "part"}, {protocol.WorkComplete, "done"}} {
+			p, err := c.r.ReadPacket()
+			if err != nil || p.Type != want.t || string(p.Arg(1)) != want.data {
+				t.Fatalf("client %d: %v %q %v, want %v %q", i, p.Type, p.Arg(1), err, want.t, want.data)
+			}
+		}
+		// Exactly once: an ECHO now comes back before anything else.
+		if _, err := c.nc.Write(protocol.AppendPacket(nil, protocol.Req, protocol.EchoReq, []byte("end"))); err != nil {
+			t.Fatal(err)
+		}
+		if p, err := c.r.ReadPacket(); err != nil || p.Type != protocol.EchoRes {
+			t.Fatalf("client %d: after the result got %v %v, want ECHO_RES", i, p.Type, err)
+		}
+	}
+}

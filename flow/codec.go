@@ -519,34 +519,25 @@ func appendArrayLen(b []byte, n int) []byte {
 }
 
 func appendString(b []byte, s string) []byte {
-	n := len(s)
-	switch {
-	case n < 32:
-		b = append(b, 0xa0|byte(n))
-	case n <= math.MaxUint8:
-		b = append(b, 0xd9, byte(n))
-	case n <= math.MaxUint16:
-		b = binary.BigEndian.AppendUint16(append(b, 0xda), uint16(n))
-	default:
-		b = binary.BigEndian.AppendUint32(append(b, 0xdb), uint32(n))
-	}
-	return append(b, s...)
+	return append(appendStringHeader(b, len(s)), s...)
 }
 
 // appendStringBytes appends p as a msgpack string, as appendString.
 func appendStringBytes(b []byte, p []byte) []byte {
-	n := len(p)
+	return append(appendStringHeader(b, len(p)), p...)
+}
+
+// appendStringHeader appends the header of a msgpack string of n bytes.
+func appendStringHeader(b []byte, n int) []byte {
 	switch {
 	case n < 32:
-		b = append(b, 0xa0|byte(n))
+		return append(b, 0xa0|byte(n))
 	case n <= math.MaxUint8:
-		b = append(b, 0xd9, byte(n))
+		return append(b, 0xd9, byte(n))
 	case n <= math.MaxUint16:
-		b = binary.BigEndian.AppendUint16(append(b, 0xda), uint16(n))
-	default:
-		b = binary.BigEndian.AppendUint32(append(b, 0xdb), uint32(n))
+		return binary.BigEndian.AppendUint16(append(b, 0xda), uint16(n))
 	}
-	return append(b, p...)
+	return binary.BigEndian.AppendUint32(append(b, 0xdb), uint32(n))
 }
 
 func appendBin(b []byte, p []byte) []byte {

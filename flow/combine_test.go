@@ -55,6 +55,21 @@ func TestWireValueDoesNotAlias(t *testing.T) {
 // combine fn and returns what reached the batches, by key.
 func runCombined(t *testing.T, fn ReduceFunc, keys []string, n int) map[string][]any {
 	t.Helper()
+	out := map[string][]any{}
+	for _, r := range runCombinedRaw(t, fn, keys, n) {
+		v, err := DecodeValue(r.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[r.Key] = append(out[r.Key], v)
+	}
+	return out
+}
+
+// runCombinedRaw is runCombined returning the records in the order the
+// batches carried them.
+func runCombinedRaw(t *testing.T, fn ReduceFunc, keys []string, n int) []rawRecord {
+	t.Helper()
 	reg := NewRegistry()
 	reg.Map("m", func(ctx context.Context, rec Record, emit Emit) error {
 		for i := 0; i < n; i++ {
@@ -88,15 +103,7 @@ func runCombined(t *testing.T, fn ReduceFunc, keys []string, n int) map[string][
 	if sum.RecordsOut != int64(len(got)) {
 		t.Fatalf("summary says %d records out, batches held %d", sum.RecordsOut, len(got))
 	}
-	out := map[string][]any{}
-	for _, r := range got {
-		v, err := DecodeValue(r.Value)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[r.Key] = append(out[r.Key], v)
-	}
-	return out
+	return got
 }
 
 func TestCombinerCombinesInPlace(t *testing.T) {
@@ -197,31 +204,8 @@ func TestCombinerFlushesInKeyOrder(t *testing.T) {
 	t.Parallel()
 	keys := []string{"b", "a", "ab\x00", "ab", "abcdefgh2", "abcdefgh1", "abcdefgh", "é", "z", "", "A", "abcdefg\xff"}
 	first := func(ctx context.Context, key string, values []any, emit Emit) error { return emit(key, values[0]) }
-	reg := NewRegistry()
-	reg.Map("m", func(ctx context.Context, rec Record, emit Emit) error {
-		for _, k := range keys {
-			if err := emit(k, 1); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	reg.Reduce("c", first)
-	var got []rawRecord
-	io := taskIO{
-		data: func(b []byte) error {
-			var err error
-			got, err = decodeBatch(got, b)
-			return err
-		},
-		status: func(uint64, uint64) error { return nil },
-	}
-	h := taskHeader{Run: "r", Stage: "s", Kind: TaskMap, Combine: "c"}
-	if _, err := reg.execute(context.Background(), "m", appendMapPayload(nil, &h, []rawRecord{{Value: mustValue(t, "x")}}), io); err != nil {
-		t.Fatal(err)
-	}
 	var order []string
-	for _, r := range got {
+	for _, r := range runCombinedRaw(t, first, keys, 1) {
 		order = append(order, r.Key)
 	}
 	want := slices.Clone(keys)

@@ -319,14 +319,8 @@ func fileChunkRecords(c chunk) ([]rawRecord, error) {
 	recs := make([]rawRecord, 0, c.Lines)
 	line := c.FirstLine
 	for len(data) > 0 {
-		i := bytes.IndexByte(data, '\n')
 		var l []byte
-		if i < 0 {
-			l, data = data, nil
-		} else {
-			l, data = data[:i], data[i+1:]
-		}
-		l = bytes.TrimSuffix(l, []byte{'\r'})
+		l, data = cutLine(data)
 		if c.JSON {
 			if len(bytes.TrimSpace(l)) == 0 {
 				line++
@@ -361,6 +355,13 @@ func fileChunkRecords(c chunk) ([]rawRecord, error) {
 	return recs, nil
 }
 
+// cutLine returns the first line of data, without its "\n" and one
+// "\r" before it, and the rest after it.
+func cutLine(data []byte) (line, rest []byte) {
+	line, rest, _ = bytes.Cut(data, []byte{'\n'})
+	return bytes.TrimSuffix(line, []byte{'\r'}), rest
+}
+
 // appendTextRecords appends the lines of data as records, as
 // appendRecords(b, fileChunkRecords(...)) does for a text chunk: an
 // empty key and the line, without its end, as a string value.
@@ -371,14 +372,8 @@ func appendTextRecords(b []byte, data []byte) []byte {
 	}
 	b = appendArrayLen(b, n)
 	for len(data) > 0 {
-		i := bytes.IndexByte(data, '\n')
 		var l []byte
-		if i < 0 {
-			l, data = data, nil
-		} else {
-			l, data = data[:i], data[i+1:]
-		}
-		l = bytes.TrimSuffix(l, []byte{'\r'})
+		l, data = cutLine(data)
 		b = append(b, 0x92, 0xa0) // [key, value] with the empty key
 		b = appendStringBytes(b, l)
 	}

@@ -373,9 +373,7 @@ func (c *conn) sendAssign(t protocol.Type, handle, fn []byte, unique, reducer st
 		c.outMu.Unlock()
 		return
 	}
-	b := binary.BigEndian.AppendUint32(c.out, uint32(protocol.Res))
-	b = binary.BigEndian.AppendUint32(b, uint32(t))
-	b = binary.BigEndian.AppendUint32(b, uint32(size))
+	b := appendHeader(c.out, t, size)
 	b = append(append(b, handle...), 0)
 	b = append(append(b, fn...), 0)
 	b = append(append(b, unique...), 0)
@@ -402,15 +400,21 @@ func (c *conn) sendShared(t protocol.Type, args ...[]byte) {
 		c.outMu.Unlock()
 		return
 	}
-	b := binary.BigEndian.AppendUint32(c.out, uint32(protocol.Res))
-	b = binary.BigEndian.AppendUint32(b, uint32(t))
-	b = binary.BigEndian.AppendUint32(b, uint32(size))
+	b := appendHeader(c.out, t, size)
 	for _, a := range args[:last] {
 		b = append(append(b, a...), 0)
 	}
 	c.out = b
 	c.appendSharedLocked(args[last])
 	c.flushLocked()
+}
+
+// appendHeader appends the header of a response packet of type t with
+// a body of size bytes, for senders that encode the body themselves.
+func appendHeader(b []byte, t protocol.Type, size int) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(protocol.Res))
+	b = binary.BigEndian.AppendUint32(b, uint32(t))
+	return binary.BigEndian.AppendUint32(b, uint32(size))
 }
 
 // sharedMin is the size from which a shared payload is queued by

@@ -248,6 +248,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}()
 	}
 
+	logger.Info("starting", "threads", goruntime.GOMAXPROCS(0))
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
 	select {

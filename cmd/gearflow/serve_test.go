@@ -151,3 +151,28 @@ func TestServeDrainsOnSignal(t *testing.T) {
 		t.Errorf("pid file left behind: %v", err)
 	}
 }
+
+// TestServeThreads: --threads 0 runs the server on one thread (it says
+// so at start-up) and it serves; it runs as a process of its own, since
+// the setting is process-wide.
+func TestServeThreads(t *testing.T) {
+	t.Parallel()
+	bin := buildGearflow(t)
+	port := freePort(t)
+	logFile := filepath.Join(t.TempDir(), "log")
+	startProcess(t, bin, nil, "serve", "-L", "127.0.0.1", "-p", port, "--threads", "0", "--log-level", "info", "-l", logFile)
+	c := waitDial(t, net.JoinHostPort("127.0.0.1", port))
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write(protocol.New(protocol.Req, protocol.EchoReq, []byte("hi")).Append(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if pk, err := protocol.NewReader(c, protocol.ReaderConfig{}).ReadPacket(); err != nil || pk.Type != protocol.EchoRes || string(pk.Arg(0)) != "hi" {
+		t.Fatalf("echo: %v %q %v", pk.Type, pk.Arg(0), err)
+	}
+	// Logged before the server accepts: the echo came after it.
+	b, err := os.ReadFile(logFile)
+	if err != nil || !strings.Contains(string(b), "msg=starting threads=1") {
+		t.Fatalf("start-up log does not say one thread (%v):\n%s", err, b)
+	}
+}

@@ -24,6 +24,8 @@ set -euo pipefail
 
 cd "$(dirname "$0")/../.."
 export PATH="$PATH:/usr/local/go/bin"
+# shellcheck source=../../internal/loadgen/ports.sh
+. internal/loadgen/ports.sh
 WHAT=${1:-all}
 ROUNDS=${ROUNDS:-3}
 SIZE=${SIZE:-200MB}
@@ -128,29 +130,6 @@ wordcount() {
 	echo "per round (flow/plain wall): $(paste -d' ' <(cut -d' ' -f1 "$WORK/flow.times") <(cut -d' ' -f1 "$WORK/plain.times") | awk '{printf "%.2f ", $1 / $2}')"
 }
 
-# free_port prints a loopback port nothing answers on.
-free_port() {
-	local p i
-	for ((i = 0; i < 100; i++)); do
-		p=$((20000 + RANDOM % 40000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return 0
-		fi
-	done
-	return 1
-}
-
-# getpid PORT prints the server's answer to the admin command "getpid".
-getpid() {
-	local line
-	exec 3<>"/dev/tcp/127.0.0.1/$1" || return 1
-	printf 'getpid\n' >&3
-	IFS= read -r -t 2 line <&3 || line=
-	exec 3>&-
-	printf '%s\n' "${line%$'\r'}"
-}
-
 # start_server starts "gearflow serve" on a free port; sets PORT. The
 # server proves it is the one listening by answering getpid with its pid.
 start_server() {
@@ -161,7 +140,7 @@ start_server() {
 		SERVER_PID=$!
 		for ((i = 0; i < 100; i++)); do
 			kill -0 "$SERVER_PID" 2>/dev/null || break
-			[ "$(getpid "$PORT" 2>/dev/null)" = "OK $SERVER_PID" ] && return 0
+			[ "$(admin "$PORT" getpid 2>/dev/null)" = "OK $SERVER_PID" ] && return 0
 			sleep 0.1
 		done
 		log "gearflow serve on port $PORT did not come up (attempt $attempt)"

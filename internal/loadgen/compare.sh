@@ -24,6 +24,8 @@ set -euo pipefail
 
 cd "$(dirname "$0")/../.."
 export PATH="$PATH:/usr/local/go/bin"
+# shellcheck source=ports.sh
+. internal/loadgen/ports.sh
 
 if [ "${QUICK:-0}" = 1 ]; then
 	: "${ROUNDS:=1}" "${DURATION:=1s}" "${BG_JOBS:=10000}" "${MEM_JOBS:=50000}"
@@ -75,30 +77,6 @@ stop_pid() {
 	done
 	kill -KILL "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
-}
-
-# free_port prints a loopback port nothing answers on. The server started
-# on it proves it is the one listening by answering "getpid" with its pid.
-free_port() {
-	local p i
-	for ((i = 0; i < 100; i++)); do
-		p=$((20000 + RANDOM % 40000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return 0
-		fi
-	done
-	return 1
-}
-
-# admin PORT COMMAND prints the first line of the server's reply.
-admin() {
-	local line
-	exec 3<>"/dev/tcp/127.0.0.1/$1" || return 1
-	printf '%s\n' "$2" >&3
-	IFS= read -r -t 2 line <&3 || { exec 3>&-; return 1; }
-	exec 3>&-
-	printf '%s\n' "${line%$'\r'}"
 }
 
 # start_server NAME: starts the named server on a free port; sets PORT and

@@ -2,10 +2,12 @@ package flow
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -78,6 +80,7 @@ type stageTask struct {
 type journal struct {
 	dir  string
 	lock *os.File // holds the run's flock while open
+	torn int64    // bytes of a torn last line cut from journal.jsonl at open
 
 	mu     sync.Mutex                 // guards the fields below
 	f      *os.File                   // journal.jsonl
@@ -96,6 +99,15 @@ type journal struct {
 // journalDelay is the longest a journal line waits to be written with
 // others. A line lost with the process (killed within this time of a
 // commit) only makes a resumed run do its task again.
+//
+// So a task's commit, and the EventTaskDone that follows it, come up to
+// journalDelay before its line is in journal.jsonl, and until the
+// stage's sync before the line is on disk: neither an event nor the
+// return of record or commitPacked says the task will count as done on
+// resume. A packed task whose line was lost runs again; a task with an
+// output file of its own counts as done once its file is renamed into
+// place (until a machine crash before the stage's sync undoes the
+// rename), journaled or not.
 const journalDelay = 20 * time.Millisecond
 
 // journalGroup is the size of pending lines that are written at once.
@@ -107,6 +119,11 @@ type packFile struct {
 	size int64
 }
 
+// openJournal opens (creating it if need be) the run directory dir and
+// holds its lock until close. A torn last line of journal.jsonl, left
+// by a process killed mid-write, is cut off first: lines appended after
+// it would otherwise be glued onto the fragment and lost with it. The
+// cut line's task is not done, so the run does it again.
 func openJournal(dir string) (*journal, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "stages"), 0o755); err != nil {
 		return nil, fmt.Errorf("flow: run directory: %w", err)
@@ -115,28 +132,45 @@ func openJournal(dir string) (*journal, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(filepath.Join(dir, "journal.jsonl"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	path := filepath.Join(dir, "journal.jsonl")
+	scan, err := scanJournal(path)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("flow: journal: %w", err)
 	}
-	j := &journal{dir: dir, f: f, lock: lock, packs: map[string]*packFile{}, packed: map[stageTask]journalEntry{}}
-	if err := j.loadPacked(); err != nil {
+	j := &journal{dir: dir, f: f, lock: lock, torn: scan.torn, packs: map[string]*packFile{}, packed: map[stageTask]journalEntry{}}
+	if scan.torn > 0 {
+		// The cut must reach the disk before lines appended after it:
+		// otherwise a crash could bring the fragment back in front of
+		// them.
+		err := f.Truncate(scan.end)
+		if err == nil {
+			err = f.Sync()
+		}
+		if err != nil {
+			j.close()
+			return nil, fmt.Errorf("flow: journal: cutting a torn last line: %w", err)
+		}
+	}
+	if err := j.loadPacked(scan.entries); err != nil {
 		j.close()
 		return nil, err
 	}
 	return j, nil
 }
 
-// loadPacked indexes the packed outputs the journal records whose bytes
-// are in their pack file with the right checksum. One that is missing or
-// torn (the machine went down before the stage's fsync) is left out, so
-// its task runs again.
-func (j *journal) loadPacked() error {
-	entries, err := readJournal(j.dir)
-	if err != nil {
-		return err
-	}
+// loadPacked indexes the packed outputs among entries whose bytes are in
+// their pack file with the right checksum. One that is missing or torn
+// (the machine went down before the stage's fsync) is left out, so its
+// task runs again; so are all of a stage's when its pack file does not
+// exist. A pack file that exists but cannot be read is an error naming
+// it: taking its outputs for missing would redo or lose work silently.
+func (j *journal) loadPacked(entries []journalEntry) error {
 	readers := map[string]*os.File{}
 	defer func() {
 		for _, f := range readers {
@@ -152,14 +186,23 @@ func (j *journal) loadPacked() error {
 		if e.Length > 0 {
 			f, seen := readers[e.Stage]
 			if !seen {
-				f, _ = os.Open(j.packPath(e.Stage))
+				var err error
+				if f, err = openPack(j.packPath(e.Stage)); err != nil {
+					return err
+				}
 				readers[e.Stage] = f
 			}
 			if f == nil || e.Length > maxPacked || e.Offset < 0 {
 				continue
 			}
 			buf := make([]byte, e.Length)
-			if _, err := f.ReadAt(buf, e.Offset); err != nil || crc32.Checksum(buf, crcTable) != e.CRC {
+			if _, err := f.ReadAt(buf, e.Offset); err != nil {
+				if errors.Is(err, io.EOF) {
+					continue // the bytes never reached the file
+				}
+				return fmt.Errorf("flow: pack: %w", err)
+			}
+			if crc32.Checksum(buf, crcTable) != e.CRC {
 				continue
 			}
 		}
@@ -168,11 +211,33 @@ func (j *journal) loadPacked() error {
 	return nil
 }
 
+// openPack opens a stage's pack file for reading: nil (and no error)
+// when it does not exist.
+func openPack(path string) (*os.File, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("flow: pack: %w", err)
+	}
+	// A directory opens, and its reads fail; say what is wrong instead.
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("%s is not a regular file (%v)", path, fi.Mode().Type())
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("flow: pack: %w", err)
+	}
+	return f, nil
+}
+
 func (j *journal) packPath(stage string) string { return filepath.Join(j.stageDir(stage), "pack.rec") }
 
 // commitPacked appends a task's output to its stage's pack file, then
 // journals it: the journal line is written only after the bytes it
-// points at.
+// points at, within journalDelay of the return (see record).
 func (j *journal) commitPacked(e journalEntry, data []byte) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -231,7 +296,9 @@ func (j *journal) eachTaskRaw(stage string, task int, fn func(key, value []byte)
 	}
 	f, err := os.Open(j.packPath(stage))
 	if err != nil {
-		return err
+		// Not %w: the task completed, so this must not read as the
+		// fs.ErrNotExist of a task with no output.
+		return fmt.Errorf("flow: pack %s task %d: %v", stage, task, err)
 	}
 	defer f.Close()
 	buf := make([]byte, e.Length)
@@ -314,9 +381,10 @@ func (j *journal) taskDone(stage string, task int) bool {
 	return err == nil
 }
 
-// record appends e to journal.jsonl. The line is written within
-// journalDelay and then survives the process being killed; sync makes it
-// survive the machine going down.
+// record appends e to journal.jsonl. The line is queued: it is written
+// within journalDelay, not before record returns, and only then survives
+// the process being killed; sync writes it at once and makes it survive
+// the machine going down.
 func (j *journal) record(e journalEntry) error {
 	line, err := json.Marshal(e)
 	if err != nil {
@@ -449,27 +517,86 @@ func (j *journal) sync(stage string) error {
 	return nil
 }
 
-// entries reads journal.jsonl; a torn last line (a crash mid-write) is
-// ignored.
+// ErrCorruptJournal is wrapped by the error of a run whose journal.jsonl
+// has a line, other than a torn last one, that is not a journal entry.
+// The error names the file and the line. Such a run is not resumed:
+// which tasks it completed is unknown.
+var ErrCorruptJournal = errors.New("flow: corrupt journal")
+
+// maxJournalLine bounds a journal line. Lines are a few hundred bytes;
+// a longer one is corrupt.
+const maxJournalLine = 1 << 20
+
+// journalScan is what scanJournal found in journal.jsonl.
+type journalScan struct {
+	entries []journalEntry
+	end     int64 // offset just past the last newline
+	torn    int64 // bytes after end: a last line without its newline
+}
+
+// readJournal reads the entries of the run directory's journal.jsonl
+// (none if there is none). A torn last line (without its newline, as a
+// process killed mid-write, or a reader racing the writer, sees it) is
+// not an entry and not an error; any other line that is not an entry is
+// an error wrapping ErrCorruptJournal.
 func readJournal(dir string) ([]journalEntry, error) {
-	f, err := os.Open(filepath.Join(dir, "journal.jsonl"))
+	scan, err := scanJournal(filepath.Join(dir, "journal.jsonl"))
+	return scan.entries, err
+}
+
+// scanJournal reads journal.jsonl at path; see readJournal.
+func scanJournal(path string) (journalScan, error) {
+	var scan journalScan
+	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return scan, nil
 	}
 	if err != nil {
-		return nil, err
+		return scan, fmt.Errorf("flow: journal: %w", err)
 	}
 	defer f.Close()
-	var out []journalEntry
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		var e journalEntry
-		if json.Unmarshal(sc.Bytes(), &e) == nil {
-			out = append(out, e)
+	r := bufio.NewReaderSize(f, 64<<10)
+	var line []byte
+	for n := 1; ; n++ {
+		line = line[:0]
+		long := false // the line is past maxJournalLine; only its length is kept
+		size := int64(0)
+		var err error
+		for {
+			var part []byte
+			part, err = r.ReadSlice('\n')
+			size += int64(len(part))
+			if !long {
+				if len(line)+len(part) > maxJournalLine {
+					long, line = true, line[:0]
+				} else {
+					line = append(line, part...)
+				}
+			}
+			if err != bufio.ErrBufferFull {
+				break
+			}
 		}
+		if err == io.EOF {
+			scan.torn = size
+			return scan, nil
+		}
+		if err != nil {
+			return journalScan{}, fmt.Errorf("flow: journal: %w", err)
+		}
+		scan.end += size
+		if long {
+			return journalScan{}, fmt.Errorf("%w: %s:%d: line longer than %d bytes", ErrCorruptJournal, path, n, maxJournalLine)
+		}
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		var e journalEntry
+		if err := json.Unmarshal(line, &e); err != nil {
+			return journalScan{}, fmt.Errorf("%w: %s:%d: %w", ErrCorruptJournal, path, n, err)
+		}
+		scan.entries = append(scan.entries, e)
 	}
-	return out, sc.Err()
 }
 
 func (j *journal) writePlan(p *plan) error {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gearflow/gearflow/protocol"
@@ -81,7 +82,12 @@ type Worker struct {
 	log     *slog.Logger
 	backoff backoff
 	slots   chan struct{} // semaphore of Concurrency running jobs
-	jobs    sync.WaitGroup
+	// slotWaiters counts grab loops waiting for a slot. A finishing job
+	// hands its slot straight to its own session's loop only when no
+	// other session waits, so that one busy server cannot keep every
+	// slot from the others.
+	slotWaiters atomic.Int32
+	jobs        sync.WaitGroup
 
 	mu       sync.Mutex // guards funcs, sessions, running
 	funcs    map[string]function
@@ -255,7 +261,14 @@ type workerSession struct {
 
 	replies chan protocol.Packet // NO_JOB / JOB_ASSIGN_UNIQ for the one outstanding grab
 	wake    chan struct{}        // a NOOP arrived (capacity 1)
-	done    chan struct{}        // closed when the read loop has ended
+	// A finishing job passes its slot straight to the grab loop while
+	// the loop waits for one (wantSlot), and sends the next
+	// GRAB_JOB_UNIQ in the same write as its result; handoff (capacity
+	// 1) tells the loop so.
+	handoffMu sync.Mutex
+	wantSlot  bool // guarded by handoffMu
+	handoff   chan struct{}
+	done      chan struct{} // closed when the read loop has ended
 
 	mu  sync.Mutex // guards err
 	err error      // why the read loop ended
@@ -267,6 +280,7 @@ func (w *Worker) newSession(jobsCtx context.Context, c *conn) *workerSession {
 		w: w, conn: c, ctx: ctx, cancel: cancel,
 		replies: make(chan protocol.Packet, 1),
 		wake:    make(chan struct{}, 1),
+		handoff: make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
 	go s.readLoop()
@@ -377,25 +391,24 @@ func (s *workerSession) grabLoop(ctx context.Context) (useful bool, err error) {
 		spins int  // quick wake-ups in a row that found no job
 	)
 	for {
-		select {
-		case w.slots <- struct{}{}:
-		case <-ctx.Done():
-			return useful, nil
-		case <-s.done:
-			return useful, s.lostErr()
-		}
-		if ctx.Err() != nil { // both were ready: stopping wins
-			<-w.slots
-			return useful, nil
+		handed, ok, err := s.waitSlot(ctx)
+		if !ok {
+			return useful, err
 		}
 		// A NOOP received before this grab is answered by the grab itself.
 		select {
 		case <-s.wake:
 		default:
 		}
-		if err := s.conn.write(nil, protocol.New(protocol.Req, protocol.GrabJobUniq)); err != nil {
-			<-w.slots
-			return useful, err
+		if !handed {
+			if ctx.Err() != nil { // both were ready: stopping wins
+				<-w.slots
+				return useful, nil
+			}
+			if err := s.conn.write(nil, protocol.New(protocol.Req, protocol.GrabJobUniq)); err != nil {
+				<-w.slots
+				return useful, err
+			}
 		}
 		p, ok := s.grabReply(ctx)
 		if !ok {
@@ -438,6 +451,46 @@ func (s *workerSession) grabLoop(ctx context.Context) (useful bool, err error) {
 		}
 		quick = time.Since(slept) < quickWake
 	}
+}
+
+// waitSlot waits for a free job slot; ok reports that the caller owns
+// one. handed says a finishing job passed its slot on and sends the
+// GRAB_JOB_UNIQ itself: the caller must then read the grab's reply, even
+// if ctx has ended. Without a slot the loop stops: err is nil when ctx
+// ended and the connection's error when it was lost.
+func (s *workerSession) waitSlot(ctx context.Context) (handed, ok bool, err error) {
+	w := s.w
+	w.slotWaiters.Add(1)
+	defer w.slotWaiters.Add(-1)
+	s.handoffMu.Lock()
+	s.wantSlot = true
+	s.handoffMu.Unlock()
+	var took bool
+	select {
+	case w.slots <- struct{}{}:
+		took = true
+	case <-s.handoff:
+		return true, true, nil
+	case <-ctx.Done():
+	case <-s.done:
+		err = s.lostErr()
+	}
+	s.handoffMu.Lock()
+	handed = !s.wantSlot
+	s.wantSlot = false
+	s.handoffMu.Unlock()
+	if handed {
+		// A job handed its slot over just as the loop took one or
+		// stopped: its GRAB_JOB_UNIQ is on the way, so keep its slot
+		// and read the reply (grabReply copes with ctx and a lost
+		// connection).
+		<-s.handoff
+		if took {
+			<-w.slots
+		}
+		return true, true, nil
+	}
+	return false, took, err
 }
 
 // grabReply waits for the answer to a GRAB. When ctx ends meanwhile it
@@ -509,14 +562,17 @@ func (s *workerSession) start(p protocol.Packet) {
 	s.w.jobs.Add(1)
 	go func() {
 		defer s.w.jobs.Done()
-		defer func() { <-s.w.slots }()
-		if !ok {
+		var result []byte
+		var err error
+		if ok {
+			result, err = s.run(f, job)
+		} else {
 			s.w.log.Error("job for an unregistered function", "server", s.conn.addr, "func", job.Function, "handle", job.Handle)
-			s.report(job, nil, fmt.Errorf("runtime: no handler for %q", job.Function))
-			return
+			err = fmt.Errorf("runtime: no handler for %q", job.Function)
 		}
-		result, err := s.run(f, job)
-		s.report(job, result, err)
+		if !s.report(job, result, err) {
+			<-s.w.slots
+		}
 	}()
 }
 
@@ -538,8 +594,11 @@ func (s *workerSession) run(f function, job *Job) (result []byte, err error) {
 	return f.handler.Work(ctx, job)
 }
 
-// report sends the job's outcome.
-func (s *workerSession) report(job *Job, result []byte, err error) {
+// report sends the job's outcome. When the session's grab loop is
+// waiting for a free slot, report hands it the job's slot and sends the
+// next GRAB_JOB_UNIQ in the same write, saving the server a read and the
+// worker a write and a wake-up per job; it returns whether it did.
+func (s *workerSession) report(job *Job, result []byte, err error) (handed bool) {
 	job.served.reported.Store(true)
 	h := []byte(job.Handle)
 	var p protocol.Packet
@@ -552,7 +611,17 @@ func (s *workerSession) report(job *Job, result []byte, err error) {
 		s.w.log.Info("job failed", "func", job.Function, "handle", job.Handle, "err", err)
 		p = protocol.New(protocol.Req, protocol.WorkFail, h)
 	}
-	if werr := s.conn.write(nil, p); werr != nil {
+	pkts := [2]protocol.Packet{p, protocol.New(protocol.Req, protocol.GrabJobUniq)}
+	n := 1
+	s.handoffMu.Lock()
+	if s.wantSlot && s.w.slotWaiters.Load() <= 1 {
+		s.wantSlot = false
+		s.handoff <- struct{}{}
+		handed, n = true, 2
+	}
+	s.handoffMu.Unlock()
+	if werr := s.conn.write(nil, pkts[:n]...); werr != nil {
 		s.w.log.Warn("job result not delivered", "func", job.Function, "handle", job.Handle, "err", werr)
 	}
+	return handed
 }

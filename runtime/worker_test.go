@@ -308,3 +308,46 @@ func TestBackoffOnDroppingServer(t *testing.T) {
 		t.Errorf("%d connections in a second, want a few", n)
 	}
 }
+
+// TestBusyServerDoesNotStarveAnother checks that a worker over two
+// servers shares its slots between them: with one slot, a job queued on
+// the second server runs long before the first server's backlog drains,
+// although every job of the first ends with its next grab already sent.
+func TestBusyServerDoesNotStarveAnother(t *testing.T) {
+	t.Parallel()
+	forEachServerKind(t, func(t *testing.T, start func(t *testing.T) testServer) {
+		busy, other := start(t), start(t)
+		ctx := testContext(t, 60*time.Second)
+		const backlog = 200
+		cb, co := newTestClient(t, busy.Addr), newTestClient(t, other.Addr)
+		for i := range backlog {
+			if _, err := cb.Submit(ctx, runtime.Job{Function: "a", Payload: fmt.Appendf(nil, "%d", i), Background: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := co.Submit(ctx, runtime.Job{Function: "b", Background: true}); err != nil {
+			t.Fatal(err)
+		}
+		var done atomic.Int32
+		ran := make(chan int32, 1)
+		startWorker(t, runtime.WorkerConfig{Servers: []string{busy.Addr, other.Addr}, Concurrency: 1}, map[string]runtime.Handler{
+			"a": runtime.HandlerFunc(func(ctx context.Context, job *runtime.Job) ([]byte, error) {
+				time.Sleep(time.Millisecond) // a job that takes a little work
+				done.Add(1)
+				return nil, nil
+			}),
+			"b": runtime.HandlerFunc(func(ctx context.Context, job *runtime.Job) ([]byte, error) {
+				ran <- done.Load()
+				return nil, nil
+			}),
+		})
+		select {
+		case n := <-ran:
+			if n >= backlog/2 {
+				t.Errorf("the other server's job ran after %d of the busy server's %d jobs, want it served alongside", n, backlog)
+			}
+		case <-ctx.Done():
+			t.Fatal("the other server's job never ran")
+		}
+	})
+}

@@ -223,8 +223,12 @@ func openPack(path string) (*os.File, error) {
 	}
 	// A directory opens, and its reads fail; say what is wrong instead.
 	fi, err := f.Stat()
-	if err == nil && !fi.Mode().IsRegular() {
-		err = fmt.Errorf("%s is not a regular file (%v)", path, fi.Mode().Type())
+	switch {
+	case err != nil:
+	case fi.IsDir():
+		err = fmt.Errorf("%s is a directory", path)
+	case !fi.Mode().IsRegular():
+		err = fmt.Errorf("%s is not a regular file", path)
 	}
 	if err != nil {
 		f.Close()

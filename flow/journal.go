@@ -550,36 +550,38 @@ func readJournal(dir string) ([]journalEntry, error) {
 
 // scanJournal reads journal.jsonl at path; see readJournal.
 func scanJournal(path string) (journalScan, error) {
-	var scan journalScan
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return scan, nil
+		return journalScan{}, nil
 	}
 	if err != nil {
-		return scan, fmt.Errorf("flow: journal: %w", err)
+		return journalScan{}, fmt.Errorf("flow: journal: %w", err)
 	}
 	defer f.Close()
-	r := bufio.NewReaderSize(f, 64<<10)
-	var line []byte
+	return parseJournal(f, path)
+}
+
+// parseJournal reads journal lines from rd; name, the file's, is for
+// errors.
+func parseJournal(rd io.Reader, name string) (journalScan, error) {
+	var scan journalScan
+	r := bufio.NewReaderSize(rd, 64<<10)
+	var buf []byte // a line longer than r's buffer
 	for n := 1; ; n++ {
-		line = line[:0]
-		long := false // the line is past maxJournalLine; only its length is kept
-		size := int64(0)
-		var err error
-		for {
-			var part []byte
-			part, err = r.ReadSlice('\n')
-			size += int64(len(part))
-			if !long {
-				if len(line)+len(part) > maxJournalLine {
-					long, line = true, line[:0]
-				} else {
-					line = append(line, part...)
+		line, err := r.ReadSlice('\n') // valid until the next read
+		size := int64(len(line))
+		long := false // the line is past maxJournalLine; only its size is kept
+		if err == bufio.ErrBufferFull {
+			buf = append(buf[:0], line...)
+			for err == bufio.ErrBufferFull {
+				var part []byte
+				part, err = r.ReadSlice('\n')
+				size += int64(len(part))
+				if long = long || len(buf)+len(part) > maxJournalLine; !long {
+					buf = append(buf, part...)
 				}
 			}
-			if err != bufio.ErrBufferFull {
-				break
-			}
+			line = buf
 		}
 		if err == io.EOF {
 			scan.torn = size
@@ -590,14 +592,14 @@ func scanJournal(path string) (journalScan, error) {
 		}
 		scan.end += size
 		if long {
-			return journalScan{}, fmt.Errorf("%w: %s:%d: line longer than %d bytes", ErrCorruptJournal, path, n, maxJournalLine)
+			return journalScan{}, fmt.Errorf("%w: %s:%d: line longer than %d bytes", ErrCorruptJournal, name, n, maxJournalLine)
 		}
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
 		var e journalEntry
 		if err := json.Unmarshal(line, &e); err != nil {
-			return journalScan{}, fmt.Errorf("%w: %s:%d: %w", ErrCorruptJournal, path, n, err)
+			return journalScan{}, fmt.Errorf("%w: %s:%d: %w", ErrCorruptJournal, name, n, err)
 		}
 		scan.entries = append(scan.entries, e)
 	}

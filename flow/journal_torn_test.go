@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 // TestReadJournalLines: a torn last line is no entry and no error; any
@@ -17,7 +18,8 @@ func TestReadJournalLines(t *testing.T) {
 	t.Parallel()
 	e0 := journalEntry{Stage: "s", Task: 0, Attempt: 1, RecordsOut: 3}
 	e1 := journalEntry{Stage: "s", Task: 1, Attempt: 2, Packed: true, Offset: 10, Length: 5, CRC: 7}
-	e2 := journalEntry{Stage: "t\u00e9", Task: 2, Attempt: 1} // through encoding/json
+	e2 := journalEntry{Stage: "t\u00e9", Task: 2, Attempt: 1}                    // through encoding/json
+	e3 := journalEntry{Stage: strings.Repeat("x", 100<<10), Task: 3, Attempt: 1} // longer than the reader's buffer
 	line := func(e journalEntry) string { return string(appendEntry(nil, e)) + "\n" }
 	whole := line(e0) + line(e1) + line(e2)
 	long := strings.Repeat(" ", maxJournalLine+1)
@@ -34,6 +36,8 @@ func TestReadJournalLines(t *testing.T) {
 		{name: "last line without its newline", content: whole + strings.TrimSuffix(line(e0), "\n"),
 			want: []journalEntry{e0, e1, e2}, wantTorn: int64(len(line(e0)) - 1)},
 		{name: "only a torn line", content: `{"stage":"s","ta`, wantTorn: 16},
+		{name: "long line", content: line(e0) + line(e3) + line(e1), want: []journalEntry{e0, e3, e1}},
+		{name: "long torn line", content: line(e0) + line(e3)[:80<<10], want: []journalEntry{e0}, wantTorn: 80 << 10},
 		{name: "blank line", content: line(e0) + "\n" + line(e1), want: []journalEntry{e0, e1}},
 		{name: "corrupt middle line", content: line(e0) + `{"stage":"s","ta{"stage":"s","task":1}` + "\n" + line(e2),
 			wantLine: "journal.jsonl:2:"},
@@ -279,4 +283,38 @@ func TestJournalUnreadablePackFile(t *testing.T) {
 	if err == nil || errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), pack) {
 		t.Errorf("reading a done task whose pack.rec is gone: %v, want an error naming %s, not fs.ErrNotExist", err, pack)
 	}
+}
+
+// FuzzParseJournal: any journal content either is corrupt or splits
+// into whole lines and a torn rest; cutting the rest and appending a
+// line (what a resumed run does) reads back the same entries and the new
+// one; and reading one byte at a time changes nothing.
+func FuzzParseJournal(f *testing.F) {
+	e := journalEntry{Stage: "s", Task: 4, Attempt: 1, Packed: true, Offset: 7, Length: 3, CRC: 9}
+	whole := string(appendEntry(nil, e)) + "\n"
+	for _, seed := range []string{"", whole, whole + whole, whole + whole[:10], whole[:10] + whole, "\n\n", whole + "\x00\x00", "null\n", "{}\n[]\n"} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		scan, err := parseJournal(bytes.NewReader(data), "j")
+		slow, slowErr := parseJournal(iotest.OneByteReader(bytes.NewReader(data)), "j")
+		if (err == nil) != (slowErr == nil) || !reflect.DeepEqual(scan, slow) {
+			t.Fatalf("one byte at a time: %+v, %v; want %+v, %v", slow, slowErr, scan, err)
+		}
+		if err != nil {
+			if !errors.Is(err, ErrCorruptJournal) || !strings.Contains(err.Error(), "j:") {
+				t.Fatalf("error %v, want ErrCorruptJournal naming j:N", err)
+			}
+			return
+		}
+		if scan.end+scan.torn != int64(len(data)) || scan.torn < 0 || bytes.IndexByte(data[scan.end:], '\n') >= 0 ||
+			(scan.end > 0 && data[scan.end-1] != '\n') {
+			t.Fatalf("end %d, torn %d of %d bytes: not cut after the last newline", scan.end, scan.torn, len(data))
+		}
+		resumed := append(append([]byte(nil), data[:scan.end]...), whole...)
+		again, err := parseJournal(bytes.NewReader(resumed), "j")
+		if err != nil || again.torn != 0 || !reflect.DeepEqual(again.entries, append(scan.entries, e)) {
+			t.Fatalf("after cutting and appending: %+v, %v; want %+v and the new entry", again, err, scan.entries)
+		}
+	})
 }

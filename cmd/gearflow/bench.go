@@ -42,6 +42,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	duration := fs.Duration("duration", 0, "stop submitting after this long (0: only --jobs)")
 	timeout := fs.Duration("timeout", 2*time.Minute, "hard limit: stop and report what was measured")
 	function := fs.String("function", "", "function name (default: a name unique to the run)")
+	serverPID := fs.Int("server-pid", 0, "the server's process id, when it runs on this machine: report its CPU time per job too (Linux)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	verbose := fs.Bool("v", false, "log debug messages to stderr")
 	if err := fs.Parse(args); err != nil {
@@ -87,6 +88,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		Jobs:        *jobs,
 		Duration:    *duration,
 		Timeout:     *timeout,
+		ServerPID:   *serverPID,
 		Logger:      slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
 	}
 	res, err := loadgen.Run(ctx, cfg)

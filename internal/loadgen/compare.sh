@@ -126,7 +126,7 @@ bench() {
 	shift
 	local out
 	out=$(mktemp "$WORK/run.$name.XXXXXX")
-	if ! "$WORK/gearflow" bench --server "127.0.0.1:${PORTS[$name]}" --json --timeout "$TIMEOUT" "$@" >"$out" 2>"$out.err"; then
+	if ! "$WORK/gearflow" bench --server "127.0.0.1:${PORTS[$name]}" --server-pid "${SPIDS[$name]}" --json --timeout "$TIMEOUT" "$@" >"$out" 2>"$out.err"; then
 		log "bench against $name $* failed: $(tail -n 3 "$out.err")"
 	fi
 	cat "$out"
@@ -191,6 +191,14 @@ for ((round = 0; round < ROUNDS; round++)); do
 			# shared machine. A background job counts once (submit+drain).
 			jobs=$(jq '.phases[0].jobs // 0' <<<"$json")
 			[ "${jobs:-0}" -gt 0 ] && record "$name" "$s" cpu_us_per_job "$(awk -v t=$((c1 - c0)) -v hz="$HZ" -v n="$jobs" 'BEGIN {printf "%.2f", t * 1e6 / hz / n}')"
+			# What the load tool and the server used in the timed phase
+			# (the drain, for bg), as bench reports it: when the two
+			# together keep every core busy, the rate is the machine's.
+			ph='.phases[0]'
+			[ "$name" = bg ] && ph='(.phases[] | select(.name == "drain"))'
+			record "$name" "$s" cores "$(jq "$ph | if .server_cpu_s == null then null else (.tool_cpu_s + .server_cpu_s) / .seconds end" <<<"$json")"
+			record "$name" "$s" tool_us_per_job "$(jq "$ph | if .jobs > 0 then .tool_cpu_s * 1e6 / .jobs else null end" <<<"$json")"
+			record "$name" "$s" phase_cpu_us_per_job "$(jq "$ph | if .server_cpu_s == null or .jobs == 0 then null else .server_cpu_s * 1e6 / .jobs end" <<<"$json")"
 			case $name in
 			fg64 | fg64k)
 				record "$name" "$s" jobs_per_s "$(jq '.phases[0].jobs_per_s' <<<"$json")"
@@ -286,3 +294,18 @@ row "fg 64 B, 4×16 in flight, µs/job" fg64 cpu_us_per_job low 0 "%.1f"
 row "fg 64 KiB, µs/job" fg64k cpu_us_per_job low 0 "%.1f"
 row "fg 1 in flight, µs/job" lat cpu_us_per_job low 0 "%.1f"
 row "bg submit + drain, µs/job" bg cpu_us_per_job low 0 "%.1f"
+row "bg drain alone, µs/job" bg phase_cpu_us_per_job low 0 "%.1f"
+echo
+echo "The load tool beside each server: cores the tool and the server kept busy together (CPU time ÷ wall"
+echo "time; this machine has $(nproc)), and the tool's own CPU per job (from \`gearflow bench --server-pid\`):"
+echo
+echo "| load | gearflow | gearflow --threads 0 | gearmand --threads 0 | gearmand (4 threads) | ratio | target | met |"
+echo "|---|---:|---:|---:|---:|---:|---:|:---:|"
+row "fg 64 B, cores busy" fg64 cores high 0 "%.2f"
+row "fg 64 KiB, cores busy" fg64k cores high 0 "%.2f"
+row "fg 1 in flight, cores busy" lat cores high 0 "%.2f"
+row "bg drain, cores busy" bg cores high 0 "%.2f"
+row "fg 64 B, load tool µs/job" fg64 tool_us_per_job low 0 "%.1f"
+row "fg 64 KiB, load tool µs/job" fg64k tool_us_per_job low 0 "%.1f"
+row "fg 1 in flight, load tool µs/job" lat tool_us_per_job low 0 "%.1f"
+row "bg drain, load tool µs/job" bg tool_us_per_job low 0 "%.1f"

@@ -110,6 +110,10 @@ type Config struct {
 	// DialTimeout bounds each connection attempt. Zero means
 	// DefaultDialTimeout.
 	DialTimeout time.Duration
+	// ServerPID, when the server runs on this machine, is its process
+	// id: each phase then reports the server's CPU time beside the load
+	// tool's (read from /proc, so on Linux only). Zero means unknown.
+	ServerPID int
 	// Logger receives debug and warning messages. Nil means discard.
 	Logger *slog.Logger
 }
@@ -125,6 +129,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Function == "" {
 		c.Function = "gearflow.bench." + strconv.FormatInt(time.Now().UnixNano(), 36)
+	}
+	if c.ServerPID < 0 {
+		return c, fmt.Errorf("%w: server pid %d", ErrConfig, c.ServerPID)
 	}
 	if c.Clients == 0 {
 		c.Clients = 1

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
+	goruntime "runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -178,6 +180,7 @@ func TestConfigErrors(t *testing.T) {
 		{"huge-payload", loadgen.Config{Addr: "x:1", PayloadSize: loadgen.MaxPayloadSize + 1}},
 		{"negative-jobs", loadgen.Config{Addr: "x:1", Jobs: -5}},
 		{"bad-mode", loadgen.Config{Addr: "x:1", Mode: 7}},
+		{"negative-server-pid", loadgen.Config{Addr: "x:1", ServerPID: -1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -250,4 +253,55 @@ func FuzzParseSize(f *testing.F) {
 			t.Fatalf("ParseSize(%q) = %d, but ParseSize(%q) = %d, %v", s, n, strconv.Itoa(n), m, err)
 		}
 	})
+}
+
+// TestRunReportsCPU checks the CPU accounting of each phase against a
+// gearmand process: the tool's own time, the server's read from /proc,
+// and the cores the two kept busy.
+func TestRunReportsCPU(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc on this system")
+	}
+	g := gearmandtest.Start(t, "--threads=0")
+	for _, cfg := range []loadgen.Config{
+		{Clients: 2, InFlight: 8, Workers: 2, Jobs: 3000},
+		{Mode: loadgen.ModeBackground, Clients: 2, InFlight: 16, Workers: 2, Jobs: 3000},
+	} {
+		cfg.Addr, cfg.ServerPID, cfg.Timeout = g.Addr, g.PID(), 30*time.Second
+		res, err := loadgen.Run(t.Context(), cfg)
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		for _, p := range res.Phases {
+			if p.ToolCPUSeconds <= 0 || p.ToolCPUSeconds > 2*float64(goruntime.NumCPU())*p.Seconds+0.05 {
+				t.Errorf("%s: tool CPU %vs over %vs", p.Name, p.ToolCPUSeconds, p.Seconds)
+			}
+			if p.ServerCPUSeconds == nil || *p.ServerCPUSeconds < 0 {
+				t.Errorf("%s: server CPU %v, want it read from /proc", p.Name, p.ServerCPUSeconds)
+				continue
+			}
+			if p.CoresBusy() <= 0 {
+				t.Errorf("%s: cores busy %v, want > 0", p.Name, p.CoresBusy())
+			}
+		}
+		var total float64
+		for _, p := range res.Phases {
+			if p.ServerCPUSeconds != nil {
+				total += *p.ServerCPUSeconds
+			}
+		}
+		if total <= 0 {
+			t.Errorf("%v: gearmand used no CPU time over %d jobs, by /proc", cfg.Mode, cfg.Jobs)
+		}
+	}
+
+	// Without a pid the server's time is unknown, not zero.
+	res, err := loadgen.Run(t.Context(), loadgen.Config{Addr: g.Addr, Jobs: 10, Timeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := res.Phases[0]; p.ServerCPUSeconds != nil || p.CoresBusy() != 0 {
+		t.Errorf("no ServerPID: server CPU %v, cores %v; want unknown", p.ServerCPUSeconds, p.CoresBusy())
+	}
 }

@@ -51,6 +51,31 @@ type Phase struct {
 	// to JOB_CREATED (submit). Nil for the drain phase, which has no
 	// client to time it, and for a phase that finished no job.
 	Latency *Latency `json:"latency,omitempty"`
+	// ToolCPUSeconds is the CPU time (user plus system) the load tool
+	// itself used during the phase.
+	ToolCPUSeconds float64 `json:"tool_cpu_s"`
+	// ServerCPUSeconds is the server's CPU time during the phase, when
+	// Config.ServerPID names it; nil otherwise.
+	ServerCPUSeconds *float64 `json:"server_cpu_s,omitempty"`
+}
+
+// CoresBusy is the CPU time of the load tool and the server together
+// divided by the phase's wall time: how many cores the two kept busy.
+// It is zero when the server's CPU time is unknown.
+func (p Phase) CoresBusy() float64 {
+	if p.ServerCPUSeconds == nil || p.Seconds <= 0 {
+		return 0
+	}
+	return (p.ToolCPUSeconds + *p.ServerCPUSeconds) / p.Seconds
+}
+
+// cpuPerJob formats seconds of CPU per job as microseconds, "-" when
+// unknown.
+func cpuPerJob(seconds *float64, jobs int64) string {
+	if seconds == nil || jobs <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1fµs", *seconds*1e6/float64(jobs))
 }
 
 func newPhase(name string, jobs, errs, unfinished int64, d time.Duration, payload int, h *Histogram) Phase {
@@ -107,15 +132,21 @@ func (r Result) WriteTable(w io.Writer) error {
 	fmt.Fprintf(&b, "server %s  mode %s  clients %d  inflight %d  workers %d  payload %d B\n",
 		r.Server, r.Mode, r.Clients, r.InFlight, r.Workers, r.PayloadSize)
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "phase\tjobs\tseconds\tjobs/s\tMB/s\tp50\tp90\tp99\tmax\terrors\t")
+	fmt.Fprintln(tw, "phase\tjobs\tseconds\tjobs/s\tMB/s\tp50\tp90\tp99\tmax\terrors\ttool cpu/job\tserver cpu/job\tcores busy\t")
 	for _, p := range r.Phases {
 		lat := []string{"-", "-", "-", "-"}
 		if l := p.Latency; l != nil {
 			lat = []string{fmtDur(l.P50), fmtDur(l.P90), fmtDur(l.P99), fmtDur(l.Max)}
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.0f\t%.2f\t%s\t%s\t%s\t%s\t%d\t\n",
+		cores := "-"
+		if c := p.CoresBusy(); c > 0 {
+			cores = fmt.Sprintf("%.2f", c)
+		}
+		tool := p.ToolCPUSeconds
+		fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.0f\t%.2f\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t\n",
 			p.Name, p.Jobs, p.Seconds, p.JobsPerSecond, p.MBPerSecond,
-			lat[0], lat[1], lat[2], lat[3], p.Errors)
+			lat[0], lat[1], lat[2], lat[3], p.Errors,
+			cpuPerJob(&tool, p.Jobs), cpuPerJob(p.ServerCPUSeconds, p.Jobs), cores)
 	}
 	tw.Flush()
 	for _, p := range r.Phases {

@@ -272,13 +272,16 @@ func (r *run) foreground(ctx context.Context, res *Result) error {
 	if err != nil {
 		return err
 	}
+	cpu0 := sampleCPU(r.cfg.ServerPID)
 	t0 := time.Now()
 	if r.cfg.Duration > 0 {
 		r.deadline = t0.Add(r.cfg.Duration)
 	}
 	jobs, errs, unfinished, h := r.runClients(clients)
 	elapsed := time.Since(t0)
-	res.Phases = append(res.Phases, newPhase("fg", jobs, errs, unfinished, elapsed, r.cfg.PayloadSize, h))
+	p := newPhase("fg", jobs, errs, unfinished, elapsed, r.cfg.PayloadSize, h)
+	p.setCPU(cpu0, sampleCPU(r.cfg.ServerPID))
+	res.Phases = append(res.Phases, p)
 	return nil
 }
 
@@ -287,13 +290,16 @@ func (r *run) background(ctx context.Context, res *Result) error {
 	if err != nil {
 		return err
 	}
+	cpu0 := sampleCPU(r.cfg.ServerPID)
 	t0 := time.Now()
 	if r.cfg.Duration > 0 {
 		r.deadline = t0.Add(r.cfg.Duration)
 	}
 	jobs, errs, unfinished, h := r.runClients(clients)
 	elapsed := time.Since(t0)
-	res.Phases = append(res.Phases, newPhase("submit", jobs, errs, unfinished, elapsed, r.cfg.PayloadSize, h))
+	p := newPhase("submit", jobs, errs, unfinished, elapsed, r.cfg.PayloadSize, h)
+	p.setCPU(cpu0, sampleCPU(r.cfg.ServerPID))
+	res.Phases = append(res.Phases, p)
 	if r.cfg.Workers == 0 || jobs == 0 || ctx.Err() != nil {
 		return nil
 	}
@@ -303,6 +309,7 @@ func (r *run) background(ctx context.Context, res *Result) error {
 	if err := r.startWorkers(ctx, start); err != nil {
 		return err
 	}
+	cpu0 = sampleCPU(r.cfg.ServerPID)
 	t0 = time.Now()
 	close(start)
 	select {
@@ -311,6 +318,8 @@ func (r *run) background(ctx context.Context, res *Result) error {
 	}
 	elapsed = time.Since(t0)
 	drained := min(r.drained.Load(), jobs)
-	res.Phases = append(res.Phases, newPhase("drain", drained, 0, jobs-drained, elapsed, r.cfg.PayloadSize, nil))
+	p = newPhase("drain", drained, 0, jobs-drained, elapsed, r.cfg.PayloadSize, nil)
+	p.setCPU(cpu0, sampleCPU(r.cfg.ServerPID))
+	res.Phases = append(res.Phases, p)
 	return nil
 }

@@ -257,6 +257,9 @@ func (c *coordinator) open() error {
 		if c.j, err = openJournal(dir); err != nil {
 			return err
 		}
+		if c.j.torn > 0 {
+			c.log.Warn("journal ended in a torn line, cut off; its task runs again", "run", c.run, "bytes", c.j.torn)
+		}
 	} else {
 		c.run = o.RunID
 		if c.run == "" {

@@ -39,8 +39,10 @@
 // completed tasks. A small output is appended to its stage's pack file,
 // the journal line giving its place and checksum; a large one is a file
 // of its own, renamed into place. Options.Resume with the run's id
-// redoes only what had not completed, or whose packed bytes do not
-// check out.
+// redoes only what had not completed and been journaled, or whose
+// packed bytes do not check out. A journal cut short by a crash is cut
+// back to its last whole line; a journal damaged elsewhere stops the
+// resume with ErrCorruptJournal, naming the file and line.
 //
 // # Caveats
 //

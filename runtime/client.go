@@ -531,12 +531,15 @@ func (cc *clientConn) readLoop() {
 }
 
 // shutdown ends the connection with reason (if it has not ended yet):
-// closes the socket, then fails pending requests and running tasks.
+// closes the socket, then fails pending requests and running tasks. The
+// reason is recorded before the socket closes, so the read loop's own
+// failure, which the close causes, cannot replace it (Close's ErrClosed
+// would otherwise race with a "use of closed connection" read error).
 func (cc *clientConn) shutdown(reason error) {
-	cc.conn.close()
 	cc.mu.Lock()
 	if cc.err != nil {
 		cc.mu.Unlock()
+		cc.conn.close()
 		return
 	}
 	cc.err = reason
@@ -550,6 +553,7 @@ func (cc *clientConn) shutdown(reason error) {
 	}
 	cc.uniques, cc.live = nil, nil
 	cc.mu.Unlock()
+	cc.conn.close()
 	for _, r := range pending {
 		r.reply <- response{err: reason}
 	}

@@ -27,7 +27,19 @@ type ReaderConfig struct {
 	// first byte is not NUL is read as a line and returned with Type Text.
 	// Servers set it; clients leave it false.
 	AllowText bool
+	// NewBody, if set, supplies the buffer for a body of up to
+	// BodyBufferMax bytes that does not fit the current one: it returns
+	// a slice with at least n bytes of capacity, or nil to let the
+	// reader allocate. A server that keeps bodies (DetachBody) uses it
+	// to draw them from a pool. The reader stops using its previous
+	// buffer once NewBody returns, except to copy a body's first bytes
+	// into the new one before the ReadPacket call returns.
+	NewBody func(n int) []byte
 }
+
+// BodyBufferMax is the largest body buffer ReaderConfig.NewBody is asked
+// for. A larger body grows its buffer as its bytes arrive instead.
+const BodyBufferMax = growChunk
 
 // Reader reads packets from a stream. It is not safe for concurrent use.
 type Reader struct {
@@ -165,7 +177,15 @@ func (r *Reader) readBody(size int) ([]byte, error) {
 			if size > growChunk {
 				c = min(c, size)
 			}
-			nb := make([]byte, len(buf), c)
+			var nb []byte
+			if r.cfg.NewBody != nil && c <= BodyBufferMax {
+				if b := r.cfg.NewBody(c); cap(b) >= c {
+					nb = b[:len(buf)]
+				}
+			}
+			if nb == nil {
+				nb = make([]byte, len(buf), c)
+			}
 			copy(nb, buf)
 			buf = nb
 			r.buf = nb

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/gearflow/gearflow/protocol"
 )
@@ -54,6 +55,11 @@ type conn struct {
 	// are many. Owned by serve.
 	peers   []*conn
 	peerSet map[*conn]struct{}
+	// lent is the pooled buffer the reader reads large bodies into (see
+	// payload.go), and abandoned those it has left for a larger one and
+	// may still copy from until ReadPacket returns. Owned by serve.
+	lent      *payloadBuf
+	abandoned []*payloadBuf
 
 	wmu sync.Mutex // held while writing to nc; before outMu, never under srv.mu
 
@@ -74,12 +80,14 @@ type conn struct {
 	// written from where it is with writev.
 	out       []byte
 	segs      [][]byte
-	mark      int      // out[:mark] is already in segs
-	segBytes  int      // bytes of the shared payloads in segs
-	spare     []byte   // a written buffer for reuse; guarded by wmu too
-	spareSegs [][]byte // the same for segs
-	closed    bool     // close or closeAfterFlush: nothing more is queued
-	dropped   bool     // close: what is queued is thrown away
+	segRefs   []*payloadBuf // the pooled buffer each of segs holds, or nil
+	mark      int           // out[:mark] is already in segs
+	segBytes  int           // bytes of the shared payloads in segs
+	spare     []byte        // a written buffer for reuse; guarded by wmu too
+	spareSegs [][]byte      // the same for segs
+	spareRefs []*payloadBuf // the same for segRefs
+	closed    bool          // close or closeAfterFlush: nothing more is queued
+	dropped   bool          // close: what is queued is thrown away
 	closeErr  error
 
 	// holding is set by the read loop while it dispatches: replies then
@@ -116,6 +124,7 @@ func newConn(s *Server, nc net.Conn, id uint64) *conn {
 	c.reader = protocol.NewReader(r, protocol.ReaderConfig{
 		MaxPacketSize: s.cfg.MaxPacketSize,
 		AllowText:     true,
+		NewBody:       c.newBody,
 	})
 	return c
 }
@@ -165,6 +174,7 @@ func (c *conn) serve() {
 	c.log.Debug("connected")
 	for {
 		p, err := c.reader.ReadPacket()
+		c.releaseAbandoned()
 		if err != nil {
 			switch {
 			case errors.Is(err, protocol.ErrMalformed):
@@ -209,6 +219,59 @@ func (c *conn) serve() {
 			c.srv.dispatch(c, p)
 		}
 		c.endBatch()
+	}
+}
+
+// newBody lends the reader a pooled buffer for a large body; see
+// protocol.ReaderConfig.NewBody. The buffer lent before, if any, is left
+// behind and goes back to the pool once ReadPacket returns.
+func (c *conn) newBody(n int) []byte {
+	pb := getPayload(n)
+	if pb == nil {
+		return nil
+	}
+	if c.lent != nil {
+		c.abandoned = append(c.abandoned, c.lent)
+	}
+	c.lent = pb
+	return pb.b[:0]
+}
+
+// releaseAbandoned returns the buffers the reader has left to the pool.
+func (c *conn) releaseAbandoned() {
+	for i, pb := range c.abandoned {
+		putPayload(pb)
+		c.abandoned[i] = nil
+	}
+	c.abandoned = c.abandoned[:0]
+}
+
+// takeBody hands the pooled buffer holding data, the body of the packet
+// last read, to the caller with one reference, detaching it from the
+// reader; nil when data is not in a lent buffer.
+func (c *conn) takeBody(data []byte) *payloadBuf {
+	pb := c.lent
+	if pb == nil || len(data) == 0 {
+		return nil
+	}
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(pb.b[:1])))
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(data)))
+	if p < base || p-base >= uintptr(cap(pb.b)) {
+		return nil // the reader has moved on to a buffer of its own
+	}
+	c.reader.DetachBody()
+	c.lent = nil
+	pb.ref()
+	return pb
+}
+
+// releaseRefs drops the references of written or discarded segments.
+func releaseRefs(refs []*payloadBuf) {
+	for i, pb := range refs {
+		if pb != nil {
+			pb.unref()
+			refs[i] = nil
+		}
 	}
 }
 
@@ -288,13 +351,14 @@ func (c *conn) flushInline() {
 		}
 		return
 	}
-	buf, segs, mark := c.out, c.segs, c.mark
-	c.out, c.segs, c.mark, c.segBytes = c.spare[:0], c.spareSegs[:0], 0, 0
-	c.spare, c.spareSegs = nil, nil // now the outbox's: never both
+	buf, segs, refs, mark := c.out, c.segs, c.segRefs, c.mark
+	c.out, c.segs, c.segRefs, c.mark, c.segBytes = c.spare[:0], c.spareSegs[:0], c.spareRefs[:0], 0, 0
+	c.spare, c.spareSegs, c.spareRefs = nil, nil, nil // now the outbox's: never both
 	c.outMu.Unlock()
 
 	if mark < len(buf) || len(segs) == 0 {
 		segs = append(segs, buf[mark:])
+		refs = append(refs, nil)
 	}
 	var n int
 	var errno syscall.Errno
@@ -316,17 +380,19 @@ func (c *conn) flushInline() {
 		}
 	}
 	if err != nil {
+		releaseRefs(refs)
 		c.wmu.Unlock()
 		c.close(err)
 		return
 	}
 	// Skip what was written; the rest goes first, before anything
 	// queued meanwhile.
-	rest := segs
+	rest, restRefs := segs, refs
 	for len(rest) > 0 && n >= len(rest[0]) {
 		n -= len(rest[0])
-		rest = rest[1:]
+		rest, restRefs = rest[1:], restRefs[1:]
 	}
+	releaseRefs(refs[:len(refs)-len(restRefs)])
 	if len(rest) > 0 {
 		rest[0] = rest[0][n:]
 		c.outMu.Lock()
@@ -335,6 +401,9 @@ func (c *conn) flushInline() {
 				c.segBytes += len(r)
 			}
 			c.segs = append(slices.Clip(rest), c.segs...)
+			c.segRefs = append(slices.Clip(restRefs), c.segRefs...)
+		} else {
+			releaseRefs(restRefs)
 		}
 		c.outMu.Unlock()
 		c.wmu.Unlock()
@@ -343,6 +412,7 @@ func (c *conn) flushInline() {
 	}
 	clear(segs) // drop the payloads
 	c.spareSegs = segs[:0]
+	c.spareRefs = refs[:0]
 	if cap(buf) <= 1<<20 {
 		c.spare = buf[:0]
 	}
@@ -363,7 +433,7 @@ func (c *conn) send(t protocol.Type, args ...[]byte) {
 
 // sendAssign queues a JOB_ASSIGN_UNIQ (reducer == "") or JOB_ASSIGN_ALL
 // without converting the job's strings to byte slices.
-func (c *conn) sendAssign(t protocol.Type, handle, fn []byte, unique, reducer string, data []byte) {
+func (c *conn) sendAssign(t protocol.Type, handle, fn []byte, unique, reducer string, data []byte, pb *payloadBuf) {
 	size := len(handle) + 1 + len(fn) + 1 + len(unique) + 1 + len(data)
 	if t == protocol.JobAssignAll {
 		size += len(reducer) + 1
@@ -381,7 +451,7 @@ func (c *conn) sendAssign(t protocol.Type, handle, fn []byte, unique, reducer st
 		b = append(append(b, reducer...), 0)
 	}
 	c.out = b
-	c.appendSharedLocked(data)
+	c.appendSharedLocked(data, pb)
 	c.flushLocked()
 }
 
@@ -389,7 +459,7 @@ func (c *conn) sendAssign(t protocol.Type, handle, fn []byte, unique, reducer st
 // while the connection may still be writing it (a job's payload, or a
 // body the read loop detached): a large one is written from where it is
 // instead of being copied into the outbox.
-func (c *conn) sendShared(t protocol.Type, args ...[]byte) {
+func (c *conn) sendShared(t protocol.Type, pb *payloadBuf, args ...[]byte) {
 	last := len(args) - 1
 	size := last
 	for _, a := range args {
@@ -405,7 +475,7 @@ func (c *conn) sendShared(t protocol.Type, args ...[]byte) {
 		b = append(append(b, a...), 0)
 	}
 	c.out = b
-	c.appendSharedLocked(args[last])
+	c.appendSharedLocked(args[last], pb)
 	c.flushLocked()
 }
 
@@ -423,14 +493,19 @@ func appendHeader(b []byte, t protocol.Type, size int) []byte {
 const sharedMin = 4 << 10
 
 // appendSharedLocked adds p to the outbox, by reference when it is
-// large. Bytes already in out are never rewritten, so the slices of out
-// held in segs stay valid when out grows.
-func (c *conn) appendSharedLocked(p []byte) {
+// large, holding pb (the pooled buffer p is in, or nil) until p is
+// written or dropped. Bytes already in out are never rewritten, so the
+// slices of out held in segs stay valid when out grows.
+func (c *conn) appendSharedLocked(p []byte, pb *payloadBuf) {
 	if len(p) < sharedMin {
 		c.out = append(c.out, p...)
 		return
 	}
+	if pb != nil {
+		pb.ref()
+	}
 	c.segs = append(c.segs, c.out[c.mark:], p)
+	c.segRefs = append(c.segRefs, nil, pb)
 	c.mark = len(c.out)
 	c.segBytes += len(p)
 }
@@ -531,12 +606,12 @@ func (c *conn) writeLoop() {
 func (c *conn) writePending() bool {
 	for range 1 << 20 { // bounded; each round writes what was queued
 		c.outMu.Lock()
-		buf, segs, mark := c.out, c.segs, c.mark
-		c.out, c.segs, c.mark, c.segBytes = c.spare[:0], c.spareSegs[:0], 0, 0
-		c.spare, c.spareSegs = nil, nil // now the outbox's: never both
+		buf, segs, refs, mark := c.out, c.segs, c.segRefs, c.mark
+		c.out, c.segs, c.segRefs, c.mark, c.segBytes = c.spare[:0], c.spareSegs[:0], c.spareRefs[:0], 0, 0
+		c.spare, c.spareSegs, c.spareRefs = nil, nil, nil // now the outbox's: never both
 		c.outMu.Unlock()
 		if len(buf) == 0 && len(segs) == 0 {
-			c.spare, c.spareSegs = buf, segs
+			c.spare, c.spareSegs, c.spareRefs = buf, segs, refs
 			return true
 		}
 		// Refreshing the deadline costs a syscall-sized share of a small
@@ -553,6 +628,7 @@ func (c *conn) writePending() bool {
 			bufs := net.Buffers(segs)
 			_, err = bufs.WriteTo(c.nc) // writev
 			clear(segs)                 // drop the payloads
+			releaseRefs(refs)           // written, or the connection fails
 		}
 		// Keep small buffers for reuse; let a burst's big buffer go.
 		if cap(buf) <= 1<<20 {
@@ -560,7 +636,7 @@ func (c *conn) writePending() bool {
 		} else {
 			c.spare = nil
 		}
-		c.spareSegs = segs[:0]
+		c.spareSegs, c.spareRefs = segs[:0], refs[:0]
 		if err != nil {
 			c.close(err)
 			return false
@@ -581,7 +657,8 @@ func (c *conn) close(reason error) {
 		close(c.done)
 	}
 	c.dropped = true
-	c.out, c.segs, c.mark, c.segBytes = nil, nil, 0, 0
+	releaseRefs(c.segRefs)
+	c.out, c.segs, c.segRefs, c.mark, c.segBytes = nil, nil, nil, 0, 0
 	c.outMu.Unlock()
 	c.nc.Close()
 }

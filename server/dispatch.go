@@ -201,11 +201,11 @@ func (s *Server) grab(c *conn, t protocol.Type) {
 	h := s.appendHandle(hb[:0], j.id)
 	switch {
 	case t == protocol.GrabJob:
-		c.sendShared(protocol.JobAssign, h, j.fn.nameB, j.data)
+		c.sendShared(protocol.JobAssign, j.pbuf, h, j.fn.nameB, j.data)
 	case t == protocol.GrabJobAll && j.reducer != "":
-		c.sendAssign(protocol.JobAssignAll, h, j.fn.nameB, j.unique, j.reducer, j.data)
+		c.sendAssign(protocol.JobAssignAll, h, j.fn.nameB, j.unique, j.reducer, j.data, j.pbuf)
 	default:
-		c.sendAssign(protocol.JobAssignUniq, h, j.fn.nameB, j.unique, "", j.data)
+		c.sendAssign(protocol.JobAssignUniq, h, j.fn.nameB, j.unique, "", j.data, j.pbuf)
 	}
 	if j.fn.runnable() {
 		// More work waits: wake one more sleeper, so wake-ups grow with
@@ -384,11 +384,13 @@ func (s *Server) submit(c *conn, p protocol.Packet) {
 	}
 
 	s.nextID++
+	data, pb := s.keepPayload(c, sub.data)
 	j := &job{
 		id:         s.nextID,
 		fn:         fn,
 		unique:     string(sub.unique),
-		data:       s.keepPayload(c, sub.data),
+		data:       data,
+		pbuf:       pb,
 		reducer:    string(sub.reducer),
 		pri:        sub.pri,
 		background: sub.background,
@@ -423,15 +425,22 @@ func (s *Server) submit(c *conn, p protocol.Packet) {
 }
 
 // keepPayload returns a submission's payload for its new job to keep. A
-// large one is not copied: the job takes the read loop's buffer, unless
-// that buffer is much larger than the payload (grown by an earlier
-// packet) and would pin the difference for the job's life.
-func (s *Server) keepPayload(c *conn, data []byte) []byte {
-	if len(data) < sharedMin || cap(data)-len(data) > len(data)/4 {
-		return bytes.Clone(data)
+// large one is not copied: the job takes the read loop's buffer, with
+// its reference when the buffer is pooled (pb), unless that buffer is
+// much larger than the payload (grown by an earlier packet) and would
+// pin the difference for the job's life.
+func (s *Server) keepPayload(c *conn, data []byte) (kept []byte, pb *payloadBuf) {
+	if len(data) < sharedMin {
+		return bytes.Clone(data), nil
+	}
+	if pb := c.takeBody(data); pb != nil {
+		return data[:len(data):len(data)], pb // a pooled class wastes at most a fifth
+	}
+	if cap(data)-len(data) > len(data)/4 {
+		return bytes.Clone(data), nil
 	}
 	c.reader.DetachBody()
-	return data[:len(data):len(data)]
+	return data[:len(data):len(data)], nil
 }
 
 // coalesceLocked finds the job a submission joins (PROTOCOL.md §3.5):
@@ -584,6 +593,11 @@ func (s *Server) removeLocked(j *job) {
 	s.unindexLocked(j)
 	s.jobs.delete(j.id)
 	j.fn.total--
+	if j.pbuf != nil {
+		// Outboxes still writing the payload hold their own references.
+		j.pbuf.unref()
+		j.pbuf, j.data = nil, nil
+	}
 }
 
 // ---- results ----
@@ -799,6 +813,11 @@ func (s *Server) functionLocked(name string) *function {
 // jobs end, and its registrations go.
 func (c *conn) cleanup() {
 	s := c.srv
+	if c.lent != nil { // the reader is done with it
+		putPayload(c.lent)
+		c.lent = nil
+	}
+	c.releaseAbandoned()
 	c.closeIfOpen(io.EOF)
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -61,6 +61,7 @@ type job struct {
 	fn       *function
 	unique   string
 	data     []byte
+	pbuf     *payloadBuf // the pooled buffer data is in, or nil
 	reducer  string
 	seq      uint64    // queueing order, for FIFO across functions
 	when     int64     // delayed jobs: unix nanoseconds when it becomes runnable

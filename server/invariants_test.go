@@ -27,6 +27,9 @@ func (s *Server) checkInvariantsLocked() error {
 		if j.state == jobGone {
 			return fmt.Errorf("job %d gone but in the table", id)
 		}
+		if j.pbuf != nil && j.pbuf.refs.Load() < 1 {
+			return fmt.Errorf("job %d keeps a pooled buffer with %d references", id, j.pbuf.refs.Load())
+		}
 		if s.functions[j.fn.name] != j.fn {
 			return fmt.Errorf("job %d of a dropped function %q", id, j.fn.name)
 		}

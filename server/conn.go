@@ -458,8 +458,15 @@ func (c *conn) sendAssign(t protocol.Type, handle, fn []byte, unique, reducer st
 // sendShared queues a packet whose last argument nothing will modify
 // while the connection may still be writing it (a job's payload, or a
 // body the read loop detached): a large one is written from where it is
-// instead of being copied into the outbox.
+// instead of being copied into the outbox, holding pb, the pooled buffer
+// it is in (or nil), until then.
 func (c *conn) sendShared(t protocol.Type, pb *payloadBuf, args ...[]byte) {
+	c.sendSharedVia(nil, t, pb, args...)
+}
+
+// sendSharedVia is sendShared on behalf of via's read loop, as sendVia
+// is to send.
+func (c *conn) sendSharedVia(via *conn, t protocol.Type, pb *payloadBuf, args ...[]byte) {
 	last := len(args) - 1
 	size := last
 	for _, a := range args {
@@ -476,7 +483,15 @@ func (c *conn) sendShared(t protocol.Type, pb *payloadBuf, args ...[]byte) {
 	}
 	c.out = b
 	c.appendSharedLocked(args[last], pb)
-	c.flushLocked()
+	if via == nil || via == c {
+		c.flushLocked()
+		return
+	}
+	if c.overLimitLocked() {
+		return
+	}
+	c.outMu.Unlock()
+	via.deferFlush(c)
 }
 
 // appendHeader appends the header of a response packet of type t with

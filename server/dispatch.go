@@ -673,17 +673,27 @@ func (s *Server) jobNotFound(c *conn, t protocol.Type, handle []byte) {
 // waiting for the job; w's read loop writes them at the end of its
 // batch. A cancelled job's results go nowhere.
 //
-// The payload is copied into each client's outbox. Detaching the read
-// buffer instead was measured slower: the reader then allocates a fresh
-// buffer per packet, and fresh memory (page faults, zeroing, more
-// collections) costs more than copying into a warm outbox.
+// A large payload read into a pooled buffer is not copied: the clients'
+// outboxes write it from that buffer, which the reader leaves to them.
+// A small one is copied into each outbox.
 func (s *Server) forwardLocked(w *conn, j *job, p protocol.Packet) {
-	if j.cancelled {
+	if j.cancelled || len(j.clients) == 0 {
+		return
+	}
+	var pb *payloadBuf
+	if last := p.Args[len(p.Args)-1]; len(last) >= sharedMin {
+		pb = w.takeBody(last)
+	}
+	if pb == nil {
+		for _, cl := range j.clients {
+			cl.sendVia(w, p.Type, p.Args...)
+		}
 		return
 	}
 	for _, cl := range j.clients {
-		cl.sendVia(w, p.Type, p.Args...)
+		cl.sendSharedVia(w, p.Type, pb, p.Args...)
 	}
+	pb.unref() // the outboxes hold their own references
 }
 
 // finishLocked ends a job after its terminal packet. A scheduled job

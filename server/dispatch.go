@@ -202,8 +202,8 @@ func (s *Server) grab(c *conn, t protocol.Type) {
 	switch {
 	case t == protocol.GrabJob:
 		c.sendShared(protocol.JobAssign, j.pbuf, h, j.fn.nameB, j.data)
-	case t == protocol.GrabJobAll && j.reducer != "":
-		c.sendAssign(protocol.JobAssignAll, h, j.fn.nameB, j.unique, j.reducer, j.data, j.pbuf)
+	case t == protocol.GrabJobAll && j.reducer() != "":
+		c.sendAssign(protocol.JobAssignAll, h, j.fn.nameB, j.unique, j.reducer(), j.data, j.pbuf)
 	default:
 		c.sendAssign(protocol.JobAssignUniq, h, j.fn.nameB, j.unique, "", j.data, j.pbuf)
 	}
@@ -240,7 +240,7 @@ func (s *Server) pickLocked(c *conn) (*job, registration) {
 // job and stopped when the job ends or leaves the worker, so it can
 // never fire against a later job (gearmand's per-connection timer can).
 func (s *Server) armJobTimerLocked(j *job, w *conn, d time.Duration) {
-	j.timer = time.AfterFunc(d, func() {
+	j.more().timer = time.AfterFunc(d, func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if j.state != jobRunning || j.worker != w {
@@ -391,11 +391,12 @@ func (s *Server) submit(c *conn, p protocol.Packet) {
 		unique:     string(sub.unique),
 		data:       data,
 		pbuf:       pb,
-		reducer:    string(sub.reducer),
 		pri:        sub.pri,
 		background: sub.background,
-		schedule:   sub.schedule,
 		heapIdx:    -1,
+	}
+	if len(sub.reducer) > 0 || sub.schedule != nil {
+		j.extra = &jobExtra{reducer: string(sub.reducer), schedule: sub.schedule}
 	}
 	if j.data == nil {
 		j.data = []byte{}
@@ -411,8 +412,8 @@ func (s *Server) submit(c *conn, p protocol.Packet) {
 	// handler releases the lock, so the client still learns its handle
 	// before any WORK_* packet for it.
 	switch {
-	case j.schedule != nil:
-		j.when = j.schedule.next(time.Now()).UnixNano()
+	case j.sched() != nil:
+		j.when = j.sched().next(time.Now()).UnixNano()
 		s.delayLocked(j)
 	case sub.when > 0 && sub.when > time.Now().UnixNano():
 		j.when = sub.when
@@ -555,9 +556,9 @@ func (s *Server) unassignLocked(j *job) {
 	if j.state != jobRunning {
 		return
 	}
-	if j.timer != nil {
-		j.timer.Stop()
-		j.timer = nil
+	if j.extra != nil && j.extra.timer != nil {
+		j.extra.timer.Stop()
+		j.extra.timer = nil
 	}
 	w := j.worker
 	if i := slices.Index(w.assigned, j); i >= 0 {
@@ -699,10 +700,10 @@ func (s *Server) forwardLocked(w *conn, j *job, p protocol.Packet) {
 // finishLocked ends a job after its terminal packet. A scheduled job
 // goes back to wait for its next time.
 func (s *Server) finishLocked(j *job) {
-	if j.schedule != nil && !j.cancelled {
+	if j.sched() != nil && !j.cancelled {
 		s.unassignLocked(j)
 		j.num, j.den, j.retries = 0, 0, 0
-		j.when = j.schedule.next(time.Now()).UnixNano()
+		j.when = j.sched().next(time.Now()).UnixNano()
 		s.delayLocked(j)
 		return
 	}

@@ -57,21 +57,19 @@ func (s jobState) String() string {
 // are ordered and sized to keep a queued job small: its handle is not
 // stored but formatted from id (Server.appendHandle).
 type job struct {
-	id       uint64 // the handle's counter; key in Server.jobs
-	fn       *function
-	unique   string
-	data     []byte
-	pbuf     *payloadBuf // the pooled buffer data is in, or nil
-	reducer  string
-	seq      uint64    // queueing order, for FIFO across functions
-	when     int64     // delayed jobs: unix nanoseconds when it becomes runnable
-	schedule *schedule // SUBMIT_JOB_SCHED jobs: requeued after each run
+	id     uint64 // the handle's counter; key in Server.jobs
+	fn     *function
+	unique string
+	data   []byte
+	pbuf   *payloadBuf // the pooled buffer data is in, or nil
+	extra  *jobExtra   // what few jobs have; nil for most
+	seq    uint64      // queueing order, for FIFO across functions
+	when   int64       // delayed jobs: unix nanoseconds when it becomes runnable
 
 	prev, next *job // links in the function's priority list
 
 	clients []*conn // attached foreground clients
 	worker  *conn   // the worker running the job
-	timer   *time.Timer
 
 	num        uint32 // last WORK_STATUS numerator
 	den        uint32 // last WORK_STATUS denominator
@@ -81,6 +79,38 @@ type job struct {
 	state      jobState
 	background bool // survives the loss of every attached client
 	cancelled  bool // admin "cancel job" on a running job: results are dropped
+}
+
+// jobExtra holds the fields only some jobs use, so that the common job
+// (queued by the million) stays in a smaller allocation size class.
+type jobExtra struct {
+	reducer  string      // SUBMIT_REDUCE_JOB*: the reducer function
+	schedule *schedule   // SUBMIT_JOB_SCHED: requeued after each run
+	timer    *time.Timer // CAN_DO_TIMEOUT, while the job runs
+}
+
+// more returns j's extra fields, allocating them on first use.
+func (j *job) more() *jobExtra {
+	if j.extra == nil {
+		j.extra = &jobExtra{}
+	}
+	return j.extra
+}
+
+// reducer is the reducer function of a reduce job, "" for others.
+func (j *job) reducer() string {
+	if j.extra == nil {
+		return ""
+	}
+	return j.extra.reducer
+}
+
+// sched is a scheduled job's schedule, nil for others.
+func (j *job) sched() *schedule {
+	if j.extra == nil {
+		return nil
+	}
+	return j.extra.schedule
 }
 
 // jobList is an intrusive FIFO of jobs with O(1) removal.

@@ -278,19 +278,26 @@ func TestRunAttemptTimeout(t *testing.T) {
 		return wordcount.Map(ctx, rec, emit)
 	})
 	reg.Reduce("wc.sum", wordcount.Sum)
-	var timeouts atomic.Int64
+	// On a slow machine another attempt may also outlast the timeout and
+	// be retried: only the hung attempt's timeout is certain.
+	var timeouts, otherTimeouts atomic.Int64
 	res, err := flow.Run(t.Context(), p, reg, flow.Options{StateDir: t.TempDir(), Workers: 3, Logger: testLogger(t),
 		OnEvent: func(e flow.Event) {
 			if e.Kind == flow.EventTaskRetry && strings.Contains(e.Err, "timed out") {
-				timeouts.Add(1)
+				if e.Task == 1 && e.Attempt == 1 {
+					timeouts.Add(1)
+				} else {
+					otherTimeouts.Add(1)
+				}
 			}
 		}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkOutput(t, out, wantWordcount(t))
-	if hung.Load() != 1 || timeouts.Load() != 1 || res.Stages[0].Retries != 1 {
-		t.Errorf("%d hung attempts, %d timeouts, %d retries; want 1 each", hung.Load(), timeouts.Load(), res.Stages[0].Retries)
+	if hung.Load() != 1 || timeouts.Load() != 1 || int64(res.Stages[0].Retries) != 1+otherTimeouts.Load() {
+		t.Errorf("%d hung attempts, %d timeouts of the hung attempt (%d of others), %d retries; want 1 hung, 1 timeout, 1 retry per timeout",
+			hung.Load(), timeouts.Load(), otherTimeouts.Load(), res.Stages[0].Retries)
 	}
 }
 
@@ -337,19 +344,28 @@ func TestRunStragglerBackup(t *testing.T) {
 		return wordcount.Map(ctx, rec, emit)
 	})
 	reg.Reduce("wc.sum", wordcount.Sum)
-	var backups atomic.Int64
+	// On a slow machine a healthy task may also run past the threshold
+	// (twice the median, at least SpeculateAfter) and get a backup of
+	// its own: only the straggler's backup is certain.
+	var backups, otherBackups atomic.Int64
 	res, err := flow.Run(t.Context(), p, reg, flow.Options{StateDir: t.TempDir(), Workers: 3, Logger: testLogger(t),
 		SpeculateAfter: 200 * time.Millisecond,
 		OnEvent: func(e flow.Event) {
-			if e.Kind == flow.EventTaskBackup && e.Task == 2 && e.Attempt == 2 {
+			if e.Kind != flow.EventTaskBackup {
+				return
+			}
+			if e.Task == 2 && e.Attempt == 2 {
 				backups.Add(1)
+			} else {
+				otherBackups.Add(1)
 			}
 		}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkOutput(t, out, wantWordcount(t))
-	if backups.Load() != 1 || res.Stages[0].Backups != 1 || res.Stages[0].Retries != 0 {
-		t.Errorf("%d backup events, stage %+v; want one backup and no retry", backups.Load(), res.Stages[0])
+	if backups.Load() != 1 || int64(res.Stages[0].Backups) != 1+otherBackups.Load() || res.Stages[0].Retries != 0 {
+		t.Errorf("%d backup events of the straggler (%d of others), stage %+v; want one straggler backup and no retry",
+			backups.Load(), otherBackups.Load(), res.Stages[0])
 	}
 }

@@ -116,8 +116,15 @@ func TestPooledPayloads(t *testing.T) {
 	if got := payloadLive.Load() - live0; got != 0 {
 		t.Errorf("%d references on pooled buffers still held after every job ended", got)
 	}
-	if allocated := payloadNew.Load() - new0; allocated*2 > jobs {
-		t.Errorf("%d pooled buffers allocated for %d large jobs, want them reused", allocated, jobs)
+	// Without -race about one job in twenty allocates; with it about one
+	// in two (sync.Pool drops a random quarter of Puts under the race
+	// detector): either way far below one buffer per job.
+	limit := jobs / 4
+	if raceEnabled {
+		limit = jobs * 4 / 5
+	}
+	if allocated := payloadNew.Load() - new0; allocated > limit {
+		t.Errorf("%d pooled buffers allocated for %d large jobs (limit %d), want them reused", allocated, jobs, limit)
 	} else {
 		t.Logf("%d pooled buffers allocated for %d large jobs", allocated, jobs)
 	}

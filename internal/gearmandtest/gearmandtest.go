@@ -66,8 +66,9 @@ type Server struct {
 
 // Start runs gearmand in the foreground on a free loopback port with the
 // extra flags given (for example "--job-retries=1", "--threads=0") and
-// waits until it answers the admin "version" command. It is stopped when
-// the test ends.
+// waits until it answers the admin "getpid" command with its own process
+// id (so a server that took the port meanwhile is never mistaken for it).
+// It is stopped when the test ends.
 func Start(t testing.TB, flags ...string) *Server {
 	t.Helper()
 	if _, err := os.Stat(Binary); err != nil {
@@ -155,9 +156,18 @@ func (s *Server) start(port int) error {
 			return fmt.Errorf("gearmand exited: %s", strings.TrimSpace(string(log)))
 		default:
 		}
-		if ping(s.Addr) == nil {
+		pid, err := ping(s.Addr)
+		if err == nil && pid == cmd.Process.Pid {
 			s.cmd, s.done = cmd, done
 			return nil
+		}
+		if err == nil {
+			// Another server took the port between freePort and our
+			// gearmand's bind (gearmand then retries bind for seconds):
+			// give up on this port rather than test against a stranger.
+			_ = cmd.Process.Kill()
+			<-done
+			return fmt.Errorf("port %d is served by process %d, not our gearmand %d", port, pid, cmd.Process.Pid)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -166,25 +176,27 @@ func (s *Server) start(port int) error {
 	return fmt.Errorf("gearmand on %s not ready within 10s", s.Addr)
 }
 
-// ping asks the server at addr for its version over the admin protocol.
-func ping(addr string) error {
+// ping asks the server at addr for its process id over the admin
+// protocol ("getpid", which gearmand answers with "OK <pid>").
+func ping(addr string) (int, error) {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("version\n")); err != nil {
-		return err
+	if _, err := c.Write([]byte("getpid\n")); err != nil {
+		return 0, err
 	}
 	line, err := bufio.NewReader(c).ReadString('\n')
 	if err != nil {
-		return err
+		return 0, err
 	}
-	if !strings.HasPrefix(line, "OK ") {
-		return fmt.Errorf("unexpected version reply %q", line)
+	pid, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "OK ")))
+	if !strings.HasPrefix(line, "OK ") || err != nil {
+		return 0, fmt.Errorf("unexpected getpid reply %q", line)
 	}
-	return nil
+	return pid, nil
 }
 
 // freePort asks the kernel for a free loopback port.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"net"
@@ -22,6 +23,23 @@ func freePort(t *testing.T) string {
 	}
 	defer l.Close()
 	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
+// ownServer dials addr until a server answers the admin "getpid"
+// command, for up to 5 seconds, and reports whether that server is
+// process pid. A port that was free when the test picked it can be taken
+// by another test's server before ours binds it; ours then exits with an
+// error, and the test must not go on against the other one.
+func ownServer(t *testing.T, addr string, pid int) bool {
+	t.Helper()
+	c := waitDial(t, addr)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte("getpid\n")); err != nil {
+		return false
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return err == nil && strings.TrimSpace(line) == "OK "+strconv.Itoa(pid)
 }
 
 // waitDial dials addr until the server answers, for up to 5 seconds.
@@ -73,17 +91,34 @@ func TestServeFlags(t *testing.T) {
 // job's result still reaches its client before the server exits.
 func TestServeDrainsOnSignal(t *testing.T) {
 	t.Parallel()
-	port := freePort(t)
 	dir := t.TempDir()
 	pidFile := filepath.Join(dir, "pid")
-	ctx, cancel := context.WithCancel(context.Background())
-	exited := make(chan int, 1)
-	var errb bytes.Buffer
-	go func() {
-		exited <- cmdServe(ctx, []string{"-L", "127.0.0.1", "-p", port, "-P", pidFile,
-			"--job-handle-prefix", "H:t", "--shutdown-timeout", "10s", "--log-level", "warn"}, &bytes.Buffer{}, &errb)
-	}()
-	addr := net.JoinHostPort("127.0.0.1", port)
+	var (
+		addr   string
+		cancel context.CancelFunc
+		exited chan int
+		errb   bytes.Buffer
+	)
+	for attempt := 0; ; attempt++ {
+		port := freePort(t)
+		var ctx context.Context
+		ctx, cancel = context.WithCancel(context.Background())
+		exited = make(chan int, 1)
+		errb.Reset()
+		go func() {
+			exited <- cmdServe(ctx, []string{"-L", "127.0.0.1", "-p", port, "-P", pidFile,
+				"--job-handle-prefix", "H:t", "--shutdown-timeout", "10s", "--log-level", "warn"}, &bytes.Buffer{}, &errb)
+		}()
+		addr = net.JoinHostPort("127.0.0.1", port)
+		if ownServer(t, addr, os.Getpid()) {
+			break
+		}
+		cancel()
+		<-exited
+		if attempt == 2 {
+			t.Fatalf("serve did not get a port of its own in 3 attempts: %s", errb.String())
+		}
+	}
 	worker := waitDial(t, addr)
 	defer worker.Close()
 	client := waitDial(t, addr)
@@ -158,10 +193,21 @@ func TestServeDrainsOnSignal(t *testing.T) {
 func TestServeThreads(t *testing.T) {
 	t.Parallel()
 	bin := buildGearflow(t)
-	port := freePort(t)
 	logFile := filepath.Join(t.TempDir(), "log")
-	startProcess(t, bin, nil, "serve", "-L", "127.0.0.1", "-p", port, "--threads", "0", "--log-level", "info", "-l", logFile)
-	c := waitDial(t, net.JoinHostPort("127.0.0.1", port))
+	var addr string
+	for attempt := 0; ; attempt++ {
+		port := freePort(t)
+		p := startProcess(t, bin, nil, "serve", "-L", "127.0.0.1", "-p", port, "--threads", "0", "--log-level", "info", "-l", logFile)
+		addr = net.JoinHostPort("127.0.0.1", port)
+		if ownServer(t, addr, p.cmd.Process.Pid) {
+			break
+		}
+		p.kill()
+		if attempt == 2 {
+			t.Fatal("serve did not get a port of its own in 3 attempts")
+		}
+	}
+	c := waitDial(t, addr)
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := c.Write(protocol.New(protocol.Req, protocol.EchoReq, []byte("hi")).Append(nil)); err != nil {

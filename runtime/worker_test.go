@@ -249,8 +249,10 @@ func TestNoBusyLoop(t *testing.T) {
 	startWorker(t, runtime.WorkerConfig{Servers: []string{l.Addr().String()}, ReconnectMin: 50 * time.Millisecond, ReconnectMax: time.Second},
 		map[string]runtime.Handler{"f": upper()})
 	time.Sleep(time.Second)
-	// Without the pause this is tens of thousands.
-	if n := grabs.Load(); n < 5 || n > 50 {
+	// Without the pause this is tens of thousands. With it, about 20; the
+	// bound leaves room for a loaded machine, where a NOOP slower than
+	// the 5 ms "quick wake" resets the count of empty wake-ups.
+	if n := grabs.Load(); n < 5 || n > 300 {
 		t.Errorf("%d grabs in a second, want a few (the worker pauses after repeated empty wake-ups)", n)
 	}
 }

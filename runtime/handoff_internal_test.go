@@ -105,3 +105,72 @@ func (c recordingConn) Write(p []byte) (int, error) {
 	c.writes <- bytes.Clone(p)
 	return c.Conn.Write(p)
 }
+
+// TestNoGrabAfterStopBegins: a job that finishes just as the graceful
+// stop begins must not ask the server for another job, which would then
+// start during the stop instead of staying queued for another worker:
+// the hand-off, like the grab loop's own path, lets stopping win.
+func TestNoGrabAfterStopBegins(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	w, err := NewWorker(WorkerConfig{Servers: []string{l.Addr().String()}, Concurrency: 1,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), ShutdownTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	w.Handle("f", HandlerFunc(func(_ context.Context, job *Job) ([]byte, error) {
+		s := job.served.sess
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			s.handoffMu.Lock()
+			waiting := s.wantSlot
+			s.handoffMu.Unlock()
+			if waiting {
+				break
+			}
+		}
+		// The stop begins while the loop waits for this job's slot; the
+		// job returns just as the loop notices.
+		s.handoffMu.Lock()
+		cancel()
+		time.Sleep(5 * time.Millisecond) // the loop wakes on ctx.Done and waits for handoffMu
+		s.handoffMu.Unlock()
+		return []byte("result"), nil
+	}))
+	nc, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	sc.SetDeadline(time.Now().Add(10 * time.Second))
+	c := &conn{addr: "test", nc: nc, reader: protocol.NewReader(nc, protocol.ReaderConfig{})}
+	s := w.newSession(context.WithoutCancel(ctx), c)
+	loopDone := make(chan struct{})
+	go func() { defer close(loopDone); s.grabLoop(ctx) }()
+	r := protocol.NewReader(sc, protocol.ReaderConfig{})
+	for _, want := range []protocol.Type{protocol.CanDo, protocol.GrabJobUniq} {
+		if p, err := r.ReadPacket(); err != nil || p.Type != want {
+			t.Fatalf("read %v, %v; want %v", p.Type, err, want)
+		}
+	}
+	sc.Write(protocol.AppendPacket(nil, protocol.Res, protocol.JobAssignUniq, []byte("H:1"), []byte("f"), nil, []byte("x")))
+	if p, err := r.ReadPacket(); err != nil || p.Type != protocol.WorkComplete {
+		t.Fatalf("read %v, %v; want WORK_COMPLETE", p.Type, err)
+	}
+	w.jobs.Wait()
+	sc.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	p, err := r.ReadPacket()
+	if err == nil {
+		t.Errorf("after the stop began the worker sent %v", p.Type)
+	}
+	s.close(nil)
+	<-loopDone
+}

@@ -266,7 +266,8 @@ type workerSession struct {
 	// GRAB_JOB_UNIQ in the same write as its result; handoff (capacity
 	// 1) tells the loop so.
 	handoffMu sync.Mutex
-	wantSlot  bool // guarded by handoffMu
+	wantSlot  bool            // guarded by handoffMu
+	grabCtx   context.Context // the grab loop's ctx while wantSlot; guarded by handoffMu
 	handoff   chan struct{}
 	done      chan struct{} // closed when the read loop has ended
 
@@ -463,7 +464,7 @@ func (s *workerSession) waitSlot(ctx context.Context) (handed, ok bool, err erro
 	w.slotWaiters.Add(1)
 	defer w.slotWaiters.Add(-1)
 	s.handoffMu.Lock()
-	s.wantSlot = true
+	s.wantSlot, s.grabCtx = true, ctx
 	s.handoffMu.Unlock()
 	var took bool
 	select {
@@ -614,7 +615,9 @@ func (s *workerSession) report(job *Job, result []byte, err error) (handed bool)
 	pkts := [2]protocol.Packet{p, protocol.New(protocol.Req, protocol.GrabJobUniq)}
 	n := 1
 	s.handoffMu.Lock()
-	if s.wantSlot && s.w.slotWaiters.Load() <= 1 {
+	// No hand-off once the stop has begun: the grab loop's own path
+	// lets stopping win, and so must this one.
+	if s.wantSlot && s.grabCtx.Err() == nil && s.w.slotWaiters.Load() <= 1 {
 		s.wantSlot = false
 		s.handoff <- struct{}{}
 		handed, n = true, 2

@@ -110,10 +110,12 @@ func TestPooledPayloads(t *testing.T) {
 	// Connections clean up after they close: wait, bounded, for every
 	// reference to come back.
 	deadline := time.Now().Add(10 * time.Second)
-	for payloadLive.Load() != live0 && time.Now().Before(deadline) {
+	// (A connection of an earlier test still closing can only lower
+	// the count, so the check is for references above the start.)
+	for payloadLive.Load() > live0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if got := payloadLive.Load() - live0; got != 0 {
+	if got := payloadLive.Load() - live0; got > 0 {
 		t.Errorf("%d references on pooled buffers still held after every job ended", got)
 	}
 	// Without -race about one job in twenty allocates; with it about one

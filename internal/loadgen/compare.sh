@@ -132,9 +132,6 @@ bench() {
 	cat "$out"
 }
 
-# cpu_ticks PID prints the process's user+system CPU time in clock ticks
-# (all its threads), or nothing when the process is gone.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || true; }
 
 # check_alive NAME: stops the script, with the server's last output, when
 # server NAME has died (a crash under load is a result too).
@@ -145,7 +142,6 @@ check_alive() {
 	tail -n 20 "${SDIRS[$1]}/out" "${SDIRS[$1]}/log" >&2 2>/dev/null || true
 	exit 1
 }
-HZ=$(getconf CLK_TCK)
 
 # record SCENARIO SERVER METRIC VALUE; a missing value (a failed run) is
 # left out of the medians.
@@ -179,10 +175,8 @@ for ((round = 0; round < ROUNDS; round++)); do
 		name=${sc%%|*} flags=${sc#*|}
 		for ((k = 0; k < ${#SERVERS[@]}; k++)); do
 			s=${SERVERS[$(((k + round) % ${#SERVERS[@]}))]}
-			c0=$(cpu_ticks "${SPIDS[$s]}")
 			# shellcheck disable=SC2086 # flags are words
 			json=$(bench "$s" $flags)
-			c1=$(cpu_ticks "${SPIDS[$s]}")
 			check_alive "$s"
 			[ -n "$json" ] || continue
 			errs=$(jq '[.phases[].errors] | add' <<<"$json")
@@ -190,7 +184,7 @@ for ((round = 0; round < ROUNDS; round++)); do
 			# The server's CPU time per job: the steadiest figure on a
 			# shared machine. A background job counts once (submit+drain).
 			jobs=$(jq '.phases[0].jobs // 0' <<<"$json")
-			[ "${jobs:-0}" -gt 0 ] && record "$name" "$s" cpu_us_per_job "$(awk -v t=$((c1 - c0)) -v hz="$HZ" -v n="$jobs" 'BEGIN {printf "%.2f", t * 1e6 / hz / n}')"
+			[ "${jobs:-0}" -gt 0 ] && record "$name" "$s" cpu_us_per_job "$(jq "[.phases[].server_cpu_s // 0] | add * 1e6 / $jobs" <<<"$json")"
 			# What the load tool and the server used in the timed phase
 			# (the drain, for bg), as bench reports it: when the two
 			# together keep every core busy, the rate is the machine's.

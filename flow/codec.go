@@ -93,6 +93,7 @@ type task struct {
 	taskHeader
 	Records []rawRecord // map and task kinds
 	Groups  []group     // reduce kind
+	Refs    *taskRefs   // data through storage, instead of Records or Groups
 }
 
 // appendTaskHeader appends the payload's map header and its fixed fields;
@@ -233,6 +234,12 @@ func decodeTask(data []byte) (*task, error) {
 		case "groups":
 			t.Groups, err = decodeGroups(d)
 			haveData = true
+		case "refs":
+			var raw []byte
+			if raw, err = d.raw(); err == nil {
+				t.Refs, err = decodeRefs(raw)
+			}
+			haveData = true
 		default:
 			err = d.skip() // fields from newer versions
 		}
@@ -247,7 +254,7 @@ func decodeTask(data []byte) (*task, error) {
 		return nil, fmt.Errorf("%w: payload has no kind", ErrMalformed)
 	}
 	if !haveData && t.Kind != TaskChunk {
-		return nil, fmt.Errorf("%w: payload has no records or groups", ErrMalformed)
+		return nil, fmt.Errorf("%w: payload has no records, groups or refs", ErrMalformed)
 	}
 	return t, nil
 }
@@ -343,18 +350,68 @@ func decodeStringMap(d *cursor) (map[string]string, error) {
 // the coordinator checks against the data it received.
 type Summary struct {
 	RecordsIn  int64 // "in": input records (or groups) processed
-	RecordsOut int64 // "out": records sent in WORK_DATA batches
+	RecordsOut int64 // "out": records sent in WORK_DATA batches, or written to Files
 	Batches    int64 // "batches": WORK_DATA packets sent
+	// Files are the files a task with refs wrote ("files"), each
+	// [key, part, records, bytes].
+	Files []outFile
 }
 
 func appendSummary(b []byte, s Summary) []byte {
-	b = appendMapLen(b, 3)
+	n := 3
+	if len(s.Files) > 0 {
+		n++
+	}
+	b = appendMapLen(b, n)
 	b = appendString(b, "in")
 	b = appendInt(b, s.RecordsIn)
 	b = appendString(b, "out")
 	b = appendInt(b, s.RecordsOut)
 	b = appendString(b, "batches")
-	return appendInt(b, s.Batches)
+	b = appendInt(b, s.Batches)
+	if len(s.Files) > 0 {
+		b = appendString(b, "files")
+		b = appendArrayLen(b, len(s.Files))
+		for _, f := range s.Files {
+			b = appendArrayLen(b, 4)
+			b = appendString(b, f.Key)
+			b = appendInt(b, int64(f.Part))
+			b = appendInt(b, f.Records)
+			b = appendInt(b, f.Bytes)
+		}
+	}
+	return b
+}
+
+func decodeFiles(d *cursor) ([]outFile, error) {
+	n, err := d.arrayLen()
+	if err != nil {
+		return nil, err
+	}
+	files := make([]outFile, 0, n)
+	for i := 0; i < n; i++ {
+		if m, err := d.arrayLen(); err != nil || m != 4 {
+			if err == nil {
+				err = fmt.Errorf("file %d: want [key, part, records, bytes], got %d elements", i, m)
+			}
+			return nil, err
+		}
+		var f outFile
+		var part int64
+		if f.Key, err = d.str(); err == nil {
+			if part, err = d.int64(); err == nil {
+				if f.Records, err = d.int64(); err == nil {
+					f.Bytes, err = d.int64()
+				}
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("file %d: %w", i, err)
+		}
+		f.Part = int(part)
+		files = append(files, f)
+	}
+	return files, nil
 }
 
 func decodeSummary(data []byte) (Summary, error) {
@@ -376,6 +433,8 @@ func decodeSummary(data []byte) (Summary, error) {
 			s.RecordsOut, err = d.int64()
 		case "batches":
 			s.Batches, err = d.int64()
+		case "files":
+			s.Files, err = decodeFiles(d)
 		default:
 			err = d.skip()
 		}

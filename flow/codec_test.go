@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"iter"
 	"reflect"
+	"slices"
 	"strconv"
 	"testing"
 )
@@ -104,10 +106,14 @@ func TestDecodeTaskErrors(t *testing.T) {
 
 func TestSummaryRoundTrip(t *testing.T) {
 	t.Parallel()
-	s := Summary{RecordsIn: 10, RecordsOut: 1 << 40, Batches: 3}
-	got, err := decodeSummary(appendSummary(nil, s))
-	if err != nil || got != s {
-		t.Errorf("decodeSummary = %+v, %v; want %+v", got, err, s)
+	for _, s := range []Summary{
+		{RecordsIn: 10, RecordsOut: 1 << 40, Batches: 3},
+		{RecordsIn: 7, RecordsOut: 5, Files: []outFile{{Key: "r/s/task-000001/attempt-1/part-00000.rec", Part: 0, Records: 2, Bytes: 40}, {Key: "r/s/task-000001/attempt-1/part-00003.rec", Part: 3, Records: 3, Bytes: 1 << 33}}},
+	} {
+		got, err := decodeSummary(appendSummary(nil, s))
+		if err != nil || !reflect.DeepEqual(got, s) {
+			t.Errorf("decodeSummary = %+v, %v; want %+v", got, err, s)
+		}
 	}
 }
 
@@ -207,7 +213,8 @@ func testRegistry() *Registry {
 		}
 		return nil
 	})
-	reg.Reduce("wc.sum", func(ctx context.Context, key string, values []any, emit Emit) error {
+	reg.Reduce("wc.sum", func(ctx context.Context, key string, seq iter.Seq[any], emit Emit) error {
+		values := slices.Collect(seq)
 		var n int64
 		for _, v := range values {
 			x, _ := Int64(v)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"math"
 	"reflect"
 	"slices"
@@ -109,7 +110,8 @@ func runCombinedRaw(t *testing.T, fn ReduceFunc, keys []string, n int) []rawReco
 func TestCombinerCombinesInPlace(t *testing.T) {
 	t.Parallel()
 	var calls, most int
-	sum := func(ctx context.Context, key string, values []any, emit Emit) error {
+	sum := func(ctx context.Context, key string, seq iter.Seq[any], emit Emit) error {
+		values := slices.Collect(seq)
 		calls++
 		most = max(most, len(values))
 		var n int64
@@ -139,7 +141,8 @@ func TestCombinerCombinesInPlace(t *testing.T) {
 func TestCombinerThatDoesNotShrink(t *testing.T) {
 	t.Parallel()
 	var calls int
-	identity := func(ctx context.Context, key string, values []any, emit Emit) error {
+	identity := func(ctx context.Context, key string, seq iter.Seq[any], emit Emit) error {
+		values := slices.Collect(seq)
 		calls++
 		for _, v := range values {
 			if err := emit(key, v); err != nil {
@@ -162,7 +165,8 @@ func TestCombinerOtherKeys(t *testing.T) {
 	t.Parallel()
 	// A combiner that renames keys: its records for other keys go on as
 	// they are emitted, and nothing is lost.
-	upper := func(ctx context.Context, key string, values []any, emit Emit) error {
+	upper := func(ctx context.Context, key string, seq iter.Seq[any], emit Emit) error {
+		values := slices.Collect(seq)
 		for range values {
 			if err := emit(strings.ToUpper(key), 1); err != nil {
 				return err
@@ -188,7 +192,7 @@ func TestCombinerError(t *testing.T) {
 		}
 		return nil
 	})
-	reg.Reduce("c", func(ctx context.Context, key string, values []any, emit Emit) error {
+	reg.Reduce("c", func(ctx context.Context, key string, values iter.Seq[any], emit Emit) error {
 		return fmt.Errorf("no")
 	})
 	io := taskIO{data: func([]byte) error { return nil }, status: func(uint64, uint64) error { return nil }}
@@ -203,7 +207,12 @@ func TestCombinerError(t *testing.T) {
 func TestCombinerFlushesInKeyOrder(t *testing.T) {
 	t.Parallel()
 	keys := []string{"b", "a", "ab\x00", "ab", "abcdefgh2", "abcdefgh1", "abcdefgh", "é", "z", "", "A", "abcdefg\xff"}
-	first := func(ctx context.Context, key string, values []any, emit Emit) error { return emit(key, values[0]) }
+	first := func(ctx context.Context, key string, values iter.Seq[any], emit Emit) error {
+		for v := range values {
+			return emit(key, v)
+		}
+		return nil
+	}
 	var order []string
 	for _, r := range runCombinedRaw(t, first, keys, 1) {
 		order = append(order, r.Key)

@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/gearflow/gearflow/flow/spec"
+	"github.com/gearflow/gearflow/flow/storage"
 	"github.com/gearflow/gearflow/runtime"
 	"github.com/gearflow/gearflow/server"
 )
@@ -44,6 +45,16 @@ type Options struct {
 	// plan, so a resumed run can be told only its id.
 	PipelineFile string
 	Params       map[string]string
+	// Storage is the URI of the run's intermediate data: file:///path (a
+	// local folder, or a shared one mounted on every worker) or
+	// s3://bucket/prefix. Map tasks then read their input splits and
+	// write their partitions there, and reduce tasks merge them from
+	// there: the job server carries only references. Empty takes the
+	// pipeline's storage:, else, for an embedded run, a folder of the
+	// run's directory; a run with Servers and no storage sends its data
+	// through the job servers, as do runs with an encoding: raw stage,
+	// and runs whose Storage is StorageNone.
+	Storage string
 	// MemoryBudget bounds the bytes of records a shuffle holds in memory
 	// before it spills sorted runs to disk. Zero means 256 MiB.
 	MemoryBudget int64
@@ -58,6 +69,10 @@ type Options struct {
 	// Logger receives the run's logs. Nil discards them.
 	Logger *slog.Logger
 }
+
+// StorageNone as Options.Storage sends a run's data through the job
+// server even where storage could carry it.
+const StorageNone = "none"
 
 // DefaultStateDir is where run directories go when Options.StateDir is
 // empty.
@@ -108,6 +123,8 @@ type coordinator struct {
 
 	stages map[string]*stageRun
 	inputs inputFiles
+	store    storage.Store // the run's storage; nil sends data through the job server
+	storeURI string
 
 	mu     sync.Mutex // guards the stageRun counters and serializes OnEvent
 	failed []TaskFailure
@@ -121,6 +138,9 @@ type stageRun struct {
 	chunks []chunk
 	// outCounts[i] is task i's output records; -1 until known.
 	outCounts []int64
+	// files[i] are the files task i's committed attempt wrote (with
+	// storage), guarded by coordinator.mu.
+	files [][]outFile
 
 	// guarded by coordinator.mu:
 	res          StageResult
@@ -142,6 +162,13 @@ func Run(ctx context.Context, p *spec.Pipeline, reg *Registry, opts Options) (*R
 	defer c.j.close()
 	defer c.inputs.close()
 	c.log = c.log.With("run", c.run)
+	if c.storeURI != "" {
+		st, err := storage.Open(ctx, c.storeURI)
+		if err != nil {
+			return nil, &RunError{Run: c.run, Err: fmt.Errorf("storage: %w", err)}
+		}
+		c.store = st
+	}
 	if err := c.checkFunctions(); err != nil {
 		return nil, &RunError{Run: c.run, Err: err}
 	}
@@ -149,7 +176,7 @@ func Run(ctx context.Context, p *spec.Pipeline, reg *Registry, opts Options) (*R
 	// anything is submitted.
 	for _, sr := range c.stages {
 		if k := sr.st.Input.From.Kind; k == spec.SourceFile || k == spec.SourceGlob {
-			chunks, err := c.stageChunks(sr)
+			chunks, err := c.stageChunks(ctx, sr)
 			if err != nil {
 				return nil, &RunError{Run: c.run, Err: fmt.Errorf("stage %s: %w", sr.st.Name, err)}
 			}
@@ -213,7 +240,7 @@ func Run(ctx context.Context, p *spec.Pipeline, reg *Registry, opts Options) (*R
 		}
 	}
 	if firstErr == nil {
-		res.OutputRecords, firstErr = c.writeResult()
+		res.OutputRecords, firstErr = c.writeResult(ctx)
 	}
 	res.Elapsed = time.Since(begin)
 	done := Event{Kind: EventRunDone, Output: res.Output}
@@ -225,6 +252,9 @@ func Run(ctx context.Context, p *spec.Pipeline, reg *Registry, opts Options) (*R
 	if firstErr != nil {
 		c.log.Info("run failed", "failed_tasks", len(c.failed))
 		return res, &RunError{Run: c.run, Failed: c.failed, Err: firstErr}
+	}
+	if c.store != nil {
+		c.sweep(ctx)
 	}
 	// A finished run keeps its plan, journal and task outputs; the
 	// scratch space of attempts and the reduce inputs derived from them go.
@@ -254,6 +284,7 @@ func (c *coordinator) open() error {
 			return fmt.Errorf("flow: run %s is of pipeline %q, not %q", o.RunID, pl.Pipeline, c.p.Name)
 		}
 		c.run = pl.Run
+		c.storeURI = pl.Storage
 		if c.j, err = openJournal(dir); err != nil {
 			return err
 		}
@@ -279,7 +310,8 @@ func (c *coordinator) open() error {
 				file = abs
 			}
 		}
-		pl := &plan{Run: c.run, Pipeline: c.p.Name, File: file, Params: o.Params, Created: time.Now().UTC()}
+		c.storeURI = c.chooseStorage(dir)
+		pl := &plan{Run: c.run, Pipeline: c.p.Name, File: file, Params: o.Params, Created: time.Now().UTC(), Storage: c.storeURI}
 		for _, st := range c.p.Stages {
 			pl.Stages = append(pl.Stages, plannedStage{Name: st.Name})
 		}
@@ -293,6 +325,30 @@ func (c *coordinator) open() error {
 			res: StageResult{Name: st.Name, Function: st.Function}}
 	}
 	return nil
+}
+
+// chooseStorage returns the storage URI of a new run in dir, or "" for
+// data through the job server.
+func (c *coordinator) chooseStorage(dir string) string {
+	for _, st := range c.p.Stages {
+		if st.Encoding == spec.EncodingRaw {
+			if c.opts.Storage != "" || c.p.Storage != "" {
+				c.log.Warn("a stage has encoding: raw, so the run's data goes through the job server, not its storage", "stage", st.Name)
+			}
+			return ""
+		}
+	}
+	switch {
+	case c.opts.Storage == StorageNone:
+		return ""
+	case c.opts.Storage != "":
+		return c.opts.Storage
+	case c.p.Storage != "":
+		return c.p.Storage
+	case len(c.opts.Servers) == 0:
+		return defaultStorage(dir)
+	}
+	return ""
 }
 
 // checkFunctions fails early when the in-process worker would be asked
@@ -430,21 +486,36 @@ func (c *coordinator) runStage(ctx context.Context, sr *stageRun) error {
 	chunks := sr.chunks
 	if chunks == nil {
 		var err error
-		if chunks, err = c.stageChunks(sr); err != nil {
+		if chunks, err = c.stageChunks(ctx, sr); err != nil {
 			return err
 		}
 		sr.chunks = chunks
 	}
-	if st.Input.From.Kind == spec.SourceStage && st.Kind != spec.KindReduce {
+	if st.Input.From.Kind == spec.SourceStage && st.Kind != spec.KindReduce && c.store == nil {
 		if _, err := c.upstreamCounts(c.stages[st.Input.From.Value]); err != nil {
 			return err
 		}
 	}
 	sr.outCounts = make([]int64, len(chunks))
 	counts := c.journalCounts(st.Name)
-	done, err := c.j.doneTasks(st.Name)
-	if err != nil {
-		return err
+	var done map[int]bool
+	if c.store != nil {
+		// A task is done when the journal names its committed files.
+		done = make(map[int]bool)
+		c.mu.Lock()
+		sr.files = make([][]outFile, len(chunks))
+		for i, e := range counts {
+			if e.Stored && i >= 0 && i < len(chunks) {
+				done[i] = true
+				sr.files[i] = e.Files
+			}
+		}
+		c.mu.Unlock()
+	} else {
+		var err error
+		if done, err = c.j.doneTasks(st.Name); err != nil {
+			return err
+		}
 	}
 	var todo []int
 	c.mu.Lock()
@@ -472,6 +543,9 @@ func (c *coordinator) runStage(ctx context.Context, sr *stageRun) error {
 		tasks: todo, total: len(chunks), concurrency: st.Concurrency, retry: st.Retry,
 		timeout: st.Timeout, speculative: st.Speculative, speculateAfter: c.opts.SpeculateAfter, policy: st.OnFailure,
 		run: func(ctx context.Context, task, attempt int) attemptOutcome {
+			if c.store != nil {
+				return c.storedAttempt(ctx, sr, task, attempt)
+			}
 			return c.attempt(ctx, sr, task, attempt)
 		},
 		observe: func(e schedEvent) { c.observe(sr, e) },
@@ -594,7 +668,7 @@ func (c *coordinator) journalCounts(stage string) map[int]journalEntry {
 // stageChunks returns the stage's task inputs, from its chunks.json when
 // an earlier run of this run id prepared them, else by planning them now
 // (and recording them).
-func (c *coordinator) stageChunks(sr *stageRun) ([]chunk, error) {
+func (c *coordinator) stageChunks(ctx context.Context, sr *stageRun) ([]chunk, error) {
 	st := sr.st
 	path := filepath.Join(c.j.stageDir(st.Name), "chunks.json")
 	if data, err := os.ReadFile(path); err == nil {
@@ -605,7 +679,13 @@ func (c *coordinator) stageChunks(sr *stageRun) ([]chunk, error) {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
-	chunks, err := c.planStage(sr)
+	var chunks []chunk
+	var err error
+	if c.store != nil {
+		chunks, err = c.storedPlan(ctx, sr)
+	} else {
+		chunks, err = c.planStage(sr)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -1142,7 +1222,7 @@ func rawLines(out []byte) []rawRecord {
 // writeResult writes the output stage's records to the output file:
 // sorted by key for a reduce stage (ties in task order), in task order
 // otherwise.
-func (c *coordinator) writeResult() (int64, error) {
+func (c *coordinator) writeResult(ctx context.Context) (int64, error) {
 	out := c.p.Output
 	from := out.From
 	if from == "" {
@@ -1152,15 +1232,23 @@ func (c *coordinator) writeResult() (int64, error) {
 	if sr == nil {
 		return 0, fmt.Errorf("flow: output stage %q does not exist", from)
 	}
+	eachRaw := func(fn func(key, value []byte) error) error { return c.eachOutputRaw(sr, fn) }
+	if c.store != nil {
+		eachRaw = func(fn func(key, value []byte) error) error {
+			return c.eachStoredOutput(ctx, sr, func(key string, value []byte) error { return fn(unsafeBytes(key), value) })
+		}
+	}
 	if sr.st.Kind != spec.KindReduce {
-		return writeOutput(out.To, out.Format, func(fn func(rawRecord) error) error { return c.eachOutput(sr, fn) })
+		return writeOutput(ctx, out.To, out.Format, func(fn func(rawRecord) error) error {
+			return eachRaw(func(key, value []byte) error { return fn(rawRecord{Key: string(key), Value: value}) })
+		})
 	}
 	sh := newShuffler(filepath.Join(c.j.tmpDir(from), "sort"), 1, c.opts.MemoryBudget)
 	defer sh.cleanup()
-	if err := c.eachOutputRaw(sr, sh.addRaw); err != nil {
+	if err := eachRaw(sh.addRaw); err != nil {
 		return 0, err
 	}
-	return writeOutput(out.To, out.Format, func(fn func(rawRecord) error) error {
+	return writeOutput(ctx, out.To, out.Format, func(fn func(rawRecord) error) error {
 		return sh.groups(0, func(g group) error {
 			for _, v := range g.Values {
 				if err := fn(rawRecord{Key: g.Key, Value: v}); err != nil {

@@ -3,8 +3,10 @@ package flow_test
 import (
 	"context"
 	"fmt"
+	"iter"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/gearflow/gearflow/flow"
@@ -47,7 +49,8 @@ output:
 		w := rec.Value.(string)
 		return emit(fmt.Sprint(len(w)), w)
 	})
-	reg.Reduce("len.max", func(ctx context.Context, key string, values []any, emit flow.Emit) error {
+	reg.Reduce("len.max", func(ctx context.Context, key string, seq iter.Seq[any], emit flow.Emit) error {
+		values := slices.Collect(seq)
 		best := ""
 		for _, v := range values {
 			if s := v.(string); s > best {

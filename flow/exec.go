@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -50,6 +51,11 @@ func (r *Registry) execute(ctx context.Context, name string, payload []byte, io 
 	if t.Kind != f.kind {
 		return nil, fmt.Errorf("flow: %s is a %s function, the task is a %s task", name, f.kind, t.Kind)
 	}
+	if t.Refs != nil && t.Refs.TimeoutMillis > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(t.Refs.TimeoutMillis)*time.Millisecond)
+		defer cancel()
+	}
 	ctx = context.WithValue(ctx, infoKey{}, TaskInfo{Run: t.Run, Stage: t.Stage, Task: t.Task, Attempt: t.Attempt, Params: t.Params})
 	defer func() {
 		if p := recover(); p != nil {
@@ -57,8 +63,17 @@ func (r *Registry) execute(ctx context.Context, name string, payload []byte, io 
 		}
 	}()
 
-	b := &batcher{io: io}
-	out := b.emit
+	// Output: WORK_DATA batches, or files in storage.
+	var sink outputSink
+	if t.Refs != nil {
+		if sink, err = r.newStorageSink(ctx, t); err != nil {
+			return nil, err
+		}
+	} else {
+		sink = &batcher{io: io}
+	}
+	defer sink.abort()
+	out := sink.emit
 	var comb interface{ flush() error }
 	if t.Combine != "" {
 		cf, ok := r.lookup(t.Combine)
@@ -66,11 +81,11 @@ func (r *Registry) execute(ctx context.Context, name string, payload []byte, io 
 			return nil, fmt.Errorf("%w %q (combiner of %s)", ErrUnknownFunction, t.Combine, name)
 		}
 		if cf.sum {
-			c := newSumCombiner(b)
+			c := newSumCombiner(sink)
 			defer c.release()
 			comb, out = c, c.emit
 		} else {
-			c := newCombiner(ctx, t.Combine, cf.reduce, b)
+			c := newCombiner(ctx, t.Combine, cf.reduce, sink)
 			defer c.release()
 			comb, out = c, c.emit
 		}
@@ -80,6 +95,7 @@ func (r *Registry) execute(ctx context.Context, name string, payload []byte, io 
 	lastStatus := time.Now()
 	sentStatus := false
 	progress := func() error {
+		in++
 		if in%1024 == 0 && time.Since(lastStatus) >= statusEvery {
 			lastStatus, sentStatus = time.Now(), true
 			return io.status(uint64(in), total)
@@ -88,55 +104,57 @@ func (r *Registry) execute(ctx context.Context, name string, payload []byte, io 
 	}
 	switch t.Kind {
 	case TaskMap:
-		for _, rr := range t.Records {
-			v, err := DecodeValue(rr.Value)
+		err = r.eachInput(ctx, t, func(key string, value []byte) error {
+			v, err := DecodeValue(value)
 			if err != nil {
-				return nil, err
+				return err
 			}
-			if err := f.mapf(ctx, Record{Key: rr.Key, Value: v}, out); err != nil {
-				return nil, &FunctionError{Function: name, Err: err}
+			if err := f.mapf(ctx, Record{Key: key, Value: v}, out); err != nil {
+				return &FunctionError{Function: name, Err: err}
 			}
-			in++
-			if err := progress(); err != nil {
-				return nil, err
-			}
-		}
+			return progress()
+		})
 	case TaskReduce:
-		for _, g := range t.Groups {
-			vals, err := decodeValues(g.Values)
-			if err != nil {
-				return nil, err
+		err = r.eachGroup(ctx, t, func(key string, values iter.Seq[[]byte]) error {
+			var decodeErr error
+			if err := f.reduce(ctx, key, decodedValues(values, &decodeErr), out); err != nil {
+				return &FunctionError{Function: name, Err: err}
 			}
-			if err := f.reduce(ctx, g.Key, vals, out); err != nil {
-				return nil, &FunctionError{Function: name, Err: err}
+			if decodeErr != nil {
+				return decodeErr
 			}
-			in++
-			if err := progress(); err != nil {
-				return nil, err
-			}
-		}
+			return progress()
+		})
 	case TaskChunk:
-		recs := make([]Record, len(t.Records))
-		for i, rr := range t.Records {
-			v, err := DecodeValue(rr.Value)
+		var recs []Record
+		err = r.eachInput(ctx, t, func(key string, value []byte) error {
+			v, err := DecodeValue(value)
 			if err != nil {
-				return nil, err
+				return err
 			}
-			recs[i] = Record{Key: rr.Key, Value: v}
+			recs = append(recs, Record{Key: key, Value: v})
+			return nil
+		})
+		if err == nil {
+			if err = f.task(ctx, recs, out); err != nil {
+				err = &FunctionError{Function: name, Err: err}
+			}
+			in = int64(len(recs))
 		}
-		if err := f.task(ctx, recs, out); err != nil {
-			return nil, &FunctionError{Function: name, Err: err}
-		}
-		in = int64(len(recs))
+	}
+	if err != nil {
+		return nil, err
 	}
 	if comb != nil {
 		if err := comb.flush(); err != nil {
 			return nil, err
 		}
 	}
-	if err := b.flush(); err != nil {
+	sum, err := sink.finish()
+	if err != nil {
 		return nil, err
 	}
+	sum.RecordsIn = in
 	// A task that reported progress reports its end too; for a short one
 	// WORK_COMPLETE, whose summary counts the input, says it all.
 	if sentStatus {
@@ -144,19 +162,64 @@ func (r *Registry) execute(ctx context.Context, name string, payload []byte, io 
 			return nil, err
 		}
 	}
-	return appendSummary(nil, Summary{RecordsIn: in, RecordsOut: b.sent, Batches: b.batches}), nil
+	return appendSummary(nil, sum), nil
 }
 
-func decodeValues(raw [][]byte) ([]any, error) {
-	vals := make([]any, len(raw))
-	for i, v := range raw {
-		x, err := DecodeValue(v)
-		if err != nil {
-			return nil, err
-		}
-		vals[i] = x
+// outputSink is where a task's emitted records go: WORK_DATA batches
+// (batcher) or files in storage (storageSink).
+type outputSink interface {
+	emit(key string, value any) error
+	// finish sends or commits what is left and returns the summary's
+	// output counts.
+	finish() (Summary, error)
+	// abort drops whatever was not finished; a no-op after finish.
+	abort()
+}
+
+// eachInput calls fn with every input record of a map or task-kind task:
+// the payload's own records, or those its refs name.
+func (r *Registry) eachInput(ctx context.Context, t *task, fn func(key string, value []byte) error) error {
+	if t.Refs != nil {
+		return r.eachRefRecord(ctx, t.Refs, fn)
 	}
-	return vals, nil
+	for _, rr := range t.Records {
+		if err := fn(rr.Key, rr.Value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// eachGroup calls fn with every key group of a reduce task, keys
+// ascending: the payload's groups, or the merge of the sorted runs its
+// refs name. fn's values must be read before it returns.
+func (r *Registry) eachGroup(ctx context.Context, t *task, fn func(key string, values iter.Seq[[]byte]) error) error {
+	if t.Refs != nil {
+		return r.mergeRuns(ctx, t.Refs, fn)
+	}
+	for _, g := range t.Groups {
+		if err := fn(g.Key, slices.Values(g.Values)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// decodedValues decodes encoded values as they are read; the first that
+// does not decode ends the sequence and is kept in *errp.
+func decodedValues(raw iter.Seq[[]byte], errp *error) iter.Seq[any] {
+	return func(yield func(any) bool) {
+		for b := range raw {
+			v, err := DecodeValue(b)
+			if err != nil {
+				*errp = err
+				return
+			}
+			if !yield(v) {
+				return
+			}
+		}
+	}
 }
 
 // batcher encodes emitted records and sends them in WORK_DATA batches.
@@ -192,6 +255,15 @@ func (b *batcher) emitRaw(key string, value []byte) error {
 	return nil
 }
 
+func (b *batcher) finish() (Summary, error) {
+	if err := b.flush(); err != nil {
+		return Summary{}, err
+	}
+	return Summary{RecordsOut: b.sent, Batches: b.batches}, nil
+}
+
+func (b *batcher) abort() {}
+
 func (b *batcher) flush() error {
 	if b.n == 0 {
 		return nil
@@ -220,7 +292,7 @@ type combiner struct {
 	ctx  context.Context
 	name string
 	fn   ReduceFunc
-	next *batcher
+	next emitter
 	*combineState
 	cur string // key being combined
 	out []any  // what the combine function emitted for it
@@ -267,7 +339,12 @@ var combineStates = sync.Pool{New: func() any {
 	return &combineState{index: make(map[string]int32)}
 }}
 
-func newCombiner(ctx context.Context, name string, fn ReduceFunc, next *batcher) *combiner {
+// emitter takes emitted records: a combiner's next step.
+type emitter interface {
+	emit(key string, value any) error
+}
+
+func newCombiner(ctx context.Context, name string, fn ReduceFunc, next emitter) *combiner {
 	return &combiner{ctx: ctx, name: name, fn: fn, next: next, combineState: combineStates.Get().(*combineState)}
 }
 
@@ -322,7 +399,7 @@ func (c *combiner) emit(key string, value any) error {
 // sent on too, so that it is not called again on nearly every emit.
 func (c *combiner) combine(key string, s *combineSlot) error {
 	c.cur, c.out = key, c.out[:0]
-	if err := c.fn(c.ctx, key, s.vals[:s.n], c.collect); err != nil {
+	if err := c.fn(c.ctx, key, slices.Values(s.vals[:s.n]), c.collect); err != nil {
 		return &FunctionError{Function: c.name, Err: err}
 	}
 	clear(s.vals[:s.n])
@@ -372,7 +449,7 @@ func (c *combiner) flush() error {
 	for _, o := range c.order {
 		i := o.slot
 		s := &c.slots[i]
-		if err := c.fn(c.ctx, c.keys[i], s.vals[:s.n], c.next.emit); err != nil {
+		if err := c.fn(c.ctx, c.keys[i], slices.Values(s.vals[:s.n]), c.next.emit); err != nil {
 			return &FunctionError{Function: c.name, Err: err}
 		}
 	}
@@ -386,7 +463,7 @@ func (c *combiner) flush() error {
 // twice. At the end it sends each key with its sum, in key order: the
 // records SumInt64 run as a combiner would send.
 type sumCombiner struct {
-	next *batcher
+	next emitter
 	*sumState
 }
 
@@ -404,7 +481,7 @@ type sumKey struct {
 
 var sumStates = sync.Pool{New: func() any { return &sumState{sums: make(map[string]int64)} }}
 
-func newSumCombiner(next *batcher) *sumCombiner {
+func newSumCombiner(next emitter) *sumCombiner {
 	return &sumCombiner{next: next, sumState: sumStates.Get().(*sumState)}
 }
 

@@ -36,6 +36,14 @@ type chunk struct {
 	Start int64  `json:"start,omitempty"` // first record index in its output
 	Count int64  `json:"count,omitempty"` // records (or groups)
 
+	// With storage: an input split, objects read whole (files split), or
+	// record files of the run's storage (an upstream stage's output
+	// files; a reduce partition's sorted runs).
+	Split *splitRef   `json:"split,omitempty"`
+	Whole []objectRef `json:"whole,omitempty"`
+	Keys  []string    `json:"keys,omitempty"`
+	Runs  bool        `json:"runs,omitempty"` // Keys are a reduce partition's sorted runs
+
 	Groups    string `json:"groups,omitempty"` // file of encoded groups (reduce)
 	Partition int    `json:"partition,omitempty"`
 	FirstKey  string `json:"first_key,omitempty"`
@@ -46,6 +54,19 @@ type chunk struct {
 // upstream records, or partition and key range.
 func (c chunk) String() string {
 	switch {
+	case c.Split != nil:
+		if c.Split.FirstLine > 0 && c.Lines > 0 {
+			return c.Split.URI() + ":" + strconv.FormatInt(c.Split.FirstLine, 10) + "-" + strconv.FormatInt(c.Split.FirstLine+c.Lines-1, 10)
+		}
+		return c.Split.String()
+	case len(c.Whole) == 1:
+		return c.Whole[0].URI()
+	case len(c.Whole) > 1:
+		return fmt.Sprintf("%s … %s (%d files)", c.Whole[0].URI(), c.Whole[len(c.Whole)-1].URI(), len(c.Whole))
+	case c.Runs:
+		return fmt.Sprintf("partition %d of stage %s (%d files, %d records)", c.Partition, c.Stage, len(c.Keys), c.Count)
+	case len(c.Keys) > 0:
+		return fmt.Sprintf("stage %s output %s … (%d files, %d records)", c.Stage, c.Keys[0], len(c.Keys), c.Count)
 	case c.File != "":
 		if c.Lines == 0 {
 			return c.File + " (empty)"

@@ -37,6 +37,7 @@ type plan struct {
 	File     string            `json:"file,omitempty"`
 	Params   map[string]string `json:"params,omitempty"` // -p overrides
 	Created  time.Time         `json:"created"`
+	Storage  string            `json:"storage,omitempty"` // the run's storage URI; "" = data through the job server
 	Stages   []plannedStage    `json:"stages"`
 }
 
@@ -60,6 +61,10 @@ type journalEntry struct {
 	Offset int64  `json:"off,omitempty"`
 	Length int64  `json:"len,omitempty"`
 	CRC    uint32 `json:"crc,omitempty"`
+	// Stored: the task's output is in the run's storage, in Files (none
+	// for a task with no output).
+	Stored bool      `json:"stored,omitempty"`
+	Files  []outFile `json:"files,omitempty"`
 }
 
 // maxPacked is the largest task output kept in memory and appended to

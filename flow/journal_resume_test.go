@@ -246,11 +246,11 @@ func TestResumeFailsOnDamagedRunDir(t *testing.T) {
 			reg := flow.NewRegistry()
 			wordcount.Register(reg)
 			state := t.TempDir()
-			if _, err := flow.Run(t.Context(), p, reg, flow.Options{StateDir: state, RunID: "wc", Workers: 2, Logger: testLogger(t)}); err != nil {
+			if _, err := flow.Run(t.Context(), p, reg, flow.Options{StateDir: state, Storage: flow.StorageNone, RunID: "wc", Workers: 2, Logger: testLogger(t)}); err != nil {
 				t.Fatal(err)
 			}
 			want := tt.damage(t, flow.RunDir(state, "wc"))
-			_, err := flow.Run(t.Context(), p, reg, flow.Options{StateDir: state, RunID: "wc", Resume: true, Workers: 2, Logger: testLogger(t)})
+			_, err := flow.Run(t.Context(), p, reg, flow.Options{StateDir: state, Storage: flow.StorageNone, RunID: "wc", Resume: true, Workers: 2, Logger: testLogger(t)})
 			if err == nil || !strings.Contains(err.Error(), want) || errors.Is(err, os.ErrNotExist) {
 				t.Fatalf("resume: %v, want an error naming %s", err, want)
 			}

@@ -2,16 +2,16 @@ package flow
 
 import (
 	"bufio"
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/gearflow/gearflow/flow/spec"
+	"github.com/gearflow/gearflow/flow/storage"
 )
 
 // recordWriter writes records in one output format. It is the seam
@@ -115,21 +115,22 @@ func (j *jsonlWriter) write(key string, value any) error {
 
 func (j *jsonlWriter) flush() error { return j.w.Flush() }
 
-// writeOutput writes the records each calls back with to path in format
-// f, atomically (temporary file, fsync, rename), and returns how many it
-// wrote.
-func writeOutput(path string, f spec.Format, each func(func(rawRecord) error) error) (int64, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return 0, fmt.Errorf("flow: output: %w", err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+// writeOutput writes the records each calls back with to the file or
+// s3:// object at to in format f, atomically (visible only once whole),
+// and returns how many it wrote.
+func writeOutput(ctx context.Context, to string, f spec.Format, each func(func(rawRecord) error) error) (int64, error) {
+	root, key := storage.Split(to)
+	st, err := storage.Open(ctx, root)
 	if err != nil {
 		return 0, fmt.Errorf("flow: output: %w", err)
 	}
-	rw, err := newRecordWriter(tmp, f)
+	w, err := st.Create(ctx, key)
 	if err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
+		return 0, fmt.Errorf("flow: output: %w", err)
+	}
+	defer w.Abort()
+	rw, err := newRecordWriter(w, f)
+	if err != nil {
 		return 0, err
 	}
 	var n int64
@@ -144,13 +145,11 @@ func writeOutput(path string, f spec.Format, each func(func(rawRecord) error) er
 	if err == nil {
 		err = rw.flush()
 	}
-	if err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return 0, fmt.Errorf("flow: output %s: %w", path, err)
+	if err == nil {
+		err = w.Commit()
 	}
-	if err := commitFile(tmp, path); err != nil {
-		return 0, fmt.Errorf("flow: output %s: %w", path, err)
+	if err != nil {
+		return 0, fmt.Errorf("flow: output %s: %w", to, err)
 	}
 	return n, nil
 }

@@ -64,7 +64,7 @@ output:
 		}
 	}
 	state := t.TempDir()
-	res, err := flow.Run(t.Context(), p, reg, flow.Options{StateDir: state, RunID: "sizes", Logger: testLogger(t)})
+	res, err := flow.Run(t.Context(), p, reg, flow.Options{StateDir: state, Storage: flow.StorageNone, RunID: "sizes", Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ output:
 	}
 
 	os.Remove(out)
-	res, err = flow.Run(t.Context(), p, reg, flow.Options{StateDir: state, RunID: "sizes", Resume: true, Logger: testLogger(t)})
+	res, err = flow.Run(t.Context(), p, reg, flow.Options{StateDir: state, Storage: flow.StorageNone, RunID: "sizes", Resume: true, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package flow
 import (
 	"context"
 	"fmt"
+	"iter"
 	"sort"
 	"sync"
 )
@@ -16,8 +17,15 @@ type Emit func(key string, value any) error
 // or more records.
 type MapFunc func(ctx context.Context, rec Record, emit Emit) error
 
-// ReduceFunc is a reduce or combine function: it receives a key and all
-// the values emitted for it, and emits records.
+// ReduceFunc is a reduce or combine function: it receives a key and the
+// values emitted for it, and emits records.
+//
+// values is read as the loop over it goes: a reduce task merges its
+// partition's sorted files from storage, so a key may have more values
+// than fit in memory. It can be ranged over once; collect it
+// (slices.Collect) to go over the values again. A value that cannot be
+// read ends the loop early and fails the task after the function
+// returns.
 //
 // As a combiner it runs map-side on a few values of a key at a time, as
 // they gather, any number of times, and its output for a key is fed back
@@ -29,7 +37,7 @@ type MapFunc func(ctx context.Context, rec Record, emit Emit) error
 // record and sum them instead). And it must emit values its reducer
 // accepts, since the reducer may see combined and uncombined values
 // alike.
-type ReduceFunc func(ctx context.Context, key string, values []any, emit Emit) error
+type ReduceFunc func(ctx context.Context, key string, values iter.Seq[any], emit Emit) error
 
 // TaskFunc is the function of a task stage: it receives a whole input
 // chunk at once (empty for a stage with no input) and emits records.
@@ -46,6 +54,8 @@ type RawFunc func(ctx context.Context, input []byte) ([]byte, error)
 type Registry struct {
 	mu    sync.RWMutex // guards funcs
 	funcs map[string]registered
+
+	stores storeCache // the stores tasks' refs name, opened once
 }
 
 type registered struct {
@@ -86,9 +96,9 @@ func (r *Registry) Sum(name string) {
 // SumInt64 is a reduce (and combine) function: it emits the key with the
 // sum of its values as an int64, each value converted with Int64 (values
 // that are not numbers count 0).
-func SumInt64(ctx context.Context, key string, values []any, emit Emit) error {
+func SumInt64(ctx context.Context, key string, values iter.Seq[any], emit Emit) error {
 	var n int64
-	for _, v := range values {
+	for v := range values {
 		x, _ := Int64(v)
 		n += x
 	}

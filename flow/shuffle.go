@@ -332,17 +332,44 @@ func (s *shuffler) spill() error {
 }
 
 // groups calls fn with every key of partition p and its values, in key
-// order. It consumes the partition's buffer; call it once per partition.
+// order. It consumes the partition's buffer; call it once per partition
+// (and not with each).
 func (s *shuffler) groups(p int, fn func(group) error) error {
-	mem := s.mem[p].sorted()
 	if len(s.runs[p]) == 0 {
-		for _, g := range mem {
+		for _, g := range s.mem[p].sorted() {
 			if err := fn(g); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
+	var cur *group
+	err := s.each(p, func(key string, value []byte) error {
+		if cur != nil && cur.Key != key {
+			if err := fn(*cur); err != nil {
+				return err
+			}
+			cur = nil
+		}
+		if cur == nil {
+			cur = &group{Key: key}
+		}
+		cur.Values = append(cur.Values, value)
+		return nil
+	})
+	if err == nil && cur != nil {
+		err = fn(*cur)
+	}
+	return err
+}
+
+// each calls fn with every record of partition p in key order, values of
+// one key in the order they were added, without holding a key's values
+// together: a key may have more values than fit in memory. It consumes
+// the partition's buffer; call it once per partition (and not with
+// groups).
+func (s *shuffler) each(p int, fn func(key string, value []byte) error) error {
+	mem := s.mem[p].sorted()
 	var srcs []mergeSource
 	for _, path := range s.runs[p] {
 		r, err := openRecFile(path)
@@ -353,6 +380,12 @@ func (s *shuffler) groups(p int, fn func(group) error) error {
 		srcs = append(srcs, &fileSource{r: r})
 	}
 	srcs = append(srcs, &groupSource{groups: mem})
+	return mergeRecords(srcs, func(r rawRecord) error { return fn(r.Key, r.Value) })
+}
+
+// mergeRecords merges sources sorted by key into one stream sorted by
+// key; records of equal keys come in source order.
+func mergeRecords(srcs []mergeSource, fn func(rawRecord) error) error {
 	h := &mergeHeap{}
 	for i, src := range srcs {
 		rec, ok, err := src.next()
@@ -364,19 +397,11 @@ func (s *shuffler) groups(p int, fn func(group) error) error {
 		}
 	}
 	heap.Init(h)
-	var cur *group
 	for h.Len() > 0 {
 		it := h.items[0]
-		if cur != nil && cur.Key != it.rec.Key {
-			if err := fn(*cur); err != nil {
-				return err
-			}
-			cur = nil
+		if err := fn(it.rec); err != nil {
+			return err
 		}
-		if cur == nil {
-			cur = &group{Key: it.rec.Key}
-		}
-		cur.Values = append(cur.Values, it.rec.Value)
 		rec, ok, err := srcs[it.src].next()
 		if err != nil {
 			return err
@@ -387,9 +412,6 @@ func (s *shuffler) groups(p int, fn func(group) error) error {
 		} else {
 			heap.Pop(h)
 		}
-	}
-	if cur != nil {
-		return fn(*cur)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -210,7 +211,7 @@ func TestOutputFormats(t *testing.T) {
 		t.Run(tt.format.String(), func(t *testing.T) {
 			t.Parallel()
 			path := filepath.Join(t.TempDir(), "sub", "out."+tt.format.String())
-			n, err := writeOutput(path, tt.format, func(fn func(rawRecord) error) error {
+			n, err := writeOutput(context.Background(), path, tt.format, func(fn func(rawRecord) error) error {
 				for _, r := range recs {
 					if err := fn(r); err != nil {
 						return err

@@ -6,6 +6,7 @@ package logstats
 import (
 	"context"
 	"fmt"
+	"iter"
 	"sort"
 	"strconv"
 	"strings"
@@ -49,9 +50,9 @@ func Parse(ctx context.Context, rec flow.Record, emit flow.Emit) error {
 
 // Aggregate sums a path's requests into {"hits", "bytes", "errors"}
 // (errors: status 500 and above).
-func Aggregate(ctx context.Context, path string, values []any, emit flow.Emit) error {
+func Aggregate(ctx context.Context, path string, values iter.Seq[any], emit flow.Emit) error {
 	var hits, size, errs int64
-	for _, v := range values {
+	for v := range values {
 		m, ok := v.(map[string]any)
 		if !ok {
 			return fmt.Errorf("value %v is not a map", v)

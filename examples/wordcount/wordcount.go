@@ -6,6 +6,7 @@ package wordcount
 
 import (
 	"context"
+	"iter"
 	"strings"
 	"unicode"
 
@@ -42,9 +43,9 @@ func Map(ctx context.Context, rec flow.Record, emit flow.Emit) error {
 // Sum emits the key with the sum of its values, as flow.SumInt64 does;
 // Register serves "wc.sum" with the latter, which has a fast path as a
 // combiner.
-func Sum(ctx context.Context, key string, values []any, emit flow.Emit) error {
+func Sum(ctx context.Context, key string, values iter.Seq[any], emit flow.Emit) error {
 	var n int64
-	for _, v := range values {
+	for v := range values {
 		x, _ := flow.Int64(v)
 		n += x
 	}

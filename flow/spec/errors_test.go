@@ -36,7 +36,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "unknown top-level field without a near name",
 			yaml: minimal + "zzz: 1\n",
-			want: []string{`p.yaml:10:1: pipeline: unknown field "zzz" (hint: allowed fields here: version, name, params, defaults, stages, output)`},
+			want: []string{`p.yaml:10:1: pipeline: unknown field "zzz" (hint: allowed fields here: version, name, params, defaults, storage, stages, output)`},
 		},
 		{
 			name: "wrong type",
@@ -236,7 +236,7 @@ output:
 `,
 			want: []string{
 				`p.yaml:3:16: defaults: concurrency: must be at least 1, found 0`,
-				`p.yaml:8:20: stage "count": input: from: unknown source "ftp://x" (hint: use file:PATH, glob:PATTERN or stage:NAME)`,
+				`p.yaml:8:20: stage "count": input: from: unknown source "ftp://x" (hint: use file:PATH, glob:PATTERN, s3://BUCKET/KEY or stage:NAME)`,
 				`p.yaml:9:14: stage "count": timeout: bad duration "soon" (hint: use Go durations like 2m, 30s, 1h30m, 500ms)`,
 				`p.yaml:11:7: output: to: unknown extension ".xml": cannot tell the format (hint: name the file .tsv, .csv or .jsonl, or set format: tsv|csv|jsonl)`,
 			},
@@ -336,14 +336,14 @@ output:
 			name: "input without from",
 			yaml: strings.Replace(minimal, "{ from: file:in.txt }", "{ split: lines }", 1),
 			want: []string{
-				`p.yaml:7:12: stage "count": input: missing required field "from" (hint: use file:PATH, glob:PATTERN or stage:NAME)`,
+				`p.yaml:7:12: stage "count": input: missing required field "from" (hint: use file:PATH, glob:PATTERN, s3://BUCKET/KEY or stage:NAME)`,
 			},
 		},
 		{
 			name: "empty file source",
 			yaml: strings.Replace(minimal, "{ from: file:in.txt }", "{ from: \"file:\" }", 1),
 			want: []string{
-				`p.yaml:7:20: stage "count": input: from: "file:" names nothing (hint: use file:PATH, glob:PATTERN or stage:NAME)`,
+				`p.yaml:7:20: stage "count": input: from: "file:" names nothing (hint: use file:PATH, glob:PATTERN, s3://BUCKET/KEY or stage:NAME)`,
 			},
 		},
 		{
@@ -535,7 +535,7 @@ output:
 			want: []string{
 				`p.yaml:1:1: pipeline: missing required field "output"`,
 				`p.yaml:1:1: pipeline: missing required field "stages"`,
-				`p.yaml:2:1: pipeline: unknown field "d" (hint: allowed fields here: version, name, params, defaults, stages, output)`,
+				`p.yaml:2:1: pipeline: unknown field "d" (hint: allowed fields here: version, name, params, defaults, storage, stages, output)`,
 			},
 		},
 		{

@@ -9,7 +9,7 @@ import (
 )
 
 var (
-	topFields      = []string{"version", "name", "params", "defaults", "stages", "output"}
+	topFields      = []string{"version", "name", "params", "defaults", "storage", "stages", "output"}
 	settingsFields = []string{"concurrency", "priority", "timeout", "retry", "on_failure", "dead_letter", "speculative"}
 	stageOwnFields = []string{"name", "kind", "function", "input", "combine", "partition", "needs", "encoding", "params"}
 	stageFields    = append(append([]string{}, stageOwnFields...), settingsFields...)
@@ -80,6 +80,15 @@ func (p *parser) parse(data []byte) *Pipeline {
 	if f, ok := fs["defaults"]; ok {
 		if dfs := p.fields(f.val, "defaults", settingsFields); dfs != nil {
 			pl.Defaults = p.settings(dfs, "defaults", pl.Defaults, f.val)
+		}
+	}
+	if f, ok := fs["storage"]; ok {
+		if s, good := p.str(f.val, "storage", "a storage URI"); good {
+			if u, msg := storageURI(p.dir, s); msg != "" {
+				p.errorf(f.val, storageHint, "storage: %s", msg)
+			} else {
+				pl.Storage = u
+			}
 		}
 	}
 	if f, ok := fs["stages"]; ok {
@@ -400,7 +409,31 @@ func checkFunction(s string) string {
 	return ""
 }
 
-const sourceHint = "use file:PATH, glob:PATTERN or stage:NAME"
+const sourceHint = "use file:PATH, glob:PATTERN, s3://BUCKET/KEY or stage:NAME"
+
+const storageHint = "use a folder (file:///shared/gearflow or a path) or s3://bucket/prefix"
+
+// storageURI makes a storage: value a URI: an s3:// URI stays as it is,
+// a path or file: URI becomes file:// and an absolute path.
+func storageURI(dir, s string) (string, string) {
+	switch {
+	case strings.HasPrefix(s, "s3://"):
+		if strings.TrimPrefix(s, "s3://") == "" || strings.HasPrefix(s, "s3:///") {
+			return "", "s3:// needs a bucket"
+		}
+		return strings.TrimSuffix(s, "/"), ""
+	case strings.Contains(s, "://") && !strings.HasPrefix(s, "file://"):
+		return "", "unknown storage scheme in " + strconv.Quote(s)
+	}
+	path := strings.TrimPrefix(strings.TrimPrefix(s, "file://"), "file:")
+	if path == "" {
+		return "", "empty path"
+	}
+	return "file://" + absPath(dir, path), ""
+}
+
+// hasGlob reports whether s has glob syntax: * ? [ or {.
+func hasGlob(s string) bool { return strings.ContainsAny(s, "*?[{") }
 
 // input reads a stage's input: mapping.
 func (p *parser) input(n *yaml.Node, what string, kind Kind) (Input, *yaml.Node) {
@@ -418,12 +451,20 @@ func (p *parser) input(n *yaml.Node, what string, kind Kind) (Input, *yaml.Node)
 	if s, good := p.str(f.val, what+": input: from", "a source"); good {
 		prefix, rest, found := strings.Cut(s, ":")
 		switch {
+		case prefix == "s3" && strings.HasPrefix(rest, "//"):
+			if strings.TrimPrefix(rest, "//") == "" || strings.HasPrefix(rest, "///") {
+				p.errorf(f.val, sourceHint, "%s: input: from: %q names no bucket", what, s)
+			} else if hasGlob(rest) {
+				in.From = Source{Kind: SourceGlob, Value: s}
+			} else {
+				in.From = Source{Kind: SourceFile, Value: s}
+			}
 		case !found || (prefix != "file" && prefix != "glob" && prefix != "stage"):
 			p.errorf(f.val, sourceHint, "%s: input: from: unknown source %q", what, s)
 		case rest == "":
 			p.errorf(f.val, sourceHint, "%s: input: from: %q names nothing", what, s)
 		case prefix == "file":
-			in.From = Source{Kind: SourceFile, Value: absPath(p.dir, rest)}
+			in.From = Source{Kind: SourceFile, Value: absPath(p.dir, strings.TrimPrefix(rest, "//"))}
 		case prefix == "glob":
 			pattern := absPath(p.dir, rest)
 			if _, err := filepath.Match(pattern, ""); err != nil {
@@ -438,12 +479,12 @@ func (p *parser) input(n *yaml.Node, what string, kind Kind) (Input, *yaml.Node)
 	if kind == KindReduce && in.From.Kind != SourceStage && in.From.Kind != SourceNone {
 		p.errorf(f.val, "a reduce stage reads the partitions of a stage it needs: from: stage:NAME", "%s: input: a reduce stage cannot read %s", what, in.From.Kind)
 	}
-	// Default split: by lines for files, by records for stage output.
+	// Default split: by bytes for files, by records for stage output.
 	switch in.From.Kind {
 	case SourceStage:
 		in.Split = Split{By: SplitRecords, N: DefaultSplitRecords}
 	default:
-		in.Split = Split{By: SplitLines, N: DefaultSplitLines}
+		in.Split = Split{By: SplitBytes, N: DefaultSplitBytes}
 	}
 	if g, ok := fs["split"]; ok {
 		if kind == KindReduce {
@@ -736,12 +777,16 @@ func (p *parser) output(n *yaml.Node, pl *Pipeline) Output {
 	}
 	if f, ok := fs["to"]; ok {
 		if s, good := p.str(f.val, "output: to", "a path"); good {
-			path := strings.TrimPrefix(s, "file:")
+			path := strings.TrimPrefix(strings.TrimPrefix(s, "file:"), "//")
 			if path == "" {
 				p.errorf(f.val, "give a path such as file:out/result.tsv", "output: to: empty path")
 				return out
 			}
-			out.To = absPath(p.dir, path)
+			if strings.HasPrefix(s, "s3://") {
+				out.To = s
+			} else {
+				out.To = absPath(p.dir, path)
+			}
 			if formatNode == nil {
 				switch ext := strings.ToLower(filepath.Ext(path)); ext {
 				case ".tsv":

@@ -18,15 +18,15 @@ const (
 	DefaultMax         = 30 * time.Second
 	DefaultSpeculative = true
 
-	// DefaultSplitLines is the chunk size of a lines split (the default
-	// split of a file or glob input).
+	// DefaultSplitLines is the chunk size of a lines split given without
+	// a size.
 	DefaultSplitLines = 10000
 	// DefaultSplitRecords is the chunk size of a records split (the
 	// default split of a stage input).
 	DefaultSplitRecords = 10000
 	// DefaultSplitBytes is the chunk size of a bytes split given without
-	// a size.
-	DefaultSplitBytes = 1 << 20
+	// a size, and of a file or glob input that names no split.
+	DefaultSplitBytes = 64 << 20
 	// DefaultSplitFiles is the number of files per task of a files split
 	// given without a count.
 	DefaultSplitFiles = 1
@@ -49,6 +49,10 @@ type Pipeline struct {
 	// Defaults is the defaults: section laid over the built-in defaults:
 	// what a stage that sets nothing inherits.
 	Defaults StageSettings
+	// Storage is the URI of the run's intermediate data (file:///path or
+	// s3://bucket/prefix); empty leaves it to the run (the embedded
+	// default keeps it in the run's own folder).
+	Storage string
 	// Stages lists the stages in file order. Validate guarantees that
 	// names are unique, needs exist and have no cycle.
 	Stages []*Stage
@@ -280,8 +284,8 @@ type Input struct {
 // Source is where input comes from.
 type Source struct {
 	Kind SourceKind
-	// Value is the absolute file path, the absolute glob pattern, or the
-	// stage name.
+	// Value is the absolute file path, the absolute glob pattern (either
+	// may be an s3:// URI instead), or the stage name.
 	Value string
 }
 
@@ -329,8 +333,8 @@ func (s Split) String() string { return s.By.String() + ":" + strconv.Itoa(s.N) 
 type SplitBy int
 
 const (
-	SplitLines   SplitBy = iota // lines of text (default for files and globs: 10000)
-	SplitBytes                  // bytes, cut at line ends
+	SplitLines   SplitBy = iota // lines of text
+	SplitBytes                  // bytes, cut at line ends (default for files and globs: 64 MiB)
 	SplitRecords                // records: JSON lines, or a stage's records (default for stages: 10000)
 	SplitFiles                  // whole files per task
 )
@@ -382,7 +386,7 @@ func (e Encoding) String() string {
 type Output struct {
 	// From is the stage whose records are written (default: the last stage).
 	From string
-	// To is the absolute path of the output file.
+	// To is the absolute path of the output file, or an s3:// URI.
 	To     string
 	Format Format
 }

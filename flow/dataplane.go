@@ -1,0 +1,460 @@
+package flow
+
+import (
+	"bufio"
+	"bytes"
+	"container/heap"
+	"context"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"iter"
+	"os"
+	"path"
+	"slices"
+	"sync"
+
+	"github.com/gearflow/gearflow/flow/storage"
+)
+
+// The worker's side of the data plane: a task with refs reads its input
+// from storage (a byte split of an input object, record files, or sorted
+// runs to merge) and writes its output there, one file per partition or
+// one in all, under its attempt's own prefix. Only the names of those
+// files go back to the coordinator.
+
+// mapSpillBudget bounds the bytes of output records a partitioned map
+// task holds in memory before it spills a sorted run to local disk.
+const mapSpillBudget = 64 << 20
+
+// storeCache opens each store once per process.
+type storeCache struct {
+	mu     sync.Mutex
+	stores map[string]storage.Store
+}
+
+func (c *storeCache) get(ctx context.Context, uri string) (storage.Store, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st, ok := c.stores[uri]; ok {
+		return st, nil
+	}
+	st, err := storage.Open(ctx, uri)
+	if err != nil {
+		return nil, err
+	}
+	if c.stores == nil {
+		c.stores = make(map[string]storage.Store)
+	}
+	c.stores[uri] = st
+	return st, nil
+}
+
+// eachRefRecord calls fn with every input record a task's refs name.
+func (r *Registry) eachRefRecord(ctx context.Context, refs *taskRefs, fn func(key string, value []byte) error) error {
+	if sp := refs.Split; sp != nil {
+		return r.eachSplitRecord(ctx, sp, fn)
+	}
+	for _, o := range refs.Whole {
+		st, err := r.stores.get(ctx, o.Store)
+		if err != nil {
+			return err
+		}
+		rc, err := storage.OpenInput(ctx, st, o.Key)
+		if err != nil {
+			return fmt.Errorf("flow: input %s: %w", o.URI(), err)
+		}
+		data, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			return fmt.Errorf("flow: input %s: %w", o.URI(), err)
+		}
+		if err := fn(path.Base(o.Key), appendStringBytes(nil, data)); err != nil {
+			return err
+		}
+	}
+	if len(refs.Files) == 0 {
+		return nil
+	}
+	st, err := r.stores.get(ctx, refs.Store)
+	if err != nil {
+		return err
+	}
+	for _, key := range refs.Files {
+		if err := eachStoredRecord(ctx, st, key, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// eachStoredRecord calls fn with every record of the record file at key.
+func eachStoredRecord(ctx context.Context, st storage.Store, key string, fn func(key string, value []byte) error) error {
+	rc, err := st.Open(ctx, key, 0, -1)
+	if err != nil {
+		return fmt.Errorf("flow: %s: %w", joinURI(st.URI(), key), err)
+	}
+	defer rc.Close()
+	rr := newRecReader(rc, joinURI(st.URI(), key))
+	for {
+		k, v, err := rr.nextRaw()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(string(k), v); err != nil {
+			return err
+		}
+	}
+}
+
+// eachSplitRecord reads the lines of a split and turns each into a
+// record as its format says: text (the line), json (the decoded value;
+// blank lines skipped) or csv (the fields).
+func (r *Registry) eachSplitRecord(ctx context.Context, sp *splitRef, fn func(key string, value []byte) error) error {
+	st, err := r.stores.get(ctx, sp.Store)
+	if err != nil {
+		return err
+	}
+	var rc io.ReadCloser
+	if sp.Len < 0 {
+		rc, err = storage.OpenInput(ctx, st, sp.Key)
+	} else {
+		rc, err = storage.OpenSplit(ctx, st, sp.Key, sp.Off, sp.Len, sp.Size)
+	}
+	if err != nil {
+		return fmt.Errorf("flow: input %s: %w", sp, err)
+	}
+	defer rc.Close()
+	br := bufio.NewReaderSize(rc, 256<<10)
+	var long []byte // a line longer than br's buffer, gathered
+	var value []byte
+	n := int64(0) // lines read
+	where := func() string {
+		if sp.FirstLine > 0 {
+			return fmt.Sprintf("%s:%d", sp.URI(), sp.FirstLine+n-1)
+		}
+		return fmt.Sprintf("%s: line %d of the split at byte %d", sp.URI(), n, sp.Off)
+	}
+	for {
+		line, err := br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			long = append(long, line...)
+			continue
+		}
+		if err != nil && err != io.EOF {
+			return fmt.Errorf("flow: input %s: %w", sp, err)
+		}
+		if long != nil {
+			line = append(long, line...)
+			long = long[:0:0]
+		}
+		if len(line) == 0 {
+			return nil
+		}
+		n++
+		line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte{'\n'}), []byte{'\r'})
+		switch sp.Format {
+		case "json":
+			if len(bytes.TrimSpace(line)) == 0 {
+				break
+			}
+			v, jerr := decodeJSON(line)
+			if jerr != nil {
+				return fmt.Errorf("flow: input %s: %w", where(), jerr)
+			}
+			if value, jerr = appendValue(value[:0], v); jerr != nil {
+				return jerr
+			}
+			if ferr := fn("", value); ferr != nil {
+				return ferr
+			}
+		case "csv":
+			fields, cerr := csv.NewReader(bytes.NewReader(line)).Read()
+			if cerr == io.EOF {
+				fields = []string{}
+			} else if cerr != nil {
+				return fmt.Errorf("flow: input %s: %w", where(), cerr)
+			}
+			value = appendArrayLen(value[:0], len(fields))
+			for _, f := range fields {
+				value = appendString(value, f)
+			}
+			if ferr := fn("", value); ferr != nil {
+				return ferr
+			}
+		default:
+			value = appendStringBytes(value[:0], line)
+			if ferr := fn("", value); ferr != nil {
+				return ferr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+	}
+}
+
+// mergeRuns merges a reduce task's sorted runs and calls fn with each
+// key and an iterator over its values, read from the runs as fn goes: a
+// key's values are never all in memory.
+func (r *Registry) mergeRuns(ctx context.Context, refs *taskRefs, fn func(key string, values iter.Seq[[]byte]) error) error {
+	if len(refs.Runs) == 0 {
+		return nil
+	}
+	st, err := r.stores.get(ctx, refs.Store)
+	if err != nil {
+		return err
+	}
+	srcs := make([]mergeSource, 0, len(refs.Runs))
+	for _, key := range refs.Runs {
+		rc, err := st.Open(ctx, key, 0, -1)
+		if err != nil {
+			return fmt.Errorf("flow: %s: %w", joinURI(st.URI(), key), err)
+		}
+		defer rc.Close()
+		srcs = append(srcs, &fileSource{r: newRecReader(rc, joinURI(st.URI(), key))})
+	}
+	m, err := newMerger(srcs)
+	if err != nil {
+		return err
+	}
+	for m.more() {
+		key := m.key()
+		if err := fn(key, m.values(key)); err != nil {
+			return err
+		}
+		// Values the function did not read are skipped.
+		for range m.values(key) {
+		}
+		if m.err != nil {
+			return m.err
+		}
+	}
+	return m.err
+}
+
+// merger is a k-way merge of sorted sources, read key by key.
+type merger struct {
+	srcs []mergeSource
+	h    mergeHeap
+	err  error
+}
+
+func newMerger(srcs []mergeSource) (*merger, error) {
+	m := &merger{srcs: srcs}
+	for i, src := range srcs {
+		rec, ok, err := src.next()
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			m.h.items = append(m.h.items, mergeItem{rec: rec, src: i})
+		}
+	}
+	heap.Init(&m.h)
+	return m, nil
+}
+
+func (m *merger) more() bool { return m.err == nil && m.h.Len() > 0 }
+
+func (m *merger) key() string { return m.h.items[0].rec.Key }
+
+// values yields the values of key while the smallest record has it.
+func (m *merger) values(key string) iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		for m.err == nil && m.h.Len() > 0 && m.h.items[0].rec.Key == key {
+			it := m.h.items[0]
+			rec, ok, err := m.srcs[it.src].next()
+			if err != nil {
+				m.err = err
+				return
+			}
+			if ok {
+				m.h.items[0].rec = rec
+				heap.Fix(&m.h, 0)
+			} else {
+				heap.Pop(&m.h)
+			}
+			if !yield(it.rec.Value) {
+				return
+			}
+		}
+	}
+}
+
+// storageSink writes a task's output to storage: records in emission
+// order to one file, or partitioned by key hash, each partition sorted
+// by key (spilling sorted runs to local disk past mapSpillBudget) and
+// combined once more as it is written when the task has a combiner.
+type storageSink struct {
+	ctx    context.Context
+	st     storage.Store
+	prefix string
+	parts  int
+	value  []byte // scratch encoding of a value
+
+	// one file:
+	w   *recordFile
+	out int64
+
+	// partitioned:
+	sh       *shuffler
+	spillDir string
+	combine  func(key string, values [][]byte, emit func(key string, value []byte) error) error
+
+	files []outFile
+	done  bool
+}
+
+func (r *Registry) newStorageSink(ctx context.Context, t *task) (*storageSink, error) {
+	st, err := r.stores.get(ctx, t.Refs.Store)
+	if err != nil {
+		return nil, err
+	}
+	s := &storageSink{ctx: ctx, st: st, prefix: t.Refs.Out, parts: t.Refs.Parts}
+	if s.parts <= 0 {
+		s.w, err = createRecordFile(ctx, st, outKey(s.prefix))
+		return s, err
+	}
+	s.spillDir, err = os.MkdirTemp("", "gearflow-spill-")
+	if err != nil {
+		return nil, fmt.Errorf("flow: spill folder: %w", err)
+	}
+	s.sh = newShuffler(s.spillDir, s.parts, mapSpillBudget)
+	s.sh.copyValues = true
+	if t.Combine != "" {
+		if cf, ok := r.lookup(t.Combine); ok && cf.kind == TaskReduce {
+			s.combine = func(key string, values [][]byte, emit func(key string, value []byte) error) error {
+				var decodeErr error
+				err := cf.reduce(ctx, key, decodedValues(slices.Values(values), &decodeErr), func(k string, v any) error {
+					b, err := appendValue(nil, v)
+					if err != nil {
+						return err
+					}
+					return emit(k, b)
+				})
+				if err == nil {
+					err = decodeErr
+				}
+				return err
+			}
+		}
+	}
+	return s, nil
+}
+
+func (s *storageSink) emit(key string, value any) error {
+	var err error
+	if s.value, err = appendValue(s.value[:0], value); err != nil {
+		return err
+	}
+	if s.w != nil {
+		s.out++
+		return s.w.write(key, s.value)
+	}
+	return s.sh.addRaw(unsafeBytes(key), s.value)
+}
+
+func (s *storageSink) finish() (Summary, error) {
+	s.done = true
+	if s.w != nil {
+		f, err := s.w.commit(0)
+		if err != nil {
+			return Summary{}, err
+		}
+		return Summary{RecordsOut: s.out, Files: []outFile{f}}, nil
+	}
+	defer os.RemoveAll(s.spillDir)
+	defer s.sh.cleanup()
+	var sum Summary
+	for p := 0; p < s.parts; p++ {
+		var w *recordFile
+		write := func(key string, value []byte) error {
+			if w == nil {
+				var err error
+				if w, err = createRecordFile(s.ctx, s.st, partKey(s.prefix, p)); err != nil {
+					return err
+				}
+			}
+			return w.write(key, value)
+		}
+		var err error
+		if s.combine != nil {
+			err = s.sh.groups(p, func(g group) error { return s.combine(g.Key, g.Values, write) })
+		} else {
+			err = s.sh.each(p, write)
+		}
+		if err != nil {
+			if w != nil {
+				w.abort()
+			}
+			return Summary{}, err
+		}
+		if w == nil {
+			continue // an empty partition has no file
+		}
+		f, err := w.commit(p)
+		if err != nil {
+			return Summary{}, err
+		}
+		sum.Files = append(sum.Files, f)
+		sum.RecordsOut += f.Records
+	}
+	return sum, nil
+}
+
+func (s *storageSink) abort() {
+	if s.done {
+		return
+	}
+	s.done = true
+	if s.w != nil {
+		s.w.abort()
+	}
+	if s.sh != nil {
+		s.sh.cleanup()
+		os.RemoveAll(s.spillDir)
+	}
+}
+
+// recordFile is a record file being written to storage.
+type recordFile struct {
+	key     string
+	w       storage.Writer
+	bw      *bufio.Writer
+	buf     []byte
+	records int64
+	bytes   int64
+}
+
+func createRecordFile(ctx context.Context, st storage.Store, key string) (*recordFile, error) {
+	w, err := st.Create(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("flow: %s: %w", joinURI(st.URI(), key), err)
+	}
+	return &recordFile{key: key, w: w, bw: bufio.NewWriterSize(w, 256<<10)}, nil
+}
+
+func (f *recordFile) write(key string, value []byte) error {
+	f.buf = appendRecord(f.buf[:0], key, value)
+	f.records++
+	f.bytes += int64(len(f.buf))
+	_, err := f.bw.Write(f.buf)
+	return err
+}
+
+func (f *recordFile) commit(part int) (outFile, error) {
+	if err := f.bw.Flush(); err != nil {
+		f.w.Abort()
+		return outFile{}, err
+	}
+	if err := f.w.Commit(); err != nil {
+		return outFile{}, err
+	}
+	return outFile{Key: f.key, Part: part, Records: f.records, Bytes: f.bytes}, nil
+}
+
+func (f *recordFile) abort() { f.w.Abort() }

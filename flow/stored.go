@@ -1,0 +1,412 @@
+package flow
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gearflow/gearflow/flow/spec"
+	"github.com/gearflow/gearflow/flow/storage"
+	"github.com/gearflow/gearflow/runtime"
+)
+
+// The coordinator's side of the data plane. With storage, the
+// coordinator lists and stats the input and plans byte splits; a task
+// carries references (object, offset, length; record files; sorted
+// runs) and the prefix its attempt writes under; the attempt's summary
+// names the files it wrote, and committing the attempt is a journal line
+// naming them. No input or shuffle byte passes through the coordinator
+// or the job server.
+
+// storedPlan plans a stage's tasks from storage.
+func (c *coordinator) storedPlan(ctx context.Context, sr *stageRun) ([]chunk, error) {
+	st := sr.st
+	from := st.Input.From
+	switch {
+	case st.Kind == spec.KindReduce:
+		return c.planReduceRefs(sr)
+	case from.Kind == spec.SourceFile || from.Kind == spec.SourceGlob:
+		return planInputRefs(ctx, from, st.Input.Split)
+	case from.Kind == spec.SourceStage:
+		return c.planStageRefs(sr)
+	}
+	return []chunk{{}}, nil // a task stage with no input runs once
+}
+
+// planInputRefs lists a file or glob input in its store and cuts each
+// object into splits: by bytes from the objects' sizes alone, or, for
+// lines and records splits (meant for small inputs), by reading the
+// objects for their line ends. A compressed object is one split.
+func planInputRefs(ctx context.Context, from spec.Source, split spec.Split) ([]chunk, error) {
+	root, pattern := storage.Split(from.Value)
+	st, err := storage.Open(ctx, root)
+	if err != nil {
+		return nil, fmt.Errorf("flow: input: %w", err)
+	}
+	var objs []storage.Info
+	if from.Kind == spec.SourceFile {
+		info, err := st.Stat(ctx, pattern)
+		if err != nil {
+			return nil, fmt.Errorf("flow: input: %w", err)
+		}
+		objs = []storage.Info{info}
+	} else {
+		if objs, err = st.List(ctx, pattern); err != nil {
+			return nil, fmt.Errorf("flow: input: %w", err)
+		}
+		if len(objs) == 0 {
+			return nil, fmt.Errorf("flow: input: %s matches no files", from.Value)
+		}
+	}
+	n := int64(split.N)
+	if split.By == spec.SplitFiles {
+		if n <= 0 {
+			n = spec.DefaultSplitFiles
+		}
+		var chunks []chunk
+		for i := 0; i < len(objs); i += int(n) {
+			var ch chunk
+			for _, o := range objs[i:min(i+int(n), len(objs))] {
+				ch.Whole = append(ch.Whole, objectRef{Store: st.URI(), Key: o.Key})
+			}
+			chunks = append(chunks, ch)
+		}
+		return chunks, nil
+	}
+	var chunks []chunk
+	for _, o := range objs {
+		format := "text"
+		switch {
+		case split.By == spec.SplitRecords:
+			format = "json"
+		case strings.EqualFold(path.Ext(strings.TrimSuffix(strings.TrimSuffix(o.Key, ".gz"), ".zst")), ".csv"):
+			format = "csv"
+		}
+		obj := objectRef{Store: st.URI(), Key: o.Key}
+		switch {
+		case compressed(o.Key):
+			chunks = append(chunks, chunk{Split: &splitRef{objectRef: obj, Len: -1, Size: o.Size, Format: format, FirstLine: 1}})
+		case split.By == spec.SplitBytes:
+			size := n
+			if size <= 0 {
+				size = spec.DefaultSplitBytes
+			}
+			if o.Size == 0 {
+				chunks = append(chunks, chunk{Split: &splitRef{objectRef: obj, Size: 0, Format: format}})
+			}
+			for off := int64(0); off < o.Size; off += size {
+				chunks = append(chunks, chunk{Split: &splitRef{objectRef: obj, Off: off, Len: min(size, o.Size-off), Size: o.Size, Format: format}})
+			}
+		default:
+			rc, err := st.Open(ctx, o.Key, 0, -1)
+			if err != nil {
+				return nil, fmt.Errorf("flow: input: %w", err)
+			}
+			lines, err := scanLineSplits(rc, split)
+			rc.Close()
+			if err != nil {
+				return nil, fmt.Errorf("flow: input %s: %w", obj.URI(), err)
+			}
+			for _, l := range lines {
+				chunks = append(chunks, chunk{Lines: l.Lines, Split: &splitRef{objectRef: obj, Off: l.Offset, Len: l.Length, Size: o.Size, Format: format, FirstLine: l.FirstLine}})
+			}
+		}
+	}
+	return chunks, nil
+}
+
+func compressed(key string) bool { return strings.HasSuffix(key, ".gz") || strings.HasSuffix(key, ".zst") }
+
+// scanLineSplits cuts what r reads into chunks of split.N lines (or the
+// first line end past split.N bytes), at line ends.
+func scanLineSplits(r io.Reader, split spec.Split) ([]chunk, error) {
+	n := int64(split.N)
+	if n <= 0 {
+		switch split.By {
+		case spec.SplitBytes:
+			n = spec.DefaultSplitBytes
+		case spec.SplitRecords:
+			n = spec.DefaultSplitRecords
+		default:
+			n = spec.DefaultSplitLines
+		}
+	}
+	var chunks []chunk
+	cur := chunk{FirstLine: 1}
+	var off, line int64
+	br := bufio.NewReaderSize(r, 256<<10)
+	for {
+		b, err := br.ReadSlice('\n')
+		if len(b) > 0 || err == bufio.ErrBufferFull {
+			off += int64(len(b))
+			cur.Length += int64(len(b))
+			if err != bufio.ErrBufferFull {
+				line++
+				cur.Lines++
+				full := cur.Lines >= n
+				if split.By == spec.SplitBytes {
+					full = cur.Length >= n
+				}
+				if full {
+					chunks = append(chunks, cur)
+					cur = chunk{Offset: off, FirstLine: line + 1}
+				}
+			}
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if cur.Lines > 0 || len(chunks) == 0 {
+		chunks = append(chunks, cur)
+	}
+	return chunks, nil
+}
+
+// planStageRefs gives a map or task stage that reads another stage's
+// output tasks of whole output files of that stage: as many files as
+// keep a task within the split's records (at least one file).
+func (c *coordinator) planStageRefs(sr *stageRun) ([]chunk, error) {
+	up := c.stages[sr.st.Input.From.Value]
+	n := int64(sr.st.Input.Split.N)
+	if n <= 0 {
+		n = spec.DefaultSplitRecords
+	}
+	var chunks []chunk
+	cur := chunk{Stage: up.st.Name}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, files := range up.files {
+		for _, f := range files {
+			if len(cur.Keys) > 0 && cur.Count+f.Records > n {
+				chunks = append(chunks, cur)
+				cur = chunk{Stage: up.st.Name}
+			}
+			cur.Keys = append(cur.Keys, f.Key)
+			cur.Count += f.Records
+		}
+	}
+	if len(cur.Keys) > 0 || len(chunks) == 0 {
+		chunks = append(chunks, cur)
+	}
+	return chunks, nil
+}
+
+// planReduceRefs gives a reduce stage one task per partition of the
+// stage it reads, naming that partition's sorted run from each of its
+// tasks.
+func (c *coordinator) planReduceRefs(sr *stageRun) ([]chunk, error) {
+	up := c.stages[sr.st.Input.From.Value]
+	parts := max(up.st.Partition.Count, 1)
+	chunks := make([]chunk, parts)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for p := range chunks {
+		chunks[p] = chunk{Partition: p, Stage: up.st.Name, Runs: true}
+	}
+	for _, files := range up.files {
+		for _, f := range files {
+			if f.Part < 0 || f.Part >= parts {
+				return nil, fmt.Errorf("flow: stage %s: file %s is of partition %d of %d", up.st.Name, f.Key, f.Part, parts)
+			}
+			ch := &chunks[f.Part]
+			ch.Keys = append(ch.Keys, f.Key)
+			ch.Count += f.Records
+		}
+	}
+	return chunks, nil
+}
+
+// partitioned returns how many partitions a stage's output is cut into:
+// its partition count when a reduce stage reads it, else 0 (one file per
+// task, in emission order).
+func (c *coordinator) partitioned(st *spec.Stage) int {
+	for _, other := range c.p.Stages {
+		if other.Kind == spec.KindReduce && other.Input.From.Kind == spec.SourceStage && other.Input.From.Value == st.Name {
+			return max(st.Partition.Count, 1)
+		}
+	}
+	return 0
+}
+
+// refs returns the references of an attempt's task.
+func (c *coordinator) refs(sr *stageRun, task, attempt int) *taskRefs {
+	ch := sr.chunks[task]
+	r := &taskRefs{Store: c.store.URI(), Split: ch.Split, Whole: ch.Whole,
+		Out: attemptPrefix(c.run, sr.st.Name, task, attempt), Parts: c.partitioned(sr.st)}
+	if sr.st.Kind == spec.KindReduce {
+		r.Runs = ch.Keys
+	} else {
+		r.Files = ch.Keys
+	}
+	if sr.st.Timeout > 0 {
+		r.TimeoutMillis = sr.st.Timeout.Milliseconds()
+	}
+	return r
+}
+
+// storedAttempt runs one attempt of a task whose data moves through
+// storage: the job's payload names its input and output prefix, its
+// WORK_STATUS is progress and its WORK_COMPLETE names the files it
+// wrote. Committing journals those files; discarding deletes the
+// attempt's prefix.
+func (c *coordinator) storedAttempt(ctx context.Context, sr *stageRun, task, attempt int) attemptOutcome {
+	st := sr.st
+	h := c.header(sr, task, attempt)
+	refs := c.refs(sr, task, attempt)
+	payload, err := appendRefs(appendString(appendTaskHeader(nil, &h), "refs"), refs)
+	if err != nil {
+		return attemptOutcome{err: fmt.Errorf("flow: task payload: %w", err)}
+	}
+	discard := func() {
+		// The attempt's files go in the background: a slow store must
+		// not hold up the stage.
+		go func() {
+			dctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := c.store.DeletePrefix(dctx, refs.Out); err != nil {
+				c.log.Warn("could not delete a discarded attempt's files; the run's end sweeps them", "prefix", refs.Out, "err", err)
+			}
+		}()
+	}
+	fail := func(err error) attemptOutcome {
+		c.mu.Lock()
+		delete(sr.running, task)
+		c.mu.Unlock()
+		return attemptOutcome{err: err, discard: discard}
+	}
+	job := runtime.Job{Function: st.Function, Payload: payload, Unique: uniqueID(c.run, st.Name, task, attempt),
+		Priority: jobPriority(st.Priority)}
+	t, err := c.client.Submit(ctx, job)
+	if err != nil {
+		return fail(err)
+	}
+	var (
+		warning string
+		summary Summary
+		jobErr  error
+	)
+	for ev := range t.Events() {
+		switch ev.Kind {
+		case runtime.EventWarning:
+			warning = string(ev.Data)
+		case runtime.EventStatus:
+			c.progress(sr, task, ev.Numerator)
+		case runtime.EventComplete:
+			s, err := decodeSummary(ev.Data)
+			if err != nil {
+				jobErr = err
+				continue
+			}
+			summary = s
+		case runtime.EventFail:
+			jobErr = errors.New("job failed (WORK_FAIL)")
+			if warning != "" {
+				jobErr = fmt.Errorf("job failed (WORK_FAIL): %s", warning)
+			}
+		case runtime.EventException:
+			jobErr = fmt.Errorf("%s", ev.Data)
+		case runtime.EventError:
+			jobErr = ev.Err
+		}
+	}
+	if jobErr != nil {
+		return fail(jobErr)
+	}
+	for _, f := range summary.Files {
+		if !strings.HasPrefix(f.Key, refs.Out+"/") {
+			return fail(fmt.Errorf("flow: the worker reported file %s outside its attempt's prefix %s", f.Key, refs.Out))
+		}
+	}
+	entry := journalEntry{Stage: st.Name, Task: task, Attempt: attempt, Stored: true,
+		RecordsIn: summary.RecordsIn, RecordsOut: summary.RecordsOut, Files: summary.Files}
+	return attemptOutcome{
+		discard: discard,
+		commit: func() error {
+			if err := c.j.record(entry); err != nil {
+				return err
+			}
+			c.mu.Lock()
+			delete(sr.running, task)
+			sr.files[task] = summary.Files
+			sr.outCounts[task] = summary.RecordsOut
+			sr.res.RecordsIn += summary.RecordsIn
+			sr.res.RecordsOut += summary.RecordsOut
+			c.mu.Unlock()
+			return nil
+		},
+	}
+}
+
+// eachStoredOutput calls fn with every record a stage wrote, in task
+// order.
+func (c *coordinator) eachStoredOutput(ctx context.Context, sr *stageRun, fn func(key string, value []byte) error) error {
+	c.mu.Lock()
+	var keys []string
+	for _, files := range sr.files {
+		for _, f := range files {
+			keys = append(keys, f.Key)
+		}
+	}
+	c.mu.Unlock()
+	for _, k := range keys {
+		if err := eachStoredRecord(ctx, c.store, k, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sweep deletes the files of every attempt the run did not commit: those
+// whose deletion failed, and those of attempts a worker finished after
+// the coordinator had given up on them.
+func (c *coordinator) sweep(ctx context.Context) {
+	keep := make(map[string]bool) // committed attempts' prefixes
+	c.mu.Lock()
+	for _, sr := range c.stages {
+		for _, files := range sr.files {
+			for _, f := range files {
+				keep[path.Dir(f.Key)] = true
+			}
+		}
+	}
+	c.mu.Unlock()
+	infos, err := c.store.List(ctx, c.run+"/**")
+	if err != nil {
+		c.log.Warn("could not list the run's storage to sweep it", "err", err)
+		return
+	}
+	gone := make(map[string]bool)
+	for _, in := range infos {
+		prefix := path.Dir(in.Key)
+		if keep[prefix] || !strings.HasPrefix(path.Base(prefix), "attempt-") || gone[prefix] {
+			continue
+		}
+		gone[prefix] = true
+		if err := c.store.DeletePrefix(ctx, prefix); err != nil {
+			c.log.Warn("could not delete an uncommitted attempt's files", "prefix", prefix, "err", err)
+		}
+	}
+}
+
+// defaultStorage is the storage of an embedded run that names none: a
+// folder of its run directory.
+func defaultStorage(runDir string) string {
+	abs, err := filepath.Abs(filepath.Join(runDir, "data"))
+	if err != nil {
+		abs = filepath.Join(runDir, "data")
+	}
+	return "file://" + filepath.ToSlash(abs)
+}

@@ -121,8 +121,8 @@ type coordinator struct {
 	client *runtime.Client
 	log    *slog.Logger
 
-	stages map[string]*stageRun
-	inputs inputFiles
+	stages   map[string]*stageRun
+	inputs   inputFiles
 	store    storage.Store // the run's storage; nil sends data through the job server
 	storeURI string
 

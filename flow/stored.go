@@ -121,7 +121,9 @@ func planInputRefs(ctx context.Context, from spec.Source, split spec.Split) ([]c
 	return chunks, nil
 }
 
-func compressed(key string) bool { return strings.HasSuffix(key, ".gz") || strings.HasSuffix(key, ".zst") }
+func compressed(key string) bool {
+	return strings.HasSuffix(key, ".gz") || strings.HasSuffix(key, ".zst")
+}
 
 // scanLineSplits cuts what r reads into chunks of split.N lines (or the
 // first line end past split.N bytes), at line ends.

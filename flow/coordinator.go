@@ -123,6 +123,7 @@ type coordinator struct {
 
 	stages   map[string]*stageRun
 	inputs   inputFiles
+	fleet    *fleet        // worker slots per function, for stages that follow the fleet
 	store    storage.Store // the run's storage; nil sends data through the job server
 	storeURI string
 
@@ -206,6 +207,11 @@ func Run(ctx context.Context, p *spec.Pipeline, reg *Registry, opts Options) (*R
 	}
 	defer client.Close()
 	c.client = client
+
+	c.fleet = &fleet{servers: servers, log: c.log}
+	fctx, stopFleet := context.WithCancel(ctx)
+	defer stopFleet()
+	c.fleet.start(fctx)
 
 	c.emit(Event{Kind: EventRunStarted, Dir: c.j.dir})
 	c.log.Info("run started", "pipeline", p.Name, "dir", c.j.dir, "servers", servers)
@@ -431,7 +437,7 @@ func (c *coordinator) startWorkers(ctx context.Context, servers []string) (func(
 			slots++
 		}
 		w, err := runtime.NewWorker(runtime.WorkerConfig{Servers: servers, Concurrency: slots,
-			ClientID: "gearflow-run-" + c.run, Logger: c.log, ShutdownTimeout: time.Second})
+			ClientID: WorkerClientID(fmt.Sprintf("gearflow-run-%s-%d", c.run, i), slots), Logger: c.log, ShutdownTimeout: time.Second})
 		if err != nil {
 			cancel()
 			wg.Wait()
@@ -549,6 +555,9 @@ func (c *coordinator) runStage(ctx context.Context, sr *stageRun) error {
 			return c.attempt(ctx, sr, task, attempt)
 		},
 		observe: func(e schedEvent) { c.observe(sr, e) },
+	}
+	if st.Concurrency == 0 {
+		s.limit = func() int { return c.fleet.capacity(st.Function) }
 	}
 	if len(c.opts.Servers) == 0 && c.opts.Workers > 0 {
 		// Only the in-process worker serves the embedded server.

@@ -90,8 +90,11 @@ type schedule struct {
 	// otherwise it waits behind its own straggler and then competes with
 	// it for the same cores.
 	backupSlots int
-	run         attemptFunc
-	observe     func(schedEvent) // called from the scheduling goroutine; nil = none
+	// limit, when set, is asked for the concurrency before each launch
+	// instead of concurrency, and looked at again every limitPoll.
+	limit   func() int
+	run     attemptFunc
+	observe func(schedEvent) // called from the scheduling goroutine; nil = none
 }
 
 type taskRun struct {
@@ -155,6 +158,9 @@ func tolerated(p spec.FailurePolicy, failed, total int) bool {
 func (s *schedule) execute(ctx context.Context) ([]taskFailure, error) {
 	maxAttempts := max(s.retry.MaxAttempts, 1)
 	conc := max(s.concurrency, 1)
+	if s.limit != nil {
+		conc = max(s.limit(), 1)
+	}
 	state := make(map[int]*taskRun, len(s.tasks))
 	queue := slices.Clone(s.tasks)
 	for _, t := range s.tasks {
@@ -235,6 +241,9 @@ func (s *schedule) execute(ctx context.Context) ([]taskFailure, error) {
 
 	for {
 		now := time.Now()
+		if s.limit != nil {
+			conc = max(s.limit(), 1)
+		}
 		if fatal == nil {
 			// Retries whose backoff has passed go first.
 			kept := waiting[:0]
@@ -292,6 +301,9 @@ func (s *schedule) execute(ctx context.Context) ([]taskFailure, error) {
 		wake := time.Hour
 		if !next.IsZero() {
 			wake = max(next.Sub(now), time.Millisecond)
+		}
+		if s.limit != nil && len(queue) > 0 {
+			wake = min(wake, limitPoll)
 		}
 		timer.Reset(wake)
 		select {
@@ -353,6 +365,10 @@ func (s *schedule) execute(ctx context.Context) ([]taskFailure, error) {
 	}
 	return failures, fatal
 }
+
+// limitPoll is how often a schedule with a limit looks at it again while
+// tasks wait for room.
+const limitPoll = time.Second
 
 // errPolicy ends a stage whose failed tasks exceed its failure policy.
 var errPolicy = errors.New("flow: tasks ran out of attempts")

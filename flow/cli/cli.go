@@ -185,6 +185,7 @@ func RunCommand(ctx context.Context, reg *flow.Registry, args []string, stdout, 
 	jsonOut := fs.Bool("json", false, "print a stream of JSON events instead of progress lines")
 	resume := fs.String("resume", "", "resume the run with this `id`, redoing only unfinished tasks")
 	stateDir := fs.String("state-dir", flow.DefaultStateDir, "directory of run directories")
+	store := fs.String("storage", "", "`URI` of the run's intermediate data, shared by its workers: file:///shared/path or s3://bucket/prefix (default: the pipeline's storage:, else the run's folder when embedded; \"none\": through the job servers)")
 	budget := fs.Int64("memory-budget", 256, "MiB of records a shuffle keeps in memory before spilling to disk")
 	speculate := fs.Duration("speculate-after", 0, "least run time before a straggler gets a backup attempt (0: 5s)")
 	runID := fs.String("run-id", "", "id of a new run (default: a random UUID)")
@@ -231,7 +232,7 @@ func RunCommand(ctx context.Context, reg *flow.Registry, args []string, stdout, 
 	}
 	prog := newProgress(stdout, p, *jsonOut, isTerminal(stdout))
 	opts := flow.Options{
-		Servers: servers, Workers: *workers, StateDir: *stateDir, RunID: *runID,
+		Servers: servers, Workers: *workers, StateDir: *stateDir, RunID: *runID, Storage: *store,
 		PipelineFile: file, Params: ps, MemoryBudget: *budget << 20, SpeculateAfter: *speculate,
 		OnEvent: prog.event, Logger: newLogger(stderr, *verbose),
 	}

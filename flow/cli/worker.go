@@ -41,7 +41,7 @@ func WorkerCommand(ctx context.Context, reg *flow.Registry, args []string, stdou
 		host, _ := os.Hostname()
 		*id = fmt.Sprintf("gearflow-worker-%s-%d", host, os.Getpid())
 	}
-	w, err := runtime.NewWorker(runtime.WorkerConfig{Servers: servers, Concurrency: *conc, ClientID: *id,
+	w, err := runtime.NewWorker(runtime.WorkerConfig{Servers: servers, Concurrency: *conc, ClientID: flow.WorkerClientID(*id, *conc),
 		Logger: newLogger(stderr, *verbose)})
 	if err != nil {
 		fmt.Fprintln(stderr, err)

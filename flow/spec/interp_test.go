@@ -134,7 +134,7 @@ func TestInterpolation(t *testing.T) {
 func TestDefaultsInheritance(t *testing.T) {
 	t.Parallel()
 	builtin := spec.StageSettings{
-		Concurrency: 16,
+		Concurrency: 0, // follow the fleet
 		Timeout:     10 * time.Minute,
 		Retry:       spec.Retry{MaxAttempts: 3, Backoff: spec.BackoffExponential, Initial: time.Second, Max: 30 * time.Second},
 		Speculative: true,

@@ -11,7 +11,10 @@ import (
 // Built-in defaults: a stage's setting takes its own value, else the
 // pipeline's defaults: section, else these.
 const (
-	DefaultConcurrency = 16
+	// DefaultConcurrency, zero, has a stage keep as many jobs in flight
+	// as its function has worker slots registered, re-read as the run
+	// goes.
+	DefaultConcurrency = 0
 	DefaultTimeout     = 10 * time.Minute
 	DefaultMaxAttempts = 3
 	DefaultInitial     = time.Second
@@ -163,7 +166,8 @@ type Pos struct {
 
 // StageSettings are the settings a stage inherits from defaults:.
 type StageSettings struct {
-	// Concurrency is the number of the stage's jobs in flight; default 16.
+	// Concurrency is the number of the stage's jobs in flight; 0 (the
+	// default) follows the worker slots registered for its function.
 	Concurrency int
 	// Priority is the Gearman priority of the stage's jobs.
 	Priority Priority

@@ -50,7 +50,7 @@ func (p *Pipeline) Validate() error {
 		if st.Partition.Count < 0 || (st.Partition.Count > 0 && st.Partition.By != "key") {
 			add(st.Pos, "%s: bad partition %+v", what, st.Partition)
 		}
-		if st.Concurrency < 1 {
+		if st.Concurrency < 0 {
 			add(st.Pos, "%s: concurrency must be at least 1", what)
 		}
 		if st.Timeout < 0 {

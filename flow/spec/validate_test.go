@@ -48,7 +48,7 @@ func TestValidate(t *testing.T) {
 			p.Stages[1].Input.From = spec.Source{Kind: spec.SourceFile, Value: "/x"}
 		}, want: "1:1: stage \"r\": a reduce stage reads a stage, not file:/x"},
 		{name: "relative path", change: func(p *spec.Pipeline) { p.Stages[0].Input.From.Value = "in.txt" }, want: "1:1: stage \"m\": input path \"in.txt\" is not absolute"},
-		{name: "no concurrency", change: func(p *spec.Pipeline) { p.Stages[0].Concurrency = 0 }, want: "1:1: stage \"m\": concurrency must be at least 1"},
+		{name: "negative concurrency", change: func(p *spec.Pipeline) { p.Stages[0].Concurrency = -1 }, want: "1:1: stage \"m\": concurrency must be at least 1"},
 		{name: "bad tolerance", change: func(p *spec.Pipeline) { p.Stages[0].OnFailure = spec.FailurePolicy{Mode: spec.Tolerate} }, want: "1:1: stage \"m\": bad tolerance tolerate 0%"},
 		{name: "no output format", change: func(p *spec.Pipeline) { p.Output.Format = 0 }, want: "1:1: output: unknown format Format(0)"},
 		{name: "unknown kind", change: func(p *spec.Pipeline) { p.Stages[0].Kind = 0 }, want: "1:1: stage \"m\": unknown kind Kind(0)"},

@@ -1,0 +1,324 @@
+package flow_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"iter"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gearflow/gearflow/flow"
+	"github.com/gearflow/gearflow/flow/spec"
+)
+
+// parsePipeline parses a pipeline written in dir.
+func parsePipeline(t *testing.T, dir, yaml string, params map[string]string) *spec.Pipeline {
+	t.Helper()
+	file := filepath.Join(dir, "p.yaml")
+	if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := spec.Load(file, params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestAttemptTimeoutFreesSlot: the attempt's deadline travels with the
+// task, so a function that waits on its context gives its worker slot
+// back at the deadline and the next task runs there, instead of the slot
+// staying busy for as long as the function would have run.
+func TestAttemptTimeoutFreesSlot(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "in.txt"), []byte("a\nb\nc\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := parsePipeline(t, dir, `
+version: 1
+name: slow
+stages:
+  - name: wait
+    kind: map
+    function: slow.map
+    input: { from: file:in.txt, split: { lines: 1 } }
+    timeout: 300ms
+    retry: { max_attempts: 1 }
+    on_failure: continue
+output: { to: out.tsv }
+`, nil)
+	reg := flow.NewRegistry()
+	var started atomic.Int64
+	reg.Map("slow.map", func(ctx context.Context, rec flow.Record, emit flow.Emit) error {
+		started.Add(1)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(30 * time.Second):
+			return emit("late", 1)
+		}
+	})
+	begin := time.Now()
+	res, err := flow.Run(t.Context(), p, reg, flow.Options{StateDir: t.TempDir(), Workers: 1, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(begin)
+	// Three tasks, one slot, 300 ms each: a second or two. A slot held
+	// for the function's 30 s would take 90 s.
+	if elapsed > 15*time.Second {
+		t.Errorf("run took %v: the slot was not freed at the attempt's deadline", elapsed)
+	}
+	if started.Load() != 3 || res.Stages[0].Failed != 3 {
+		t.Errorf("%d attempts started, %d tasks failed; want 3 and 3", started.Load(), res.Stages[0].Failed)
+	}
+	for _, f := range res.Failed {
+		if !strings.Contains(f.Err, "timed out") && !strings.Contains(f.Err, "deadline") {
+			t.Errorf("task %d failed with %q, want a timeout", f.Task, f.Err)
+		}
+	}
+}
+
+// TestConcurrencyFollowsFleet: a stage that sets no concurrency keeps as
+// many jobs in flight as its function has worker slots, here more than
+// the old fixed 16.
+func TestConcurrencyFollowsFleet(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var in strings.Builder
+	for i := range 60 {
+		fmt.Fprintf(&in, "line %d\n", i)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "in.txt"), []byte(in.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := parsePipeline(t, dir, `
+version: 1
+name: wide
+stages:
+  - name: nap
+    kind: map
+    function: nap.map
+    input: { from: file:in.txt, split: { lines: 1 } }
+    speculative: false
+output: { to: out.tsv }
+`, nil)
+	reg := flow.NewRegistry()
+	var running, most atomic.Int64
+	reg.Map("nap.map", func(ctx context.Context, rec flow.Record, emit flow.Emit) error {
+		n := running.Add(1)
+		defer running.Add(-1)
+		for {
+			m := most.Load()
+			if n <= m || most.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		time.Sleep(300 * time.Millisecond)
+		return emit("", rec.Value)
+	})
+	const slots = 24
+	res, err := flow.Run(t.Context(), p, reg, flow.Options{StateDir: t.TempDir(), Workers: slots, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Stages[0].Done != 60 {
+		t.Fatalf("%d tasks done, want 60", res.Stages[0].Done)
+	}
+	if m := most.Load(); m <= 16 || m > slots {
+		t.Errorf("at most %d tasks ran at once; want more than 16 and at most the %d slots", m, slots)
+	}
+}
+
+// TestStoredRunLeavesOnlyCommittedFiles: with storage, the run's
+// intermediate data are the files of committed attempts, each named in
+// the journal; failed attempts' files are gone.
+func TestStoredRunLeavesOnlyCommittedFiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var in strings.Builder
+	want := map[string]int64{}
+	for i := range 2000 {
+		w := fmt.Sprintf("w%03d", i%150)
+		fmt.Fprintf(&in, "%s x%d\n", w, i%7)
+		want[w]++
+		want[fmt.Sprintf("x%d", i%7)]++
+	}
+	if err := os.WriteFile(filepath.Join(dir, "in.txt"), []byte(in.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := parsePipeline(t, dir, `
+version: 1
+name: wc
+storage: store
+stages:
+  - name: count
+    kind: map
+    function: wc.map
+    input: { from: file:in.txt, split: { bytes: 3000 } }
+    partition: { by: key, count: 5 }
+    retry: { max_attempts: 3, initial: 10ms }
+  - name: total
+    kind: reduce
+    needs: [count]
+    function: wc.sum
+output: { to: out.tsv }
+`, nil)
+	reg := flow.NewRegistry()
+	var failedOnce sync.Map
+	reg.Map("wc.map", func(ctx context.Context, rec flow.Record, emit flow.Emit) error {
+		info, _ := flow.InfoFrom(ctx)
+		for _, w := range strings.Fields(rec.Value.(string)) {
+			if err := emit(w, 1); err != nil {
+				return err
+			}
+		}
+		// Every third task's first attempt fails after emitting: its
+		// files must not count or stay.
+		if info.Task%3 == 0 && info.Attempt == 1 {
+			if _, loaded := failedOnce.LoadOrStore(info.Task, true); !loaded {
+				return fmt.Errorf("flaky")
+			}
+		}
+		return nil
+	})
+	reg.Sum("wc.sum")
+	state := t.TempDir()
+	res, err := flow.Run(t.Context(), p, reg, flow.Options{StateDir: state, Workers: 3, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Stages[0].Retries == 0 {
+		t.Fatal("no attempt failed; the test needs some")
+	}
+	got := readTSVCounts(t, filepath.Join(dir, "out.tsv"))
+	if len(got) != len(want) {
+		t.Errorf("%d keys, want %d", len(got), len(want))
+	}
+	for k, n := range want {
+		if got[k] != n {
+			t.Errorf("%s = %d, want %d", k, got[k], n)
+		}
+	}
+	// Every file in storage is one the journal names.
+	named := map[string]bool{}
+	data, err := os.ReadFile(filepath.Join(state, res.Run, "journal.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var e struct {
+			Files []struct{ Key string } `json:"files"`
+		}
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range e.Files {
+			named[f.Key] = true
+		}
+	}
+	var files []string
+	filepath.WalkDir(filepath.Join(dir, "store"), func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(filepath.Join(dir, "store"), path)
+			files = append(files, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	if len(files) == 0 {
+		t.Fatal("no files in the run's storage")
+	}
+	for _, f := range files {
+		if !named[f] {
+			t.Errorf("storage holds %s, which no committed attempt wrote", f)
+		}
+	}
+	if len(files) != len(named) {
+		t.Errorf("%d files in storage, the journal names %d", len(files), len(named))
+	}
+}
+
+func readTSVCounts(t *testing.T, path string) map[string]int64 {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	var keys []string
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		k, v, _ := strings.Cut(line, "\t")
+		var n int64
+		fmt.Sscan(v, &n)
+		got[k] = n
+		keys = append(keys, k)
+	}
+	if !sort.StringsAreSorted(keys) {
+		t.Errorf("output keys are not sorted")
+	}
+	return got
+}
+
+// TestReduceValuesStream: a reduce function sees one key's values as an
+// iterator fed from the partition's sorted runs; stopping early skips
+// the rest of that key's values and the next key comes whole.
+func TestReduceValuesStream(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var in strings.Builder
+	for i := range 5000 {
+		fmt.Fprintf(&in, "hot %d\n", i)
+		if i%100 == 0 {
+			fmt.Fprintf(&in, "cold %d\n", i)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "in.txt"), []byte(in.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := parsePipeline(t, dir, `
+version: 1
+name: hot
+stages:
+  - name: tag
+    kind: map
+    function: kv.map
+    input: { from: file:in.txt, split: { bytes: 7000 } }
+    partition: { by: key, count: 1 }
+  - name: agg
+    kind: reduce
+    needs: [tag]
+    function: kv.agg
+output: { to: out.tsv }
+`, nil)
+	reg := flow.NewRegistry()
+	reg.Map("kv.map", func(ctx context.Context, rec flow.Record, emit flow.Emit) error {
+		k, v, _ := strings.Cut(rec.Value.(string), " ")
+		return emit(k, v)
+	})
+	reg.Reduce("kv.agg", func(ctx context.Context, key string, values iter.Seq[any], emit flow.Emit) error {
+		n := 0
+		for range values {
+			n++
+			if key == "hot" && n == 10 {
+				break // the rest of hot's values are skipped
+			}
+		}
+		return emit(key, n)
+	})
+	if _, err := flow.Run(t.Context(), p, reg, flow.Options{StateDir: t.TempDir(), Workers: 2, Logger: testLogger(t)}); err != nil {
+		t.Fatal(err)
+	}
+	got := readTSVCounts(t, filepath.Join(dir, "out.tsv"))
+	if got["hot"] != 10 || got["cold"] != 50 || len(got) != 2 {
+		t.Errorf("got %v, want hot 10 (stopped early), cold 50", got)
+	}
+}

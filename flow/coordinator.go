@@ -78,6 +78,10 @@ const StorageNone = "none"
 // empty.
 const DefaultStateDir = ".gearflow/runs"
 
+// maxPayloadSplit bounds a bytes split whose chunk travels in the task's
+// payload (a run without storage).
+const maxPayloadSplit = 4 << 20
+
 // maxReduceTaskBytes bounds the encoded key groups of one reduce task: a
 // partition larger than this is cut into several tasks by key range.
 const maxReduceTaskBytes = 8 << 20
@@ -718,7 +722,13 @@ func (c *coordinator) planStage(sr *stageRun) ([]chunk, error) {
 	case st.Kind == spec.KindReduce:
 		return c.prepareReduce(sr)
 	case from.Kind == spec.SourceFile || from.Kind == spec.SourceGlob:
-		return planFiles(from, st.Input.Split)
+		split := st.Input.Split
+		if split.By == spec.SplitBytes && split.N > maxPayloadSplit {
+			// The chunk travels in the job's payload: keep it well
+			// inside a packet.
+			split.N = maxPayloadSplit
+		}
+		return planFiles(from, split)
 	case from.Kind == spec.SourceStage:
 		up := c.stages[from.Value]
 		total, err := c.upstreamCounts(up)

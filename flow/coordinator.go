@@ -597,7 +597,10 @@ func (c *coordinator) runStage(ctx context.Context, sr *stageRun) error {
 func (c *coordinator) observe(sr *stageRun, e schedEvent) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e.kind == schedStart || e.kind == schedDropped {
+	if e.kind == schedLost {
+		c.log.Warn("task attempt lost with its job server; running it again", "stage", sr.st.Name, "task", e.task, "attempt", e.attempt, "err", e.err)
+	}
+	if e.kind == schedStart || e.kind == schedDropped || e.kind == schedLost {
 		return
 	}
 	ev := Event{Stage: sr.st.Name, Task: e.task, Attempt: e.attempt}
@@ -1018,7 +1021,7 @@ func (c *coordinator) attempt(ctx context.Context, sr *stageRun, task, attempt i
 		Priority: jobPriority(st.Priority)}
 	t, err := c.client.Submit(ctx, job)
 	if err != nil {
-		return fail(err)
+		return fail(lostServer(ctx, err))
 	}
 	var (
 		got, batches int64
@@ -1072,7 +1075,7 @@ func (c *coordinator) attempt(ctx context.Context, sr *stageRun, task, attempt i
 		case runtime.EventException:
 			jobErr = fmt.Errorf("%s", ev.Data)
 		case runtime.EventError:
-			jobErr = ev.Err
+			jobErr = lostServer(ctx, ev.Err)
 		}
 	}
 	if jobErr != nil {
@@ -1118,6 +1121,15 @@ func (c *coordinator) attempt(ctx context.Context, sr *stageRun, task, attempt i
 			return nil
 		},
 	}
+}
+
+// lostServer marks err with errAttemptLost when it says the attempt's job
+// server was lost or unreachable, not that the job failed or ctx ended.
+func lostServer(ctx context.Context, err error) error {
+	if ctx.Err() == nil && (errors.Is(err, runtime.ErrConnectionLost) || errors.Is(err, runtime.ErrNoServers)) {
+		return fmt.Errorf("%w: %w", errAttemptLost, err)
+	}
+	return err
 }
 
 // progress records a running task's WORK_STATUS and emits an

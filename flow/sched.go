@@ -24,6 +24,16 @@ const (
 // completed by another attempt) is told apart from a failure.
 var errCanceledAttempt = errors.New("flow: attempt canceled")
 
+// errAttemptLost marks an attempt that ended because its job server was
+// lost or none could take the job: not the task's failure, so the task
+// runs again without using up one of its attempts, up to maxLost times.
+var errAttemptLost = errors.New("flow: attempt lost with its job server")
+
+// maxLost bounds the lost attempts a task may have before further losses
+// count as failures, so that a job that brings its server down every
+// time cannot keep a run going for ever.
+const maxLost = 10
+
 // attemptOutcome is what one attempt of a task produced. On success the
 // scheduler calls exactly one of commit (this attempt won) or discard;
 // on failure it calls discard.
@@ -53,6 +63,7 @@ const (
 	schedDone                              // the task completed (Attempt won)
 	schedFailed                            // the task ran out of attempts
 	schedDropped                           // an attempt failed while another of the task runs
+	schedLost                              // an attempt was lost with its server; not counted
 )
 
 type schedEvent struct {
@@ -100,6 +111,7 @@ type schedule struct {
 type taskRun struct {
 	launched  int // attempts started
 	failures  int
+	lost      int // attempts lost with their server (errAttemptLost)
 	running   map[int]*runningAttempt
 	backedUp  bool
 	done      bool
@@ -331,6 +343,20 @@ func (s *schedule) execute(ctx context.Context) ([]taskFailure, error) {
 				observe(schedEvent{kind: schedDone, task: r.task, attempt: r.attempt, elapsed: r.elapsed})
 			case ra != nil && ra.canceled:
 				r.out.drop()
+			case errors.Is(r.out.err, errAttemptLost) && st.lost < maxLost:
+				// The server went away, not the task: it runs again (at
+				// once the first time, since the client fails over to
+				// another server) without using up an attempt.
+				r.out.drop()
+				st.lost++
+				observe(schedEvent{kind: schedLost, task: r.task, attempt: r.attempt, err: r.out.err})
+				if len(st.running) == 0 {
+					st.readyAt = time.Now()
+					if st.lost > 1 {
+						st.readyAt = st.readyAt.Add(backoff(s.retry, st.lost-1))
+					}
+					waiting = append(waiting, r.task)
+				}
 			default:
 				r.out.drop()
 				st.failures++

@@ -293,7 +293,7 @@ func (c *coordinator) storedAttempt(ctx context.Context, sr *stageRun, task, att
 		Priority: jobPriority(st.Priority)}
 	t, err := c.client.Submit(ctx, job)
 	if err != nil {
-		return fail(err)
+		return fail(lostServer(ctx, err))
 	}
 	var (
 		warning string
@@ -321,7 +321,7 @@ func (c *coordinator) storedAttempt(ctx context.Context, sr *stageRun, task, att
 		case runtime.EventException:
 			jobErr = fmt.Errorf("%s", ev.Data)
 		case runtime.EventError:
-			jobErr = ev.Err
+			jobErr = lostServer(ctx, ev.Err)
 		}
 	}
 	if jobErr != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"iter"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -86,6 +87,69 @@ output: { to: out.tsv }
 			t.Errorf("task %d failed with %q, want a timeout", f.Task, f.Err)
 		}
 	}
+}
+
+// TestIgnoredContextReported: a function that ignores its context holds
+// its slot until it returns, and the worker says so.
+func TestIgnoredContextReported(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "in.txt"), []byte("a\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := parsePipeline(t, dir, `
+version: 1
+name: deaf
+stages:
+  - name: wait
+    kind: map
+    function: deaf.map
+    input: { from: file:in.txt }
+    timeout: 100ms
+    retry: { max_attempts: 1 }
+    on_failure: continue
+output: { to: out.tsv }
+`, nil)
+	reg := flow.NewRegistry()
+	returned := make(chan struct{})
+	reg.Map("deaf.map", func(ctx context.Context, rec flow.Record, emit flow.Emit) error {
+		defer close(returned)
+		time.Sleep(1500 * time.Millisecond) // ctx is not looked at
+		return nil
+	})
+	var logs syncBuffer
+	reg.SetLogger(slog.New(slog.NewTextHandler(&logs, nil)))
+	if _, err := flow.Run(t.Context(), p, reg, flow.Options{StateDir: t.TempDir(), Workers: 1, Logger: testLogger(t)}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-returned:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the function never returned")
+	}
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), "ignored its context") && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s := logs.String(); !strings.Contains(s, "ignored its context") || !strings.Contains(s, "function=deaf.map") {
+		t.Errorf("worker log %q does not report the function that ignored its context", s)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // TestConcurrencyFollowsFleet: a stage that sets no concurrency keeps as

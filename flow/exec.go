@@ -26,6 +26,10 @@ const (
 	combineKeys = 1 << 16
 )
 
+// lateReport is how long past its attempt's deadline a task function may
+// return before the worker reports it as ignoring its context.
+const lateReport = time.Second
+
 // ErrUnknownFunction is returned when a task names a function the
 // registry does not hold.
 var ErrUnknownFunction = errors.New("flow: unknown function")
@@ -52,9 +56,20 @@ func (r *Registry) execute(ctx context.Context, name string, payload []byte, io 
 		return nil, fmt.Errorf("flow: %s is a %s function, the task is a %s task", name, f.kind, t.Kind)
 	}
 	if t.Refs != nil && t.Refs.TimeoutMillis > 0 {
+		limit := time.Duration(t.Refs.TimeoutMillis) * time.Millisecond
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, time.Duration(t.Refs.TimeoutMillis)*time.Millisecond)
+		ctx, cancel = context.WithTimeout(ctx, limit)
 		defer cancel()
+		deadline, _ := ctx.Deadline()
+		defer func() {
+			// The slot was busy past the deadline: the fleet's capacity
+			// was less than it looked, and the operator should know.
+			if over := time.Since(deadline); over >= lateReport {
+				r.logger().Warn("a task function ignored its context: it returned long after its attempt's deadline, holding its worker slot",
+					"function", name, "run", t.Run, "stage", t.Stage, "task", t.Task, "attempt", t.Attempt,
+					"timeout", limit, "over", over.Round(time.Millisecond))
+			}
+		}()
 	}
 	ctx = context.WithValue(ctx, infoKey{}, TaskInfo{Run: t.Run, Stage: t.Stage, Task: t.Task, Attempt: t.Attempt, Params: t.Params})
 	defer func() {

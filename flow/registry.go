@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"log/slog"
 	"sort"
 	"sync"
 )
@@ -56,6 +57,27 @@ type Registry struct {
 	funcs map[string]registered
 
 	stores storeCache // the stores tasks' refs name, opened once
+
+	logMu sync.Mutex
+	log   *slog.Logger
+}
+
+// SetLogger sets where the registry's workers report trouble that no
+// task result carries, such as a function that ignores its context past
+// its deadline. The default is slog.Default().
+func (r *Registry) SetLogger(l *slog.Logger) {
+	r.logMu.Lock()
+	defer r.logMu.Unlock()
+	r.log = l
+}
+
+func (r *Registry) logger() *slog.Logger {
+	r.logMu.Lock()
+	defer r.logMu.Unlock()
+	if r.log == nil {
+		return slog.Default()
+	}
+	return r.log
 }
 
 type registered struct {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"strconv"
@@ -47,6 +48,7 @@ func WorkerCommand(ctx context.Context, reg *flow.Registry, args []string, stdou
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
+	reg.SetLogger(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	reg.Register(w)
 	fmt.Fprintf(stdout, "worker %s serving %s on %s with concurrency %d\n", *id, strings.Join(reg.Names(), ", "), strings.Join(servers, ","), *conc)
 	if err := w.Run(ctx); err != nil {

@@ -116,6 +116,8 @@ func Open(ctx context.Context, uri string) (Store, error) {
 			return nil, fmt.Errorf("%w: %q: empty path", ErrBadURI, uri)
 		}
 		return openFile(p)
+	case "s3":
+		return openS3(ctx, uri)
 	}
 	return nil, fmt.Errorf("%w: %q: unknown scheme %q (want file or s3)", ErrBadURI, uri, scheme)
 }

@@ -183,7 +183,16 @@ func (s *syncBuffer) String() string {
 // ends, and dies with the test process.
 func startProcess(t *testing.T, bin string, stdout io.Writer, args ...string) *process {
 	t.Helper()
+	return startProcessEnv(t, bin, nil, stdout, args...)
+}
+
+// startProcessEnv is startProcess with env added to the environment.
+func startProcessEnv(t *testing.T, bin string, env []string, stdout io.Writer, args ...string) *process {
+	t.Helper()
 	cmd := exec.Command(bin, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out := &syncBuffer{}
 	if stdout == nil {

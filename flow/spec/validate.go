@@ -85,7 +85,7 @@ func (p *Pipeline) Validate() error {
 			if st.Kind == KindReduce {
 				add(st.Pos, "%s: a reduce stage reads a stage, not %s", what, from)
 			}
-			if !filepath.IsAbs(from.Value) {
+			if !filepath.IsAbs(from.Value) && !strings.HasPrefix(from.Value, "s3://") {
 				add(st.Pos, "%s: input path %q is not absolute", what, from.Value)
 			}
 		case SourceStage:
@@ -115,7 +115,7 @@ func (p *Pipeline) Validate() error {
 	if byName[p.Output.From] == nil {
 		add(Pos{}, "output: from: no stage is called %q", p.Output.From)
 	}
-	if p.Output.To == "" || !filepath.IsAbs(p.Output.To) {
+	if p.Output.To == "" || (!filepath.IsAbs(p.Output.To) && !strings.HasPrefix(p.Output.To, "s3://")) {
 		add(Pos{}, "output: to: %q is not an absolute path", p.Output.To)
 	}
 	switch p.Output.Format {

@@ -52,4 +52,11 @@
 // "https://host" for a store other than AWS), and AWS_S3_FORCE_PATH_STYLE
 // ("true" or "false"; path-style addressing is the default with a custom
 // endpoint). The settings are read once, by Open.
+//
+// An s3 Writer keeps an object of up to 1 MiB in memory and sends it with
+// one PUT on Commit; a larger one streams as a multipart upload of 16 MiB
+// parts, so each such Writer holds up to 16 MiB, and objects up to 156 GiB
+// can be written. Cancelling a Writer's context fails its upload; the
+// store may then keep the unfinished upload's parts until a bucket
+// lifecycle rule removes them, whereas Abort removes them at once.
 package storage

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -217,9 +218,9 @@ func (s *s3Store) Open(ctx context.Context, key string, off, n int64) (io.ReadCl
 	}
 	var opts minio.GetObjectOptions
 	switch {
-	case n > 0:
+	case n > 0 && off <= math.MaxInt64-n:
 		opts.SetRange(off, off+n-1)
-	case off > 0:
+	case off > 0: // to the end, also when off+n would overflow
 		opts.SetRange(off, 0)
 	}
 	// Core's GetObject sends the request now, so a missing object is

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	goruntime "runtime"
 	"slices"
 	"strings"
@@ -395,4 +396,13 @@ func ExampleSplit() {
 	// data/x.txt -> data + x.txt
 	// file:///logs/**/*.gz -> file:///logs + **/*.gz
 	// s3://bucket/{a,b}/x -> s3://bucket + {a,b}/x
+}
+
+func TestOpenHugeRange(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st storage.Store) {
+		put(t, st, "h", "0123456789")
+		if got, err := get(t, st, "h", 4, math.MaxInt64); got != "456789" || err != nil {
+			t.Errorf("Open(h, 4, MaxInt64) read %q, %v; want 456789", got, err)
+		}
+	})
 }

@@ -29,16 +29,15 @@ func (c *conn) cleanup() {
 	reason := c.closeErr
 	c.outMu.Unlock()
 	c.log.Debug("disconnected", "reason", reason)
-	// Registrations go first, so the wake-ups for requeued jobs reach
-	// live workers rather than this one.
-	for len(c.regs) > 0 {
-		s.unregisterLocked(c, c.regs[len(c.regs)-1].fn)
-	}
-	for _, j := range slices.Backward(slices.Clone(c.assigned)) {
-		s.requeueLocked(j)
-	}
-	for j := range c.attached {
+	// Each registration goes before its jobs, so the wake-ups for them
+	// reach live workers rather than this one. A connection holding many
+	// jobs is released in batches, the lock let go in between: the jobs
+	// still running on c meanwhile are consistent, just not yet requeued.
+	s.releaseRegistrationsLocked(c)
+	b := lockBudget{s: s}
+	for j := range c.attached { // only c's read loop, now done, adds to it
 		s.detachLocked(j, c)
+		b.spend()
 	}
 }
 

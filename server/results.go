@@ -25,14 +25,13 @@ func (s *Server) jobByHandleLocked(h []byte) *job {
 	return s.jobs.get(id)
 }
 
-func (s *Server) workResult(c *conn, p protocol.Packet) {
+func (s *Server) workResult(c *conn, p protocol.Packet) error {
 	handle := p.Args[0]
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	j := s.jobByHandleLocked(handle)
-	if j == nil || j.state != jobRunning || j.worker != c {
-		s.jobNotFound(c, p.Type, handle)
-		return
+	if j == nil || j.state != jobRunning || j.worker.c != c {
+		return jobNotFound(p.Type, handle)
 	}
 	switch p.Type {
 	case protocol.WorkStatus:
@@ -57,23 +56,23 @@ func (s *Server) workResult(c *conn, p protocol.Packet) {
 		}
 		s.finishLocked(j)
 	}
+	return nil
 }
 
-func (s *Server) jobNotFound(c *conn, t protocol.Type, handle []byte) {
+// jobNotFound is the refusal of a WORK_* packet for a job that is not
+// running on the sender, with gearmand's texts.
+func jobNotFound(t protocol.Type, handle []byte) error {
 	switch t {
 	case protocol.WorkData, protocol.WorkWarning:
-		c.sendError(protocol.CodeJobNotFound, textNoDataJob)
+		return refuse(protocol.CodeJobNotFound, textNoDataJob)
 	case protocol.WorkException:
-		c.sendError(protocol.CodeJobNotFound, textNoExceptionJob)
+		return refuse(protocol.CodeJobNotFound, textNoExceptionJob)
 	case protocol.WorkFail:
 		if len(handle) > maxHandleSize {
-			c.sendError(protocol.CodeArgumentTooLarge, "Error occurred due to GEARMAND_JOB_HANDLE_SIZE being too small from snprintf")
-			return
+			return refuse(protocol.CodeArgumentTooLarge, "Error occurred due to GEARMAND_JOB_HANDLE_SIZE being too small from snprintf")
 		}
-		c.sendError(protocol.CodeJobNotFound, textNoResultJob)
-	default:
-		c.sendError(protocol.CodeJobNotFound, textNoResultJob)
 	}
+	return refuse(protocol.CodeJobNotFound, textNoResultJob)
 }
 
 // forwardLocked re-sends worker w's WORK_* packet to every client

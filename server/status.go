@@ -26,11 +26,9 @@ func (s *Server) getStatusUnique(c *conn, unique []byte) {
 	defer s.mu.Unlock()
 	var j *job
 	if len(unique) > 0 && len(unique) <= maxUniqueSize {
-		for _, fn := range s.functions {
-			if j = fn.uniques[string(unique)]; j != nil {
-				break
-			}
-		}
+		// Any function's job with this unique, as gearmand's
+		// server-wide unique hash answers.
+		j = s.core.byUnique(unique)
 	}
 	if j == nil {
 		c.send(protocol.StatusResUnique, unique, zero, zero, zero, zero, zero)
@@ -53,24 +51,32 @@ func bit(b bool) []byte {
 	return zero
 }
 
-func (s *Server) optionReq(c *conn, name []byte) {
+func (s *Server) optionReq(c *conn, name []byte) error {
 	if len(name) <= maxOptionSize && strings.EqualFold(string(name), "exceptions") {
 		s.mu.Lock()
 		c.exceptions = true
 		s.mu.Unlock()
 		c.send(protocol.OptionRes, name)
-		return
+		return nil
 	}
-	c.sendError(protocol.CodeUnknownOption, "Server does not recognize given option")
+	return refuse(protocol.CodeUnknownOption, "Server does not recognize given option")
 }
 
-func (s *Server) setClientID(c *conn, id []byte) {
+// setClientID keeps the id shown by the admin `workers` command. An id
+// with a control character or "." alone, which would add lines or
+// columns to that output, is refused and the previous id kept
+// (gearmand takes any bytes).
+func (s *Server) setClientID(c *conn, id []byte) error {
 	if len(id) > maxClientIDSize {
 		id = id[:maxClientIDSize]
+	}
+	if !printableName(id) {
+		return refuse(protocol.CodeInvalidArgument, "client id must not contain control characters (tab, newline, ...) or be \".\"")
 	}
 	s.mu.Lock()
 	c.clientID = string(id)
 	s.mu.Unlock()
+	return nil
 }
 
 // functionLocked returns the named function, creating it on first use.

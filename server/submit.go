@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"hash/maphash"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,8 +24,14 @@ type submission struct {
 	schedule   *schedule
 }
 
-func parseSubmission(c *conn, p protocol.Packet) (submission, bool) {
+// parseSubmission reads a SUBMIT_* packet. A refusal is a clientError:
+// the client gets ERROR in the place of JOB_CREATED, which keeps later
+// replies matched to their submissions.
+func parseSubmission(p protocol.Packet) (submission, error) {
 	sub := submission{fn: p.Args[0], unique: p.Args[1], pri: priNormal}
+	if err := checkFunctionName(sub.fn); err != nil {
+		return sub, err
+	}
 	sub.data = p.Args[len(p.Args)-1]
 	switch p.Type {
 	case protocol.SubmitJobBg:
@@ -49,8 +54,7 @@ func parseSubmission(c *conn, p protocol.Packet) (submission, bool) {
 		if !ok {
 			// gearmand drops the request silently, which shifts every
 			// later JOB_CREATED onto the wrong submission.
-			c.sendError(protocol.CodeInvalidArgument, "SUBMIT_JOB_EPOCH time out of range")
-			return sub, false
+			return sub, refuse(protocol.CodeInvalidArgument, "SUBMIT_JOB_EPOCH time out of range")
 		}
 		if epoch > 0 && epoch < 1<<62/int64(time.Second) {
 			sub.when = epoch * int64(time.Second)
@@ -58,17 +62,15 @@ func parseSubmission(c *conn, p protocol.Packet) (submission, bool) {
 	case protocol.SubmitJobSched:
 		sched, err := parseSchedule(p.Args[2:7])
 		if err != nil {
-			c.sendError(protocol.CodeInvalidArgument, err.Error())
-			return sub, false
+			return sub, refuse(protocol.CodeInvalidArgument, err.Error())
 		}
 		sub.background = true
 		sub.schedule = sched
 	}
 	if len(sub.unique) > maxUniqueSize {
-		c.sendError(protocol.CodeArgumentTooLarge, "Unique value too large")
-		return sub, false
+		return sub, refuse(protocol.CodeArgumentTooLarge, "Unique value too large")
 	}
-	return sub, true
+	return sub, nil
 }
 
 // parseEpoch parses like C's strtoll: leading space and sign, then
@@ -92,10 +94,10 @@ func parseEpoch(b []byte) (int64, bool) {
 
 var dataSeed = maphash.MakeSeed()
 
-func (s *Server) submit(c *conn, p protocol.Packet) {
-	sub, ok := parseSubmission(c, p)
-	if !ok {
-		return
+func (s *Server) submit(c *conn, p protocol.Packet) error {
+	sub, err := parseSubmission(p)
+	if err != nil {
+		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -111,7 +113,7 @@ func (s *Server) submit(c *conn, p protocol.Packet) {
 		}
 		var hb handleBuf
 		c.send(protocol.JobCreated, s.appendHandle(hb[:0], j.id))
-		return
+		return nil
 	}
 
 	limit := s.cfg.MaxQueuedJobs
@@ -119,8 +121,7 @@ func (s *Server) submit(c *conn, p protocol.Packet) {
 		limit = m
 	}
 	if fn.total >= limit {
-		c.sendError(protocol.CodeQueueError, "Job queue is full")
-		return
+		return refuse(protocol.CodeQueueError, "Job queue is full")
 	}
 
 	s.nextID++
@@ -163,6 +164,7 @@ func (s *Server) submit(c *conn, p protocol.Packet) {
 	}
 	var hb handleBuf
 	c.send(protocol.JobCreated, s.appendHandle(hb[:0], j.id))
+	return nil
 }
 
 // keepPayload returns a submission's payload for its new job to keep. A
@@ -219,7 +221,11 @@ func (s *Server) indexLocked(j *job) {
 		h := maphash.Bytes(dataSeed, j.data)
 		j.fn.byData[h] = append(j.fn.byData[h], j)
 	default:
+		if j.fn.uniques == nil {
+			j.fn.uniques = make(map[string]*job)
+		}
 		j.fn.uniques[j.unique] = j
+		s.core.addUnique(j)
 	}
 }
 
@@ -243,6 +249,7 @@ func (s *Server) unindexLocked(j *job) {
 	default:
 		if j.fn.uniques[j.unique] == j {
 			delete(j.fn.uniques, j.unique)
+			s.core.removeUnique(j)
 		}
 	}
 }
@@ -262,7 +269,14 @@ func (s *Server) enqueueLocked(via *conn, j *job) {
 	j.seq = s.seq
 	j.state = jobQueued
 	j.fn.queues[j.pri].pushBack(j)
+	s.core.markRunnable(j.fn)
 	s.wakeLocked(via, j.fn, s.cfg.WorkerWakeup)
+}
+
+// unqueueLocked takes queued j out of its priority list.
+func (s *Server) unqueueLocked(j *job) {
+	j.fn.queues[j.pri].remove(j)
+	s.core.unmarkRunnable(j.fn)
 }
 
 // requeueLocked takes a running job back from its worker (worker lost,
@@ -300,10 +314,7 @@ func (s *Server) unassignLocked(j *job) {
 		j.extra.timer.Stop()
 		j.extra.timer = nil
 	}
-	w := j.worker
-	if i := slices.Index(w.assigned, j); i >= 0 {
-		w.assigned = slices.Delete(w.assigned, i, i+1)
-	}
+	j.worker.running.remove(j)
 	j.worker = nil
 	j.fn.running--
 	s.running--
@@ -320,7 +331,7 @@ func (s *Server) removeLocked(j *job) {
 		s.undelayLocked(j)
 	case jobQueued:
 		if j.prev != nil || j.next != nil || j.fn.queues[j.pri].head == j {
-			j.fn.queues[j.pri].remove(j)
+			s.unqueueLocked(j)
 		}
 	}
 	if j.state == jobGone {

@@ -509,3 +509,40 @@ func TestAdminUnsafeNamesRefused(t *testing.T) {
 	c.Sync(t)
 	expectAdmin(t, c, "status", "f.g\t0\t0\t1\n..\t0\t0\t1\nf\x00\t0\t0\t1\n.\n")
 }
+
+// BenchmarkWorkerLoss200k measures a worker holding 200k jobs leaving:
+// how long until its oldest job is queued again, and the longest wait of
+// another client's GET_STATUS meanwhile (the set-up is in ns/op too).
+func BenchmarkWorkerLoss200k(b *testing.B) {
+	const n = 200_000
+	var worst, total time.Duration
+	runs := 0
+	for b.Loop() {
+		srv := servertest.Start(b, server.Config{})
+		w, first := workerHolding(b, srv.Addr, n)
+		probe := dialBulk(b, srv.Addr)
+		probe.sync(time.Minute)
+		start := time.Now()
+		w.nc.Close()
+		worst = max(worst, maxStallUntilRequeued(b, probe, first))
+		total += time.Since(start)
+		runs++
+		srv.Stop()
+	}
+	b.ReportMetric(float64(worst.Microseconds())/1000, "max-stall-ms")
+	b.ReportMetric(float64(total.Microseconds())/1000/float64(runs), "requeue-ms")
+}
+
+// BenchmarkGetStatusUnique100kFunctions measures one GET_STATUS_UNIQUE
+// round trip on a server with 100k functions, each with a job.
+func BenchmarkGetStatusUnique100kFunctions(b *testing.B) {
+	srv := servertest.Start(b, server.Config{})
+	c := submitUniques(b, srv.Addr, 100_000)
+	i := 0
+	for b.Loop() {
+		c.queue(protocol.GetStatusUnique, fmt.Sprint("u", i%100_000))
+		c.flush()
+		c.next(protocol.StatusResUnique, time.Minute)
+		i += 7919
+	}
+}

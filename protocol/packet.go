@@ -113,6 +113,11 @@ func (p Packet) Validate() error {
 
 // splitArgs splits body into the arguments of type t, appending them to
 // args (which it reuses). The slices alias body.
+//
+// A worker result that carries only its handle, with no NUL and no data
+// (WORK_COMPLETE, WORK_DATA, WORK_WARNING, WORK_EXCEPTION: the types of
+// one argument and data), reads as that handle with empty data: worker
+// libraries send an empty result so, and gearmand hangs up on them.
 func splitArgs(args [][]byte, t Type, body []byte) ([][]byte, error) {
 	args = args[:0]
 	f := framings[t]
@@ -121,6 +126,9 @@ func splitArgs(args [][]byte, t Type, body []byte) ([][]byte, error) {
 			return args, &FormatError{Type: t, Reason: "unexpected body", Snippet: snippet(body)}
 		}
 		return args, nil
+	}
+	if f.argc == 1 && f.data && bytes.IndexByte(body, 0) < 0 {
+		return append(args, body[:len(body):len(body)], body[len(body):]), nil
 	}
 	terminated := f.argc
 	if !f.data {

@@ -97,18 +97,30 @@ func edgeScenarios() []scenario {
 		{name: "edge/function-name-10000", run: func(t *testing.T, p *peer) {
 			// Difference t: gearmand needs every NUL-terminated argument
 			// in its 8 KiB receive buffer and hangs up otherwise; ours
-			// bounds the whole packet by MaxPacketSize only.
-			c := p.dial(t)
+			// refuses a function name over 8 KiB, says why, then hangs
+			// up too.
 			fn := strings.Repeat("f", 10000)
-			c.Req(protocol.SubmitJobBg, fn, "", "x")
-			if p.gearmand {
+			for _, req := range []protocol.Packet{
+				wiretest.Packet(protocol.Req, protocol.SubmitJobBg, fn, "", "x"),
+				wiretest.Packet(protocol.Req, protocol.CanDo, fn),
+				wiretest.Packet(protocol.Req, protocol.CanDoTimeout, fn, "5"),
+			} {
+				c := p.dial(t)
+				c.Send(req)
+				if !p.gearmand {
+					c.ExpectError(t, protocol.CodeArgumentTooLarge, "function name of 10000 bytes exceeds the 8192-byte limit")
+				}
 				c.ExpectClosed(t)
-				return
 			}
-			h := c.Created(t)
+		}},
+		{name: "edge/function-name-8192", run: func(t *testing.T, p *peer) {
+			// The longest name gearmand takes in CAN_DO; ours takes it
+			// everywhere.
+			fn := strings.Repeat("f", 8192)
 			w := p.dial(t)
 			w.CanDo(fn)
-			w.Grab(t, h, fn, "x")
+			w.Sync(t)
+			expectAdmin(t, w, "status", fn+"\t0\t0\t1\n.\n")
 		}},
 		{name: "edge/empty-function-name", run: func(t *testing.T, p *peer) {
 			c := p.dial(t)

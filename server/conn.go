@@ -25,12 +25,6 @@ var (
 	errProtocol     = errors.New("protocol violation")
 )
 
-// registration is one function a worker connection can do.
-type registration struct {
-	fn      *function
-	timeout time.Duration // CAN_DO_TIMEOUT; 0 = none
-}
-
 // conn is one peer connection: client, worker, admin or all three.
 //
 // Two goroutines serve it: serve reads and dispatches packets; writeLoop
@@ -64,8 +58,7 @@ type conn struct {
 	wmu sync.Mutex // held while writing to nc; before outMu, never under srv.mu
 
 	// Guarded by srv.mu:
-	regs       []registration    // functions this worker can do, in CAN_DO order
-	assigned   []*job            // jobs running on this worker, oldest assignment first
+	regs       []*registration   // functions this worker can do, in CAN_DO order
 	attached   map[*job]struct{} // jobs this client waits for
 	sleeping   bool              // sent PRE_SLEEP, no GRAB since
 	noopSent   bool              // woken since it went to sleep
@@ -179,8 +172,11 @@ func (c *conn) serve() {
 			switch {
 			case errors.Is(err, protocol.ErrMalformed):
 				// The reader consumed the whole body, so the stream is
-				// in sync: answer and go on (gearmand desyncs here).
-				c.sendError(protocol.CodeInvalidArgument, err.Error())
+				// in sync: the handler decides (see Server.malformed).
+				if err := c.reply(c.srv.malformed(c, p, err)); err != nil {
+					c.closeFatal(err)
+					return
+				}
 				c.endBatch()
 				continue
 			}
@@ -216,7 +212,10 @@ func (c *conn) serve() {
 			if c.srv.log.Enabled(context.Background(), slog.LevelDebug) {
 				c.log.Debug("packet", "type", p.Type.String(), "args", len(p.Args))
 			}
-			c.srv.dispatch(c, p)
+			if err := c.reply(c.srv.dispatch(c, p)); err != nil {
+				c.closeFatal(err)
+				return
+			}
 		}
 		c.endBatch()
 	}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -36,7 +35,7 @@ func (s *Server) checkInvariantsLocked() error {
 		perFn[j.fn]++
 		if j.state == jobRunning {
 			running++
-			if !slices.Contains(j.worker.assigned, j) {
+			if j.worker == nil || !j.worker.holds(j) {
 				return fmt.Errorf("running job %d not in its worker's set", id)
 			}
 		}
@@ -96,7 +95,7 @@ func (s *Server) checkInvariantsLocked() error {
 	if delayed != len(s.delayed) {
 		return fmt.Errorf("delayed counts %d, heap holds %d", delayed, len(s.delayed))
 	}
-	return nil
+	return s.checkCoreIndexLocked()
 }
 
 // FuzzServer feeds arbitrary byte streams to a client connection and a

@@ -66,10 +66,12 @@ type job struct {
 	seq    uint64      // queueing order, for FIFO across functions
 	when   int64       // delayed jobs: unix nanoseconds when it becomes runnable
 
-	prev, next *job // links in the function's priority list
+	// prev and next link the job into its function's priority list
+	// while queued, and into its worker's registration list while running.
+	prev, next *job
 
-	clients []*conn // attached foreground clients
-	worker  *conn   // the worker running the job
+	clients []*conn       // attached foreground clients
+	worker  *registration // the registration running the job, while running
 
 	num        uint32 // last WORK_STATUS numerator
 	den        uint32 // last WORK_STATUS denominator
@@ -156,15 +158,26 @@ type function struct {
 	running  int
 	maxQueue [numPriorities]int // admin "maxqueue" limits; 0 = none
 
-	workers []*conn // registrations, in registration order
-	cursor  int     // rotating start for wake-ups
+	workers []*registration // in registration order; registration.idx is the position
+	cursor  int             // rotating start for wake-ups
+	runIdx  int             // position in coreIndex.runnable, -1 when not runnable
 
-	uniques map[string]*job   // coalescing index by unique
+	// wakeTimer checks, while jobs wait, that the workers woken for
+	// them came (see recheckWake); wakeArmed says it is pending, wakeSeq
+	// is the last queueing sequence number when it was armed, and
+	// wakeRound counts the checks that woke more since a worker last
+	// took a job.
+	wakeTimer *time.Timer
+	wakeSeq   uint64
+	wakeArmed bool
+	wakeRound uint8
+
+	uniques map[string]*job   // coalescing index by unique; nil until used
 	byData  map[uint64][]*job // unique "-": coalescing by payload hash
 }
 
 func newFunction(name string) *function {
-	return &function{name: name, nameB: []byte(name), uniques: make(map[string]*job)}
+	return &function{name: name, nameB: []byte(name), runIdx: -1}
 }
 
 // queued returns the number of jobs waiting to run, per priority,
@@ -179,4 +192,104 @@ func (f *function) queued(p priority) int {
 
 func (f *function) runnable() bool {
 	return f.queues[priHigh].n+f.queues[priNormal].n+f.queues[priLow].n > 0
+}
+
+// queuedJobs is the number of jobs waiting in f's priority lists.
+func (f *function) queuedJobs() int {
+	return f.queues[priHigh].n + f.queues[priNormal].n + f.queues[priLow].n
+}
+
+// coreIndex holds the server-wide indexes of the job core, so that no
+// request walks every function, registration or job. Guarded by
+// Server.mu; its maps are made on first use.
+type coreIndex struct {
+	// regs finds a connection's registration of a function.
+	regs map[regKey]*registration
+	// runnable lists the functions with queued jobs, so a grab by a
+	// worker with many registrations looks only at those with work.
+	runnable []*function
+	// uniques finds a job by unique alone, across functions, for
+	// GET_STATUS_UNIQUE (coalescing uses function.uniques).
+	uniques map[string]uniqueEntry
+}
+
+type regKey struct {
+	c  *conn
+	fn *function
+}
+
+// uniqueEntry is the jobs of one unique: usually one, of one function;
+// more holds the others when several functions have a job with it.
+type uniqueEntry struct {
+	first *job
+	more  map[*function]*job
+}
+
+// markRunnable notes that fn has queued jobs (it may have had some).
+func (x *coreIndex) markRunnable(fn *function) {
+	if fn.runIdx < 0 {
+		fn.runIdx = len(x.runnable)
+		x.runnable = append(x.runnable, fn)
+	}
+}
+
+// unmarkRunnable drops fn from the runnable list once its queues are
+// empty.
+func (x *coreIndex) unmarkRunnable(fn *function) {
+	if fn.runIdx < 0 || fn.runnable() {
+		return
+	}
+	last := len(x.runnable) - 1
+	moved := x.runnable[last]
+	x.runnable[fn.runIdx] = moved
+	moved.runIdx = fn.runIdx
+	x.runnable[last] = nil
+	x.runnable = x.runnable[:last]
+	fn.runIdx = -1
+}
+
+// addUnique files j, which has a plain unique (not "" or "-").
+func (x *coreIndex) addUnique(j *job) {
+	if x.uniques == nil {
+		x.uniques = make(map[string]uniqueEntry)
+	}
+	e, ok := x.uniques[j.unique]
+	switch {
+	case !ok:
+		x.uniques[j.unique] = uniqueEntry{first: j}
+		return
+	case e.more == nil:
+		e.more = make(map[*function]*job)
+	}
+	e.more[j.fn] = j
+	x.uniques[j.unique] = e
+}
+
+// removeUnique unfiles j.
+func (x *coreIndex) removeUnique(j *job) {
+	e, ok := x.uniques[j.unique]
+	if !ok {
+		return
+	}
+	if e.first != j {
+		if e.more[j.fn] == j {
+			delete(e.more, j.fn)
+		}
+		return
+	}
+	for fn, o := range e.more { // any of the others takes the lead
+		delete(e.more, fn)
+		more := e.more
+		if len(more) == 0 {
+			more = nil
+		}
+		x.uniques[j.unique] = uniqueEntry{first: o, more: more}
+		return
+	}
+	delete(x.uniques, j.unique)
+}
+
+// byUnique returns a job with the given unique, of any function.
+func (x *coreIndex) byUnique(unique []byte) *job {
+	return x.uniques[string(unique)].first
 }

@@ -36,6 +36,7 @@ type Server struct {
 	draining  bool          // Shutdown began: no new job assignments
 	drained   chan struct{} // closed when draining and nothing is running
 	running   int           // jobs assigned to workers, server-wide
+	core      coreIndex     // registrations, runnable functions, uniques
 
 	wg sync.WaitGroup // connection goroutines
 }

@@ -72,7 +72,7 @@ func TestCanDoTimeoutRequeuesOnlyThatJob(t *testing.T) {
 		defer ps.stop()
 		client := ps.dial()
 		slow := ps.dial()
-		slow.send(protocol.CanDoTimeout, "f", "500")
+		slow.send(protocol.CanDoTimeout, "f", "1500")
 		client.send(protocol.SubmitJob, "f", "", "a")
 		synctest.Wait()
 		handle := string(client.expect(protocol.JobCreated)[0].Args[0])
@@ -80,7 +80,7 @@ func TestCanDoTimeoutRequeuesOnlyThatJob(t *testing.T) {
 		synctest.Wait()
 		slow.expect(protocol.JobAssign)
 
-		time.Sleep(400 * time.Millisecond)
+		time.Sleep(1400 * time.Millisecond)
 		synctest.Wait()
 		slow.send(protocol.WorkStatus, handle, "1", "2")
 		synctest.Wait()

@@ -1,0 +1,353 @@
+package server
+
+import (
+	"bytes"
+	"hash/maphash"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gearflow/gearflow/protocol"
+)
+
+// Clients: submissions.
+
+// submission is a parsed SUBMIT_* request.
+type submission struct {
+	fn         []byte
+	unique     []byte
+	data       []byte
+	reducer    []byte
+	pri        priority
+	background bool
+	when       int64 // unix nanoseconds; 0 = now
+	schedule   *schedule
+}
+
+// parseSubmission reads a SUBMIT_* packet. A refusal is a clientError:
+// the client gets ERROR in the place of JOB_CREATED, which keeps later
+// replies matched to their submissions.
+func parseSubmission(p protocol.Packet) (submission, error) {
+	sub := submission{fn: p.Args[0], unique: p.Args[1], pri: priNormal}
+	if err := checkFunctionName(sub.fn); err != nil {
+		return sub, err
+	}
+	sub.data = p.Args[len(p.Args)-1]
+	switch p.Type {
+	case protocol.SubmitJobBg:
+		sub.background = true
+	case protocol.SubmitJobHigh:
+		sub.pri = priHigh
+	case protocol.SubmitJobHighBg:
+		sub.pri, sub.background = priHigh, true
+	case protocol.SubmitJobLow:
+		sub.pri = priLow
+	case protocol.SubmitJobLowBg:
+		sub.pri, sub.background = priLow, true
+	case protocol.SubmitReduceJob:
+		sub.reducer = p.Args[2]
+	case protocol.SubmitReduceJobBackground:
+		sub.reducer, sub.background = p.Args[2], true
+	case protocol.SubmitJobEpoch:
+		sub.background = true
+		epoch, ok := parseEpoch(p.Args[2])
+		if !ok {
+			// gearmand drops the request silently, which shifts every
+			// later JOB_CREATED onto the wrong submission.
+			return sub, refuse(protocol.CodeInvalidArgument, "SUBMIT_JOB_EPOCH time out of range")
+		}
+		if epoch > 0 && epoch < 1<<62/int64(time.Second) {
+			sub.when = epoch * int64(time.Second)
+		}
+	case protocol.SubmitJobSched:
+		sched, err := parseSchedule(p.Args[2:7])
+		if err != nil {
+			return sub, refuse(protocol.CodeInvalidArgument, err.Error())
+		}
+		sub.background = true
+		sub.schedule = sched
+	}
+	if len(sub.unique) > maxUniqueSize {
+		return sub, refuse(protocol.CodeArgumentTooLarge, "Unique value too large")
+	}
+	return sub, nil
+}
+
+// parseEpoch parses like C's strtoll: leading space and sign, then
+// digits; trailing garbage ignored; no digits is 0. Out of range fails.
+func parseEpoch(b []byte) (int64, bool) {
+	s := strings.TrimLeft(string(b), " \t\n\r\v\f")
+	end := 0
+	if end < len(s) && (s[end] == '+' || s[end] == '-') {
+		end++
+	}
+	digits := end
+	for end < len(s) && s[end] >= '0' && s[end] <= '9' {
+		end++
+	}
+	if end == digits {
+		return 0, true
+	}
+	v, err := strconv.ParseInt(s[:end], 10, 64)
+	return v, err == nil
+}
+
+var dataSeed = maphash.MakeSeed()
+
+func (s *Server) submit(c *conn, p protocol.Packet) error {
+	sub, err := parseSubmission(p)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fn := s.functionBytesLocked(sub.fn)
+
+	if j := s.coalesceLocked(fn, sub); j != nil {
+		if sub.background {
+			// A background request must not be lost if the foreground
+			// clients it joined go away (gearmand loses it).
+			j.background = true
+		} else {
+			s.attachLocked(j, c)
+		}
+		var hb handleBuf
+		c.send(protocol.JobCreated, s.appendHandle(hb[:0], j.id))
+		return nil
+	}
+
+	limit := s.cfg.MaxQueuedJobs
+	if m := fn.maxQueue[sub.pri]; m > 0 && m < limit {
+		limit = m
+	}
+	if fn.total >= limit {
+		return refuse(protocol.CodeQueueError, "Job queue is full")
+	}
+
+	s.nextID++
+	data, pb := s.keepPayload(c, sub.data)
+	j := &job{
+		id:         s.nextID,
+		fn:         fn,
+		unique:     string(sub.unique),
+		data:       data,
+		pbuf:       pb,
+		pri:        sub.pri,
+		background: sub.background,
+		heapIdx:    -1,
+	}
+	if len(sub.reducer) > 0 || sub.schedule != nil {
+		j.extra = &jobExtra{reducer: string(sub.reducer), schedule: sub.schedule}
+	}
+	if j.data == nil {
+		j.data = []byte{}
+	}
+	s.jobs.put(j)
+	fn.total++
+	s.indexLocked(j)
+	if !sub.background {
+		s.attachLocked(j, c)
+	}
+	// The job is queued (and sleeping workers NOOPed) before JOB_CREATED
+	// goes out, as in gearmand; no worker can take it before this
+	// handler releases the lock, so the client still learns its handle
+	// before any WORK_* packet for it.
+	switch {
+	case j.sched() != nil:
+		j.when = j.sched().next(time.Now()).UnixNano()
+		s.delayLocked(j)
+	case sub.when > 0 && sub.when > time.Now().UnixNano():
+		j.when = sub.when
+		s.delayLocked(j)
+	default:
+		s.enqueueLocked(c, j)
+	}
+	var hb handleBuf
+	c.send(protocol.JobCreated, s.appendHandle(hb[:0], j.id))
+	return nil
+}
+
+// keepPayload returns a submission's payload for its new job to keep. A
+// large one is not copied: the job takes the read loop's buffer, with
+// its reference when the buffer is pooled (pb), unless that buffer is
+// much larger than the payload (grown by an earlier packet) and would
+// pin the difference for the job's life.
+func (s *Server) keepPayload(c *conn, data []byte) (kept []byte, pb *payloadBuf) {
+	if len(data) < sharedMin {
+		return bytes.Clone(data), nil
+	}
+	if pb := c.takeBody(data); pb != nil {
+		return data[:len(data):len(data)], pb // a pooled class wastes at most a fifth
+	}
+	if cap(data)-len(data) > len(data)/4 {
+		return bytes.Clone(data), nil
+	}
+	c.reader.DetachBody()
+	return data[:len(data):len(data)], nil
+}
+
+// coalesceLocked finds the job a submission joins (PROTOCOL.md §3.5):
+// same function and unique; unique "-" matches on the payload; an
+// empty unique never matches.
+func (s *Server) coalesceLocked(fn *function, sub submission) *job {
+	switch {
+	case len(sub.unique) == 0:
+		return nil
+	case len(sub.unique) == 1 && sub.unique[0] == '-':
+		if len(sub.data) == 0 {
+			return nil
+		}
+		for _, j := range fn.byData[maphash.Bytes(dataSeed, sub.data)] {
+			if bytes.Equal(j.data, sub.data) {
+				return j
+			}
+		}
+		return nil
+	default:
+		return fn.uniques[string(sub.unique)]
+	}
+}
+
+func (s *Server) indexLocked(j *job) {
+	switch {
+	case j.unique == "":
+	case j.unique == "-":
+		if len(j.data) == 0 {
+			return
+		}
+		if j.fn.byData == nil {
+			j.fn.byData = make(map[uint64][]*job)
+		}
+		h := maphash.Bytes(dataSeed, j.data)
+		j.fn.byData[h] = append(j.fn.byData[h], j)
+	default:
+		if j.fn.uniques == nil {
+			j.fn.uniques = make(map[string]*job)
+		}
+		j.fn.uniques[j.unique] = j
+		s.core.addUnique(j)
+	}
+}
+
+func (s *Server) unindexLocked(j *job) {
+	switch {
+	case j.unique == "":
+	case j.unique == "-":
+		h := maphash.Bytes(dataSeed, j.data)
+		list := j.fn.byData[h]
+		for i, o := range list {
+			if o == j {
+				list = append(list[:i], list[i+1:]...)
+				break
+			}
+		}
+		if len(list) == 0 {
+			delete(j.fn.byData, h)
+		} else {
+			j.fn.byData[h] = list
+		}
+	default:
+		if j.fn.uniques[j.unique] == j {
+			delete(j.fn.uniques, j.unique)
+			s.core.removeUnique(j)
+		}
+	}
+}
+
+// attachLocked attaches client c to j once per submission: gearmand
+// sends every WORK_* packet once per submission, and libgearman relies
+// on that to finish each of several tasks sharing one unique.
+func (s *Server) attachLocked(j *job, c *conn) {
+	j.clients = append(j.clients, c)
+	c.attached[j] = struct{}{}
+}
+
+// enqueueLocked appends j to its priority list and wakes workers. via is
+// as for wakeLocked.
+func (s *Server) enqueueLocked(via *conn, j *job) {
+	s.seq++
+	j.seq = s.seq
+	j.state = jobQueued
+	j.fn.queues[j.pri].pushBack(j)
+	s.core.markRunnable(j.fn)
+	s.wakeLocked(via, j.fn, s.cfg.WorkerWakeup)
+}
+
+// unqueueLocked takes queued j out of its priority list.
+func (s *Server) unqueueLocked(j *job) {
+	j.fn.queues[j.pri].remove(j)
+	s.core.unmarkRunnable(j.fn)
+}
+
+// requeueLocked takes a running job back from its worker (worker lost,
+// CANT_DO, timeout). Within the retry limit the job goes to the tail of
+// its queue; past it, or when nobody waits for it any more, it is dropped.
+func (s *Server) requeueLocked(j *job) {
+	s.unassignLocked(j)
+	if j.retries < 1<<16-1 {
+		j.retries++
+	}
+	j.num, j.den = 0, 0
+	if j.cancelled || (!j.background && len(j.clients) == 0) {
+		s.removeLocked(j)
+		return
+	}
+	if s.cfg.JobRetries > 0 && int(j.retries) >= s.cfg.JobRetries {
+		s.log.Info("job dropped: retry limit reached", "handle", s.handleString(j), "func", j.fn.name, "retries", j.retries)
+		var hb handleBuf
+		h := s.appendHandle(hb[:0], j.id)
+		for _, cl := range j.clients {
+			cl.send(protocol.WorkFail, h)
+		}
+		s.removeLocked(j)
+		return
+	}
+	s.enqueueLocked(nil, j)
+}
+
+// unassignLocked detaches a running job from its worker.
+func (s *Server) unassignLocked(j *job) {
+	if j.state != jobRunning {
+		return
+	}
+	if j.extra != nil && j.extra.timer != nil {
+		j.extra.timer.Stop()
+		j.extra.timer = nil
+	}
+	j.worker.running.remove(j)
+	j.worker = nil
+	j.fn.running--
+	s.running--
+	j.state = jobQueued // the caller queues or removes it
+	s.runningChangedLocked()
+}
+
+// removeLocked deletes j from every index.
+func (s *Server) removeLocked(j *job) {
+	switch j.state {
+	case jobRunning:
+		s.unassignLocked(j)
+	case jobDelayed:
+		s.undelayLocked(j)
+	case jobQueued:
+		if j.prev != nil || j.next != nil || j.fn.queues[j.pri].head == j {
+			s.unqueueLocked(j)
+		}
+	}
+	if j.state == jobGone {
+		return
+	}
+	j.state = jobGone
+	for _, cl := range j.clients {
+		delete(cl.attached, j)
+	}
+	j.clients = nil
+	s.unindexLocked(j)
+	s.jobs.delete(j.id)
+	j.fn.total--
+	if j.pbuf != nil {
+		// Outboxes still writing the payload hold their own references.
+		j.pbuf.unref()
+		j.pbuf, j.data = nil, nil
+	}
+}

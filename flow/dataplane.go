@@ -11,8 +11,11 @@ import (
 	"iter"
 	"os"
 	"path"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/gearflow/gearflow/flow/storage"
 )
@@ -301,9 +304,8 @@ type storageSink struct {
 	out int64
 
 	// partitioned:
-	sh       *shuffler
-	spillDir string
-	combine  func(key string, values [][]byte, emit func(key string, value []byte) error) error
+	sorter  *partSorter
+	combine func(key string, values [][]byte, emit func(key string, value []byte) error) error
 
 	files []outFile
 	done  bool
@@ -319,12 +321,7 @@ func (r *Registry) newStorageSink(ctx context.Context, t *task) (*storageSink, e
 		s.w, err = createRecordFile(ctx, st, outKey(s.prefix))
 		return s, err
 	}
-	s.spillDir, err = os.MkdirTemp("", "gearflow-spill-")
-	if err != nil {
-		return nil, fmt.Errorf("flow: spill folder: %w", err)
-	}
-	s.sh = newShuffler(s.spillDir, s.parts, mapSpillBudget)
-	s.sh.copyValues = true
+	s.sorter = newPartSorter(s.parts, mapSpillBudget)
 	if t.Combine != "" {
 		if cf, ok := r.lookup(t.Combine); ok && cf.kind == TaskReduce {
 			s.combine = func(key string, values [][]byte, emit func(key string, value []byte) error) error {
@@ -355,7 +352,7 @@ func (s *storageSink) emit(key string, value any) error {
 		s.out++
 		return s.w.write(key, s.value)
 	}
-	return s.sh.addRaw(unsafeBytes(key), s.value)
+	return s.sorter.add(key, s.value)
 }
 
 func (s *storageSink) finish() (Summary, error) {
@@ -367,8 +364,7 @@ func (s *storageSink) finish() (Summary, error) {
 		}
 		return Summary{RecordsOut: s.out, Files: []outFile{f}}, nil
 	}
-	defer os.RemoveAll(s.spillDir)
-	defer s.sh.cleanup()
+	defer s.sorter.cleanup()
 	var sum Summary
 	for p := 0; p < s.parts; p++ {
 		var w *recordFile
@@ -383,9 +379,14 @@ func (s *storageSink) finish() (Summary, error) {
 		}
 		var err error
 		if s.combine != nil {
-			err = s.sh.groups(p, func(g group) error { return s.combine(g.Key, g.Values, write) })
+			err = s.sorter.groups(p, func(key string, values [][]byte) error {
+				if len(values) == 1 {
+					return write(key, values[0]) // nothing to combine
+				}
+				return s.combine(key, values, write)
+			})
 		} else {
-			err = s.sh.each(p, write)
+			err = s.sorter.each(p, write)
 		}
 		if err != nil {
 			if w != nil {
@@ -414,9 +415,8 @@ func (s *storageSink) abort() {
 	if s.w != nil {
 		s.w.abort()
 	}
-	if s.sh != nil {
-		s.sh.cleanup()
-		os.RemoveAll(s.spillDir)
+	if s.sorter != nil {
+		s.sorter.cleanup()
 	}
 }
 
@@ -458,3 +458,152 @@ func (f *recordFile) commit(part int) (outFile, error) {
 }
 
 func (f *recordFile) abort() { f.w.Abort() }
+
+// partSorter holds a map task's output by partition and hands each
+// partition back sorted by key, values of a key in the order they were
+// added. Past its budget it spills every partition, sorted, to a run
+// file in a temporary folder; the runs and what is still in memory are
+// then merged.
+type partSorter struct {
+	parts  [][]rawRecord
+	bytes  int64
+	budget int64
+	slab   []byte     // values are copied here
+	dir    string     // the spill folder, made at the first spill
+	runs   [][]string // per partition: spill files, oldest first
+	spills int
+}
+
+func newPartSorter(parts int, budget int64) *partSorter {
+	return &partSorter{parts: make([][]rawRecord, parts), budget: budget, runs: make([][]string, parts)}
+}
+
+// add adds a record, copying its key and value: a key cut from a longer
+// string would keep all of it alive outside the budget.
+func (s *partSorter) add(key string, value []byte) error {
+	if need := len(key) + len(value); need > cap(s.slab)-len(s.slab) {
+		s.slab = make([]byte, 0, max(256<<10, need))
+	}
+	n := len(s.slab)
+	s.slab = append(append(s.slab, key...), value...)
+	k := unsafe.String(unsafe.SliceData(s.slab[n:]), len(key))
+	p := partitionOf(key, len(s.parts))
+	s.parts[p] = append(s.parts[p], rawRecord{Key: k, Value: s.slab[n+len(key) : len(s.slab) : len(s.slab)]})
+	s.bytes += int64(len(key)+len(value)) + recordOverhead
+	if s.bytes > s.budget {
+		return s.spill()
+	}
+	return nil
+}
+
+func sortRecords(recs []rawRecord) {
+	slices.SortStableFunc(recs, func(a, b rawRecord) int { return strings.Compare(a.Key, b.Key) })
+}
+
+// spill writes every partition's records, sorted, to a run file.
+func (s *partSorter) spill() error {
+	if s.dir == "" {
+		dir, err := os.MkdirTemp("", "gearflow-spill-")
+		if err != nil {
+			return fmt.Errorf("flow: spill folder: %w", err)
+		}
+		s.dir = dir
+	}
+	for p, recs := range s.parts {
+		if len(recs) == 0 {
+			continue
+		}
+		sortRecords(recs)
+		path := filepath.Join(s.dir, fmt.Sprintf("spill-p%05d-%06d.rec", p, s.spills))
+		s.spills++
+		w, err := createRecFile(path)
+		if err != nil {
+			return err
+		}
+		for _, r := range recs {
+			if err := w.write(r); err != nil {
+				w.close(false)
+				return err
+			}
+		}
+		if err := w.close(false); err != nil {
+			return err
+		}
+		s.runs[p] = append(s.runs[p], path)
+		clear(recs)
+		s.parts[p] = recs[:0]
+	}
+	s.bytes = 0
+	s.slab = nil
+	return nil
+}
+
+// each calls fn with partition p's records in key order. Call it (or
+// groups) once per partition.
+func (s *partSorter) each(p int, fn func(key string, value []byte) error) error {
+	recs := s.parts[p]
+	sortRecords(recs)
+	s.parts[p] = nil
+	if len(s.runs[p]) == 0 {
+		for _, r := range recs {
+			if err := fn(r.Key, r.Value); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var srcs []mergeSource
+	for _, path := range s.runs[p] {
+		r, err := openRecFile(path)
+		if err != nil {
+			return err
+		}
+		defer r.close()
+		srcs = append(srcs, &fileSource{r: r})
+	}
+	srcs = append(srcs, &sliceSource{recs: recs})
+	return mergeRecords(srcs, func(r rawRecord) error { return fn(r.Key, r.Value) })
+}
+
+// groups calls fn with each key of partition p and its values, in key
+// order.
+func (s *partSorter) groups(p int, fn func(key string, values [][]byte) error) error {
+	var key string
+	var values [][]byte
+	err := s.each(p, func(k string, v []byte) error {
+		if len(values) > 0 && k != key {
+			if err := fn(key, values); err != nil {
+				return err
+			}
+			values = values[:0]
+		}
+		key = k
+		values = append(values, v)
+		return nil
+	})
+	if err == nil && len(values) > 0 {
+		err = fn(key, values)
+	}
+	return err
+}
+
+func (s *partSorter) cleanup() {
+	if s.dir != "" {
+		os.RemoveAll(s.dir)
+		s.dir = ""
+	}
+}
+
+// sliceSource yields sorted records from a slice.
+type sliceSource struct {
+	recs []rawRecord
+}
+
+func (s *sliceSource) next() (rawRecord, bool, error) {
+	if len(s.recs) == 0 {
+		return rawRecord{}, false, nil
+	}
+	r := s.recs[0]
+	s.recs = s.recs[1:]
+	return r, true, nil
+}

@@ -51,6 +51,10 @@ type fleet struct {
 	servers []string
 	log     *slog.Logger
 
+	// local is the slots of the run's own in-process worker, known
+	// before it has registered: every function gets them.
+	local int
+
 	mu    sync.Mutex
 	slots map[string]int // function -> slots
 }
@@ -124,5 +128,5 @@ func (f *fleet) refresh(ctx context.Context) {
 func (f *fleet) capacity(fn string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return min(max(f.slots[fn], 1), maxFleetConcurrency)
+	return min(max(f.slots[fn], f.local, 1), maxFleetConcurrency)
 }

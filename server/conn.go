@@ -130,8 +130,12 @@ func newConn(s *Server, nc net.Conn, id uint64) *conn {
 // socket, or nil. Any other net.Conn (an in-memory pipe, or a wrapper
 // that embeds a *net.TCPConn but reads or writes differently, such as a
 // PROXY-protocol listener's) is read and written only through its own
-// methods.
+// methods; so is every socket where raw calls are not available (see
+// rawio.go).
 func rawConn(nc net.Conn) syscall.RawConn {
+	if !haveRawIO {
+		return nil
+	}
 	var raw syscall.RawConn
 	var err error
 	switch c := nc.(type) {

@@ -61,11 +61,15 @@ func (s *Server) admin(c *conn, line []byte) bool {
 		graceful := len(cmd.Args) > 0
 		s.log.Info("shutdown requested by admin command", "graceful", graceful, "conn", c.id)
 		go func() {
-			if graceful {
-				_ = s.Shutdown(context.Background())
-			} else {
+			if !graceful {
 				_ = s.Close()
+				return
 			}
+			// Drained as on SIGTERM: running jobs get ShutdownTimeout
+			// to finish, and their results reach their clients.
+			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+			defer cancel()
+			_ = s.Shutdown(ctx) // logs how it ended
 		}()
 	case protocol.AdminBadArguments:
 		if strings.EqualFold(cmd.Word, "shutdown") && !s.cfg.AllowAdminShutdown {

@@ -57,6 +57,12 @@ type Config struct {
 	// its socket for this long is disconnected. Zero means 30 seconds.
 	WriteTimeout time.Duration
 
+	// ShutdownTimeout bounds the drain of an admin "shutdown graceful":
+	// running jobs have this long to finish before their connections
+	// are closed. (A Shutdown called by the program is bounded by its
+	// context instead.) Zero means 30 seconds.
+	ShutdownTimeout time.Duration
+
 	// AllowAdminShutdown enables the admin "shutdown [graceful]" command
 	// (removed from gearmand in 1.1.15). Zero means disabled: the command
 	// gets ERR UNKNOWN_COMMAND as in gearmand 1.1.20.
@@ -74,9 +80,10 @@ type Config struct {
 const Version = "gearflow-0.1.0"
 
 const (
-	defaultMaxConnections = 10000
-	defaultMaxQueuedJobs  = 10_000_000
-	defaultWriteTimeout   = 30 * time.Second
+	defaultMaxConnections  = 10000
+	defaultMaxQueuedJobs   = 10_000_000
+	defaultWriteTimeout    = 30 * time.Second
+	defaultShutdownTimeout = 30 * time.Second
 )
 
 func (c Config) withDefaults() Config {
@@ -104,6 +111,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = defaultWriteTimeout
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = defaultShutdownTimeout
 	}
 	if c.Version == "" {
 		c.Version = Version

@@ -36,6 +36,13 @@ type Server struct {
 	draining  bool          // Shutdown began: no new job assignments
 	drained   chan struct{} // closed when draining and nothing is running
 	running   int           // jobs assigned to workers, server-wide
+	stopped   bool          // stopDone is closed
+
+	// stopDone is closed when a Shutdown or Close has finished: every
+	// connection is closed and its goroutines have ended. Serve waits
+	// for it, so that a program that exits when Serve returns does not
+	// cut a graceful shutdown short (one begun by the admin command).
+	stopDone chan struct{}
 
 	wg sync.WaitGroup // connection goroutines
 }
@@ -56,18 +63,23 @@ func New(cfg Config) (*Server, error) {
 		functions: make(map[string]*function),
 		conns:     make(map[*conn]struct{}),
 		listeners: make(map[net.Listener]struct{}),
+		stopDone:  make(chan struct{}),
 	}
 	return s, nil
 }
 
 // Serve accepts connections on l and serves each in its own goroutine.
 // It blocks until l fails or the server is shut down, and always returns
-// a non-nil error: ErrServerClosed after Shutdown or Close.
+// a non-nil error: ErrServerClosed after Shutdown or Close, once they
+// have finished (unlike net/http's Serve, which returns when its
+// listener closes): a graceful shutdown begun by the admin command is
+// not cut short by a program that exits when Serve returns.
 func (s *Server) Serve(l net.Listener) error {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
 		l.Close()
+		<-s.stopDone
 		return ErrServerClosed
 	}
 	s.listeners[l] = struct{}{}
@@ -87,6 +99,7 @@ func (s *Server) Serve(l net.Listener) error {
 			closing := s.closing
 			s.mu.Unlock()
 			if closing {
+				<-s.stopDone
 				return ErrServerClosed
 			}
 			if errors.Is(err, net.ErrClosed) {
@@ -177,7 +190,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-done
 	}
 	s.log.Info("shut down", "err", err)
+	s.markStopped()
 	return err
+}
+
+// markStopped closes stopDone, once.
+func (s *Server) markStopped() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.stopped {
+		s.stopped = true
+		close(s.stopDone)
+	}
 }
 
 // Close stops the server at once: listeners and connections are closed
@@ -191,6 +215,7 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	s.closeAll(false)
 	s.wg.Wait()
+	s.markStopped()
 	return nil
 }
 

@@ -11,9 +11,11 @@ import (
 	"net/http"
 	_ "net/http/pprof" // served only with --pprof
 	"os"
+	"os/signal"
 	goruntime "runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gearflow/gearflow/server"
@@ -96,7 +98,7 @@ func newServeFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	alias("P", "pid-file", func(fs *flag.FlagSet, n string) {
 		fs.StringVar(&f.pidFile, n, "", "write the process id to this file")
 	})
-	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM/SIGINT, how long running jobs may take to finish")
+	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, `on SIGTERM/SIGINT or admin "shutdown graceful", how long running jobs may take to finish (a second signal exits at once)`)
 	fs.BoolVar(&f.adminShutdown, "allow-admin-shutdown", false, `enable the admin "shutdown [graceful]" command`)
 	fs.StringVar(&f.pprof, "pprof", "", "serve net/http/pprof on this address (for profiling; keep it on loopback)")
 	fs.BoolVar(&f.checkArgs, "check-args", false, "check the flags and exit")
@@ -213,6 +215,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	cfg.Exceptions = f.exceptions
 	cfg.WorkerWakeup = f.workerWakeup
 	cfg.AllowAdminShutdown = f.adminShutdown
+	cfg.ShutdownTimeout = f.shutdownTimeout
 	cfg.Version = "gearflow-" + version
 	switch {
 	case f.jobRetries < 0:
@@ -248,24 +251,52 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}()
 	}
 
+	// The first SIGTERM/SIGINT drains; a second one exits at once. main's
+	// context reports the first; this channel counts them all (a test
+	// cancels the context without any signal).
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	signals := 0
+
 	logger.Info("starting", "threads", goruntime.GOMAXPROCS(0))
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
 	select {
 	case err := <-served:
-		if !errors.Is(err, server.ErrServerClosed) {
-			logger.Error("server stopped", "err", err)
-			return 1
-		}
-		return 0
+		// Serve returns after an admin "shutdown [graceful]" has finished.
+		return servedCode(logger, err)
 	case <-ctx.Done():
+	case <-sigs:
+		signals++
 	}
 	logger.Info("signal received; draining running jobs", "timeout", f.shutdownTimeout)
-	sctx, cancel := context.WithTimeout(context.Background(), f.shutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		logger.Warn("shutdown timed out; running jobs abandoned", "err", err)
+	go func() {
+		sctx, cancel := context.WithTimeout(context.Background(), f.shutdownTimeout)
+		defer cancel()
+		_ = srv.Shutdown(sctx) // logs how it ended
+	}()
+	for {
+		select {
+		case err := <-served:
+			return servedCode(logger, err)
+		case <-sigs:
+			// The context's signal may reach this channel after the
+			// drain began: the drain's own signal is not a second one.
+			if signals++; signals < 2 {
+				continue
+			}
+			logger.Warn("second signal received; exiting without waiting for running jobs")
+			return 1
+		}
 	}
-	<-served
+}
+
+// servedCode is the exit code for Serve's error.
+func servedCode(logger *slog.Logger, err error) int {
+	if !errors.Is(err, server.ErrServerClosed) {
+		logger.Error("server stopped", "err", err)
+		return 1
+	}
 	return 0
 }

@@ -44,8 +44,11 @@ type Config struct {
 	MaxConnections int
 
 	// MaxOutboundBytes caps the bytes queued for one peer that it has not
-	// read yet. A peer that exceeds it is cut off as a slow consumer.
-	// Zero means twice MaxPacketSize plus 1 MiB.
+	// read yet. A peer that exceeds it is cut off as a slow consumer; a
+	// packet queued for a peer with nothing queued is always admitted.
+	// It must be at least MaxPacketSize plus OutboundHeadroom, so that
+	// the largest job can be assigned; New refuses less. Zero means
+	// twice MaxPacketSize plus 1 MiB.
 	MaxOutboundBytes int
 
 	// MaxQueuedJobs caps the jobs (queued plus running) of one function;
@@ -75,6 +78,12 @@ type Config struct {
 	// Logger receives the server's logs. Nil means discard.
 	Logger *slog.Logger
 }
+
+// OutboundHeadroom is what a packet the server sends may add to the
+// largest body it accepts (the header and a job handle, in a JOB_ASSIGN
+// of a submission of MaxPacketSize bytes): MaxOutboundBytes must be at
+// least MaxPacketSize plus this.
+const OutboundHeadroom = 4 << 10
 
 // Version is the server version reported by the admin "version" command.
 const Version = "gearflow-0.1.0"

@@ -164,8 +164,9 @@ func (c *conn) send(t protocol.Type, args ...[]byte) {
 		c.outMu.Unlock()
 		return
 	}
+	before := c.queuedLocked()
 	c.out = protocol.AppendPacket(c.out, protocol.Res, t, args...)
-	c.flushLocked()
+	c.flushLocked(before)
 }
 
 // sendAssign queues a JOB_ASSIGN_UNIQ (reducer == "") or JOB_ASSIGN_ALL
@@ -180,6 +181,7 @@ func (c *conn) sendAssign(t protocol.Type, handle, fn []byte, unique, reducer st
 		c.outMu.Unlock()
 		return
 	}
+	before := c.queuedLocked()
 	b := appendHeader(c.out, t, size)
 	b = append(append(b, handle...), 0)
 	b = append(append(b, fn...), 0)
@@ -189,7 +191,7 @@ func (c *conn) sendAssign(t protocol.Type, handle, fn []byte, unique, reducer st
 	}
 	c.out = b
 	c.appendSharedLocked(data, pb)
-	c.flushLocked()
+	c.flushLocked(before)
 }
 
 // sendShared queues a packet whose last argument nothing will modify
@@ -214,6 +216,7 @@ func (c *conn) sendSharedVia(via *conn, t protocol.Type, pb *payloadBuf, args ..
 		c.outMu.Unlock()
 		return
 	}
+	before := c.queuedLocked()
 	b := appendHeader(c.out, t, size)
 	for _, a := range args[:last] {
 		b = append(append(b, a...), 0)
@@ -221,10 +224,10 @@ func (c *conn) sendSharedVia(via *conn, t protocol.Type, pb *payloadBuf, args ..
 	c.out = b
 	c.appendSharedLocked(args[last], pb)
 	if via == nil || via == c {
-		c.flushLocked()
+		c.flushLocked(before)
 		return
 	}
-	if c.overLimitLocked() {
+	if c.overLimitLocked(before) {
 		return
 	}
 	c.outMu.Unlock()
@@ -269,8 +272,9 @@ func (c *conn) sendText(b []byte) {
 		c.outMu.Unlock()
 		return
 	}
+	before := c.queuedLocked()
 	c.out = append(c.out, b...)
-	c.flushLocked()
+	c.flushLocked(before)
 }
 
 // sendVia queues a packet for c on behalf of the read loop of via, which
@@ -287,8 +291,9 @@ func (c *conn) sendVia(via *conn, t protocol.Type, args ...[]byte) {
 		c.outMu.Unlock()
 		return
 	}
+	before := c.queuedLocked()
 	c.out = protocol.AppendPacket(c.out, protocol.Res, t, args...)
-	if c.overLimitLocked() {
+	if c.overLimitLocked(before) {
 		return
 	}
 	c.outMu.Unlock()
@@ -296,9 +301,10 @@ func (c *conn) sendVia(via *conn, t protocol.Type, args ...[]byte) {
 }
 
 // flushLocked enforces the outbound limit, signals the writer unless the
-// read loop is about to write, and releases outMu.
-func (c *conn) flushLocked() {
-	if c.overLimitLocked() {
+// read loop is about to write, and releases outMu. before is what the
+// outbox held before the packet just queued.
+func (c *conn) flushLocked(before int) {
+	if c.overLimitLocked(before) {
 		return
 	}
 	c.outMu.Unlock()
@@ -307,11 +313,18 @@ func (c *conn) flushLocked() {
 	}
 }
 
+// queuedLocked is the number of bytes the outbox holds.
+func (c *conn) queuedLocked() int { return len(c.out) + c.segBytes }
+
 // overLimitLocked closes a connection whose outbox passed the outbound
 // limit, releasing outMu, and reports whether it did; otherwise outMu
-// is still held.
-func (c *conn) overLimitLocked() bool {
-	if len(c.out)+c.segBytes <= c.srv.cfg.MaxOutboundBytes {
+// is still held. before is what the outbox held before the packet just
+// queued: a packet queued into an empty outbox is always admitted, so
+// that no packet (a job's JOB_ASSIGN above all) can be refused to every
+// peer, a job then being requeued for ever. New makes sure the limit
+// admits any packet anyway.
+func (c *conn) overLimitLocked(before int) bool {
+	if before == 0 || c.queuedLocked() <= c.srv.cfg.MaxOutboundBytes {
 		return false
 	}
 	c.outMu.Unlock()

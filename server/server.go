@@ -53,6 +53,10 @@ func New(cfg Config) (*Server, error) {
 	if len(cfg.JobHandlePrefix) > 40 {
 		return nil, fmt.Errorf("server: job handle prefix %q longer than 40 bytes (handles must fit 63)", cfg.JobHandlePrefix)
 	}
+	if minOut := cfg.MaxPacketSize + OutboundHeadroom; cfg.MaxOutboundBytes < minOut {
+		return nil, fmt.Errorf("server: MaxOutboundBytes %d is below MaxPacketSize %d plus %d bytes: a packet that large could never be sent to a peer (raise MaxOutboundBytes to %d or lower MaxPacketSize)",
+			cfg.MaxOutboundBytes, cfg.MaxPacketSize, OutboundHeadroom, minOut)
+	}
 	if cfg.JobRetries < 0 {
 		return nil, fmt.Errorf("server: JobRetries %d is negative (0 means unlimited)", cfg.JobRetries)
 	}

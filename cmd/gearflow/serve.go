@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gearflow/gearflow/protocol"
 	"github.com/gearflow/gearflow/server"
 )
 
@@ -104,7 +105,7 @@ func newServeFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.BoolVar(&f.checkArgs, "check-args", false, "check the flags and exit")
 	fs.IntVar(&f.cfg.MaxPacketSize, "max-packet-size", 0, "largest packet body accepted, in bytes (0 = 64 MiB)")
 	fs.IntVar(&f.cfg.MaxConnections, "max-connections", 0, "most open connections (0 = 10000)")
-	fs.IntVar(&f.cfg.MaxOutboundBytes, "max-outbound-bytes", 0, "bytes queued for a peer that does not read before it is cut off (0 = 2 x max-packet-size + 1 MiB)")
+	fs.IntVar(&f.cfg.MaxOutboundBytes, "max-outbound-bytes", 0, "bytes queued for a peer that does not read before it is cut off; at least max-packet-size + 4 KiB (0 = 2 x max-packet-size + 1 MiB)")
 	fs.IntVar(&f.cfg.MaxQueuedJobs, "max-queued-jobs", 0, "jobs per function, queued plus running (0 = 10,000,000)")
 	fs.DurationVar(&f.cfg.WriteTimeout, "write-timeout", 0, "longest a write to a peer may block (0 = 30s)")
 	// Accepted for gearmand compatibility; they change nothing here.
@@ -182,6 +183,15 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if f.threads < -1 {
 		fmt.Fprintf(stderr, "gearflow serve: --threads %d out of range (-1 for one per core, 0 or more)\n", f.threads)
+		return 2
+	}
+	pkt := f.cfg.MaxPacketSize
+	if pkt <= 0 {
+		pkt = protocol.DefaultMaxPacketSize
+	}
+	if out := f.cfg.MaxOutboundBytes; out > 0 && out < pkt+server.OutboundHeadroom {
+		fmt.Fprintf(stderr, "gearflow serve: --max-outbound-bytes %d is below --max-packet-size %d plus %d: a job that large could never be handed to a worker (use at least %d, or lower --max-packet-size)\n",
+			out, pkt, server.OutboundHeadroom, pkt+server.OutboundHeadroom)
 		return 2
 	}
 	if f.checkArgs {

@@ -73,6 +73,9 @@ func TestServeFlags(t *testing.T) {
 		{"bad threads", []string{"--check-args", "--threads=-2"}, 2, "--threads -2 out of range"},
 		{"bad queue", []string{"--check-args", "-q", "mysql"}, 2, "not supported"},
 		{"bad port", []string{"--check-args", "-p", "http"}, 2, "bad port"},
+		{"outbound below packet", []string{"--check-args", "--max-outbound-bytes", "1048576"}, 2, "--max-outbound-bytes 1048576 is below --max-packet-size 67108864"},
+		{"outbound below set packet", []string{"--check-args", "--max-packet-size", "4194304", "--max-outbound-bytes", "4194304"}, 2, "use at least 4198400"},
+		{"outbound fits packet", []string{"--check-args", "--max-packet-size", "1048576", "--max-outbound-bytes", "1052672"}, 0, ""},
 		{"positional", []string{"--check-args", "extra"}, 2, "unexpected argument"},
 		{"unknown flag", []string{"--frobnicate"}, 2, "flag provided but not defined"},
 	}

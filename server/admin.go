@@ -80,7 +80,11 @@ func (s *Server) admin(c *conn, line []byte) bool {
 	default:
 		b = protocol.AppendAdminReplyError(nil, cmd)
 	}
-	c.sendText(b)
+	if len(b) > textPiece {
+		c.sendTextPaced(b)
+	} else {
+		c.sendText(b)
+	}
 	return true
 }
 

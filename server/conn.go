@@ -94,6 +94,7 @@ type conn struct {
 	deadlineSet time.Time // when the write deadline was last set; guarded by wmu
 
 	wake chan struct{} // capacity 1: the outbox has data
+	room chan struct{} // capacity 1: a write emptied some of the outbox
 	done chan struct{} // closed by close
 }
 
@@ -108,6 +109,7 @@ func newConn(s *Server, nc net.Conn, id uint64) *conn {
 		attached: make(map[*job]struct{}),
 		clientID: "-",
 		wake:     make(chan struct{}, 1),
+		room:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 	}
 	if a, ok := nc.RemoteAddr().(*net.TCPAddr); ok {

@@ -1,10 +1,13 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gearflow/gearflow/internal/servertest"
 	"github.com/gearflow/gearflow/protocol"
@@ -84,5 +87,96 @@ func TestLargestJobReachesWorker(t *testing.T) {
 	writePacket(t, worker, protocol.WorkComplete, handle, result)
 	if p := readType(t, cr, protocol.WorkComplete); !bytes.Equal(p.Args[1], result) {
 		t.Fatalf("client got %d bytes of result", len(p.Args[1]))
+	}
+}
+
+// submitBackground queues n background jobs for fn on nc in one write
+// and reads their JOB_CREATEDs.
+func submitBackground(t *testing.T, nc net.Conn, r *protocol.Reader, fn string, n int) {
+	t.Helper()
+	var b []byte
+	for i := range n {
+		b = protocol.New(protocol.Req, protocol.SubmitJobBg, []byte(fn), nil, []byte(strconv.Itoa(i))).Append(b)
+	}
+	go nc.Write(b) // the replies are read below, while it writes
+	for range n {
+		readType(t, r, protocol.JobCreated)
+	}
+}
+
+// TestLargeAdminReplyReachesReader: "show jobs" at 50,000 jobs is a
+// 2.5 MB reply, more than the 1 MiB outbound limit; a peer that reads
+// gets all of it. It used to be cut off before any of it was sent: the
+// limit was checked against the whole reply.
+func TestLargeAdminReplyReachesReader(t *testing.T) {
+	t.Parallel()
+	const jobs = 50000
+	s := servertest.Start(t, server.Config{
+		JobHandlePrefix:  strings.Repeat("p", 40),
+		MaxPacketSize:    512 << 10,
+		MaxOutboundBytes: 1 << 20,
+	})
+	nc, r := dialRaw(t, s.Addr)
+	submitBackground(t, nc, r, "f", jobs)
+
+	// Twice in one write: the second reply is queued behind the first.
+	admin, _ := dialRaw(t, s.Addr)
+	if _, err := admin.Write([]byte("show jobs\nshow jobs\n")); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(admin)
+	for reply := range 2 {
+		lines, bytesRead := 0, 0
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("reply %d: after %d lines (%d bytes): %v", reply, lines, bytesRead, err)
+			}
+			bytesRead += len(line)
+			if line == ".\n" {
+				break
+			}
+			lines++
+		}
+		if lines != jobs || bytesRead <= 1<<20 {
+			t.Errorf("show jobs: %d lines, %d bytes; want %d lines, over 1 MiB", lines, bytesRead, jobs)
+		}
+	}
+	// The connection still serves.
+	if _, err := admin.Write([]byte("version\n")); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(line, "OK ") {
+		t.Errorf("version after show jobs: %q, %v", line, err)
+	}
+}
+
+// TestLargeAdminReplyNonReaderCutOff: a peer that asks for a large
+// admin reply and reads none of it is cut off within the write timeout,
+// and its connection goes away.
+func TestLargeAdminReplyNonReaderCutOff(t *testing.T) {
+	t.Parallel()
+	const jobs = 50000
+	s := servertest.Start(t, server.Config{
+		JobHandlePrefix:  strings.Repeat("p", 40),
+		MaxPacketSize:    128 << 10,
+		MaxOutboundBytes: 256 << 10,
+		WriteTimeout:     500 * time.Millisecond,
+	})
+	nc, r := dialRaw(t, s.Addr)
+	submitBackground(t, nc, r, "f", jobs)
+	admin, _ := dialRaw(t, s.Addr)
+	if tc, ok := admin.(*net.TCPConn); ok {
+		tc.SetReadBuffer(4 << 10) // a small window: the server's writes block
+	}
+	if _, err := admin.Write([]byte("show jobs\n")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for s.Srv.Stats().Connections > 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections 20s after the admin peer stopped reading; want it cut off", s.Srv.Stats().Connections)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

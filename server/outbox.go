@@ -154,6 +154,7 @@ func (c *conn) flushInline() {
 		c.spare = buf[:0]
 	}
 	c.wmu.Unlock()
+	c.signalRoom()
 }
 
 // send queues a reply packet for the peer. It never blocks on the
@@ -263,6 +264,57 @@ func (c *conn) appendSharedLocked(p []byte, pb *payloadBuf) {
 	c.segRefs = append(c.segRefs, nil, pb)
 	c.mark = len(c.out)
 	c.segBytes += len(p)
+}
+
+// signalRoom tells a read loop waiting in sendTextPaced that a write
+// made room in the outbox.
+func (c *conn) signalRoom() {
+	select {
+	case c.room <- struct{}{}:
+	default:
+	}
+}
+
+// textPiece is how much of a long admin reply sendTextPaced queues at
+// a time.
+const textPiece = 64 << 10
+
+// sendTextPaced queues a long admin reply a piece at a time, waiting
+// for the peer to read when the outbox is full, so that a reply larger
+// than the outbound limit ("show jobs" of a big queue) reaches a peer
+// that reads it; the limit is for peers that do not. A peer that reads
+// nothing for WriteTimeout is cut off by the writer. It blocks and is
+// called by the connection's own read loop, holding no lock.
+func (c *conn) sendTextPaced(b []byte) {
+	limit := c.srv.cfg.MaxOutboundBytes
+	timer := time.NewTimer(2 * c.srv.cfg.WriteTimeout)
+	defer timer.Stop()
+	for len(b) > 0 {
+		n := min(len(b), textPiece)
+		c.outMu.Lock()
+		for !c.closed && c.queuedLocked() > 0 && c.queuedLocked()+n > limit {
+			c.outMu.Unlock()
+			c.kick()
+			select {
+			case <-c.room:
+				timer.Reset(2 * c.srv.cfg.WriteTimeout)
+			case <-c.done:
+			case <-timer.C:
+				// The writer's deadline should have cut the peer off.
+				c.log.Warn("closing slow consumer", "limit", limit)
+				c.close(errSlowConsumer)
+			}
+			c.outMu.Lock()
+		}
+		if c.closed {
+			c.outMu.Unlock()
+			return
+		}
+		c.out = append(c.out, b[:n]...)
+		c.outMu.Unlock()
+		b = b[n:]
+	}
+	c.kick()
 }
 
 // sendText queues raw admin reply bytes.
@@ -406,6 +458,7 @@ func (c *conn) writePending() bool {
 			c.close(err)
 			return false
 		}
+		c.signalRoom()
 	}
 	c.kick() // more remains: come back after others had their turn
 	return true

@@ -60,6 +60,28 @@ type Config struct {
 	// its socket for this long is disconnected. Zero means 30 seconds.
 	WriteTimeout time.Duration
 
+	// ReadTimeout bounds the wait for the rest of a packet a peer has
+	// begun to send: a peer that sends part of a header, body or admin
+	// line and then nothing for this long is disconnected. (A long body
+	// that keeps arriving is not cut off.) Zero means 60 seconds;
+	// negative means no limit, as in gearmand.
+	ReadTimeout time.Duration
+
+	// IdleTimeout disconnects a peer that begins no packet for this
+	// long. Zero or negative means never: a sleeping worker waits for
+	// work without a word (PRE_SLEEP, then silence until NOOP), and a
+	// client may wait as long for its job's result, so any value must be
+	// longer than the longest job and the idlest worker.
+	IdleTimeout time.Duration
+
+	// MaxBufferBytes caps the memory all connections together hold in
+	// packets being read (counted at twice their bytes received, what
+	// their buffer may take) and in replies not yet written. Past it the
+	// connections holding the most are closed, with a warning naming
+	// them. Connections holding under 64 KiB are not counted. Zero means
+	// 1 GiB, or 4 × MaxOutboundBytes when that is more.
+	MaxBufferBytes int64
+
 	// ShutdownTimeout bounds the drain of an admin "shutdown graceful":
 	// running jobs have this long to finish before their connections
 	// are closed. (A Shutdown called by the program is bounded by its
@@ -93,6 +115,8 @@ const (
 	defaultMaxQueuedJobs   = 10_000_000
 	defaultWriteTimeout    = 30 * time.Second
 	defaultShutdownTimeout = 30 * time.Second
+	defaultReadTimeout     = 60 * time.Second
+	defaultMaxBufferBytes  = 1 << 30
 )
 
 func (c Config) withDefaults() Config {
@@ -114,6 +138,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxOutboundBytes <= 0 {
 		c.MaxOutboundBytes = 2*c.MaxPacketSize + 1<<20
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = defaultReadTimeout
+	}
+	if c.MaxBufferBytes <= 0 {
+		c.MaxBufferBytes = max(defaultMaxBufferBytes, 4*int64(c.MaxOutboundBytes))
 	}
 	if c.MaxQueuedJobs <= 0 {
 		c.MaxQueuedJobs = defaultMaxQueuedJobs

@@ -47,6 +47,13 @@ type conn struct {
 	ip     string          // remote IP; immutable
 	log    *slog.Logger
 	reader *protocol.Reader // owned by serve
+	timed  *timedReader     // what reader reads from; owned by serve
+	// bodyHeld is what the packet being read counts against the memory
+	// cap (limits.go). Owned by serve.
+	bodyHeld int
+	// held is bodyHeld plus outHeld, for the server's choice of whom to
+	// shed when over the cap.
+	held atomic.Int64
 	// peers are the other connections this read loop queued packets for
 	// and has not flushed yet, and peerSet the same as a set once there
 	// are many. Owned by serve.
@@ -69,6 +76,7 @@ type conn struct {
 	exceptions bool              // OPTION_REQ exceptions
 	clientID   string
 	gone       bool // cleanup done
+	shedding   bool // closed for the memory cap
 
 	outMu sync.Mutex // guards the fields below; taken after srv.mu, never before
 	// The outbox: segs, then out[mark:], is what the writer writes next.
@@ -83,6 +91,8 @@ type conn struct {
 	spare     []byte        // a written buffer for reuse; guarded by wmu too
 	spareSegs [][]byte      // the same for segs
 	spareRefs []*payloadBuf // the same for segRefs
+	inflight  int           // bytes taken from the outbox by the writing goroutine and not yet written
+	outHeld   int           // what the outbox counts against the memory cap
 	closed    bool          // close or closeAfterFlush: nothing more is queued
 	dropped   bool          // close: what is queued is thrown away
 	closeErr  error
@@ -120,7 +130,8 @@ func newConn(s *Server, nc net.Conn, id uint64) *conn {
 	if c.raw != nil {
 		r = rawReader{c.raw}
 	}
-	c.reader = protocol.NewReader(r, protocol.ReaderConfig{
+	c.timed = &timedReader{c: c, r: r}
+	c.reader = protocol.NewReader(c.timed, protocol.ReaderConfig{
 		MaxPacketSize: s.cfg.MaxPacketSize,
 		AllowText:     true,
 		NewBody:       c.newBody,
@@ -174,8 +185,10 @@ func connFD(nc net.Conn) int {
 // away or breaks the protocol, after cleaning up the connection's jobs.
 func (c *conn) serve() {
 	defer c.cleanup()
+	defer c.accountBody(0)
 	c.log.Debug("connected")
 	for {
+		c.timed.startPacket()
 		p, err := c.reader.ReadPacket()
 		c.releaseAbandoned()
 		if err != nil {
@@ -199,6 +212,9 @@ func (c *conn) serve() {
 				c.closeAfterFlush(io.EOF)
 			case errors.Is(err, net.ErrClosed):
 				c.close(err)
+			case errors.Is(err, errReadTimeout), errors.Is(err, errIdleTimeout):
+				c.log.Info("closing", "err", err)
+				c.close(err)
 			default:
 				// Bad magic, bad type, too many admin words, a cut
 				// stream: gearmand closes without a word, and so do we.
@@ -221,6 +237,7 @@ func (c *conn) serve() {
 			}
 			c.srv.dispatch(c, p)
 		}
+		c.srv.checkMemory()
 		c.endBatch()
 	}
 }
@@ -293,6 +310,7 @@ func (c *conn) close(reason error) {
 	c.dropped = true
 	releaseRefs(c.segRefs)
 	c.out, c.segs, c.segRefs, c.mark, c.segBytes = nil, nil, nil, 0, 0
+	c.accountOutLocked()
 	c.outMu.Unlock()
 	c.nc.Close()
 }

@@ -3,9 +3,12 @@ package server_test
 import (
 	"bufio"
 	"bytes"
+	"errors"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -169,7 +172,8 @@ func TestLargeAdminReplyNonReaderCutOff(t *testing.T) {
 	if tc, ok := admin.(*net.TCPConn); ok {
 		tc.SetReadBuffer(4 << 10) // a small window: the server's writes block
 	}
-	if _, err := admin.Write([]byte("show jobs\n")); err != nil {
+	// 50 MB of replies in all: far more than the kernel buffers.
+	if _, err := admin.Write([]byte(strings.Repeat("show jobs\n", 20))); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(20 * time.Second)
@@ -179,4 +183,165 @@ func TestLargeAdminReplyNonReaderCutOff(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// waitClosed reads nc until the server closes it, for up to d; it
+// reports whether it did.
+func waitClosed(nc net.Conn, d time.Duration) bool {
+	nc.SetReadDeadline(time.Now().Add(d))
+	buf := make([]byte, 4096)
+	for {
+		if _, err := nc.Read(buf); err != nil {
+			var ne net.Error
+			return !(errors.As(err, &ne) && ne.Timeout())
+		}
+	}
+}
+
+// echo sends ECHO_REQ on nc and checks the reply.
+func echo(t *testing.T, nc net.Conn, r *protocol.Reader, data []byte) {
+	t.Helper()
+	writePacket(t, nc, protocol.EchoReq, data)
+	if p := readType(t, r, protocol.EchoRes); !bytes.Equal(p.Args[0], data) {
+		t.Fatalf("echo returned %d bytes, want %d", len(p.Args[0]), len(data))
+	}
+}
+
+// TestReadTimeoutFreesConnectionSlots: peers that send half a header and
+// then nothing are disconnected after ReadTimeout, so that holding
+// every connection slot that way does not lock everyone else out for
+// ever; a connection that sends nothing at all stays (no idle timeout
+// by default: sleeping workers are silent).
+func TestReadTimeoutFreesConnectionSlots(t *testing.T) {
+	t.Parallel()
+	const slots = 4
+	s := servertest.Start(t, server.Config{MaxConnections: slots, ReadTimeout: 300 * time.Millisecond})
+	quiet, qr := dialRaw(t, s.Addr)
+	echo(t, quiet, qr, []byte("hi")) // counted before the others
+	var half []net.Conn
+	for range slots - 1 {
+		nc, _ := dialRaw(t, s.Addr)
+		if _, err := nc.Write([]byte{0, 'R', 'E'}); err != nil { // 3 bytes of a header
+			t.Fatal(err)
+		}
+		half = append(half, nc)
+	}
+	for i, nc := range half {
+		if !waitClosed(nc, 10*time.Second) {
+			t.Fatalf("half-header connection %d still open 10s later; ReadTimeout is 300ms", i)
+		}
+	}
+	// The slots are free again; the silent connection was kept.
+	nc, r := dialRaw(t, s.Addr)
+	echo(t, nc, r, []byte("after"))
+	echo(t, quiet, qr, []byte("still here"))
+}
+
+// TestReadTimeoutSpansProgress: a body that keeps arriving, piece by
+// piece, for longer than ReadTimeout in all is not cut off: the timeout
+// is for a peer that stops.
+func TestReadTimeoutSpansProgress(t *testing.T) {
+	t.Parallel()
+	s := servertest.Start(t, server.Config{ReadTimeout: 500 * time.Millisecond})
+	nc, r := dialRaw(t, s.Addr)
+	data := payload(3, 64<<10)
+	pkt := protocol.New(protocol.Req, protocol.EchoReq, data).Append(nil)
+	const pieces = 8 // 8 × 150ms: over twice the timeout
+	for i := range pieces {
+		if _, err := nc.Write(pkt[i*len(pkt)/pieces : (i+1)*len(pkt)/pieces]); err != nil {
+			t.Fatalf("piece %d: %v", i, err)
+		}
+		time.Sleep(150 * time.Millisecond)
+	}
+	if p := readType(t, r, protocol.EchoRes); !bytes.Equal(p.Args[0], data) {
+		t.Fatal("echo of the slowly sent body differs")
+	}
+}
+
+// TestIdleTimeout: with IdleTimeout set, a connection that begins no
+// packet for that long is closed; one that keeps talking, for more than
+// twice as long, is not.
+func TestIdleTimeout(t *testing.T) {
+	t.Parallel()
+	s := servertest.Start(t, server.Config{IdleTimeout: time.Second})
+	idle, _ := dialRaw(t, s.Addr)
+	busy, br := dialRaw(t, s.Addr)
+	start := time.Now()
+	for time.Since(start) < 2500*time.Millisecond {
+		echo(t, busy, br, []byte("ping"))
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !waitClosed(idle, 10*time.Second) {
+		t.Fatal("idle connection still open 10s later; IdleTimeout is 1s")
+	}
+	echo(t, busy, br, []byte("still here"))
+}
+
+// TestMemoryCapShedsBiggest: when the connections together hold more
+// than MaxBufferBytes in partly sent packets, the one holding the most is
+// closed, with a warning, and the others go on.
+func TestMemoryCapShedsBiggest(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	s := servertest.Start(t, server.Config{
+		MaxBufferBytes: 4 << 20,
+		Logger:         slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	big, _ := dialRaw(t, s.Addr)
+	small, sr := dialRaw(t, s.Addr)
+
+	// big: a 16 MiB body of which 1.5 MiB arrives (counted as 3 MiB).
+	hdr := protocol.New(protocol.Req, protocol.EchoReq, make([]byte, 16<<20)).Append(nil)[:protocol.HeaderSize]
+	if _, err := big.Write(append(hdr, make([]byte, 3<<19)...)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Srv.Stats().Buffered < 3<<20 {
+		if time.Now().After(deadline) {
+			t.Fatalf("buffered = %d 10s after 1.5 MiB of a body; want 3 MiB counted", s.Srv.Stats().Buffered)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// small: 1 MiB of a 1.25 MiB echo takes the total past 4 MiB.
+	data := payload(4, 5<<18)
+	pkt := protocol.New(protocol.Req, protocol.EchoReq, data).Append(nil)
+	if _, err := small.Write(pkt[:1<<20]); err != nil {
+		t.Fatal(err)
+	}
+	if !waitClosed(big, 10*time.Second) {
+		t.Fatal("the connection holding the most is still open 10s after the cap was passed")
+	}
+	if _, err := small.Write(pkt[1<<20:]); err != nil {
+		t.Fatal(err)
+	}
+	if p := readType(t, sr, protocol.EchoRes); !bytes.Equal(p.Args[0], data) {
+		t.Fatal("echo differs")
+	}
+	if !strings.Contains(logs.String(), "holds the most memory") {
+		t.Errorf("no warning naming the shed connection; log:\n%s", logs.String())
+	}
+	for deadline := time.Now().Add(10 * time.Second); s.Srv.Stats().Buffered != 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("buffered = %d with nothing in flight; want 0", s.Srv.Stats().Buffered)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

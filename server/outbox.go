@@ -88,6 +88,9 @@ func (c *conn) flushInline() {
 		}
 		return
 	}
+	if q := c.queuedLocked(); q >= accountMin { // small ones are not counted
+		c.inflight = q
+	}
 	buf, segs, refs, mark := c.out, c.segs, c.segRefs, c.mark
 	c.out, c.segs, c.segRefs, c.mark, c.segBytes = c.spare[:0], c.spareSegs[:0], c.spareRefs[:0], 0, 0
 	c.spare, c.spareSegs, c.spareRefs = nil, nil, nil // now the outbox's: never both
@@ -142,6 +145,8 @@ func (c *conn) flushInline() {
 		} else {
 			releaseRefs(restRefs)
 		}
+		c.inflight = 0
+		c.accountOutLocked()
 		c.outMu.Unlock()
 		c.wmu.Unlock()
 		c.kick()
@@ -152,6 +157,12 @@ func (c *conn) flushInline() {
 	c.spareRefs = refs[:0]
 	if cap(buf) <= 1<<20 {
 		c.spare = buf[:0]
+	}
+	if c.inflight != 0 { // written only with wmu held; nonzero when counted
+		c.outMu.Lock()
+		c.inflight = 0
+		c.accountOutLocked()
+		c.outMu.Unlock()
 	}
 	c.wmu.Unlock()
 	c.signalRoom()
@@ -311,6 +322,7 @@ func (c *conn) sendTextPaced(b []byte) {
 			return
 		}
 		c.out = append(c.out, b[:n]...)
+		c.accountOutLocked()
 		c.outMu.Unlock()
 		b = b[n:]
 	}
@@ -377,6 +389,7 @@ func (c *conn) queuedLocked() int { return len(c.out) + c.segBytes }
 // admits any packet anyway.
 func (c *conn) overLimitLocked(before int) bool {
 	if before == 0 || c.queuedLocked() <= c.srv.cfg.MaxOutboundBytes {
+		c.accountOutLocked()
 		return false
 	}
 	c.outMu.Unlock()
@@ -423,9 +436,11 @@ func (c *conn) writeLoop() {
 func (c *conn) writePending() bool {
 	for range 1 << 20 { // bounded; each round writes what was queued
 		c.outMu.Lock()
+		c.inflight = c.queuedLocked()
 		buf, segs, refs, mark := c.out, c.segs, c.segRefs, c.mark
 		c.out, c.segs, c.segRefs, c.mark, c.segBytes = c.spare[:0], c.spareSegs[:0], c.spareRefs[:0], 0, 0
 		c.spare, c.spareSegs, c.spareRefs = nil, nil, nil // now the outbox's: never both
+		c.accountOutLocked()
 		c.outMu.Unlock()
 		if len(buf) == 0 && len(segs) == 0 {
 			c.spare, c.spareSegs, c.spareRefs = buf, segs, refs

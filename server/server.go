@@ -9,6 +9,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -43,6 +44,10 @@ type Server struct {
 	// for it, so that a program that exits when Serve returns does not
 	// cut a graceful shutdown short (one begun by the admin command).
 	stopDone chan struct{}
+
+	// held is what connections hold in partly read packets and unsent
+	// replies, as far as counted against MaxBufferBytes (limits.go).
+	held atomic.Int64
 
 	wg sync.WaitGroup // connection goroutines
 }
@@ -262,13 +267,16 @@ type Stats struct {
 	Functions   int
 	Jobs        int // queued, delayed and running
 	Running     int
+	// Buffered is what connections hold in packets being read and
+	// replies not yet written, as counted against MaxBufferBytes.
+	Buffered int64
 }
 
 // Stats returns a snapshot of the server's counters.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Connections: len(s.conns), Functions: len(s.functions), Jobs: s.jobs.len(), Running: s.running}
+	return Stats{Connections: len(s.conns), Functions: len(s.functions), Jobs: s.jobs.len(), Running: s.running, Buffered: s.held.Load()}
 }
 
 // delayHeap orders delayed jobs by when they become runnable.

@@ -108,6 +108,9 @@ func newServeFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.IntVar(&f.cfg.MaxOutboundBytes, "max-outbound-bytes", 0, "bytes queued for a peer that does not read before it is cut off; at least max-packet-size + 4 KiB (0 = 2 x max-packet-size + 1 MiB)")
 	fs.IntVar(&f.cfg.MaxQueuedJobs, "max-queued-jobs", 0, "jobs per function, queued plus running (0 = 10,000,000)")
 	fs.DurationVar(&f.cfg.WriteTimeout, "write-timeout", 0, "longest a write to a peer may block (0 = 30s)")
+	fs.DurationVar(&f.cfg.ReadTimeout, "read-timeout", 0, "longest a peer may pause inside a packet it has begun to send before it is disconnected (0 = 60s, negative = never)")
+	fs.DurationVar(&f.cfg.IdleTimeout, "idle-timeout", 0, "disconnect a peer that sends nothing for this long; must exceed the longest job and worker sleep (0 = never)")
+	fs.Int64Var(&f.cfg.MaxBufferBytes, "max-buffer-bytes", 0, "memory all connections may hold in packets being read and unsent replies; past it the biggest holders are disconnected (0 = 1 GiB or 4 x max-outbound-bytes)")
 	// Accepted for gearmand compatibility; they change nothing here.
 	var ignoredInt int
 	var ignoredStr string

@@ -60,7 +60,9 @@ func (s *Server) admin(c *conn, line []byte) bool {
 		b = []byte(protocol.AdminOK)
 		graceful := len(cmd.Args) > 0
 		s.log.Info("shutdown requested by admin command", "graceful", graceful, "conn", c.id)
+		s.goroutines.Add(1)
 		go func() {
+			defer s.goroutines.Add(-1)
 			if !graceful {
 				_ = s.Close()
 				return

@@ -246,7 +246,7 @@ func (c *conn) serve() {
 // protocol.ReaderConfig.NewBody. The buffer lent before, if any, is left
 // behind and goes back to the pool once ReadPacket returns.
 func (c *conn) newBody(n int) []byte {
-	pb := getPayload(n)
+	pb := c.srv.payloads.get(n)
 	if pb == nil {
 		return nil
 	}

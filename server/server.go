@@ -45,6 +45,12 @@ type Server struct {
 	// cut a graceful shutdown short (one begun by the admin command).
 	stopDone chan struct{}
 
+	payloads payloadPool // large request bodies (payload.go)
+
+	// goroutines counts the goroutines the server started that have not
+	// ended (Stats.Goroutines).
+	goroutines atomic.Int64
+
 	// held is what connections hold in partly read packets and unsent
 	// replies, as far as counted against MaxBufferBytes (limits.go).
 	held atomic.Int64
@@ -154,8 +160,9 @@ func (s *Server) startConn(nc net.Conn) {
 	s.conns[c] = struct{}{}
 	s.wg.Add(2)
 	s.mu.Unlock()
-	go func() { defer s.wg.Done(); c.serve() }()
-	go func() { defer s.wg.Done(); c.writeLoop() }()
+	s.goroutines.Add(2)
+	go func() { defer s.wg.Done(); defer s.goroutines.Add(-1); c.serve() }()
+	go func() { defer s.wg.Done(); defer s.goroutines.Add(-1); c.writeLoop() }()
 }
 
 // Shutdown stops the server gracefully: it stops accepting connections,
@@ -203,10 +210,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// markStopped closes stopDone, once.
+// markStopped closes stopDone, once. Every connection is gone: the jobs
+// left in memory are lost with the server, and give back the pooled
+// buffers they hold.
 func (s *Server) markStopped() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for _, j := range s.jobs.all() {
+		if j.pbuf != nil {
+			j.pbuf.unref()
+			j.pbuf, j.data = nil, nil
+		}
+	}
 	if !s.stopped {
 		s.stopped = true
 		close(s.stopDone)
@@ -270,13 +285,21 @@ type Stats struct {
 	// Buffered is what connections hold in packets being read and
 	// replies not yet written, as counted against MaxBufferBytes.
 	Buffered int64
+	// PooledRefs is the references held on pooled body buffers: zero
+	// once every job and queued write holding one is gone (and after
+	// Close or Shutdown).
+	PooledRefs int64
+	// Goroutines is the goroutines the server started that are still
+	// running: zero after Close or Shutdown.
+	Goroutines int64
 }
 
 // Stats returns a snapshot of the server's counters.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Connections: len(s.conns), Functions: len(s.functions), Jobs: s.jobs.len(), Running: s.running, Buffered: s.held.Load()}
+	return Stats{Connections: len(s.conns), Functions: len(s.functions), Jobs: s.jobs.len(), Running: s.running, Buffered: s.held.Load(),
+		PooledRefs: s.payloads.live.Load(), Goroutines: s.goroutines.Load()}
 }
 
 // delayHeap orders delayed jobs by when they become runnable.

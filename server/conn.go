@@ -225,10 +225,11 @@ func (c *conn) serve() {
 		}
 		c.holding.Store(true)
 		if p.Type == protocol.Text {
-			if !c.srv.admin(c, p.Args[0]) {
+			if err := c.adminLine(p.Args[0]); err != nil {
+				c.log.Debug("closing", "err", err)
 				c.holding.Store(false)
 				c.flushPeers()
-				c.closeAfterFlush(errProtocol)
+				c.closeAfterFlush(err)
 				return
 			}
 		} else {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"slices"
@@ -11,73 +12,126 @@ import (
 	"github.com/gearflow/gearflow/protocol"
 )
 
-// admin answers one admin text line, byte-compatible with gearmand
-// 1.1.20 (PROTOCOL.md §4). It reports false when the connection must be
-// closed without a reply, as gearmand does for lines of too many words.
-func (s *Server) admin(c *conn, line []byte) bool {
+// Admin commands return their reply, or an error whose type says what
+// the connection does next, as nsqd's protocol handlers do: an
+// *adminReplyError is written to the peer like any reply and the
+// connection goes on; an *adminFatalError closes it without a word.
+
+// adminReplyError is an admin command's error reply ("ERR ..."), sent
+// to the peer; the connection goes on.
+type adminReplyError struct {
+	reply string // the whole reply line, "ERR CODE text\r\n"
+}
+
+func (e *adminReplyError) Error() string {
+	return "admin: " + strings.TrimRight(e.reply, "\r\n")
+}
+
+// adminFatalError is an admin line the connection is closed for, with
+// no reply, as gearmand closes it for a line of too many words.
+type adminFatalError struct {
+	err error
+}
+
+func (e *adminFatalError) Error() string { return "admin: " + e.err.Error() }
+func (e *adminFatalError) Unwrap() error { return e.err }
+
+// adminLine runs one admin text line from c's read loop and queues its
+// reply. It returns an error only when the connection must be closed.
+func (c *conn) adminLine(line []byte) error {
+	reply, err := c.srv.admin(c, line)
+	if err != nil {
+		var rerr *adminReplyError
+		if !errors.As(err, &rerr) {
+			return err
+		}
+		reply = []byte(rerr.reply)
+	}
+	if len(reply) > textPiece {
+		c.sendTextPaced(reply)
+	} else {
+		c.sendText(reply)
+	}
+	return nil
+}
+
+// adminError is the reply error gearmand gives for cmd.
+func adminError(cmd protocol.AdminCommand) error {
+	return &adminReplyError{reply: string(protocol.AppendAdminReplyError(nil, cmd))}
+}
+
+// admin runs one admin text line, byte-compatible with gearmand 1.1.20
+// (PROTOCOL.md §4), and returns its reply or an error (see above).
+func (s *Server) admin(c *conn, line []byte) ([]byte, error) {
 	cmd, err := protocol.ParseAdminCommand(line)
 	if err != nil {
-		return false
+		return nil, &adminFatalError{err: err}
 	}
-	var b []byte
 	switch cmd.Kind {
 	case protocol.AdminWorkers:
-		b = s.adminWorkers()
+		return s.adminWorkers(), nil
 	case protocol.AdminStatus:
-		b = s.adminStatus(false)
+		return s.adminStatus(false), nil
 	case protocol.AdminPriorityStatus:
-		b = s.adminStatus(true)
+		return s.adminStatus(true), nil
 	case protocol.AdminShowJobs:
-		b = s.adminShowJobs(false)
+		return s.adminShowJobs(false), nil
 	case protocol.AdminShowUniqueJobs:
-		b = s.adminShowJobs(true)
+		return s.adminShowJobs(true), nil
 	case protocol.AdminShowMaxQueue:
-		b = s.adminShowMaxQueue()
+		return s.adminShowMaxQueue(), nil
 	case protocol.AdminCancelJob:
-		b = s.adminCancel(cmd.Args[0])
+		return s.adminCancel(cmd.Args[0])
 	case protocol.AdminCreateFunction:
 		s.mu.Lock()
 		s.functionLocked(cmd.Args[0])
 		s.mu.Unlock()
-		b = []byte(protocol.AdminOK)
+		return []byte(protocol.AdminOK), nil
 	case protocol.AdminDropFunction:
-		b = s.adminDrop(cmd.Args[0])
+		return s.adminDrop(cmd.Args[0])
 	case protocol.AdminMaxQueue:
-		b = s.adminMaxQueue(cmd.Args)
+		return s.adminMaxQueue(cmd.Args), nil
 	case protocol.AdminGetPID:
-		b = strconv.AppendInt([]byte("OK "), int64(os.Getpid()), 10)
-		b = append(b, '\n')
+		b := strconv.AppendInt([]byte("OK "), int64(os.Getpid()), 10)
+		return append(b, '\n'), nil
 	case protocol.AdminVerbose:
-		b = []byte("OK " + s.verboseName() + "\n")
+		return []byte("OK " + s.verboseName() + "\n"), nil
 	case protocol.AdminVersion:
-		b = []byte("OK " + s.cfg.Version + "\n")
+		return []byte("OK " + s.cfg.Version + "\n"), nil
 	case protocol.AdminShutdown:
 		if !s.cfg.AllowAdminShutdown {
 			// Removed from gearmand in 1.1.15: unknown there, unknown here.
-			b = protocol.AppendAdminReplyError(nil, protocol.AdminCommand{Kind: protocol.AdminUnknown, Word: cmd.Word})
-			break
+			return nil, adminError(protocol.AdminCommand{Kind: protocol.AdminUnknown, Word: cmd.Word})
 		}
-		b = []byte(protocol.AdminOK)
-		graceful := len(cmd.Args) > 0
-		s.log.Info("shutdown requested by admin command", "graceful", graceful, "conn", c.id)
-		go func() {
-			if graceful {
-				_ = s.Shutdown(context.Background())
-			} else {
-				_ = s.Close()
-			}
-		}()
+		s.adminShutdown(c, len(cmd.Args) > 0)
+		return []byte(protocol.AdminOK), nil
 	case protocol.AdminBadArguments:
 		if strings.EqualFold(cmd.Word, "shutdown") && !s.cfg.AllowAdminShutdown {
 			// gearmand 1.1.20 knows no shutdown command at all.
 			cmd.Kind = protocol.AdminUnknown
 		}
-		b = protocol.AppendAdminReplyError(nil, cmd)
+		return nil, adminError(cmd)
 	default:
-		b = protocol.AppendAdminReplyError(nil, cmd)
+		return nil, adminError(cmd)
 	}
-	c.sendText(b)
-	return true
+}
+
+// adminShutdown stops the server in the background, so that the reply
+// still goes out: gracefully (drained as on SIGTERM, running jobs given
+// ShutdownTimeout to finish) or at once.
+func (s *Server) adminShutdown(c *conn, graceful bool) {
+	s.log.Info("shutdown requested by admin command", "graceful", graceful, "conn", c.id)
+	s.goroutines.Add(1)
+	go func() {
+		defer s.goroutines.Add(-1)
+		if !graceful {
+			_ = s.Close()
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+		defer cancel()
+		_ = s.Shutdown(ctx) // logs how it ended
+	}()
 }
 
 func (s *Server) sortedFunctionsLocked() []*function {
@@ -178,12 +232,12 @@ func (s *Server) adminShowMaxQueue() []byte {
 
 // adminCancel cancels a job: its clients get WORK_FAIL now; a queued job
 // is removed; a running job's later results are accepted and dropped.
-func (s *Server) adminCancel(handle string) []byte {
+func (s *Server) adminCancel(handle string) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	j := s.jobByHandleLocked([]byte(handle))
 	if j == nil || j.cancelled {
-		return []byte(protocol.AdminUnknownJob)
+		return nil, &adminReplyError{reply: protocol.AdminUnknownJob}
 	}
 	h := []byte(handle)
 	for _, cl := range j.clients {
@@ -199,10 +253,10 @@ func (s *Server) adminCancel(handle string) []byte {
 	} else {
 		s.removeLocked(j)
 	}
-	return []byte(protocol.AdminOK)
+	return []byte(protocol.AdminOK), nil
 }
 
-func (s *Server) adminDrop(name string) []byte {
+func (s *Server) adminDrop(name string) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, fn := range s.sortedFunctionsLocked() {
@@ -212,12 +266,12 @@ func (s *Server) adminDrop(name string) []byte {
 		// gearmand does not check queued jobs and leaves them pointing
 		// at the freed function.
 		if len(fn.workers) > 0 || fn.total > 0 {
-			return []byte(protocol.AdminFunctionBusy)
+			return nil, &adminReplyError{reply: protocol.AdminFunctionBusy}
 		}
 		delete(s.functions, fn.name)
-		return []byte(protocol.AdminOK)
+		return []byte(protocol.AdminOK), nil
 	}
-	return []byte(protocol.AdminFunctionNotFound)
+	return nil, &adminReplyError{reply: protocol.AdminFunctionNotFound}
 }
 
 // adminMaxQueue applies "maxqueue FUNC [N | H N [L]]" as gearmand does:

@@ -44,8 +44,11 @@ type Config struct {
 	MaxConnections int
 
 	// MaxOutboundBytes caps the bytes queued for one peer that it has not
-	// read yet. A peer that exceeds it is cut off as a slow consumer.
-	// Zero means twice MaxPacketSize plus 1 MiB.
+	// read yet. A peer that exceeds it is cut off as a slow consumer; a
+	// packet queued for a peer with nothing queued is always admitted.
+	// It must be at least MaxPacketSize plus OutboundHeadroom, so that
+	// the largest job can be assigned; New refuses less. Zero means
+	// twice MaxPacketSize plus 1 MiB.
 	MaxOutboundBytes int
 
 	// MaxQueuedJobs caps the jobs (queued plus running) of one function;
@@ -56,6 +59,34 @@ type Config struct {
 	// WriteTimeout bounds one write to a peer; a peer that does not drain
 	// its socket for this long is disconnected. Zero means 30 seconds.
 	WriteTimeout time.Duration
+
+	// ReadTimeout bounds the wait for the rest of a packet a peer has
+	// begun to send: a peer that sends part of a header, body or admin
+	// line and then nothing for this long is disconnected. (A long body
+	// that keeps arriving is not cut off.) Zero means 60 seconds;
+	// negative means no limit, as in gearmand.
+	ReadTimeout time.Duration
+
+	// IdleTimeout disconnects a peer that begins no packet for this
+	// long. Zero or negative means never: a sleeping worker waits for
+	// work without a word (PRE_SLEEP, then silence until NOOP), and a
+	// client may wait as long for its job's result, so any value must be
+	// longer than the longest job and the idlest worker.
+	IdleTimeout time.Duration
+
+	// MaxBufferBytes caps the memory all connections together hold in
+	// packets being read (counted at twice their bytes received, what
+	// their buffer may take) and in replies not yet written. Past it the
+	// connections holding the most are closed, with a warning naming
+	// them. Connections holding under 64 KiB are not counted. Zero means
+	// 1 GiB, or 4 × MaxOutboundBytes when that is more.
+	MaxBufferBytes int64
+
+	// ShutdownTimeout bounds the drain of an admin "shutdown graceful":
+	// running jobs have this long to finish before their connections
+	// are closed. (A Shutdown called by the program is bounded by its
+	// context instead.) Zero means 30 seconds.
+	ShutdownTimeout time.Duration
 
 	// AllowAdminShutdown enables the admin "shutdown [graceful]" command
 	// (removed from gearmand in 1.1.15). Zero means disabled: the command
@@ -70,13 +101,22 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// OutboundHeadroom is what a packet the server sends may add to the
+// largest body it accepts (the header and a job handle, in a JOB_ASSIGN
+// of a submission of MaxPacketSize bytes): MaxOutboundBytes must be at
+// least MaxPacketSize plus this.
+const OutboundHeadroom = 4 << 10
+
 // Version is the server version reported by the admin "version" command.
 const Version = "gearflow-0.1.0"
 
 const (
-	defaultMaxConnections = 10000
-	defaultMaxQueuedJobs  = 10_000_000
-	defaultWriteTimeout   = 30 * time.Second
+	defaultMaxConnections  = 10000
+	defaultMaxQueuedJobs   = 10_000_000
+	defaultWriteTimeout    = 30 * time.Second
+	defaultShutdownTimeout = 30 * time.Second
+	defaultReadTimeout     = 60 * time.Second
+	defaultMaxBufferBytes  = 1 << 30
 )
 
 func (c Config) withDefaults() Config {
@@ -99,11 +139,20 @@ func (c Config) withDefaults() Config {
 	if c.MaxOutboundBytes <= 0 {
 		c.MaxOutboundBytes = 2*c.MaxPacketSize + 1<<20
 	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = defaultReadTimeout
+	}
+	if c.MaxBufferBytes <= 0 {
+		c.MaxBufferBytes = max(defaultMaxBufferBytes, 4*int64(c.MaxOutboundBytes))
+	}
 	if c.MaxQueuedJobs <= 0 {
 		c.MaxQueuedJobs = defaultMaxQueuedJobs
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = defaultWriteTimeout
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = defaultShutdownTimeout
 	}
 	if c.Version == "" {
 		c.Version = Version

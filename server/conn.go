@@ -2,13 +2,10 @@ package server
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
-	goruntime "runtime"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -44,6 +41,13 @@ type conn struct {
 	ip     string          // remote IP; immutable
 	log    *slog.Logger
 	reader *protocol.Reader // owned by serve
+	timed  *timedReader     // what reader reads from; owned by serve
+	// bodyHeld is what the packet being read counts against the memory
+	// cap (limits.go). Owned by serve.
+	bodyHeld int
+	// held is bodyHeld plus outHeld, for the server's choice of whom to
+	// shed when over the cap.
+	held atomic.Int64
 	// peers are the other connections this read loop queued packets for
 	// and has not flushed yet, and peerSet the same as a set once there
 	// are many. Owned by serve.
@@ -65,6 +69,7 @@ type conn struct {
 	exceptions bool              // OPTION_REQ exceptions
 	clientID   string
 	gone       bool // cleanup done
+	shedding   bool // closed for the memory cap
 
 	outMu sync.Mutex // guards the fields below; taken after srv.mu, never before
 	// The outbox: segs, then out[mark:], is what the writer writes next.
@@ -79,6 +84,8 @@ type conn struct {
 	spare     []byte        // a written buffer for reuse; guarded by wmu too
 	spareSegs [][]byte      // the same for segs
 	spareRefs []*payloadBuf // the same for segRefs
+	inflight  int           // bytes taken from the outbox by the writing goroutine and not yet written
+	outHeld   int           // what the outbox counts against the memory cap
 	closed    bool          // close or closeAfterFlush: nothing more is queued
 	dropped   bool          // close: what is queued is thrown away
 	closeErr  error
@@ -90,6 +97,7 @@ type conn struct {
 	deadlineSet time.Time // when the write deadline was last set; guarded by wmu
 
 	wake chan struct{} // capacity 1: the outbox has data
+	room chan struct{} // capacity 1: a write emptied some of the outbox
 	done chan struct{} // closed by close
 }
 
@@ -104,6 +112,7 @@ func newConn(s *Server, nc net.Conn, id uint64) *conn {
 		attached: make(map[*job]struct{}),
 		clientID: "-",
 		wake:     make(chan struct{}, 1),
+		room:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 	}
 	if a, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
@@ -114,7 +123,8 @@ func newConn(s *Server, nc net.Conn, id uint64) *conn {
 	if c.raw != nil {
 		r = rawReader{c.raw}
 	}
-	c.reader = protocol.NewReader(r, protocol.ReaderConfig{
+	c.timed = &timedReader{c: c, r: r}
+	c.reader = protocol.NewReader(c.timed, protocol.ReaderConfig{
 		MaxPacketSize: s.cfg.MaxPacketSize,
 		AllowText:     true,
 		NewBody:       c.newBody,
@@ -126,8 +136,12 @@ func newConn(s *Server, nc net.Conn, id uint64) *conn {
 // socket, or nil. Any other net.Conn (an in-memory pipe, or a wrapper
 // that embeds a *net.TCPConn but reads or writes differently, such as a
 // PROXY-protocol listener's) is read and written only through its own
-// methods.
+// methods; so is every socket where raw calls are not available (see
+// rawio.go).
 func rawConn(nc net.Conn) syscall.RawConn {
+	if !haveRawIO {
+		return nil
+	}
 	var raw syscall.RawConn
 	var err error
 	switch c := nc.(type) {
@@ -164,8 +178,10 @@ func connFD(nc net.Conn) int {
 // away or breaks the protocol, after cleaning up the connection's jobs.
 func (c *conn) serve() {
 	defer c.cleanup()
+	defer c.accountBody(0)
 	c.log.Debug("connected")
 	for {
+		c.timed.startPacket()
 		p, err := c.reader.ReadPacket()
 		c.releaseAbandoned()
 		if err != nil {
@@ -192,6 +208,9 @@ func (c *conn) serve() {
 				c.closeAfterFlush(io.EOF)
 			case errors.Is(err, net.ErrClosed):
 				c.close(err)
+			case errors.Is(err, errReadTimeout), errors.Is(err, errIdleTimeout):
+				c.log.Info("closing", "err", err)
+				c.close(err)
 			default:
 				// Bad magic, bad type, too many admin words, a cut
 				// stream: gearmand closes without a word, and so do we.
@@ -202,10 +221,11 @@ func (c *conn) serve() {
 		}
 		c.holding.Store(true)
 		if p.Type == protocol.Text {
-			if !c.srv.admin(c, p.Args[0]) {
+			if err := c.adminLine(p.Args[0]); err != nil {
+				c.log.Debug("closing", "err", err)
 				c.holding.Store(false)
 				c.flushPeers()
-				c.closeAfterFlush(errProtocol)
+				c.closeAfterFlush(err)
 				return
 			}
 		} else {
@@ -217,6 +237,7 @@ func (c *conn) serve() {
 				return
 			}
 		}
+		c.srv.checkMemory()
 		c.endBatch()
 	}
 }
@@ -225,7 +246,7 @@ func (c *conn) serve() {
 // protocol.ReaderConfig.NewBody. The buffer lent before, if any, is left
 // behind and goes back to the pool once ReadPacket returns.
 func (c *conn) newBody(n int) []byte {
-	pb := getPayload(n)
+	pb := c.srv.payloads.get(n)
 	if pb == nil {
 		return nil
 	}
@@ -264,16 +285,6 @@ func (c *conn) takeBody(data []byte) *payloadBuf {
 	return pb
 }
 
-// releaseRefs drops the references of written or discarded segments.
-func releaseRefs(refs []*payloadBuf) {
-	for i, pb := range refs {
-		if pb != nil {
-			pb.unref()
-			refs[i] = nil
-		}
-	}
-}
-
 // endBatch ends a batch of requests when no whole request is buffered:
 // the next read may wait, so what the batch produced goes out now, in
 // one write per socket.
@@ -284,380 +295,6 @@ func (c *conn) endBatch() {
 	c.holding.Store(false)
 	c.flushPeers()
 	c.flushInline()
-}
-
-// kick wakes the writer; one pending wake-up is enough.
-func (c *conn) kick() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
-}
-
-// deferFlush notes that this read loop queued packets for peer p and
-// will write them at the end of its batch. Called by the read loop.
-func (c *conn) deferFlush(p *conn) {
-	if len(c.peers) < 8 {
-		if slices.Contains(c.peers, p) {
-			return
-		}
-	} else {
-		// Many peers (a job many clients wait for): a set, so that
-		// forwarding one packet to n clients is not quadratic.
-		if c.peerSet == nil {
-			c.peerSet = make(map[*conn]struct{})
-		}
-		if len(c.peerSet) == 0 {
-			for _, q := range c.peers {
-				c.peerSet[q] = struct{}{}
-			}
-		}
-		if _, ok := c.peerSet[p]; ok {
-			return
-		}
-		c.peerSet[p] = struct{}{}
-	}
-	c.peers = append(c.peers, p)
-}
-
-// flushPeers writes what this read loop queued for other connections.
-func (c *conn) flushPeers() {
-	for i, p := range c.peers {
-		p.flushInline()
-		c.peers[i] = nil
-	}
-	c.peers = c.peers[:0]
-	clear(c.peerSet)
-}
-
-// flushInline writes the outbox from the calling goroutine with one
-// non-blocking write (writev when large payloads are queued), when no
-// other goroutine is writing this socket. Whatever it cannot write now
-// (the socket is full, a write is in progress, there is no raw socket)
-// is left to writeLoop.
-func (c *conn) flushInline() {
-	if c.raw == nil || !c.wmu.TryLock() {
-		c.kick()
-		return
-	}
-	c.outMu.Lock()
-	if c.closed || len(c.segs) >= maxIovecs || len(c.out) == 0 && len(c.segs) == 0 {
-		queued := len(c.out) > 0 || len(c.segs) > 0
-		c.outMu.Unlock()
-		c.wmu.Unlock()
-		if queued {
-			c.kick()
-		}
-		return
-	}
-	buf, segs, refs, mark := c.out, c.segs, c.segRefs, c.mark
-	c.out, c.segs, c.segRefs, c.mark, c.segBytes = c.spare[:0], c.spareSegs[:0], c.spareRefs[:0], 0, 0
-	c.spare, c.spareSegs, c.spareRefs = nil, nil, nil // now the outbox's: never both
-	c.outMu.Unlock()
-
-	if mark < len(buf) || len(segs) == 0 {
-		segs = append(segs, buf[mark:])
-		refs = append(refs, nil)
-	}
-	var n int
-	var errno syscall.Errno
-	err := c.raw.Write(func(fd uintptr) bool {
-		if len(segs) == 1 {
-			n, errno = rawWrite(fd, segs[0]) // see rawio.go
-		} else {
-			n, errno = rawWritev(fd, segs)
-		}
-		return true // never wait: writeLoop does that
-	})
-	switch {
-	case errno == syscall.EAGAIN:
-		n = 0 // the socket is full: writeLoop waits for it
-	case errno != 0:
-		n = 0
-		if err == nil {
-			err = errno // the peer is gone: close now
-		}
-	}
-	if err != nil {
-		releaseRefs(refs)
-		c.wmu.Unlock()
-		c.close(err)
-		return
-	}
-	// Skip what was written; the rest goes first, before anything
-	// queued meanwhile.
-	rest, restRefs := segs, refs
-	for len(rest) > 0 && n >= len(rest[0]) {
-		n -= len(rest[0])
-		rest, restRefs = rest[1:], restRefs[1:]
-	}
-	releaseRefs(refs[:len(refs)-len(restRefs)])
-	if len(rest) > 0 {
-		rest[0] = rest[0][n:]
-		c.outMu.Lock()
-		if !c.dropped { // after closeAfterFlush the writer still sends it
-			for _, r := range rest {
-				c.segBytes += len(r)
-			}
-			c.segs = append(slices.Clip(rest), c.segs...)
-			c.segRefs = append(slices.Clip(restRefs), c.segRefs...)
-		} else {
-			releaseRefs(restRefs)
-		}
-		c.outMu.Unlock()
-		c.wmu.Unlock()
-		c.kick()
-		return
-	}
-	clear(segs) // drop the payloads
-	c.spareSegs = segs[:0]
-	c.spareRefs = refs[:0]
-	if cap(buf) <= 1<<20 {
-		c.spare = buf[:0]
-	}
-	c.wmu.Unlock()
-}
-
-// send queues a reply packet for the peer. It never blocks on the
-// network and may be called with srv.mu held.
-func (c *conn) send(t protocol.Type, args ...[]byte) {
-	c.outMu.Lock()
-	if c.closed {
-		c.outMu.Unlock()
-		return
-	}
-	c.out = protocol.AppendPacket(c.out, protocol.Res, t, args...)
-	c.flushLocked()
-}
-
-// sendAssign queues a JOB_ASSIGN_UNIQ (reducer == "") or JOB_ASSIGN_ALL
-// without converting the job's strings to byte slices.
-func (c *conn) sendAssign(t protocol.Type, handle, fn []byte, unique, reducer string, data []byte, pb *payloadBuf) {
-	size := len(handle) + 1 + len(fn) + 1 + len(unique) + 1 + len(data)
-	if t == protocol.JobAssignAll {
-		size += len(reducer) + 1
-	}
-	c.outMu.Lock()
-	if c.closed {
-		c.outMu.Unlock()
-		return
-	}
-	b := appendHeader(c.out, t, size)
-	b = append(append(b, handle...), 0)
-	b = append(append(b, fn...), 0)
-	b = append(append(b, unique...), 0)
-	if t == protocol.JobAssignAll {
-		b = append(append(b, reducer...), 0)
-	}
-	c.out = b
-	c.appendSharedLocked(data, pb)
-	c.flushLocked()
-}
-
-// sendShared queues a packet whose last argument nothing will modify
-// while the connection may still be writing it (a job's payload, or a
-// body the read loop detached): a large one is written from where it is
-// instead of being copied into the outbox, holding pb, the pooled buffer
-// it is in (or nil), until then.
-func (c *conn) sendShared(t protocol.Type, pb *payloadBuf, args ...[]byte) {
-	c.sendSharedVia(nil, t, pb, args...)
-}
-
-// sendSharedVia is sendShared on behalf of via's read loop, as sendVia
-// is to send.
-func (c *conn) sendSharedVia(via *conn, t protocol.Type, pb *payloadBuf, args ...[]byte) {
-	last := len(args) - 1
-	size := last
-	for _, a := range args {
-		size += len(a)
-	}
-	c.outMu.Lock()
-	if c.closed {
-		c.outMu.Unlock()
-		return
-	}
-	b := appendHeader(c.out, t, size)
-	for _, a := range args[:last] {
-		b = append(append(b, a...), 0)
-	}
-	c.out = b
-	c.appendSharedLocked(args[last], pb)
-	if via == nil || via == c {
-		c.flushLocked()
-		return
-	}
-	if c.overLimitLocked() {
-		return
-	}
-	c.outMu.Unlock()
-	via.deferFlush(c)
-}
-
-// appendHeader appends the header of a response packet of type t with
-// a body of size bytes, for senders that encode the body themselves.
-func appendHeader(b []byte, t protocol.Type, size int) []byte {
-	b = binary.BigEndian.AppendUint32(b, uint32(protocol.Res))
-	b = binary.BigEndian.AppendUint32(b, uint32(t))
-	return binary.BigEndian.AppendUint32(b, uint32(size))
-}
-
-// sharedMin is the size from which a shared payload is queued by
-// reference rather than copied: below it a copy is cheaper than an
-// extra iovec.
-const sharedMin = 4 << 10
-
-// appendSharedLocked adds p to the outbox, by reference when it is
-// large, holding pb (the pooled buffer p is in, or nil) until p is
-// written or dropped. Bytes already in out are never rewritten, so the
-// slices of out held in segs stay valid when out grows.
-func (c *conn) appendSharedLocked(p []byte, pb *payloadBuf) {
-	if len(p) < sharedMin {
-		c.out = append(c.out, p...)
-		return
-	}
-	if pb != nil {
-		pb.ref()
-	}
-	c.segs = append(c.segs, c.out[c.mark:], p)
-	c.segRefs = append(c.segRefs, nil, pb)
-	c.mark = len(c.out)
-	c.segBytes += len(p)
-}
-
-// sendText queues raw admin reply bytes.
-func (c *conn) sendText(b []byte) {
-	c.outMu.Lock()
-	if c.closed {
-		c.outMu.Unlock()
-		return
-	}
-	c.out = append(c.out, b...)
-	c.flushLocked()
-}
-
-// sendVia queues a packet for c on behalf of the read loop of via, which
-// writes it at the end of its batch instead of waking c's writer. A nil
-// via (a timer, a connection's cleanup) wakes the writer as send does.
-// Must be called from via's read loop.
-func (c *conn) sendVia(via *conn, t protocol.Type, args ...[]byte) {
-	if via == nil || via == c {
-		c.send(t, args...)
-		return
-	}
-	c.outMu.Lock()
-	if c.closed {
-		c.outMu.Unlock()
-		return
-	}
-	c.out = protocol.AppendPacket(c.out, protocol.Res, t, args...)
-	if c.overLimitLocked() {
-		return
-	}
-	c.outMu.Unlock()
-	via.deferFlush(c)
-}
-
-// flushLocked enforces the outbound limit, signals the writer unless the
-// read loop is about to write, and releases outMu.
-func (c *conn) flushLocked() {
-	if c.overLimitLocked() {
-		return
-	}
-	c.outMu.Unlock()
-	if !c.holding.Load() {
-		c.kick()
-	}
-}
-
-// overLimitLocked closes a connection whose outbox passed the outbound
-// limit, releasing outMu, and reports whether it did; otherwise outMu
-// is still held.
-func (c *conn) overLimitLocked() bool {
-	if len(c.out)+c.segBytes <= c.srv.cfg.MaxOutboundBytes {
-		return false
-	}
-	c.outMu.Unlock()
-	c.log.Warn("closing slow consumer", "limit", c.srv.cfg.MaxOutboundBytes)
-	c.close(errSlowConsumer)
-	return true
-}
-
-func (c *conn) sendError(code, text string) {
-	c.send(protocol.Error, []byte(code), []byte(text))
-}
-
-// writeLoop writes the outbox when woken: what other goroutines queued,
-// what a non-blocking write left, and large payloads (writev). It
-// batches: replies queued while it waits for wmu or yields go out in the
-// same write.
-func (c *conn) writeLoop() {
-	for {
-		select {
-		case <-c.wake:
-			// Let the goroutines that are about to queue more for this
-			// peer run first: one write then carries all of it.
-			goruntime.Gosched()
-		case <-c.done:
-			c.wmu.Lock()
-			c.writePending()
-			c.nc.Close()
-			c.wmu.Unlock()
-			return
-		}
-		c.wmu.Lock()
-		ok := c.writePending()
-		c.wmu.Unlock()
-		if !ok {
-			c.nc.Close()
-			return
-		}
-	}
-}
-
-// writePending writes what the outbox holds until it is empty, waiting
-// for the socket as long as the write timeout allows. It reports false
-// when the connection failed. The caller holds wmu.
-func (c *conn) writePending() bool {
-	for range 1 << 20 { // bounded; each round writes what was queued
-		c.outMu.Lock()
-		buf, segs, refs, mark := c.out, c.segs, c.segRefs, c.mark
-		c.out, c.segs, c.segRefs, c.mark, c.segBytes = c.spare[:0], c.spareSegs[:0], c.spareRefs[:0], 0, 0
-		c.spare, c.spareSegs, c.spareRefs = nil, nil, nil // now the outbox's: never both
-		c.outMu.Unlock()
-		if len(buf) == 0 && len(segs) == 0 {
-			c.spare, c.spareSegs, c.spareRefs = buf, segs, refs
-			return true
-		}
-		// Refreshing the deadline costs a syscall-sized share of a small
-		// write; refresh it once a quarter of the timeout has passed.
-		if now := time.Now(); now.Sub(c.deadlineSet) > c.srv.cfg.WriteTimeout/4 {
-			_ = c.nc.SetWriteDeadline(now.Add(c.srv.cfg.WriteTimeout))
-			c.deadlineSet = now
-		}
-		var err error
-		if len(segs) == 0 {
-			_, err = c.nc.Write(buf)
-		} else {
-			segs = append(segs, buf[mark:])
-			bufs := net.Buffers(segs)
-			_, err = bufs.WriteTo(c.nc) // writev
-			clear(segs)                 // drop the payloads
-			releaseRefs(refs)           // written, or the connection fails
-		}
-		// Keep small buffers for reuse; let a burst's big buffer go.
-		if cap(buf) <= 1<<20 {
-			c.spare = buf[:0]
-		} else {
-			c.spare = nil
-		}
-		c.spareSegs, c.spareRefs = segs[:0], refs[:0]
-		if err != nil {
-			c.close(err)
-			return false
-		}
-	}
-	c.kick() // more remains: come back after others had their turn
-	return true
 }
 
 // close shuts the connection down at once, dropping unsent replies; the
@@ -673,6 +310,7 @@ func (c *conn) close(reason error) {
 	c.dropped = true
 	releaseRefs(c.segRefs)
 	c.out, c.segs, c.segRefs, c.mark, c.segBytes = nil, nil, nil, 0, 0
+	c.accountOutLocked()
 	c.outMu.Unlock()
 	c.nc.Close()
 }

@@ -22,6 +22,7 @@ type payloadBuf struct {
 	b    []byte // the whole buffer; cap(b) is at least its class's size
 	refs atomic.Int32
 	cls  int8
+	pool *payloadPool // the pool it returns to; immutable
 }
 
 // Buffer size classes: four steps per power of two, from sharedMin to
@@ -33,13 +34,16 @@ const (
 	numClasses    = (maxClassShift-minClassShift)*stepsPerShift + 1
 )
 
-var payloadPools [numClasses]sync.Pool // of *payloadBuf with refs == 0
+// payloadPool is a Server's pool of body buffers, by size class.
+type payloadPool struct {
+	classes [numClasses]sync.Pool // of *payloadBuf with refs == 0
 
-// payloadLive counts references held on pooled buffers, and payloadNew
-// the buffers allocated; tests check that the first returns to zero when
-// every job and outbox is gone, and that the second stays far below the
-// number of large bodies read.
-var payloadLive, payloadNew atomic.Int64
+	// live counts references held on the pool's buffers, and allocated
+	// the buffers allocated: the first returns to zero when every job
+	// and outbox is gone (Stats.PooledRefs; servertest checks it), and
+	// the second stays far below the number of large bodies read.
+	live, allocated atomic.Int64
+}
 
 // classSize is the size of class i.
 func classSize(i int) int {
@@ -68,9 +72,9 @@ func classFor(n int) int {
 	return i
 }
 
-// getPayload returns an unreferenced buffer of at least n bytes, or nil
-// when n is outside the pooled sizes.
-func getPayload(n int) *payloadBuf {
+// get returns an unreferenced buffer of at least n bytes, or nil when n
+// is outside the pooled sizes.
+func (pp *payloadPool) get(n int) *payloadBuf {
 	if n < sharedMin {
 		return nil
 	}
@@ -78,22 +82,22 @@ func getPayload(n int) *payloadBuf {
 	if i < 0 {
 		return nil
 	}
-	if pb, ok := payloadPools[i].Get().(*payloadBuf); ok {
+	if pb, ok := pp.classes[i].Get().(*payloadBuf); ok {
 		return pb
 	}
-	payloadNew.Add(1)
-	return &payloadBuf{b: make([]byte, 0, classSize(i)), cls: int8(i)}
+	pp.allocated.Add(1)
+	return &payloadBuf{b: make([]byte, 0, classSize(i)), cls: int8(i), pool: pp}
 }
 
 // putPayload returns an unreferenced buffer to its pool.
 func putPayload(pb *payloadBuf) {
 	pb.b = pb.b[:0]
-	payloadPools[pb.cls].Put(pb)
+	pb.pool.classes[pb.cls].Put(pb)
 }
 
 func (pb *payloadBuf) ref() {
 	pb.refs.Add(1)
-	payloadLive.Add(1)
+	pb.pool.live.Add(1)
 }
 
 // unref drops one reference; the last one returns the buffer to its
@@ -101,7 +105,7 @@ func (pb *payloadBuf) ref() {
 // bug) poisons the buffer so that it never returns to the pool: its
 // bytes could still be in use.
 func (pb *payloadBuf) unref() {
-	payloadLive.Add(-1)
+	pb.pool.live.Add(-1)
 	switch n := pb.refs.Add(-1); {
 	case n == 0:
 		putPayload(pb)

@@ -63,10 +63,9 @@ func startPlain(t *testing.T) (*Server, string) {
 // worker that drops its connection while its assignment is still being
 // written. Afterwards every reference on a pooled buffer must be back,
 // and the buffers must have been reused rather than allocated per job.
-// It does not run in parallel: it reads package-wide counters.
 func TestPooledPayloads(t *testing.T) {
-	live0, new0 := payloadLive.Load(), payloadNew.Load()
-	_, addr := startPlain(t)
+	s, addr := startPlain(t)
+	live0, new0 := s.payloads.live.Load(), s.payloads.allocated.Load()
 	var jobs int64
 	for _, size := range []int{sharedMin, 5000, 64 << 10, 100000, protocol.BodyBufferMax - 64, 300 << 10} {
 		res, err := loadgen.Run(t.Context(), loadgen.Config{Addr: addr, Clients: 2, InFlight: 8, Workers: 2,
@@ -112,10 +111,10 @@ func TestPooledPayloads(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	// (A connection of an earlier test still closing can only lower
 	// the count, so the check is for references above the start.)
-	for payloadLive.Load() > live0 && time.Now().Before(deadline) {
+	for s.payloads.live.Load() > live0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if got := payloadLive.Load() - live0; got > 0 {
+	if got := s.payloads.live.Load() - live0; got > 0 {
 		t.Errorf("%d references on pooled buffers still held after every job ended", got)
 	}
 	// Without -race about one job in twenty allocates; with it about one
@@ -125,7 +124,7 @@ func TestPooledPayloads(t *testing.T) {
 	if raceEnabled {
 		limit = jobs * 4 / 5
 	}
-	if allocated := payloadNew.Load() - new0; allocated > limit {
+	if allocated := s.payloads.allocated.Load() - new0; allocated > limit {
 		t.Errorf("%d pooled buffers allocated for %d large jobs (limit %d), want them reused", allocated, jobs, limit)
 	} else {
 		t.Logf("%d pooled buffers allocated for %d large jobs", allocated, jobs)

@@ -3,7 +3,6 @@ package server
 import (
 	"io"
 	"syscall"
-	"unsafe"
 )
 
 // The read loop reads its socket, and writes replies to it, with raw
@@ -16,54 +15,14 @@ import (
 // the processor from the "blocked" thread and hand it to another one,
 // which profiles showed as 14% of the server's CPU with one job in
 // flight.
-
-// rawRead is one non-blocking read(2) of fd into p.
-func rawRead(fd uintptr, p []byte) (int, syscall.Errno) {
-	for {
-		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
-		if e != syscall.EINTR {
-			return int(n), e
-		}
-	}
-}
-
-// rawWrite is one non-blocking write(2) of p to fd.
-func rawWrite(fd uintptr, p []byte) (int, syscall.Errno) {
-	for {
-		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
-		if e != syscall.EINTR {
-			return int(n), e
-		}
-	}
-}
+//
+// The raw calls are Linux's (rawio_linux.go). Elsewhere haveRawIO is
+// false: rawConn returns nil and every socket is read and written
+// through its net.Conn, as pipes are.
 
 // maxIovecs bounds the pieces of one writev, below the kernel's IOV_MAX
 // of 1024; an outbox with more goes to the writer goroutine.
 const maxIovecs = 256
-
-// rawWritev is one non-blocking writev(2) of the pieces to fd, at most
-// maxIovecs of them.
-func rawWritev(fd uintptr, pieces [][]byte) (int, syscall.Errno) {
-	var iov [maxIovecs]syscall.Iovec
-	k := 0
-	for _, p := range pieces {
-		if len(p) == 0 {
-			continue
-		}
-		iov[k].Base = unsafe.SliceData(p)
-		iov[k].SetLen(len(p))
-		k++
-	}
-	if k == 0 {
-		return 0, 0
-	}
-	for {
-		n, _, e := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(k))
-		if e != syscall.EINTR {
-			return int(n), e
-		}
-	}
-}
 
 // rawReader reads a socket with rawRead, waiting on the poller when
 // there is nothing to read.

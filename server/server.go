@@ -9,6 +9,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -37,6 +38,23 @@ type Server struct {
 	drained   chan struct{} // closed when draining and nothing is running
 	running   int           // jobs assigned to workers, server-wide
 	core      coreIndex     // registrations, runnable functions, uniques
+	stopped   bool          // stopDone is closed
+
+	// stopDone is closed when a Shutdown or Close has finished: every
+	// connection is closed and its goroutines have ended. Serve waits
+	// for it, so that a program that exits when Serve returns does not
+	// cut a graceful shutdown short (one begun by the admin command).
+	stopDone chan struct{}
+
+	payloads payloadPool // large request bodies (payload.go)
+
+	// goroutines counts the goroutines the server started that have not
+	// ended (Stats.Goroutines).
+	goroutines atomic.Int64
+
+	// held is what connections hold in partly read packets and unsent
+	// replies, as far as counted against MaxBufferBytes (limits.go).
+	held atomic.Int64
 
 	wg sync.WaitGroup // connection goroutines
 }
@@ -46,6 +64,10 @@ func New(cfg Config) (*Server, error) {
 	cfg = cfg.withDefaults()
 	if len(cfg.JobHandlePrefix) > 40 {
 		return nil, fmt.Errorf("server: job handle prefix %q longer than 40 bytes (handles must fit 63)", cfg.JobHandlePrefix)
+	}
+	if minOut := cfg.MaxPacketSize + OutboundHeadroom; cfg.MaxOutboundBytes < minOut {
+		return nil, fmt.Errorf("server: MaxOutboundBytes %d is below MaxPacketSize %d plus %d bytes: a packet that large could never be sent to a peer (raise MaxOutboundBytes to %d or lower MaxPacketSize)",
+			cfg.MaxOutboundBytes, cfg.MaxPacketSize, OutboundHeadroom, minOut)
 	}
 	if cfg.JobRetries < 0 {
 		return nil, fmt.Errorf("server: JobRetries %d is negative (0 means unlimited)", cfg.JobRetries)
@@ -57,18 +79,23 @@ func New(cfg Config) (*Server, error) {
 		functions: make(map[string]*function),
 		conns:     make(map[*conn]struct{}),
 		listeners: make(map[net.Listener]struct{}),
+		stopDone:  make(chan struct{}),
 	}
 	return s, nil
 }
 
 // Serve accepts connections on l and serves each in its own goroutine.
 // It blocks until l fails or the server is shut down, and always returns
-// a non-nil error: ErrServerClosed after Shutdown or Close.
+// a non-nil error: ErrServerClosed after Shutdown or Close, once they
+// have finished (unlike net/http's Serve, which returns when its
+// listener closes): a graceful shutdown begun by the admin command is
+// not cut short by a program that exits when Serve returns.
 func (s *Server) Serve(l net.Listener) error {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
 		l.Close()
+		<-s.stopDone
 		return ErrServerClosed
 	}
 	s.listeners[l] = struct{}{}
@@ -88,6 +115,7 @@ func (s *Server) Serve(l net.Listener) error {
 			closing := s.closing
 			s.mu.Unlock()
 			if closing {
+				<-s.stopDone
 				return ErrServerClosed
 			}
 			if errors.Is(err, net.ErrClosed) {
@@ -133,8 +161,9 @@ func (s *Server) startConn(nc net.Conn) {
 	s.conns[c] = struct{}{}
 	s.wg.Add(2)
 	s.mu.Unlock()
-	go func() { defer s.wg.Done(); c.serve() }()
-	go func() { defer s.wg.Done(); c.writeLoop() }()
+	s.goroutines.Add(2)
+	go func() { defer s.wg.Done(); defer s.goroutines.Add(-1); c.serve() }()
+	go func() { defer s.wg.Done(); defer s.goroutines.Add(-1); c.writeLoop() }()
 }
 
 // Shutdown stops the server gracefully: it stops accepting connections,
@@ -178,7 +207,26 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-done
 	}
 	s.log.Info("shut down", "err", err)
+	s.markStopped()
 	return err
+}
+
+// markStopped closes stopDone, once. Every connection is gone: the jobs
+// left in memory are lost with the server, and give back the pooled
+// buffers they hold.
+func (s *Server) markStopped() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, j := range s.jobs.all() {
+		if j.pbuf != nil {
+			j.pbuf.unref()
+			j.pbuf, j.data = nil, nil
+		}
+	}
+	if !s.stopped {
+		s.stopped = true
+		close(s.stopDone)
+	}
 }
 
 // Close stops the server at once: listeners and connections are closed
@@ -192,6 +240,7 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	s.closeAll(false)
 	s.wg.Wait()
+	s.markStopped()
 	return nil
 }
 
@@ -234,13 +283,24 @@ type Stats struct {
 	Functions   int
 	Jobs        int // queued, delayed and running
 	Running     int
+	// Buffered is what connections hold in packets being read and
+	// replies not yet written, as counted against MaxBufferBytes.
+	Buffered int64
+	// PooledRefs is the references held on pooled body buffers: zero
+	// once every job and queued write holding one is gone (and after
+	// Close or Shutdown).
+	PooledRefs int64
+	// Goroutines is the goroutines the server started that are still
+	// running: zero after Close or Shutdown.
+	Goroutines int64
 }
 
 // Stats returns a snapshot of the server's counters.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Connections: len(s.conns), Functions: len(s.functions), Jobs: s.jobs.len(), Running: s.running}
+	return Stats{Connections: len(s.conns), Functions: len(s.functions), Jobs: s.jobs.len(), Running: s.running, Buffered: s.held.Load(),
+		PooledRefs: s.payloads.live.Load(), Goroutines: s.goroutines.Load()}
 }
 
 // delayHeap orders delayed jobs by when they become runnable.

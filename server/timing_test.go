@@ -181,7 +181,7 @@ func TestScheduledJobRunsEveryMatchingMinute(t *testing.T) {
 
 func TestSlowConsumerIsCutOff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ps := startPipeServer(t, server.Config{MaxOutboundBytes: 64 << 10})
+		ps := startPipeServer(t, server.Config{MaxPacketSize: 32 << 10, MaxOutboundBytes: 64 << 10})
 		defer ps.stop()
 		a, b := newRawPipe(ps)
 		defer a.Close()

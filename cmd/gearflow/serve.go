@@ -11,11 +11,14 @@ import (
 	"net/http"
 	_ "net/http/pprof" // served only with --pprof
 	"os"
+	"os/signal"
 	goruntime "runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
+	"github.com/gearflow/gearflow/protocol"
 	"github.com/gearflow/gearflow/server"
 )
 
@@ -96,15 +99,18 @@ func newServeFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	alias("P", "pid-file", func(fs *flag.FlagSet, n string) {
 		fs.StringVar(&f.pidFile, n, "", "write the process id to this file")
 	})
-	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM/SIGINT, how long running jobs may take to finish")
+	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, `on SIGTERM/SIGINT or admin "shutdown graceful", how long running jobs may take to finish (a second signal exits at once)`)
 	fs.BoolVar(&f.adminShutdown, "allow-admin-shutdown", false, `enable the admin "shutdown [graceful]" command`)
 	fs.StringVar(&f.pprof, "pprof", "", "serve net/http/pprof on this address (for profiling; keep it on loopback)")
 	fs.BoolVar(&f.checkArgs, "check-args", false, "check the flags and exit")
 	fs.IntVar(&f.cfg.MaxPacketSize, "max-packet-size", 0, "largest packet body accepted, in bytes (0 = 64 MiB)")
 	fs.IntVar(&f.cfg.MaxConnections, "max-connections", 0, "most open connections (0 = 10000)")
-	fs.IntVar(&f.cfg.MaxOutboundBytes, "max-outbound-bytes", 0, "bytes queued for a peer that does not read before it is cut off (0 = 2 x max-packet-size + 1 MiB)")
+	fs.IntVar(&f.cfg.MaxOutboundBytes, "max-outbound-bytes", 0, "bytes queued for a peer that does not read before it is cut off; at least max-packet-size + 4 KiB (0 = 2 x max-packet-size + 1 MiB)")
 	fs.IntVar(&f.cfg.MaxQueuedJobs, "max-queued-jobs", 0, "jobs per function, queued plus running (0 = 10,000,000)")
 	fs.DurationVar(&f.cfg.WriteTimeout, "write-timeout", 0, "longest a write to a peer may block (0 = 30s)")
+	fs.DurationVar(&f.cfg.ReadTimeout, "read-timeout", 0, "longest a peer may pause inside a packet it has begun to send before it is disconnected (0 = 60s, negative = never)")
+	fs.DurationVar(&f.cfg.IdleTimeout, "idle-timeout", 0, "disconnect a peer that sends nothing for this long; must exceed the longest job and worker sleep (0 = never)")
+	fs.Int64Var(&f.cfg.MaxBufferBytes, "max-buffer-bytes", 0, "memory all connections may hold in packets being read and unsent replies; past it the biggest holders are disconnected (0 = 1 GiB or 4 x max-outbound-bytes)")
 	// Accepted for gearmand compatibility; they change nothing here.
 	var ignoredInt int
 	var ignoredStr string
@@ -182,6 +188,15 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "gearflow serve: --threads %d out of range (-1 for one per core, 0 or more)\n", f.threads)
 		return 2
 	}
+	pkt := f.cfg.MaxPacketSize
+	if pkt <= 0 {
+		pkt = protocol.DefaultMaxPacketSize
+	}
+	if out := f.cfg.MaxOutboundBytes; out > 0 && out < pkt+server.OutboundHeadroom {
+		fmt.Fprintf(stderr, "gearflow serve: --max-outbound-bytes %d is below --max-packet-size %d plus %d: a job that large could never be handed to a worker (use at least %d, or lower --max-packet-size)\n",
+			out, pkt, server.OutboundHeadroom, pkt+server.OutboundHeadroom)
+		return 2
+	}
 	if f.checkArgs {
 		return 0
 	}
@@ -213,6 +228,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	cfg.Exceptions = f.exceptions
 	cfg.WorkerWakeup = f.workerWakeup
 	cfg.AllowAdminShutdown = f.adminShutdown
+	cfg.ShutdownTimeout = f.shutdownTimeout
 	cfg.Version = "gearflow-" + version
 	switch {
 	case f.jobRetries < 0:
@@ -248,24 +264,52 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}()
 	}
 
+	// The first SIGTERM/SIGINT drains; a second one exits at once. main's
+	// context reports the first; this channel counts them all (a test
+	// cancels the context without any signal).
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	signals := 0
+
 	logger.Info("starting", "threads", goruntime.GOMAXPROCS(0))
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
 	select {
 	case err := <-served:
-		if !errors.Is(err, server.ErrServerClosed) {
-			logger.Error("server stopped", "err", err)
-			return 1
-		}
-		return 0
+		// Serve returns after an admin "shutdown [graceful]" has finished.
+		return servedCode(logger, err)
 	case <-ctx.Done():
+	case <-sigs:
+		signals++
 	}
 	logger.Info("signal received; draining running jobs", "timeout", f.shutdownTimeout)
-	sctx, cancel := context.WithTimeout(context.Background(), f.shutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		logger.Warn("shutdown timed out; running jobs abandoned", "err", err)
+	go func() {
+		sctx, cancel := context.WithTimeout(context.Background(), f.shutdownTimeout)
+		defer cancel()
+		_ = srv.Shutdown(sctx) // logs how it ended
+	}()
+	for {
+		select {
+		case err := <-served:
+			return servedCode(logger, err)
+		case <-sigs:
+			// The context's signal may reach this channel after the
+			// drain began: the drain's own signal is not a second one.
+			if signals++; signals < 2 {
+				continue
+			}
+			logger.Warn("second signal received; exiting without waiting for running jobs")
+			return 1
+		}
 	}
-	<-served
+}
+
+// servedCode is the exit code for Serve's error.
+func servedCode(logger *slog.Logger, err error) int {
+	if !errors.Is(err, server.ErrServerClosed) {
+		logger.Error("server stopped", "err", err)
+		return 1
+	}
 	return 0
 }

@@ -62,7 +62,8 @@ func (s *Server) serve(l net.Listener) {
 }
 
 // Stop shuts the server down, waiting up to 10 seconds for running jobs
-// and connections, and fails the test if it does not stop cleanly. It
+// and connections, and fails the test if it does not stop cleanly or
+// leaves a connection, goroutine or pooled buffer reference behind. It
 // is safe to call more than once.
 func (s *Server) Stop() {
 	if s.Srv == nil {
@@ -83,8 +84,28 @@ func (s *Server) Stop() {
 	case <-time.After(10 * time.Second):
 		s.t.Errorf("servertest: Serve did not return within 10s of Close")
 	}
-	if st := srv.Stats(); st.Connections != 0 {
-		s.t.Errorf("servertest: %d connections still open after Close", st.Connections)
+	checkStopped(s.t, srv)
+}
+
+// checkStopped fails the test if the stopped server left anything
+// behind: a connection, a goroutine it started, or a reference on a
+// pooled buffer (a job or queued write that was never released). A
+// goroutine may take a moment to return after the server stopped (an
+// admin "shutdown" returns from the goroutine that ran it), so the
+// check waits, bounded.
+func checkStopped(t testing.TB, srv *server.Server) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st := srv.Stats()
+		if st.Connections == 0 && st.Goroutines == 0 && st.PooledRefs == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("servertest: 5s after the server stopped: %d connections, %d goroutines, %d pooled buffer references left",
+				st.Connections, st.Goroutines, st.PooledRefs)
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -97,6 +118,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.Srv = nil
 	err := srv.Shutdown(ctx)
 	<-s.done
+	checkStopped(s.t, srv)
 	return err
 }
 

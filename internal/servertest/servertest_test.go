@@ -1,0 +1,50 @@
+package servertest
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"github.com/gearflow/gearflow/protocol"
+	"github.com/gearflow/gearflow/server"
+)
+
+// recorder is a testing.TB that records failures instead of failing.
+type recorder struct {
+	testing.TB
+	failed []string
+}
+
+func (r *recorder) Errorf(format string, args ...any) { r.failed = append(r.failed, format) }
+
+// TestStopChecksPooledReferences: Stop passes for a server whose jobs
+// hold pooled buffers (they are released with the server), and it
+// checks what is left.
+func TestStopChecksPooledReferences(t *testing.T) {
+	rec := &recorder{TB: t}
+	s := Start(rec, server.Config{})
+	nc, err := net.Dial("tcp", s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	big := make([]byte, 64<<10) // read into a pooled buffer
+	if _, err := nc.Write(protocol.New(protocol.Req, protocol.SubmitJobBg, []byte("f"), nil, big).Append(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := protocol.NewReader(nc, protocol.ReaderConfig{}).ReadPacket(); err != nil || p.Type != protocol.JobCreated {
+		t.Fatalf("submit: %v %v", p.Type, err)
+	}
+	srv := s.Srv
+	if st := srv.Stats(); st.PooledRefs != 1 || st.Goroutines != 2 {
+		t.Fatalf("with one large queued job and one connection: %+v; want 1 pooled reference, 2 goroutines", st)
+	}
+	s.Stop()
+	if len(rec.failed) != 0 {
+		t.Errorf("Stop failed a clean server: %q", rec.failed)
+	}
+	if st := srv.Stats(); st.PooledRefs != 0 || st.Goroutines != 0 {
+		t.Errorf("after Stop: %+v", st)
+	}
+}

@@ -157,3 +157,78 @@ func (e *RunError) Error() string {
 }
 
 func (e *RunError) Unwrap() error { return e.Err }
+
+func (c *coordinator) emit(e Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.emitLocked(e)
+}
+
+func (c *coordinator) emitLocked(e Event) {
+	if c.opts.OnEvent == nil {
+		return
+	}
+	e.Time = time.Now()
+	e.Run = c.run
+	if sr := c.stages[e.Stage]; sr != nil {
+		e.TasksDone, e.TasksFailed, e.TasksTotal = sr.res.Done, sr.res.Failed, sr.res.Tasks
+		e.Retries, e.RecordsIn, e.RecordsOut = sr.res.Retries, sr.res.RecordsIn, sr.res.RecordsOut
+		for _, n := range sr.running {
+			e.RecordsRunning += int64(n)
+		}
+	}
+	c.opts.OnEvent(e)
+}
+
+// observe turns scheduler events into counters and Events.
+func (c *coordinator) observe(sr *stageRun, e schedEvent) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e.kind == schedLost {
+		c.log.Warn("task attempt lost with its job server; running it again", "stage", sr.st.Name, "task", e.task, "attempt", e.attempt, "err", e.err)
+	}
+	if e.kind == schedStart || e.kind == schedDropped || e.kind == schedLost {
+		return
+	}
+	ev := Event{Stage: sr.st.Name, Task: e.task, Attempt: e.attempt}
+	if c.opts.OnEvent != nil || e.kind != schedDone {
+		ev.Input = sr.chunks[e.task].String()
+	}
+	if e.err != nil {
+		ev.Err = e.err.Error()
+	}
+	switch e.kind {
+	case schedBackup:
+		sr.res.Backups++
+		ev.Kind = EventTaskBackup
+	case schedRetry:
+		sr.res.Retries++
+		ev.Kind, ev.Wait = EventTaskRetry, e.wait
+		c.log.Warn("task attempt failed; retrying", "stage", sr.st.Name, "task", e.task, "attempt", e.attempt, "wait", e.wait, "err", e.err)
+	case schedDropped:
+		return
+	case schedDone:
+		sr.res.Done++
+		ev.Kind = EventTaskDone
+	case schedFailed:
+		sr.res.Failed++
+		ev.Kind = EventTaskFailed
+		c.log.Warn("task failed", "stage", sr.st.Name, "task", e.task, "attempts", e.attempt, "err", e.err)
+	}
+	c.emitLocked(ev)
+}
+
+// progress records a running task's WORK_STATUS and emits an
+// EventProgress now and then.
+func (c *coordinator) progress(sr *stageRun, task int, done uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if sr.running == nil {
+		sr.running = make(map[int]uint64)
+	}
+	sr.running[task] = done
+	if now := time.Now(); now.Sub(sr.lastProgress) >= 500*time.Millisecond {
+		sr.lastProgress = now
+		c.emitLocked(Event{Kind: EventProgress, Stage: sr.st.Name, Task: task})
+	}
+}

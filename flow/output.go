@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -152,4 +153,45 @@ func writeOutput(ctx context.Context, to string, f spec.Format, each func(func(r
 		return 0, fmt.Errorf("flow: output %s: %w", to, err)
 	}
 	return n, nil
+}
+
+// writeResult writes the output stage's records to the output file:
+// sorted by key for a reduce stage (ties in task order), in task order
+// otherwise.
+func (c *coordinator) writeResult(ctx context.Context) (int64, error) {
+	out := c.p.Output
+	from := out.From
+	if from == "" {
+		from = c.p.Stages[len(c.p.Stages)-1].Name
+	}
+	sr := c.stages[from]
+	if sr == nil {
+		return 0, fmt.Errorf("flow: output stage %q does not exist", from)
+	}
+	eachRaw := func(fn func(key, value []byte) error) error { return c.eachOutputRaw(sr, fn) }
+	if c.store != nil {
+		eachRaw = func(fn func(key, value []byte) error) error {
+			return c.eachStoredOutput(ctx, sr, func(key string, value []byte) error { return fn(unsafeBytes(key), value) })
+		}
+	}
+	if sr.st.Kind != spec.KindReduce {
+		return writeOutput(ctx, out.To, out.Format, func(fn func(rawRecord) error) error {
+			return eachRaw(func(key, value []byte) error { return fn(rawRecord{Key: string(key), Value: value}) })
+		})
+	}
+	sh := newShuffler(filepath.Join(c.j.tmpDir(from), "sort"), 1, c.opts.MemoryBudget)
+	defer sh.cleanup()
+	if err := eachRaw(sh.addRaw); err != nil {
+		return 0, err
+	}
+	return writeOutput(ctx, out.To, out.Format, func(fn func(rawRecord) error) error {
+		return sh.groups(0, func(g group) error {
+			for _, v := range g.Values {
+				if err := fn(rawRecord{Key: g.Key, Value: v}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	})
 }

@@ -1,0 +1,94 @@
+package flow
+
+import (
+	"log/slog"
+	"path/filepath"
+	goruntime "runtime"
+	"time"
+)
+
+// A run's options and their defaults.
+
+// Options configures a run. The zero value runs with an embedded job
+// server and GOMAXPROCS local workers, keeping state under
+// ./.gearflow/runs.
+type Options struct {
+	// Servers are the job servers ("host:port") to submit tasks to.
+	// Empty starts an embedded server on 127.0.0.1 for the run.
+	Servers []string
+	// Workers is how many tasks the in-process worker runs at once. Zero
+	// means GOMAXPROCS with an embedded server and none with Servers
+	// (remote workers serve the functions); negative means none.
+	Workers int
+	// StateDir holds run directories (<StateDir>/<run id>/). Zero means
+	// ./.gearflow/runs.
+	StateDir string
+	// RunID, with Resume, names the run to resume. Without Resume it
+	// names the new run; zero means a new random UUID.
+	RunID  string
+	Resume bool
+	// PipelineFile and Params (-p overrides) are recorded in the run's
+	// plan, so a resumed run can be told only its id.
+	PipelineFile string
+	Params       map[string]string
+	// Storage is the URI of the run's intermediate data: file:///path (a
+	// local folder, or a shared one mounted on every worker) or
+	// s3://bucket/prefix. Map tasks then read their input splits and
+	// write their partitions there, and reduce tasks merge them from
+	// there: the job server carries only references. Empty takes the
+	// pipeline's storage:, else, for an embedded run, a folder of the
+	// run's directory; a run with Servers and no storage sends its data
+	// through the job servers, as do runs with an encoding: raw stage,
+	// and runs whose Storage is StorageNone.
+	Storage string
+	// MemoryBudget bounds the bytes of records a shuffle holds in memory
+	// before it spills sorted runs to disk. Zero means 256 MiB.
+	MemoryBudget int64
+	// SpeculateAfter is the least time a straggler's attempt runs before
+	// it gets a backup attempt (in stages with speculative: true, once all
+	// their tasks have started, and past twice the median task time).
+	// Zero means 5s.
+	SpeculateAfter time.Duration
+	// OnEvent, if set, receives progress events. It is called from the
+	// run's goroutines, one call at a time, and must not block.
+	OnEvent func(Event)
+	// Logger receives the run's logs. Nil discards them.
+	Logger *slog.Logger
+}
+
+// StorageNone as Options.Storage sends a run's data through the job
+// server even where storage could carry it.
+const StorageNone = "none"
+
+// DefaultStateDir is where run directories go when Options.StateDir is
+// empty.
+const DefaultStateDir = ".gearflow/runs"
+
+func (o Options) withDefaults() Options {
+	if o.StateDir == "" {
+		o.StateDir = DefaultStateDir
+	}
+	if o.Workers == 0 {
+		if len(o.Servers) == 0 {
+			o.Workers = goruntime.GOMAXPROCS(0)
+		} else {
+			o.Workers = -1
+		}
+	}
+	if o.MemoryBudget <= 0 {
+		o.MemoryBudget = 256 << 20
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// RunDir returns the directory of run id under stateDir ("" = the
+// default).
+func RunDir(stateDir, id string) string {
+	if stateDir == "" {
+		stateDir = DefaultStateDir
+	}
+	return filepath.Join(stateDir, id)
+}

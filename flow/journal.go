@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"io/fs"
 	"os"
@@ -15,36 +14,6 @@ import (
 	"sync"
 	"time"
 )
-
-// ErrNoRun is returned when --resume names a run whose directory or plan
-// does not exist.
-var ErrNoRun = errors.New("flow: no such run")
-
-// The run directory:
-//
-//	plan.json                 the run's plan: pipeline, params, file chunks
-//	journal.jsonl             one line per completed task (appended; fsynced at stage end)
-//	stages/<stage>/task-NNNNNN.rec   output of a completed task above maxPacked bytes
-//	stages/<stage>/pack.rec   outputs of the stage's other tasks, one after another (see journalEntry)
-//	stages/<stage>/tmp/       attempts in flight, shuffle spills, reduce inputs
-//	deadletter.jsonl          failed tasks under continue/tolerate (default)
-
-// plan is what a run records before it submits anything, so a resumed
-// run does the same work.
-type plan struct {
-	Run      string            `json:"run"`
-	Pipeline string            `json:"pipeline"` // the pipeline's name
-	File     string            `json:"file,omitempty"`
-	Params   map[string]string `json:"params,omitempty"` // -p overrides
-	Created  time.Time         `json:"created"`
-	Storage  string            `json:"storage,omitempty"` // the run's storage URI; "" = data through the job server
-	Stages   []plannedStage    `json:"stages"`
-}
-
-type plannedStage struct {
-	Name   string  `json:"name"`
-	Chunks []chunk `json:"chunks,omitempty"` // file and glob inputs only; others are derived when the stage starts
-}
 
 // journalEntry records one completed task.
 type journalEntry struct {
@@ -66,15 +35,6 @@ type journalEntry struct {
 	Stored bool      `json:"stored,omitempty"`
 	Files  []outFile `json:"files,omitempty"`
 }
-
-// maxPacked is the largest task output kept in memory and appended to
-// the stage's pack file at commit; larger outputs stream to a file of
-// their own. Creating and renaming a file per task bounds a run to about
-// a thousand tasks a second on a common filesystem; appending to one
-// file does not.
-const maxPacked = 1 << 20
-
-var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 type stageTask struct {
 	stage string
@@ -117,12 +77,6 @@ const journalDelay = 20 * time.Millisecond
 
 // journalGroup is the size of pending lines that are written at once.
 const journalGroup = 64 << 10
-
-// packFile is a stage's pack file, opened for appending.
-type packFile struct {
-	f    *os.File
-	size int64
-}
 
 // openJournal opens (creating it if need be) the run directory dir and
 // holds its lock until close. A torn last line of journal.jsonl, left
@@ -169,164 +123,6 @@ func openJournal(dir string) (*journal, error) {
 	return j, nil
 }
 
-// loadPacked indexes the packed outputs among entries whose bytes are in
-// their pack file with the right checksum. One that is missing or torn
-// (the machine went down before the stage's fsync) is left out, so its
-// task runs again; so are all of a stage's when its pack file does not
-// exist. A pack file that exists but cannot be read is an error naming
-// it: taking its outputs for missing would redo or lose work silently.
-func (j *journal) loadPacked(entries []journalEntry) error {
-	readers := map[string]*os.File{}
-	defer func() {
-		for _, f := range readers {
-			if f != nil {
-				f.Close()
-			}
-		}
-	}()
-	for _, e := range entries {
-		if !e.Packed {
-			continue
-		}
-		if e.Length > 0 {
-			f, seen := readers[e.Stage]
-			if !seen {
-				var err error
-				if f, err = openPack(j.packPath(e.Stage)); err != nil {
-					return err
-				}
-				readers[e.Stage] = f
-			}
-			if f == nil || e.Length > maxPacked || e.Offset < 0 {
-				continue
-			}
-			buf := make([]byte, e.Length)
-			if _, err := f.ReadAt(buf, e.Offset); err != nil {
-				if errors.Is(err, io.EOF) {
-					continue // the bytes never reached the file
-				}
-				return fmt.Errorf("flow: pack: %w", err)
-			}
-			if crc32.Checksum(buf, crcTable) != e.CRC {
-				continue
-			}
-		}
-		j.packed[stageTask{e.Stage, e.Task}] = e
-	}
-	return nil
-}
-
-// openPack opens a stage's pack file for reading: nil (and no error)
-// when it does not exist.
-func openPack(path string) (*os.File, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("flow: pack: %w", err)
-	}
-	// A directory opens, and its reads fail; say what is wrong instead.
-	fi, err := f.Stat()
-	switch {
-	case err != nil:
-	case fi.IsDir():
-		err = fmt.Errorf("%s is a directory", path)
-	case !fi.Mode().IsRegular():
-		err = fmt.Errorf("%s is not a regular file", path)
-	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("flow: pack: %w", err)
-	}
-	return f, nil
-}
-
-func (j *journal) packPath(stage string) string { return filepath.Join(j.stageDir(stage), "pack.rec") }
-
-// commitPacked appends a task's output to its stage's pack file, then
-// journals it: the journal line is written only after the bytes it
-// points at, within journalDelay of the return (see record).
-func (j *journal) commitPacked(e journalEntry, data []byte) error {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	e.Packed, e.Length, e.CRC = true, int64(len(data)), crc32.Checksum(data, crcTable)
-	if len(data) > 0 {
-		p := j.packs[e.Stage]
-		if p == nil {
-			f, err := os.OpenFile(j.packPath(e.Stage), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-			if err != nil {
-				return fmt.Errorf("flow: pack: %w", err)
-			}
-			fi, err := f.Stat()
-			if err != nil {
-				f.Close()
-				return fmt.Errorf("flow: pack: %w", err)
-			}
-			p = &packFile{f: f, size: fi.Size()}
-			j.packs[e.Stage] = p
-		}
-		e.Offset = p.size
-		n, err := p.f.Write(data)
-		p.size += int64(n)
-		if err != nil {
-			return fmt.Errorf("flow: pack: %w", err)
-		}
-	}
-	if err := j.writeLocked(e); err != nil {
-		return err
-	}
-	j.packed[stageTask{e.Stage, e.Task}] = e
-	return nil
-}
-
-// eachTaskRecord calls fn for every record of a completed task's output,
-// packed or in its own file. It returns an error wrapping
-// fs.ErrNotExist when the task has no output (it did not complete).
-// Records are the caller's to keep.
-func (j *journal) eachTaskRecord(stage string, task int, fn func(rawRecord) error) error {
-	return j.eachTaskRaw(stage, task, func(key, value []byte) error {
-		return fn(rawRecord{Key: string(key), Value: value})
-	})
-}
-
-// eachTaskRaw is eachTaskRecord with the key as bytes valid only during
-// the call, sparing a copy of keys the callee already holds; values are
-// the callee's to keep.
-func (j *journal) eachTaskRaw(stage string, task int, fn func(key, value []byte) error) error {
-	j.mu.Lock()
-	e, ok := j.packed[stageTask{stage, task}]
-	j.mu.Unlock()
-	if !ok {
-		return eachRawRecord(j.taskPath(stage, task), fn)
-	}
-	if e.Length == 0 {
-		return nil
-	}
-	f, err := os.Open(j.packPath(stage))
-	if err != nil {
-		// Not %w: the task completed, so this must not read as the
-		// fs.ErrNotExist of a task with no output.
-		return fmt.Errorf("flow: pack %s task %d: %v", stage, task, err)
-	}
-	defer f.Close()
-	buf := make([]byte, e.Length)
-	if _, err := f.ReadAt(buf, e.Offset); err != nil {
-		return fmt.Errorf("flow: pack %s task %d: %w", stage, task, err)
-	}
-	c := &cursor{b: buf}
-	for c.rest() > 0 {
-		k, v, err := c.rawRecord()
-		if err != nil {
-			return fmt.Errorf("%w: pack %s task %d: %v", ErrMalformed, stage, task, err)
-		}
-		if err := fn(k, v); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 func (j *journal) close() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -340,54 +136,6 @@ func (j *journal) close() error {
 	}
 	j.lock.Close()
 	return err
-}
-
-func (j *journal) stageDir(stage string) string { return filepath.Join(j.dir, "stages", stage) }
-func (j *journal) tmpDir(stage string) string   { return filepath.Join(j.dir, "stages", stage, "tmp") }
-
-func (j *journal) taskPath(stage string, task int) string {
-	return filepath.Join(j.stageDir(stage), fmt.Sprintf("task-%06d.rec", task))
-}
-
-// doneTasks returns the stage's completed tasks: those with a packed
-// output and those with an output file, found in one directory listing.
-func (j *journal) doneTasks(stage string) (map[int]bool, error) {
-	done := map[int]bool{}
-	j.mu.Lock()
-	for k := range j.packed {
-		if k.stage == stage {
-			done[k.task] = true
-		}
-	}
-	j.mu.Unlock()
-	ents, err := os.ReadDir(j.stageDir(stage))
-	if errors.Is(err, fs.ErrNotExist) {
-		return done, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	for _, e := range ents {
-		var n int
-		name := e.Name()
-		if len(name) == len("task-000000.rec") && !e.IsDir() {
-			if _, err := fmt.Sscanf(name, "task-%06d.rec", &n); err == nil && name == filepath.Base(j.taskPath(stage, n)) {
-				done[n] = true
-			}
-		}
-	}
-	return done, nil
-}
-
-func (j *journal) taskDone(stage string, task int) bool {
-	j.mu.Lock()
-	_, packed := j.packed[stageTask{stage, task}]
-	j.mu.Unlock()
-	if packed {
-		return true
-	}
-	_, err := os.Stat(j.taskPath(stage, task))
-	return err == nil
 }
 
 // record appends e to journal.jsonl. The line is queued: it is written
@@ -608,88 +356,4 @@ func parseJournal(rd io.Reader, name string) (journalScan, error) {
 		}
 		scan.entries = append(scan.entries, e)
 	}
-}
-
-func (j *journal) writePlan(p *plan) error {
-	data, err := json.MarshalIndent(p, "", "  ")
-	if err != nil {
-		return err
-	}
-	return writeFileAtomic(filepath.Join(j.dir, "plan.json"), append(data, '\n'))
-}
-
-func readPlan(dir string) (*plan, error) {
-	data, err := os.ReadFile(filepath.Join(dir, "plan.json"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w: %s has no plan.json", ErrNoRun, dir)
-	}
-	if err != nil {
-		return nil, err
-	}
-	var p plan
-	if err := json.Unmarshal(data, &p); err != nil {
-		return nil, fmt.Errorf("flow: %s/plan.json: %w", dir, err)
-	}
-	return &p, nil
-}
-
-// writeFileAtomic writes data to path through a temporary file in the
-// same directory: write, fsync, rename, fsync the directory. A reader
-// sees the old file or the whole new one, even across a crash.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	return commitFile(tmp, path)
-}
-
-// commitFile fsyncs and closes f, renames it to path and fsyncs path's
-// directory.
-func commitFile(f *os.File, path string) error {
-	err := f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
-// RunInfo is what a run's plan records about how it was started.
-type RunInfo struct {
-	Run      string
-	Pipeline string            // the pipeline's name
-	File     string            // the pipeline file, absolute ("" if not recorded)
-	Params   map[string]string // the -p overrides
-	Created  time.Time
-}
-
-// ReadRunInfo reads the plan of run id under stateDir ("" = the default
-// state directory). It wraps ErrNoRun when there is no such run.
-func ReadRunInfo(stateDir, id string) (RunInfo, error) {
-	p, err := readPlan(RunDir(stateDir, id))
-	if err != nil {
-		return RunInfo{}, err
-	}
-	return RunInfo{Run: p.Run, Pipeline: p.Pipeline, File: p.File, Params: p.Params, Created: p.Created}, nil
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/gearflow/gearflow/flow/internal/msgp"
 )
 
 // FormatVersion is the version of the task wire format, sent as the "v"
@@ -106,37 +108,37 @@ func appendTaskHeader(b []byte, h *taskHeader) []byte {
 	if h.Input != "" {
 		n++
 	}
-	b = appendMapLen(b, n)
-	b = appendString(b, "v")
-	b = appendInt(b, FormatVersion)
-	b = appendString(b, "run")
-	b = appendString(b, h.Run)
-	b = appendString(b, "stage")
-	b = appendString(b, h.Stage)
-	b = appendString(b, "task")
-	b = appendInt(b, int64(h.Task))
-	b = appendString(b, "attempt")
-	b = appendInt(b, int64(h.Attempt))
-	b = appendString(b, "kind")
-	b = appendString(b, h.Kind.String())
+	b = msgp.AppendMapLen(b, n)
+	b = msgp.AppendString(b, "v")
+	b = msgp.AppendInt(b, FormatVersion)
+	b = msgp.AppendString(b, "run")
+	b = msgp.AppendString(b, h.Run)
+	b = msgp.AppendString(b, "stage")
+	b = msgp.AppendString(b, h.Stage)
+	b = msgp.AppendString(b, "task")
+	b = msgp.AppendInt(b, int64(h.Task))
+	b = msgp.AppendString(b, "attempt")
+	b = msgp.AppendInt(b, int64(h.Attempt))
+	b = msgp.AppendString(b, "kind")
+	b = msgp.AppendString(b, h.Kind.String())
 	if h.Combine != "" {
-		b = appendString(b, "combine")
-		b = appendString(b, h.Combine)
+		b = msgp.AppendString(b, "combine")
+		b = msgp.AppendString(b, h.Combine)
 	}
 	if h.Input != "" {
-		b = appendString(b, "input")
-		b = appendString(b, h.Input)
+		b = msgp.AppendString(b, "input")
+		b = msgp.AppendString(b, h.Input)
 	}
-	b = appendString(b, "params")
+	b = msgp.AppendString(b, "params")
 	keys := make([]string, 0, len(h.Params))
 	for k := range h.Params {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	b = appendMapLen(b, len(keys))
+	b = msgp.AppendMapLen(b, len(keys))
 	for _, k := range keys {
-		b = appendString(b, k)
-		b = appendString(b, h.Params[k])
+		b = msgp.AppendString(b, k)
+		b = msgp.AppendString(b, h.Params[k])
 	}
 	return b
 }
@@ -144,19 +146,19 @@ func appendTaskHeader(b []byte, h *taskHeader) []byte {
 // appendMapPayload encodes a map or task-kind payload.
 func appendMapPayload(b []byte, h *taskHeader, recs []rawRecord) []byte {
 	b = appendTaskHeader(b, h)
-	b = appendString(b, "records")
+	b = msgp.AppendString(b, "records")
 	return appendRecords(b, recs)
 }
 
 // appendReducePayload encodes a reduce payload.
 func appendReducePayload(b []byte, h *taskHeader, groups []group) []byte {
 	b = appendTaskHeader(b, h)
-	b = appendString(b, "groups")
-	b = appendArrayLen(b, len(groups))
+	b = msgp.AppendString(b, "groups")
+	b = msgp.AppendArrayLen(b, len(groups))
 	for _, g := range groups {
-		b = appendArrayLen(b, 2)
-		b = appendString(b, g.Key)
-		b = appendArrayLen(b, len(g.Values))
+		b = msgp.AppendArrayLen(b, 2)
+		b = msgp.AppendString(b, g.Key)
+		b = msgp.AppendArrayLen(b, len(g.Values))
 		for _, v := range g.Values {
 			b = append(b, v...)
 		}
@@ -167,7 +169,7 @@ func appendReducePayload(b []byte, h *taskHeader, groups []group) []byte {
 // appendRecords encodes records as a msgpack array of [key, value] pairs:
 // the body of a WORK_DATA batch and of a payload's "records".
 func appendRecords(b []byte, recs []rawRecord) []byte {
-	b = appendArrayLen(b, len(recs))
+	b = msgp.AppendArrayLen(b, len(recs))
 	for _, r := range recs {
 		b = appendRecord(b, r.Key, r.Value)
 	}
@@ -175,8 +177,8 @@ func appendRecords(b []byte, recs []rawRecord) []byte {
 }
 
 func appendRecord(b []byte, key string, value []byte) []byte {
-	b = appendArrayLen(b, 2)
-	b = appendString(b, key)
+	b = msgp.AppendArrayLen(b, 2)
+	b = msgp.AppendString(b, key)
 	if len(value) == 0 {
 		return append(b, 0xc0)
 	}
@@ -186,8 +188,8 @@ func appendRecord(b []byte, key string, value []byte) []byte {
 // decodeTask decodes a task payload. Record values and group values
 // alias data.
 func decodeTask(data []byte) (*task, error) {
-	d := &cursor{b: data}
-	n, err := d.mapLen()
+	d := msgp.NewCursor(data)
+	n, err := d.MapLen()
 	if err != nil {
 		return nil, malformed("payload", err)
 	}
@@ -195,37 +197,37 @@ func decodeTask(data []byte) (*task, error) {
 	var version int64
 	var haveData bool
 	for i := 0; i < n; i++ {
-		field, err := d.str()
+		field, err := d.Str()
 		if err != nil {
 			return nil, malformed("payload field name", err)
 		}
 		switch field {
 		case "v":
-			version, err = d.int64()
+			version, err = d.Int64()
 		case "run":
-			t.Run, err = d.str()
+			t.Run, err = d.Str()
 		case "stage":
-			t.Stage, err = d.str()
+			t.Stage, err = d.Str()
 		case "task":
 			var v int64
-			v, err = d.int64()
+			v, err = d.Int64()
 			t.Task = int(v)
 		case "attempt":
 			var v int64
-			v, err = d.int64()
+			v, err = d.Int64()
 			t.Attempt = int(v)
 		case "kind":
 			var s string
-			if s, err = d.str(); err == nil {
+			if s, err = d.Str(); err == nil {
 				var ok bool
 				if t.Kind, ok = parseTaskKind(s); !ok || t.Kind == TaskRaw {
 					err = fmt.Errorf("unknown kind %q", s)
 				}
 			}
 		case "combine":
-			t.Combine, err = d.str()
+			t.Combine, err = d.Str()
 		case "input":
-			t.Input, err = d.str()
+			t.Input, err = d.Str()
 		case "params":
 			t.Params, err = decodeStringMap(d)
 		case "records":
@@ -236,12 +238,12 @@ func decodeTask(data []byte) (*task, error) {
 			haveData = true
 		case "refs":
 			var raw []byte
-			if raw, err = d.raw(); err == nil {
+			if raw, err = d.Raw(); err == nil {
 				t.Refs, err = decodeRefs(raw)
 			}
 			haveData = true
 		default:
-			err = d.skip() // fields from newer versions
+			err = d.Skip() // fields from newer versions
 		}
 		if err != nil {
 			return nil, malformed("payload field "+field, err)
@@ -262,10 +264,10 @@ func decodeTask(data []byte) (*task, error) {
 // decodeBatch decodes one WORK_DATA batch, appending its records to dst.
 // Values alias data.
 func decodeBatch(dst []rawRecord, data []byte) ([]rawRecord, error) {
-	d := &cursor{b: data}
+	d := msgp.NewCursor(data)
 	recs, err := decodeRecordsInto(dst, d)
-	if err == nil && d.rest() != 0 {
-		err = fmt.Errorf("%d bytes after the records", d.rest())
+	if err == nil && d.Rest() != 0 {
+		err = fmt.Errorf("%d bytes after the records", d.Rest())
 	}
 	if err != nil {
 		return dst, malformed("data batch", err)
@@ -273,8 +275,8 @@ func decodeBatch(dst []rawRecord, data []byte) ([]rawRecord, error) {
 	return recs, nil
 }
 
-func decodeRecordsInto(dst []rawRecord, d *cursor) ([]rawRecord, error) {
-	n, err := d.arrayLen()
+func decodeRecordsInto(dst []rawRecord, d *msgp.Cursor) ([]rawRecord, error) {
+	n, err := d.ArrayLen()
 	if err != nil {
 		return dst, err
 	}
@@ -282,7 +284,7 @@ func decodeRecordsInto(dst []rawRecord, d *cursor) ([]rawRecord, error) {
 		dst = make([]rawRecord, 0, n)
 	}
 	for i := 0; i < n; i++ {
-		r, err := d.record()
+		r, err := cursorRecord(d)
 		if err != nil {
 			return dst, fmt.Errorf("record %d: %w", i, err)
 		}
@@ -291,31 +293,31 @@ func decodeRecordsInto(dst []rawRecord, d *cursor) ([]rawRecord, error) {
 	return dst, nil
 }
 
-func decodeGroups(d *cursor) ([]group, error) {
-	n, err := d.arrayLen()
+func decodeGroups(d *msgp.Cursor) ([]group, error) {
+	n, err := d.ArrayLen()
 	if err != nil {
 		return nil, err
 	}
 	groups := make([]group, 0, n)
 	for i := 0; i < n; i++ {
-		m, err := d.arrayLen()
+		m, err := d.ArrayLen()
 		if err != nil {
 			return nil, err
 		}
 		if m != 2 {
 			return nil, fmt.Errorf("group %d: a group is [key, [values]], got %d elements", i, m)
 		}
-		k, err := d.str()
+		k, err := d.Str()
 		if err != nil {
 			return nil, err
 		}
-		nv, err := d.arrayLen()
+		nv, err := d.ArrayLen()
 		if err != nil {
 			return nil, err
 		}
 		g := group{Key: k, Values: make([][]byte, 0, nv)}
 		for j := 0; j < nv; j++ {
-			v, err := d.raw()
+			v, err := d.Raw()
 			if err != nil {
 				return nil, err
 			}
@@ -326,18 +328,18 @@ func decodeGroups(d *cursor) ([]group, error) {
 	return groups, nil
 }
 
-func decodeStringMap(d *cursor) (map[string]string, error) {
-	n, err := d.mapLen()
+func decodeStringMap(d *msgp.Cursor) (map[string]string, error) {
+	n, err := d.MapLen()
 	if err != nil {
 		return nil, err
 	}
 	m := make(map[string]string, n)
 	for i := 0; i < n; i++ {
-		k, err := d.str()
+		k, err := d.Str()
 		if err != nil {
 			return nil, err
 		}
-		v, err := d.str()
+		v, err := d.Str()
 		if err != nil {
 			return nil, err
 		}
@@ -362,35 +364,35 @@ func appendSummary(b []byte, s Summary) []byte {
 	if len(s.Files) > 0 {
 		n++
 	}
-	b = appendMapLen(b, n)
-	b = appendString(b, "in")
-	b = appendInt(b, s.RecordsIn)
-	b = appendString(b, "out")
-	b = appendInt(b, s.RecordsOut)
-	b = appendString(b, "batches")
-	b = appendInt(b, s.Batches)
+	b = msgp.AppendMapLen(b, n)
+	b = msgp.AppendString(b, "in")
+	b = msgp.AppendInt(b, s.RecordsIn)
+	b = msgp.AppendString(b, "out")
+	b = msgp.AppendInt(b, s.RecordsOut)
+	b = msgp.AppendString(b, "batches")
+	b = msgp.AppendInt(b, s.Batches)
 	if len(s.Files) > 0 {
-		b = appendString(b, "files")
-		b = appendArrayLen(b, len(s.Files))
+		b = msgp.AppendString(b, "files")
+		b = msgp.AppendArrayLen(b, len(s.Files))
 		for _, f := range s.Files {
-			b = appendArrayLen(b, 4)
-			b = appendString(b, f.Key)
-			b = appendInt(b, int64(f.Part))
-			b = appendInt(b, f.Records)
-			b = appendInt(b, f.Bytes)
+			b = msgp.AppendArrayLen(b, 4)
+			b = msgp.AppendString(b, f.Key)
+			b = msgp.AppendInt(b, int64(f.Part))
+			b = msgp.AppendInt(b, f.Records)
+			b = msgp.AppendInt(b, f.Bytes)
 		}
 	}
 	return b
 }
 
-func decodeFiles(d *cursor) ([]outFile, error) {
-	n, err := d.arrayLen()
+func decodeFiles(d *msgp.Cursor) ([]outFile, error) {
+	n, err := d.ArrayLen()
 	if err != nil {
 		return nil, err
 	}
 	files := make([]outFile, 0, n)
 	for i := 0; i < n; i++ {
-		if m, err := d.arrayLen(); err != nil || m != 4 {
+		if m, err := d.ArrayLen(); err != nil || m != 4 {
 			if err == nil {
 				err = fmt.Errorf("file %d: want [key, part, records, bytes], got %d elements", i, m)
 			}
@@ -398,10 +400,10 @@ func decodeFiles(d *cursor) ([]outFile, error) {
 		}
 		var f outFile
 		var part int64
-		if f.Key, err = d.str(); err == nil {
-			if part, err = d.int64(); err == nil {
-				if f.Records, err = d.int64(); err == nil {
-					f.Bytes, err = d.int64()
+		if f.Key, err = d.Str(); err == nil {
+			if part, err = d.Int64(); err == nil {
+				if f.Records, err = d.Int64(); err == nil {
+					f.Bytes, err = d.Int64()
 				}
 			}
 		}
@@ -416,27 +418,27 @@ func decodeFiles(d *cursor) ([]outFile, error) {
 
 func decodeSummary(data []byte) (Summary, error) {
 	var s Summary
-	d := &cursor{b: data}
-	n, err := d.mapLen()
+	d := msgp.NewCursor(data)
+	n, err := d.MapLen()
 	if err != nil {
 		return s, malformed("summary", err)
 	}
 	for i := 0; i < n; i++ {
-		field, err := d.str()
+		field, err := d.Str()
 		if err != nil {
 			return s, malformed("summary", err)
 		}
 		switch field {
 		case "in":
-			s.RecordsIn, err = d.int64()
+			s.RecordsIn, err = d.Int64()
 		case "out":
-			s.RecordsOut, err = d.int64()
+			s.RecordsOut, err = d.Int64()
 		case "batches":
-			s.Batches, err = d.int64()
+			s.Batches, err = d.Int64()
 		case "files":
 			s.Files, err = decodeFiles(d)
 		default:
-			err = d.skip()
+			err = d.Skip()
 		}
 		if err != nil {
 			return s, malformed("summary field "+field, err)
@@ -478,9 +480,9 @@ func DecodeValue(data []byte) (any, error) {
 	case c == 0xc0:
 		return nil, nil
 	case c >= 0xcc && c <= 0xd3 && c != 0xcf:
-		return (&cursor{b: data}).int64()
+		return msgp.NewCursor(data).Int64()
 	case c == 0xd9 || c == 0xda || c == 0xdb:
-		return (&cursor{b: data}).str()
+		return msgp.NewCursor(data).Str()
 	}
 	v, err := newDecoder(data).DecodeInterfaceLoose()
 	if err != nil {
@@ -526,19 +528,19 @@ func appendValue(b []byte, v any) ([]byte, error) {
 	case nil:
 		return append(b, 0xc0), nil
 	case string:
-		return appendString(b, x), nil
+		return msgp.AppendString(b, x), nil
 	case int:
-		return appendInt(b, int64(x)), nil
+		return msgp.AppendInt(b, int64(x)), nil
 	case int64:
-		return appendInt(b, x), nil
+		return msgp.AppendInt(b, x), nil
 	case int32:
-		return appendInt(b, int64(x)), nil
+		return msgp.AppendInt(b, int64(x)), nil
 	case uint64:
-		return appendUint(b, x), nil
+		return msgp.AppendUint(b, x), nil
 	case uint32:
-		return appendUint(b, uint64(x)), nil
+		return msgp.AppendUint(b, uint64(x)), nil
 	case uint:
-		return appendUint(b, uint64(x)), nil
+		return msgp.AppendUint(b, uint64(x)), nil
 	case float64:
 		b = append(b, 0xcb)
 		return binary.BigEndian.AppendUint64(b, math.Float64bits(x)), nil
@@ -548,99 +550,13 @@ func appendValue(b []byte, v any) ([]byte, error) {
 		}
 		return append(b, 0xc2), nil
 	case []byte:
-		return appendBin(b, x), nil
+		return msgp.AppendBin(b, x), nil
 	}
 	raw, err := msgpack.Marshal(v)
 	if err != nil {
 		return b, fmt.Errorf("flow: encode value of type %T: %w", v, err)
 	}
 	return append(b, raw...), nil
-}
-
-func appendMapLen(b []byte, n int) []byte {
-	switch {
-	case n < 16:
-		return append(b, 0x80|byte(n))
-	case n <= math.MaxUint16:
-		return binary.BigEndian.AppendUint16(append(b, 0xde), uint16(n))
-	}
-	return binary.BigEndian.AppendUint32(append(b, 0xdf), uint32(n))
-}
-
-func appendArrayLen(b []byte, n int) []byte {
-	switch {
-	case n < 16:
-		return append(b, 0x90|byte(n))
-	case n <= math.MaxUint16:
-		return binary.BigEndian.AppendUint16(append(b, 0xdc), uint16(n))
-	}
-	return binary.BigEndian.AppendUint32(append(b, 0xdd), uint32(n))
-}
-
-func appendString(b []byte, s string) []byte {
-	return append(appendStringHeader(b, len(s)), s...)
-}
-
-// appendStringBytes appends p as a msgpack string, as appendString.
-func appendStringBytes(b []byte, p []byte) []byte {
-	return append(appendStringHeader(b, len(p)), p...)
-}
-
-// appendStringHeader appends the header of a msgpack string of n bytes.
-func appendStringHeader(b []byte, n int) []byte {
-	switch {
-	case n < 32:
-		return append(b, 0xa0|byte(n))
-	case n <= math.MaxUint8:
-		return append(b, 0xd9, byte(n))
-	case n <= math.MaxUint16:
-		return binary.BigEndian.AppendUint16(append(b, 0xda), uint16(n))
-	}
-	return binary.BigEndian.AppendUint32(append(b, 0xdb), uint32(n))
-}
-
-func appendBin(b []byte, p []byte) []byte {
-	n := len(p)
-	switch {
-	case n <= math.MaxUint8:
-		b = append(b, 0xc4, byte(n))
-	case n <= math.MaxUint16:
-		b = binary.BigEndian.AppendUint16(append(b, 0xc5), uint16(n))
-	default:
-		b = binary.BigEndian.AppendUint32(append(b, 0xc6), uint32(n))
-	}
-	return append(b, p...)
-}
-
-func appendInt(b []byte, n int64) []byte {
-	if n >= 0 {
-		return appendUint(b, uint64(n))
-	}
-	switch {
-	case n >= -32:
-		return append(b, byte(int8(n)))
-	case n >= math.MinInt8:
-		return append(b, 0xd0, byte(int8(n)))
-	case n >= math.MinInt16:
-		return binary.BigEndian.AppendUint16(append(b, 0xd1), uint16(int16(n)))
-	case n >= math.MinInt32:
-		return binary.BigEndian.AppendUint32(append(b, 0xd2), uint32(int32(n)))
-	}
-	return binary.BigEndian.AppendUint64(append(b, 0xd3), uint64(n))
-}
-
-func appendUint(b []byte, n uint64) []byte {
-	switch {
-	case n <= 0x7f:
-		return append(b, byte(n))
-	case n <= math.MaxUint8:
-		return append(b, 0xcc, byte(n))
-	case n <= math.MaxUint16:
-		return binary.BigEndian.AppendUint16(append(b, 0xcd), uint16(n))
-	case n <= math.MaxUint32:
-		return binary.BigEndian.AppendUint32(append(b, 0xce), uint32(n))
-	}
-	return binary.BigEndian.AppendUint64(append(b, 0xcf), n)
 }
 
 // Int64 converts a decoded numeric value (any Go integer or float type)

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+
+	"github.com/gearflow/gearflow/flow/internal/msgp"
 )
 
 func mustValue(t testing.TB, v any) []byte {
@@ -92,7 +94,7 @@ func TestDecodeTaskErrors(t *testing.T) {
 		{"not a map", []byte{0x91, 0x01}},
 		{"truncated", good[:len(good)-3]},
 		{"wrong version", bytes.Replace(good, []byte{0xa1, 'v', 0x01}, []byte{0xa1, 'v', 0x09}, 1)},
-		{"no kind", appendInt(appendString(appendMapLen(nil, 1), "v"), 1)},
+		{"no kind", msgp.AppendInt(msgp.AppendString(msgp.AppendMapLen(nil, 1), "v"), 1)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -255,8 +257,8 @@ func TestWriteBatchRejectsMalformed(t *testing.T) {
 		in   []byte
 	}{
 		{"not an array", []byte{0x81}},
-		{"record not a pair", append(appendArrayLen(nil, 1), 0x91, 0xa1, 'a')},
-		{"key not a string", append(appendArrayLen(nil, 1), 0x92, 0x01, 0x01)},
+		{"record not a pair", append(msgp.AppendArrayLen(nil, 1), 0x91, 0xa1, 'a')},
+		{"key not a string", append(msgp.AppendArrayLen(nil, 1), 0x92, 0x01, 0x01)},
 		{"truncated", good[:len(good)-1]},
 		{"trailing bytes", append(good, 0x01)},
 	}

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/gearflow/gearflow/flow/internal/msgp"
 	"github.com/gearflow/gearflow/flow/storage"
 )
 
@@ -72,7 +73,7 @@ func (r *Registry) eachRefRecord(ctx context.Context, refs *taskRefs, fn func(ke
 		if err != nil {
 			return fmt.Errorf("flow: input %s: %w", o.URI(), err)
 		}
-		if err := fn(path.Base(o.Key), appendStringBytes(nil, data)); err != nil {
+		if err := fn(path.Base(o.Key), msgp.AppendStringBytes(nil, data)); err != nil {
 			return err
 		}
 	}
@@ -181,15 +182,15 @@ func (r *Registry) eachSplitRecord(ctx context.Context, sp *splitRef, fn func(ke
 			} else if cerr != nil {
 				return fmt.Errorf("flow: input %s: %w", where(), cerr)
 			}
-			value = appendArrayLen(value[:0], len(fields))
+			value = msgp.AppendArrayLen(value[:0], len(fields))
 			for _, f := range fields {
-				value = appendString(value, f)
+				value = msgp.AppendString(value, f)
 			}
 			if ferr := fn("", value); ferr != nil {
 				return ferr
 			}
 		default:
-			value = appendStringBytes(value[:0], line)
+			value = msgp.AppendStringBytes(value[:0], line)
 			if ferr := fn("", value); ferr != nil {
 				return ferr
 			}

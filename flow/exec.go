@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/gearflow/gearflow/flow/internal/msgp"
 )
 
 // Worker-side batching: a WORK_DATA packet is sent when either limit is
@@ -248,8 +250,8 @@ type batcher struct {
 }
 
 func (b *batcher) emit(key string, value any) error {
-	b.body = appendArrayLen(b.body, 2)
-	b.body = appendString(b.body, key)
+	b.body = msgp.AppendArrayLen(b.body, 2)
+	b.body = msgp.AppendString(b.body, key)
 	var err error
 	if b.body, err = appendValue(b.body, value); err != nil {
 		return err
@@ -283,7 +285,7 @@ func (b *batcher) flush() error {
 	if b.n == 0 {
 		return nil
 	}
-	b.packet = appendArrayLen(b.packet[:0], b.n)
+	b.packet = msgp.AppendArrayLen(b.packet[:0], b.n)
 	b.packet = append(b.packet, b.body...)
 	if err := b.io.data(b.packet); err != nil {
 		return err

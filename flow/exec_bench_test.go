@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"testing"
+
+	"github.com/gearflow/gearflow/flow/internal/msgp"
 )
 
 // BenchmarkExecuteMap measures a worker running a word-count map task
@@ -16,7 +18,7 @@ func BenchmarkExecuteMap(b *testing.B) {
 		for j := 0; j < 8; j++ {
 			line += fmt.Sprintf("w%04d ", (i*31+j*17)%5000)
 		}
-		recs[i] = rawRecord{Value: appendString(nil, line)}
+		recs[i] = rawRecord{Value: msgp.AppendString(nil, line)}
 	}
 	payload := appendMapPayload(nil, &taskHeader{Run: "r", Stage: "count", Kind: TaskMap, Combine: "wc.sum"}, recs)
 	io := taskIO{data: func([]byte) error { return nil }, status: func(uint64, uint64) error { return nil }}

@@ -11,6 +11,7 @@ import (
 	goruntime "runtime"
 	"sync"
 
+	"github.com/gearflow/gearflow/flow/internal/msgp"
 	"github.com/gearflow/gearflow/flow/spec"
 	"github.com/gearflow/gearflow/runtime"
 )
@@ -190,7 +191,7 @@ func (c *coordinator) prepareReduce(sr *stageRun) ([]chunk, error) {
 			return nil
 		}
 		cur.Groups = filepath.Join(inDir, fmt.Sprintf("groups-%06d.bin", len(chunks)))
-		data := appendArrayLen(make([]byte, 0, len(body)+5), int(cur.Count))
+		data := msgp.AppendArrayLen(make([]byte, 0, len(body)+5), int(cur.Count))
 		if err := writeFileAtomic(cur.Groups, append(data, body...)); err != nil {
 			return err
 		}
@@ -212,9 +213,9 @@ func (c *coordinator) prepareReduce(sr *stageRun) ([]chunk, error) {
 			}
 			cur.LastKey = g.Key
 			cur.Count++
-			body = appendArrayLen(body, 2)
-			body = appendString(body, g.Key)
-			body = appendArrayLen(body, len(g.Values))
+			body = msgp.AppendArrayLen(body, 2)
+			body = msgp.AppendString(body, g.Key)
+			body = msgp.AppendArrayLen(body, len(g.Values))
 			for _, v := range g.Values {
 				body = append(body, v...)
 			}
@@ -244,7 +245,7 @@ func (c *coordinator) payload(sr *stageRun, task, attempt int) ([]byte, error) {
 			return nil, err
 		}
 		b := appendTaskHeader(nil, &h)
-		b = appendString(b, "groups")
+		b = msgp.AppendString(b, "groups")
 		return append(b, groups...), nil
 	case st.Encoding == spec.EncodingRaw && ch.File != "":
 		return c.inputs.readChunk(ch)
@@ -257,7 +258,7 @@ func (c *coordinator) payload(sr *stageRun, task, attempt int) ([]byte, error) {
 		}
 		h := c.header(sr, task, attempt)
 		b := appendTaskHeader(make([]byte, 0, 512+len(data)+4*int(ch.Lines)), &h)
-		b = appendString(b, "records")
+		b = msgp.AppendString(b, "records")
 		return appendTextRecords(b, data), nil
 	case ch.File != "" || len(ch.Files) > 0:
 		recs, err = fileChunkRecords(ch)
@@ -472,19 +473,19 @@ func (o *attemptOutput) discard() {
 // A batch's body is already a record file's content, so once every
 // record checks out it is written as it came.
 func writeBatch(w *attemptOutput, data []byte) (int64, error) {
-	c := &cursor{b: data}
-	n, err := c.arrayLen()
+	c := msgp.NewCursor(data)
+	n, err := c.ArrayLen()
 	if err != nil {
 		return 0, malformed("data batch", err)
 	}
-	body := c.i
+	body := c.Pos()
 	for i := 0; i < n; i++ {
-		if err := c.checkRecord(); err != nil {
+		if err := c.CheckRecord(); err != nil {
 			return 0, malformed("data batch", fmt.Errorf("record %d: %w", i, err))
 		}
 	}
-	if c.rest() != 0 {
-		return 0, malformed("data batch", fmt.Errorf("%d bytes after the records", c.rest()))
+	if c.Rest() != 0 {
+		return 0, malformed("data batch", fmt.Errorf("%d bytes after the records", c.Rest()))
 	}
 	if err := w.writeRecords(data[body:]); err != nil {
 		return 0, err
@@ -504,7 +505,7 @@ func rawLines(out []byte) []rawRecord {
 		} else {
 			l, out = out[:i], out[i+1:]
 		}
-		recs = append(recs, rawRecord{Value: appendString(nil, string(bytes.TrimSuffix(l, []byte{'\r'})))})
+		recs = append(recs, rawRecord{Value: msgp.AppendString(nil, string(bytes.TrimSuffix(l, []byte{'\r'})))})
 	}
 	return recs
 }

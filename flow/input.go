@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/gearflow/gearflow/flow/internal/msgp"
 	"github.com/gearflow/gearflow/flow/spec"
 )
 
@@ -329,7 +330,7 @@ func fileChunkRecords(c chunk) ([]rawRecord, error) {
 			if err != nil {
 				return nil, fmt.Errorf("flow: input: %w", err)
 			}
-			recs = append(recs, rawRecord{Key: filepath.Base(f), Value: appendString(nil, string(data))})
+			recs = append(recs, rawRecord{Key: filepath.Base(f), Value: msgp.AppendString(nil, string(data))})
 		}
 		return recs, nil
 	}
@@ -363,13 +364,13 @@ func fileChunkRecords(c chunk) ([]rawRecord, error) {
 			} else if err != nil {
 				return nil, fmt.Errorf("flow: input %s:%d: %w", c.File, line, err)
 			}
-			raw := appendArrayLen(nil, len(fields))
+			raw := msgp.AppendArrayLen(nil, len(fields))
 			for _, f := range fields {
-				raw = appendString(raw, f)
+				raw = msgp.AppendString(raw, f)
 			}
 			recs = append(recs, rawRecord{Value: raw})
 		} else {
-			recs = append(recs, rawRecord{Value: appendString(nil, string(l))})
+			recs = append(recs, rawRecord{Value: msgp.AppendString(nil, string(l))})
 		}
 		line++
 	}
@@ -391,12 +392,12 @@ func appendTextRecords(b []byte, data []byte) []byte {
 	if len(data) > 0 && data[len(data)-1] != '\n' {
 		n++
 	}
-	b = appendArrayLen(b, n)
+	b = msgp.AppendArrayLen(b, n)
 	for len(data) > 0 {
 		var l []byte
 		l, data = cutLine(data)
 		b = append(b, 0x92, 0xa0) // [key, value] with the empty key
-		b = appendStringBytes(b, l)
+		b = msgp.AppendStringBytes(b, l)
 	}
 	return b
 }

@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/gearflow/gearflow/flow/internal/msgp"
 )
 
 // maxPacked is the largest task output kept in memory and appended to
@@ -170,9 +172,9 @@ func (j *journal) eachTaskRaw(stage string, task int, fn func(key, value []byte)
 	if _, err := f.ReadAt(buf, e.Offset); err != nil {
 		return fmt.Errorf("flow: pack %s task %d: %w", stage, task, err)
 	}
-	c := &cursor{b: buf}
-	for c.rest() > 0 {
-		k, v, err := c.rawRecord()
+	c := msgp.NewCursor(buf)
+	for c.Rest() > 0 {
+		k, v, err := c.RawRecord()
 		if err != nil {
 			return fmt.Errorf("%w: pack %s task %d: %v", ErrMalformed, stage, task, err)
 		}

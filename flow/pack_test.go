@@ -11,6 +11,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/gearflow/gearflow/flow/internal/msgp"
 )
 
 func TestJournalPackedOutputs(t *testing.T) {
@@ -112,7 +114,7 @@ func TestAttemptOutputSpillsPastMaxPacked(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "a.rec")
 	w := &attemptOutput{path: func() string { return path }}
-	rec := appendRecord(nil, "k", appendString(nil, string(make([]byte, 1000))))
+	rec := appendRecord(nil, "k", msgp.AppendString(nil, string(make([]byte, 1000))))
 	var want []byte
 	for len(want) <= maxPacked {
 		if err := w.writeRecords(rec); err != nil {

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"unsafe"
+
+	"github.com/gearflow/gearflow/flow/internal/msgp"
 )
 
 // A record file is a plain concatenation of msgpack [key, value] arrays:
@@ -90,10 +92,10 @@ func (r *recReader) next() (rawRecord, error) {
 func (r *recReader) nextRaw() (key, value []byte, err error) {
 	for {
 		if r.off < len(r.buf) {
-			c := &cursor{b: r.buf, i: r.off}
-			key, value, err := c.rawRecord()
+			c := msgp.NewCursorAt(r.buf, r.off)
+			key, value, err := c.RawRecord()
 			if err == nil {
-				r.off = c.i
+				r.off = c.Pos()
 				if len(value) > cap(r.slab)-len(r.slab) {
 					r.slab = make([]byte, 0, max(64<<10, len(value)))
 				}
@@ -101,7 +103,7 @@ func (r *recReader) nextRaw() (key, value []byte, err error) {
 				r.slab = append(r.slab, value...)
 				return key, r.slab[n:len(r.slab):len(r.slab)], nil
 			}
-			if err != errShort || r.eof {
+			if err != msgp.ErrShort || r.eof {
 				return nil, nil, fmt.Errorf("%w: %s: %v", ErrMalformed, r.name, err)
 			}
 		} else if r.eof {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gearflow/gearflow/flow/internal/msgp"
 	"github.com/gearflow/gearflow/flow/spec"
 	"github.com/gearflow/gearflow/flow/storage"
 	"github.com/gearflow/gearflow/runtime"
@@ -268,7 +269,7 @@ func (c *coordinator) storedAttempt(ctx context.Context, sr *stageRun, task, att
 	st := sr.st
 	h := c.header(sr, task, attempt)
 	refs := c.refs(sr, task, attempt)
-	payload, err := appendRefs(appendString(appendTaskHeader(nil, &h), "refs"), refs)
+	payload, err := appendRefs(msgp.AppendString(appendTaskHeader(nil, &h), "refs"), refs)
 	if err != nil {
 		return attemptOutcome{err: fmt.Errorf("flow: task payload: %w", err)}
 	}

@@ -8,41 +8,8 @@ import (
 	"testing"
 	"testing/iotest"
 
-	"github.com/vmihailenco/msgpack/v5"
+	"github.com/gearflow/gearflow/flow/internal/msgp"
 )
-
-// FuzzCursorSkip checks the cursor against the msgpack library: where
-// both accept a value, they agree on its length; the cursor never
-// panics and never reads past the input.
-func FuzzCursorSkip(f *testing.F) {
-	for _, v := range []any{nil, true, 1, -1, 300, -70000, 1 << 40, 2.5, "s", string(make([]byte, 40)), []byte{1, 2},
-		[]any{1, "a", []any{}}, map[string]any{"k": map[string]any{"x": 1}}, make([]any, 20)} {
-		b, _ := msgpack.Marshal(v)
-		f.Add(b)
-	}
-	f.Add([]byte{0xd4, 0x01, 0x02}) // fixext1
-	f.Add([]byte{0xc7, 0x02, 0x01, 0xaa, 0xbb})
-	f.Add([]byte{0xdd, 0xff, 0xff, 0xff, 0xff})
-	f.Fuzz(func(t *testing.T, data []byte) {
-		c := &cursor{b: data}
-		raw, err := c.raw()
-		if err != nil {
-			return
-		}
-		if len(raw) > len(data) || c.i != len(raw) {
-			t.Fatalf("raw %d bytes, cursor at %d, input %d", len(raw), c.i, len(data))
-		}
-		d := msgpack.NewDecoder(bytes.NewReader(data))
-		if d.Skip() == nil {
-			if rest := d.Buffered(); rest != nil {
-				n, _ := bytes.NewBuffer(nil).ReadFrom(rest)
-				if int(n) != len(data)-len(raw) {
-					t.Fatalf("cursor says %d bytes, msgpack says %d", len(raw), len(data)-int(n))
-				}
-			}
-		}
-	})
-}
 
 // FuzzRecordFile checks that a record file reads back the same records
 // whatever its content and however the reads are cut.
@@ -58,7 +25,7 @@ func FuzzRecordFile(f *testing.F) {
 		}
 		var want []rawRecord
 		for i := 0; i < n; i++ {
-			r := rawRecord{Key: string(key) + string(rune('a'+i%26)), Value: appendBin(nil, bytes.Repeat(value, i%7))}
+			r := rawRecord{Key: string(key) + string(rune('a'+i%26)), Value: msgp.AppendBin(nil, bytes.Repeat(value, i%7))}
 			want = append(want, r)
 			w.write(r)
 		}
@@ -93,7 +60,7 @@ func FuzzRecordFile(f *testing.F) {
 			}
 		}
 		// The same bytes as one WORK_DATA batch decode the same.
-		batch := appendArrayLen(nil, n)
+		batch := msgp.AppendArrayLen(nil, n)
 		batch = append(batch, data...)
 		recs, err := decodeBatch(nil, batch)
 		if err != nil || len(recs) != n {

@@ -377,7 +377,7 @@ func (c *coordinator) runStage(ctx context.Context, sr *stageRun) error {
 	c.log.Info("stage started", "stage", st.Name, "tasks", len(chunks), "todo", len(todo))
 
 	s := &schedule{
-		tasks: todo, total: len(chunks), concurrency: st.Concurrency, retry: st.Retry,
+		tasks: todo, total: len(chunks), concurrency: st.Concurrency, retry: st.Retry, jitter: retryJitter,
 		timeout: st.Timeout, speculative: st.Speculative, speculateAfter: c.opts.SpeculateAfter, policy: st.OnFailure,
 		run: func(ctx context.Context, task, attempt int) attemptOutcome {
 			if c.store != nil {

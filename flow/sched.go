@@ -7,6 +7,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/gearflow/gearflow/internal/retry"
+
 	"github.com/gearflow/gearflow/flow/spec"
 )
 
@@ -90,6 +92,9 @@ type schedule struct {
 	total       int   // tasks in the stage, for a tolerated fraction
 	concurrency int
 	retry       spec.Retry
+	// jitter is the share of a retry's wait taken off at random
+	// (retryJitter in a run; zero waits exactly).
+	jitter      float64
 	timeout     time.Duration
 	speculative bool
 	// speculateAfter is the least run time before a backup; zero means
@@ -134,20 +139,15 @@ type attemptResult struct {
 }
 
 // backoff returns the wait before the attempt that follows failures
-// failed attempts.
-func backoff(r spec.Retry, failures int) time.Duration {
-	if r.Backoff == spec.BackoffFixed || failures <= 1 {
-		return min(r.Initial, max(r.Max, r.Initial))
-	}
-	d := r.Initial
-	for i := 1; i < failures && (r.Max <= 0 || d < r.Max); i++ {
-		d *= 2
-	}
-	if r.Max > 0 && d > r.Max {
-		d = r.Max
-	}
-	return d
+// failed attempts, less up to jitter of it at random.
+func backoff(r spec.Retry, failures int, jitter float64) time.Duration {
+	return retry.Policy{Initial: r.Initial, Max: r.Max, Fixed: r.Backoff == spec.BackoffFixed, Jitter: jitter}.Delay(failures)
 }
+
+// retryJitter is the share of a retry's wait taken off at random, so
+// that tasks that failed together (a worker lost with all its tasks) do
+// not all come back at the same moment.
+const retryJitter = 0.2
 
 // tolerated reports whether failed tasks out of total stay within p.
 func tolerated(p spec.FailurePolicy, failed, total int) bool {
@@ -353,7 +353,7 @@ func (s *schedule) execute(ctx context.Context) ([]taskFailure, error) {
 				if len(st.running) == 0 {
 					st.readyAt = time.Now()
 					if st.lost > 1 {
-						st.readyAt = st.readyAt.Add(backoff(s.retry, st.lost-1))
+						st.readyAt = st.readyAt.Add(backoff(s.retry, st.lost-1, s.jitter))
 					}
 					waiting = append(waiting, r.task)
 				}
@@ -366,7 +366,7 @@ func (s *schedule) execute(ctx context.Context) ([]taskFailure, error) {
 					break
 				}
 				if st.failures < maxAttempts {
-					wait := backoff(s.retry, st.failures)
+					wait := backoff(s.retry, st.failures, s.jitter)
 					st.readyAt = time.Now().Add(wait)
 					waiting = append(waiting, r.task)
 					observe(schedEvent{kind: schedRetry, task: r.task, attempt: r.attempt, err: r.out.err, wait: wait})

@@ -23,7 +23,7 @@ func TestScheduleLostAttemptsAreNotFailures(t *testing.T) {
 		var events []schedEvent
 		lost := fmt.Errorf("%w: %w", errAttemptLost, runtime.ErrConnectionLost)
 		s := &schedule{
-			tasks: []int{0, 1, 2}, total: 3, concurrency: 3, retry: retry(1, time.Second),
+			tasks: []int{0, 1, 2}, total: 3, concurrency: 3, retry: retrySpec(1, time.Second),
 			run: f.attempt(func(int, int) time.Duration { return 100 * time.Millisecond },
 				func(task, attempt int) error {
 					switch {

@@ -60,7 +60,7 @@ func (f *fakeStage) discard() {
 	f.mu.Unlock()
 }
 
-func retry(max int, initial time.Duration) spec.Retry {
+func retrySpec(max int, initial time.Duration) spec.Retry {
 	return spec.Retry{MaxAttempts: max, Backoff: spec.BackoffExponential, Initial: initial, Max: 30 * time.Second}
 }
 
@@ -69,12 +69,19 @@ func TestBackoff(t *testing.T) {
 	r := spec.Retry{Initial: time.Second, Max: 5 * time.Second}
 	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second, 5 * time.Second}
 	for i, w := range want {
-		if got := backoff(r, i+1); got != w {
+		if got := backoff(r, i+1, 0); got != w {
 			t.Errorf("backoff after %d failures = %v, want %v", i+1, got, w)
+		}
+		// With jitter, up to that share of the wait is taken off.
+		lo := w - time.Duration(float64(w)*retryJitter)
+		for range 20 {
+			if got := backoff(r, i+1, retryJitter); got < lo || got > w {
+				t.Errorf("backoff after %d failures with jitter = %v, want in [%v, %v]", i+1, got, lo, w)
+			}
 		}
 	}
 	r.Backoff = spec.BackoffFixed
-	if got := backoff(r, 4); got != time.Second {
+	if got := backoff(r, 4, 0); got != time.Second {
 		t.Errorf("fixed backoff = %v, want 1s", got)
 	}
 }
@@ -84,7 +91,7 @@ func TestScheduleRetriesWithBackoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFakeStage()
 		s := &schedule{
-			tasks: []int{0, 1, 2}, total: 3, concurrency: 2, retry: retry(3, time.Second),
+			tasks: []int{0, 1, 2}, total: 3, concurrency: 2, retry: retrySpec(3, time.Second),
 			run: f.attempt(func(int, int) time.Duration { return 100 * time.Millisecond },
 				func(task, attempt int) error {
 					if task == 1 && attempt < 3 {
@@ -120,7 +127,7 @@ func TestScheduleTimeoutThenRetry(t *testing.T) {
 		f := newFakeStage()
 		var events []schedEvent
 		s := &schedule{
-			tasks: []int{0}, total: 1, concurrency: 1, retry: retry(2, time.Second), timeout: 5 * time.Second,
+			tasks: []int{0}, total: 1, concurrency: 1, retry: retrySpec(2, time.Second), timeout: 5 * time.Second,
 			run: f.attempt(func(_, attempt int) time.Duration {
 				if attempt == 1 {
 					return time.Hour // hangs until the timeout
@@ -150,7 +157,7 @@ func TestScheduleSpeculativeBackup(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFakeStage()
 		s := &schedule{
-			tasks: []int{0, 1, 2, 3}, total: 4, concurrency: 4, retry: retry(3, time.Second), speculative: true,
+			tasks: []int{0, 1, 2, 3}, total: 4, concurrency: 4, retry: retrySpec(3, time.Second), speculative: true,
 			run: f.attempt(func(task, attempt int) time.Duration {
 				if task == 3 && attempt == 1 {
 					return time.Hour // a straggler
@@ -195,7 +202,7 @@ func TestScheduleFailurePolicies(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				f := newFakeStage()
 				s := &schedule{
-					tasks: []int{0, 1, 2, 3}, total: 4, concurrency: 1, retry: retry(2, time.Second), policy: tt.policy,
+					tasks: []int{0, 1, 2, 3}, total: 4, concurrency: 1, retry: retrySpec(2, time.Second), policy: tt.policy,
 					run: f.attempt(func(int, int) time.Duration { return time.Second }, func(task, _ int) error {
 						if task%2 == 0 {
 							return errors.New("always fails")
@@ -229,7 +236,7 @@ func TestScheduleBackupNeedsAFreeSlot(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			f := newFakeStage()
 			s := &schedule{
-				tasks: []int{0, 1, 2, 3}, total: 4, concurrency: 4, retry: retry(3, time.Second), speculative: true,
+				tasks: []int{0, 1, 2, 3}, total: 4, concurrency: 4, retry: retrySpec(3, time.Second), speculative: true,
 				backupSlots: tt.slots,
 				run: f.attempt(func(task, attempt int) time.Duration {
 					if task == 3 && attempt == 1 {

@@ -3,12 +3,13 @@ package runtime
 import (
 	"context"
 	"hash/fnv"
-	"math/rand/v2"
 	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gearflow/gearflow/internal/retry"
 )
 
 // This file holds the whole reconnect policy: the backoff schedule, the
@@ -31,18 +32,7 @@ type backoff struct {
 }
 
 func (b backoff) delay(attempt int) time.Duration {
-	if attempt < 1 {
-		return 0
-	}
-	d := b.max
-	if shift := attempt - 1; shift < 30 && b.min<<shift < b.max {
-		d = b.min << shift
-	}
-	half := d / 2
-	if half <= 0 {
-		return d
-	}
-	return half + rand.N(d-half+1)
+	return retry.Policy{Initial: b.min, Max: b.max, Jitter: 0.5}.Delay(attempt)
 }
 
 // sleep waits for attempt's delay or until ctx or stop is done. It reports

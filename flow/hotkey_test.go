@@ -4,10 +4,8 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"iter"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,57 +15,8 @@ import (
 
 	"github.com/gearflow/gearflow/flow"
 	"github.com/gearflow/gearflow/internal/servertest"
-	"github.com/gearflow/gearflow/runtime"
 	"github.com/gearflow/gearflow/server"
 )
-
-// A test binary started with workerEnv set to a job server's address is
-// a worker process serving hotRegistry's functions, not a test run.
-const workerEnv = "GEARFLOW_FLOW_TEST_WORKER"
-
-func TestMain(m *testing.M) {
-	if addr := os.Getenv(workerEnv); addr != "" {
-		os.Exit(serveHotWorker(addr))
-	}
-	os.Exit(m.Run())
-}
-
-// hotRegistry: hot.map emits every line under the key "hot" (the part
-// after the first space as the value); hot.agg counts a key's values and
-// their bytes, reading them one at a time.
-func hotRegistry() *flow.Registry {
-	reg := flow.NewRegistry()
-	reg.Map("hot.map", func(ctx context.Context, rec flow.Record, emit flow.Emit) error {
-		k, v, _ := strings.Cut(rec.Value.(string), " ")
-		return emit(k, v)
-	})
-	reg.Reduce("hot.agg", func(ctx context.Context, key string, values iter.Seq[any], emit flow.Emit) error {
-		var n, bytes int64
-		for v := range values {
-			n++
-			bytes += int64(len(v.(string)))
-		}
-		return emit(key, fmt.Sprintf("%d values, %d bytes", n, bytes))
-	})
-	return reg
-}
-
-func serveHotWorker(addr string) int {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	w, err := runtime.NewWorker(runtime.WorkerConfig{Servers: []string{addr}, Concurrency: 1,
-		ClientID: flow.WorkerClientID("hot-worker", 1)})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	hotRegistry().Register(w)
-	if err := w.Run(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return 0
-}
 
 // peakRSS returns the peak resident set of process pid, from
 // /proc/PID/status's VmHWM.
@@ -139,9 +88,14 @@ stages:
 output: { to: out.tsv }
 `, nil)
 
+	// The worker is a program of its own, built without the race
+	// detector, whose shadow memory would swamp what is measured.
+	bin := filepath.Join(t.TempDir(), "hotworker")
+	if out, err := exec.Command("go", "build", "-o", bin, "./internal/hotworker").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
 	srv := servertest.Start(t, server.Config{})
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), workerEnv+"="+srv.Addr)
+	cmd := exec.Command(bin, srv.Addr)
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -156,7 +110,7 @@ output: { to: out.tsv }
 
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
 	defer cancel()
-	_, err = flow.Run(ctx, p, hotRegistry(), flow.Options{Servers: []string{srv.Addr}, Workers: -1,
+	_, err = flow.Run(ctx, p, flow.NewRegistry(), flow.Options{Servers: []string{srv.Addr}, Workers: -1,
 		Storage: "file://" + filepath.Join(dir, "store"), StateDir: t.TempDir(), Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -172,8 +126,11 @@ output: { to: out.tsv }
 		t.Errorf("output:\n%s\nwant:\n%s", out, want)
 	}
 	t.Logf("worker peak RSS %d MiB for a key of %d MB", rss>>20, int64(values)*valueSize/1e6)
-	if limit := int64(hotKeyRSSLimit) << 20; rss > limit {
-		t.Errorf("worker peak RSS %d MiB, want at most %d MiB", rss>>20, hotKeyRSSLimit)
+	// 48-60 MiB measured on a quiet 2-core machine, up to 135 MiB on a
+	// loaded one, where the collector runs late.
+	const limit = 192
+	if rss > limit<<20 {
+		t.Errorf("worker peak RSS %d MiB, want at most %d MiB", rss>>20, limit)
 	}
 }
 

@@ -168,228 +168,267 @@ func tolerated(p spec.FailurePolicy, failed, total int) bool {
 // ctx, or a commit) ended the stage early; then running attempts are
 // cancelled and waited for before it returns.
 func (s *schedule) execute(ctx context.Context) ([]taskFailure, error) {
-	maxAttempts := max(s.retry.MaxAttempts, 1)
-	conc := max(s.concurrency, 1)
-	if s.limit != nil {
-		conc = max(s.limit(), 1)
-	}
-	state := make(map[int]*taskRun, len(s.tasks))
-	queue := slices.Clone(s.tasks)
+	x := &execution{s: s, ctx: ctx, maxAttempts: max(s.retry.MaxAttempts, 1),
+		state: make(map[int]*taskRun, len(s.tasks)), queue: slices.Clone(s.tasks), remaining: len(s.tasks),
+		results: make(chan attemptResult), work: make(chan func())}
+	defer close(x.work)
 	for _, t := range s.tasks {
-		state[t] = &taskRun{running: make(map[int]*runningAttempt)}
-	}
-	results := make(chan attemptResult)
-	// Attempts run on goroutines that stay for the next attempt, which
-	// spares a new goroutine (and the growth of its stack) per task.
-	work := make(chan func())
-	defer close(work)
-	spawn := func(f func()) {
-		select {
-		case work <- f:
-		default:
-			go func() {
-				f()
-				for f := range work {
-					f()
-				}
-			}()
-		}
-	}
-	var (
-		inflight  int
-		remaining = len(s.tasks)
-		waiting   []int // tasks backing off
-		durations []time.Duration
-		failures  []taskFailure
-		fatal     error
-		med       time.Duration // median of durations, when it had medianOf of them
-		medianOf  int
-	)
-	observe := func(e schedEvent) {
-		if s.observe != nil {
-			s.observe(e)
-		}
-	}
-	launch := func(task int, backup bool) {
-		st := state[task]
-		st.launched++
-		attempt := st.launched
-		var actx context.Context
-		var cancel context.CancelFunc
-		if s.timeout > 0 {
-			actx, cancel = context.WithTimeout(ctx, s.timeout)
-		} else {
-			actx, cancel = context.WithCancel(ctx)
-		}
-		now := time.Now()
-		st.running[attempt] = &runningAttempt{cancel: cancel, start: now}
-		st.lastStart = now
-		inflight++
-		kind := schedStart
-		if backup {
-			kind = schedBackup
-			st.backedUp = true
-		}
-		observe(schedEvent{kind: kind, task: task, attempt: attempt})
-		spawn(func() {
-			out := s.run(actx, task, attempt)
-			if out.err != nil && errors.Is(actx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
-				out.err = fmt.Errorf("attempt timed out after %v: %w", s.timeout, out.err)
-			}
-			cancel()
-			results <- attemptResult{task: task, attempt: attempt, out: out, elapsed: time.Since(now)}
-		})
-	}
-	stopAll := func() {
-		for _, st := range state {
-			for _, ra := range st.running {
-				ra.canceled = true
-				ra.cancel()
-			}
-		}
+		x.state[t] = &taskRun{running: make(map[int]*runningAttempt)}
 	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-
 	for {
 		now := time.Now()
-		if s.limit != nil {
-			conc = max(s.limit(), 1)
+		conc := x.concurrency()
+		if x.fatal == nil {
+			x.admit(now, conc)
 		}
-		if fatal == nil {
-			// Retries whose backoff has passed go first.
-			kept := waiting[:0]
-			for _, t := range waiting {
-				if !state[t].readyAt.After(now) {
-					queue = append([]int{t}, queue...)
-				} else {
-					kept = append(kept, t)
-				}
-			}
-			waiting = kept
-			for inflight < conc && len(queue) > 0 {
-				t := queue[0]
-				queue = queue[1:]
-				launch(t, false)
-			}
-		}
-		if inflight == 0 && (remaining == 0 || fatal != nil) {
+		if x.inflight == 0 && (x.remaining == 0 || x.fatal != nil) {
 			break
 		}
-		// The next moment something may become due: a retry's backoff
-		// ending, or a straggler crossing the threshold.
-		var next time.Time
-		for _, t := range waiting {
-			if next.IsZero() || state[t].readyAt.Before(next) {
-				next = state[t].readyAt
-			}
-		}
-		if fatal == nil && s.speculative && len(queue) == 0 && len(waiting) == 0 && len(durations) > 0 {
-			floor := s.speculateAfter
-			if floor <= 0 {
-				floor = speculateMin
-			}
-			// The median moves little as the last tasks finish: it is
-			// taken again once there are a tenth more durations.
-			if len(durations) >= medianOf+max(medianOf/10, 1) {
-				med, medianOf = median(durations), len(durations)
-			}
-			threshold := max(speculateFactor*med, floor)
-			for t, st := range state {
-				if st.done || st.failed || st.backedUp || len(st.running) != 1 {
-					continue
-				}
-				due := st.lastStart.Add(threshold)
-				if !due.After(now) {
-					if inflight < conc && (s.backupSlots <= 0 || inflight < s.backupSlots) {
-						launch(t, true)
-						continue
-					}
-				} else if next.IsZero() || due.Before(next) {
-					next = due
-				}
-			}
-		}
 		wake := time.Hour
-		if !next.IsZero() {
+		if next := x.nextDue(now, conc); !next.IsZero() {
 			wake = max(next.Sub(now), time.Millisecond)
 		}
-		if s.limit != nil && len(queue) > 0 {
+		if s.limit != nil && len(x.queue) > 0 {
 			wake = min(wake, limitPoll)
 		}
 		timer.Reset(wake)
 		select {
-		case r := <-results:
-			inflight--
-			st := state[r.task]
-			ra := st.running[r.attempt]
-			delete(st.running, r.attempt)
-			switch {
-			case st.done || st.failed || fatal != nil:
-				r.out.drop()
-			case r.out.err == nil:
-				if err := r.out.commit(); err != nil {
-					fatal = err
-					stopAll()
-					break
-				}
-				st.done = true
-				remaining--
-				durations = append(durations, r.elapsed)
-				for _, other := range st.running {
-					other.canceled = true
-					other.cancel()
-				}
-				observe(schedEvent{kind: schedDone, task: r.task, attempt: r.attempt, elapsed: r.elapsed})
-			case ra != nil && ra.canceled:
-				r.out.drop()
-			case errors.Is(r.out.err, errAttemptLost) && st.lost < maxLost:
-				// The server went away, not the task: it runs again (at
-				// once the first time, since the client fails over to
-				// another server) without using up an attempt.
-				r.out.drop()
-				st.lost++
-				observe(schedEvent{kind: schedLost, task: r.task, attempt: r.attempt, err: r.out.err})
-				if len(st.running) == 0 {
-					st.readyAt = time.Now()
-					if st.lost > 1 {
-						st.readyAt = st.readyAt.Add(backoff(s.retry, st.lost-1, s.jitter))
-					}
-					waiting = append(waiting, r.task)
-				}
-			default:
-				r.out.drop()
-				st.failures++
-				st.lastErr = r.out.err
-				if len(st.running) > 0 {
-					observe(schedEvent{kind: schedDropped, task: r.task, attempt: r.attempt, err: r.out.err})
-					break
-				}
-				if st.failures < maxAttempts {
-					wait := backoff(s.retry, st.failures, s.jitter)
-					st.readyAt = time.Now().Add(wait)
-					waiting = append(waiting, r.task)
-					observe(schedEvent{kind: schedRetry, task: r.task, attempt: r.attempt, err: r.out.err, wait: wait})
-					break
-				}
-				st.failed = true
-				remaining--
-				failures = append(failures, taskFailure{task: r.task, attempts: st.launched, err: r.out.err})
-				observe(schedEvent{kind: schedFailed, task: r.task, attempt: r.attempt, err: r.out.err})
-				if !tolerated(s.policy, len(failures), s.total) {
-					fatal = fmt.Errorf("%w (%d of %d tasks failed; on_failure: %s)", errPolicy, len(failures), s.total, s.policy)
-					stopAll()
-				}
-			}
+		case r := <-x.results:
+			x.finished(r)
 		case <-timer.C:
 		case <-ctx.Done():
-			if fatal == nil {
-				fatal = ctx.Err()
-				stopAll()
+			if x.fatal == nil {
+				x.fatal = ctx.Err()
+				x.stopAll()
 			}
 		}
 	}
-	return failures, fatal
+	return x.failures, x.fatal
+}
+
+// execution is one run of a schedule: the state its loop keeps between
+// events. Only execute's goroutine touches it; attempts report on
+// results.
+type execution struct {
+	s           *schedule
+	ctx         context.Context
+	maxAttempts int
+	state       map[int]*taskRun
+	queue       []int // tasks to launch, in order
+	waiting     []int // tasks backing off
+	inflight    int
+	remaining   int // tasks neither done nor failed
+	durations   []time.Duration
+	failures    []taskFailure
+	fatal       error
+	med         time.Duration // median of durations, when it had medianOf of them
+	medianOf    int
+	results     chan attemptResult
+	// work hands attempts to goroutines that stay for the next attempt,
+	// which spares a new goroutine (and the growth of its stack) per
+	// task.
+	work chan func()
+}
+
+func (x *execution) concurrency() int {
+	if x.s.limit != nil {
+		return max(x.s.limit(), 1)
+	}
+	return max(x.s.concurrency, 1)
+}
+
+func (x *execution) observe(e schedEvent) {
+	if x.s.observe != nil {
+		x.s.observe(e)
+	}
+}
+
+func (x *execution) spawn(f func()) {
+	select {
+	case x.work <- f:
+	default:
+		go func() {
+			f()
+			for f := range x.work {
+				f()
+			}
+		}()
+	}
+}
+
+// admit moves retries whose backoff has passed to the front of the
+// queue and launches queued tasks while there is room.
+func (x *execution) admit(now time.Time, conc int) {
+	kept := x.waiting[:0]
+	for _, t := range x.waiting {
+		if !x.state[t].readyAt.After(now) {
+			x.queue = append([]int{t}, x.queue...)
+		} else {
+			kept = append(kept, t)
+		}
+	}
+	x.waiting = kept
+	for x.inflight < conc && len(x.queue) > 0 {
+		t := x.queue[0]
+		x.queue = x.queue[1:]
+		x.launch(t, false)
+	}
+}
+
+// launch starts an attempt of task: a backup of a straggler, or its next
+// attempt.
+func (x *execution) launch(task int, backup bool) {
+	s := x.s
+	st := x.state[task]
+	st.launched++
+	attempt := st.launched
+	var actx context.Context
+	var cancel context.CancelFunc
+	if s.timeout > 0 {
+		actx, cancel = context.WithTimeout(x.ctx, s.timeout)
+	} else {
+		actx, cancel = context.WithCancel(x.ctx)
+	}
+	now := time.Now()
+	st.running[attempt] = &runningAttempt{cancel: cancel, start: now}
+	st.lastStart = now
+	x.inflight++
+	kind := schedStart
+	if backup {
+		kind = schedBackup
+		st.backedUp = true
+	}
+	x.observe(schedEvent{kind: kind, task: task, attempt: attempt})
+	ctx := x.ctx
+	x.spawn(func() {
+		out := s.run(actx, task, attempt)
+		if out.err != nil && errors.Is(actx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+			out.err = fmt.Errorf("attempt timed out after %v: %w", s.timeout, out.err)
+		}
+		cancel()
+		x.results <- attemptResult{task: task, attempt: attempt, out: out, elapsed: time.Since(now)}
+	})
+}
+
+// stopAll cancels every running attempt.
+func (x *execution) stopAll() {
+	for _, st := range x.state {
+		for _, ra := range st.running {
+			ra.canceled = true
+			ra.cancel()
+		}
+	}
+}
+
+// nextDue returns the next moment something may become due: a retry's
+// backoff ending, or a straggler crossing the backup threshold (and
+// launches the backups already due); zero for none.
+func (x *execution) nextDue(now time.Time, conc int) time.Time {
+	s := x.s
+	var next time.Time
+	for _, t := range x.waiting {
+		if next.IsZero() || x.state[t].readyAt.Before(next) {
+			next = x.state[t].readyAt
+		}
+	}
+	if x.fatal != nil || !s.speculative || len(x.queue) > 0 || len(x.waiting) > 0 || len(x.durations) == 0 {
+		return next
+	}
+	floor := s.speculateAfter
+	if floor <= 0 {
+		floor = speculateMin
+	}
+	// The median moves little as the last tasks finish: it is taken
+	// again once there are a tenth more durations.
+	if len(x.durations) >= x.medianOf+max(x.medianOf/10, 1) {
+		x.med, x.medianOf = median(x.durations), len(x.durations)
+	}
+	threshold := max(speculateFactor*x.med, floor)
+	for t, st := range x.state {
+		if st.done || st.failed || st.backedUp || len(st.running) != 1 {
+			continue
+		}
+		due := st.lastStart.Add(threshold)
+		if !due.After(now) {
+			if x.inflight < conc && (s.backupSlots <= 0 || x.inflight < s.backupSlots) {
+				x.launch(t, true)
+				continue
+			}
+		} else if next.IsZero() || due.Before(next) {
+			next = due
+		}
+	}
+	return next
+}
+
+// finished takes an attempt's result: commit it if it is the task's
+// first success, drop it if the task is settled or the attempt was
+// cancelled, or count the failure and retry or fail the task.
+func (x *execution) finished(r attemptResult) {
+	s := x.s
+	x.inflight--
+	st := x.state[r.task]
+	ra := st.running[r.attempt]
+	delete(st.running, r.attempt)
+	switch {
+	case st.done || st.failed || x.fatal != nil:
+		r.out.drop()
+	case r.out.err == nil:
+		if err := r.out.commit(); err != nil {
+			x.fatal = err
+			x.stopAll()
+			return
+		}
+		st.done = true
+		x.remaining--
+		x.durations = append(x.durations, r.elapsed)
+		for _, other := range st.running {
+			other.canceled = true
+			other.cancel()
+		}
+		x.observe(schedEvent{kind: schedDone, task: r.task, attempt: r.attempt, elapsed: r.elapsed})
+	case ra != nil && ra.canceled:
+		r.out.drop()
+	case errors.Is(r.out.err, errAttemptLost) && st.lost < maxLost:
+		// The server went away, not the task: it runs again (at once the
+		// first time, since the client fails over to another server)
+		// without using up an attempt.
+		r.out.drop()
+		st.lost++
+		x.observe(schedEvent{kind: schedLost, task: r.task, attempt: r.attempt, err: r.out.err})
+		if len(st.running) == 0 {
+			st.readyAt = time.Now()
+			if st.lost > 1 {
+				st.readyAt = st.readyAt.Add(backoff(s.retry, st.lost-1, s.jitter))
+			}
+			x.waiting = append(x.waiting, r.task)
+		}
+	default:
+		r.out.drop()
+		st.failures++
+		st.lastErr = r.out.err
+		if len(st.running) > 0 {
+			x.observe(schedEvent{kind: schedDropped, task: r.task, attempt: r.attempt, err: r.out.err})
+			return
+		}
+		if st.failures < x.maxAttempts {
+			wait := backoff(s.retry, st.failures, s.jitter)
+			st.readyAt = time.Now().Add(wait)
+			x.waiting = append(x.waiting, r.task)
+			x.observe(schedEvent{kind: schedRetry, task: r.task, attempt: r.attempt, err: r.out.err, wait: wait})
+			return
+		}
+		st.failed = true
+		x.remaining--
+		x.failures = append(x.failures, taskFailure{task: r.task, attempts: st.launched, err: r.out.err})
+		x.observe(schedEvent{kind: schedFailed, task: r.task, attempt: r.attempt, err: r.out.err})
+		if !tolerated(s.policy, len(x.failures), s.total) {
+			x.fatal = fmt.Errorf("%w (%d of %d tasks failed; on_failure: %s)", errPolicy, len(x.failures), s.total, s.policy)
+			x.stopAll()
+		}
+	}
 }
 
 // limitPoll is how often a schedule with a limit looks at it again while

@@ -1,6 +1,8 @@
 package flow_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -384,5 +386,68 @@ output: { to: out.tsv }
 	got := readTSVCounts(t, filepath.Join(dir, "out.tsv"))
 	if got["hot"] != 10 || got["cold"] != 50 || len(got) != 2 {
 		t.Errorf("got %v, want hot 10 (stopped early), cold 50", got)
+	}
+}
+
+// TestStoredInputsGlobAndCompressed: a glob with ** and {a,b} picks
+// files at any depth, skipping hidden ones (such as the run's own state
+// folder); a .gz file is read whole and decompressed; every line is
+// counted once.
+func TestStoredInputsGlobAndCompressed(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(name string, data []byte) {
+		path := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	for range 300 {
+		fmt.Fprintln(zw, "zipped line")
+	}
+	zw.Close()
+	write("in/a/one.txt", []byte(strings.Repeat("plain line\n", 500)))
+	write("in/b/deep/two.log", []byte(strings.Repeat("log line\n", 200)))
+	write("in/b/three.txt.gz", gz.Bytes())
+	write("in/c/skipped.txt", []byte("not matched\n"))
+	write("in/.hidden/four.txt", []byte("hidden line\n"))
+	p := parsePipeline(t, dir, `
+version: 1
+name: globs
+stages:
+  - name: count
+    kind: map
+    function: lines.map
+    input: { from: "glob:in/{a,b}/**/*.{txt,log,gz}", split: { bytes: 1000 } }
+    combine: lines.sum
+    partition: { by: key, count: 2 }
+  - name: total
+    kind: reduce
+    needs: [count]
+    function: lines.sum
+output: { to: out.tsv }
+`, nil)
+	reg := flow.NewRegistry()
+	reg.Map("lines.map", func(ctx context.Context, rec flow.Record, emit flow.Emit) error {
+		return emit(rec.Value.(string), 1)
+	})
+	reg.Sum("lines.sum")
+	if _, err := flow.Run(t.Context(), p, reg, flow.Options{StateDir: filepath.Join(dir, "in", ".state"), Workers: 2, Logger: testLogger(t)}); err != nil {
+		t.Fatal(err)
+	}
+	got := readTSVCounts(t, filepath.Join(dir, "out.tsv"))
+	want := map[string]int64{"plain line": 500, "log line": 200, "zipped line": 300}
+	if len(got) != len(want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	for k, n := range want {
+		if got[k] != n {
+			t.Errorf("%q counted %d times, want %d", k, got[k], n)
+		}
 	}
 }

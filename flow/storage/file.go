@@ -287,3 +287,23 @@ func (s *fileStore) DeletePrefix(ctx context.Context, prefix string) error {
 	}
 	return nil
 }
+
+func (s *fileStore) Rename(ctx context.Context, from, to string) error {
+	if err := checkKey(from); err != nil {
+		return err
+	}
+	if err := checkKey(to); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	dst := s.path(to)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return fmt.Errorf("storage: rename %s: %w", s.keyURI(to), unwrapPath(err))
+	}
+	if err := os.Rename(s.path(from), dst); err != nil {
+		return fmt.Errorf("storage: rename %s to %s: %w", s.keyURI(from), s.keyURI(to), unwrapPath(err))
+	}
+	return syncDir(filepath.Dir(dst))
+}

@@ -390,3 +390,23 @@ func (s *s3Store) DeletePrefix(ctx context.Context, prefix string) error {
 	}
 	return parent.Err() // a cancelled listing may have ended early
 }
+
+func (s *s3Store) Rename(ctx context.Context, from, to string) error {
+	if err := checkKey(from); err != nil {
+		return err
+	}
+	if err := checkKey(to); err != nil {
+		return err
+	}
+	// ComposeObject copies on the server, in parts when the object is
+	// past CopyObject's 5 GiB.
+	src := minio.CopySrcOptions{Bucket: s.bucket, Object: s.object(from)}
+	dst := minio.CopyDestOptions{Bucket: s.bucket, Object: s.object(to)}
+	if _, err := s.client.ComposeObject(ctx, dst, src); err != nil {
+		return s.s3Error("rename", from, err)
+	}
+	if err := s.client.RemoveObject(ctx, s.bucket, s.object(from), minio.RemoveObjectOptions{}); err != nil {
+		return s.s3Error("rename", from, err)
+	}
+	return nil
+}

@@ -41,6 +41,13 @@ type Store interface {
 	// earlier one at once. ctx bounds the whole write, Commit included.
 	Create(ctx context.Context, key string) (Writer, error)
 
+	// Rename moves the object at from to to, replacing any object there,
+	// within the store and without its bytes passing through the caller:
+	// a rename on a filesystem, a server-side copy and a delete on S3
+	// (where a reader may see both names for a moment, never neither).
+	// A missing from gives an error that matches fs.ErrNotExist.
+	Rename(ctx context.Context, from, to string) error
+
 	// DeletePrefix deletes the object at prefix and every object under
 	// prefix + "/" (so "a/attempt-1" spares "a/attempt-10"); "" deletes
 	// everything under the root. Nothing to delete is not an error.

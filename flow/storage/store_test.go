@@ -313,6 +313,39 @@ func TestDeletePrefix(t *testing.T) {
 	})
 }
 
+func TestRename(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st storage.Store) {
+		ctx := context.Background()
+		put(t, st, "tmp/a/part", "data")
+		put(t, st, "out/part-00000", "old")
+		if err := st.Rename(ctx, "tmp/a/part", "out/part-00000"); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Rename(ctx, "tmp/a/part", "out/x"); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("Rename of a missing object = %v, want fs.ErrNotExist", err)
+		}
+		put(t, st, "one", "1")
+		if err := st.Rename(ctx, "one", "new/deep/folder/one"); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := keys(t, st, "**"), []string{"new/deep/folder/one", "out/part-00000"}; !slices.Equal(got, want) {
+			t.Errorf("keys = %q, want %q", got, want)
+		}
+		rc, err := st.Open(ctx, "out/part-00000", 0, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := io.ReadAll(rc)
+		rc.Close()
+		if string(data) != "data" {
+			t.Errorf("renamed object holds %q, want %q", data, "data")
+		}
+		if err := st.Rename(ctx, "../x", "y"); !errors.Is(err, storage.ErrBadKey) {
+			t.Errorf("Rename(../x) = %v, want ErrBadKey", err)
+		}
+	})
+}
+
 // TestBigWriteStreams writes an object much larger than the memory the
 // writer may hold and checks the heap stays well below its size, so
 // writers stream instead of buffering whole objects. Not parallel: it

@@ -375,11 +375,18 @@ func appendSummary(b []byte, s Summary) []byte {
 		b = msgp.AppendString(b, "files")
 		b = msgp.AppendArrayLen(b, len(s.Files))
 		for _, f := range s.Files {
-			b = msgp.AppendArrayLen(b, 4)
+			if f.Store == "" {
+				b = msgp.AppendArrayLen(b, 4)
+			} else {
+				b = msgp.AppendArrayLen(b, 5)
+			}
 			b = msgp.AppendString(b, f.Key)
 			b = msgp.AppendInt(b, int64(f.Part))
 			b = msgp.AppendInt(b, f.Records)
 			b = msgp.AppendInt(b, f.Bytes)
+			if f.Store != "" {
+				b = msgp.AppendString(b, f.Store)
+			}
 		}
 	}
 	return b
@@ -392,10 +399,11 @@ func decodeFiles(d *msgp.Cursor) ([]outFile, error) {
 	}
 	files := make([]outFile, 0, n)
 	for i := 0; i < n; i++ {
-		if m, err := d.ArrayLen(); err != nil || m != 4 {
-			if err == nil {
-				err = fmt.Errorf("file %d: want [key, part, records, bytes], got %d elements", i, m)
-			}
+		m, err := d.ArrayLen()
+		if err == nil && m != 4 && m != 5 {
+			err = fmt.Errorf("file %d: want [key, part, records, bytes(, store)], got %d elements", i, m)
+		}
+		if err != nil {
 			return nil, err
 		}
 		var f outFile
@@ -406,6 +414,9 @@ func decodeFiles(d *msgp.Cursor) ([]outFile, error) {
 					f.Bytes, err = d.Int64()
 				}
 			}
+		}
+		if err == nil && m == 5 {
+			f.Store, err = d.Str()
 		}
 		if err != nil {
 			return nil, fmt.Errorf("file %d: %w", i, err)

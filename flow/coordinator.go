@@ -33,6 +33,7 @@ type coordinator struct {
 	inputs   inputFiles
 	fleet    *fleet        // worker slots per function, for stages that follow the fleet
 	store    storage.Store // the run's storage; nil sends data through the job server
+	outStore storage.Store // the output folder's store, when the output is part files
 	storeURI string
 
 	mu     sync.Mutex // guards the stageRun counters and serializes OnEvent
@@ -77,6 +78,13 @@ func Run(ctx context.Context, p *spec.Pipeline, reg *Registry, opts Options) (*R
 			return nil, &RunError{Run: c.run, Err: fmt.Errorf("storage: %w", err)}
 		}
 		c.store = st
+	}
+	if p.Output.Dir {
+		st, err := storage.Open(ctx, p.Output.To)
+		if err != nil {
+			return nil, &RunError{Run: c.run, Err: fmt.Errorf("output: %w", err)}
+		}
+		c.outStore = st
 	}
 	if err := c.checkFunctions(); err != nil {
 		return nil, &RunError{Run: c.run, Err: err}

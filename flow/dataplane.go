@@ -18,6 +18,7 @@ import (
 	"unsafe"
 
 	"github.com/gearflow/gearflow/flow/internal/msgp"
+	"github.com/gearflow/gearflow/flow/spec"
 	"github.com/gearflow/gearflow/flow/storage"
 )
 
@@ -304,6 +305,9 @@ type storageSink struct {
 	w   *recordFile
 	out int64
 
+	// a published part file:
+	part *partFile
+
 	// partitioned:
 	sorter  *partSorter
 	combine func(key string, values [][]byte, emit func(key string, value []byte) error) error
@@ -318,6 +322,10 @@ func (r *Registry) newStorageSink(ctx context.Context, t *task) (*storageSink, e
 		return nil, err
 	}
 	s := &storageSink{ctx: ctx, st: st, prefix: t.Refs.Out, parts: t.Refs.Parts}
+	if pub := t.Refs.Publish; pub != nil && s.parts <= 0 {
+		s.part, err = r.createPartFile(ctx, pub)
+		return s, err
+	}
 	if s.parts <= 0 {
 		s.w, err = createRecordFile(ctx, st, outKey(s.prefix))
 		return s, err
@@ -345,6 +353,9 @@ func (r *Registry) newStorageSink(ctx context.Context, t *task) (*storageSink, e
 }
 
 func (s *storageSink) emit(key string, value any) error {
+	if s.part != nil {
+		return s.part.write(key, value)
+	}
 	var err error
 	if s.value, err = appendValue(s.value[:0], value); err != nil {
 		return err
@@ -358,6 +369,13 @@ func (s *storageSink) emit(key string, value any) error {
 
 func (s *storageSink) finish() (Summary, error) {
 	s.done = true
+	if s.part != nil {
+		f, err := s.part.commit()
+		if err != nil {
+			return Summary{}, err
+		}
+		return Summary{RecordsOut: f.Records, Files: []outFile{f}}, nil
+	}
 	if s.w != nil {
 		f, err := s.w.commit(0)
 		if err != nil {
@@ -415,6 +433,9 @@ func (s *storageSink) abort() {
 	s.done = true
 	if s.w != nil {
 		s.w.abort()
+	}
+	if s.part != nil {
+		s.part.w.Abort()
 	}
 	if s.sorter != nil {
 		s.sorter.cleanup()
@@ -607,4 +628,69 @@ func (s *sliceSource) next() (rawRecord, bool, error) {
 	r := s.recs[0]
 	s.recs = s.recs[1:]
 	return r, true, nil
+}
+
+// partFile is an output part file being written by its task, in the
+// output's format.
+type partFile struct {
+	ref     *publishRef
+	w       storage.Writer
+	n       countingWriter
+	rw      recordWriter
+	records int64
+}
+
+func (r *Registry) createPartFile(ctx context.Context, ref *publishRef) (*partFile, error) {
+	format, err := spec.ParseFormat(ref.Format)
+	if err != nil {
+		return nil, err
+	}
+	st, err := r.stores.get(ctx, ref.Store)
+	if err != nil {
+		return nil, err
+	}
+	w, err := st.Create(ctx, ref.Key)
+	if err != nil {
+		return nil, fmt.Errorf("flow: %s: %w", ref.URI(), err)
+	}
+	p := &partFile{ref: ref, w: w, n: countingWriter{w: w}}
+	if p.rw, err = newRecordWriter(&p.n, format); err != nil {
+		w.Abort()
+		return nil, err
+	}
+	return p, nil
+}
+
+// write writes a record as the single output file would show it: its
+// value as it reads after a trip through the wire.
+func (p *partFile) write(key string, value any) error {
+	v, err := wireValue(value)
+	if err != nil {
+		return err
+	}
+	p.records++
+	return p.rw.write(key, v)
+}
+
+func (p *partFile) commit() (outFile, error) {
+	if err := p.rw.flush(); err != nil {
+		p.w.Abort()
+		return outFile{}, err
+	}
+	if err := p.w.Commit(); err != nil {
+		return outFile{}, err
+	}
+	return outFile{Store: p.ref.Store, Key: p.ref.Key, Records: p.records, Bytes: p.n.n}, nil
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }

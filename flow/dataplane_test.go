@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gearflow/gearflow/examples/wordcount"
 	"github.com/gearflow/gearflow/flow"
 	"github.com/gearflow/gearflow/flow/spec"
 )
@@ -449,5 +450,64 @@ output: { to: out.tsv }
 		if got[k] != n {
 			t.Errorf("%q counted %d times, want %d", k, got[k], n)
 		}
+	}
+}
+
+// TestOutputPartFiles: an output folder ("to:" ends in "/") gets one
+// part file per task of the output stage, each sorted by key, and an
+// empty _SUCCESS; together they hold exactly the single file's records.
+// With storage the reduce tasks write their part files themselves and
+// the run renames them into place; without, the coordinator writes them.
+func TestOutputPartFiles(t *testing.T) {
+	t.Parallel()
+	for _, store := range []string{"", flow.StorageNone} {
+		t.Run("storage="+store, func(t *testing.T) {
+			t.Parallel()
+			p, _ := loadWordcount(t, nil)
+			dir := filepath.Join(t.TempDir(), "parts")
+			p.Output.To, p.Output.Dir = dir, true
+			reg := flow.NewRegistry()
+			wordcount.Register(reg)
+			res, err := flow.Run(t.Context(), p, reg, flow.Options{StateDir: t.TempDir(), Workers: 2, Storage: store, Logger: testLogger(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ents, err := os.ReadDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			var lines []string
+			for _, e := range ents {
+				names = append(names, e.Name())
+				if !strings.HasPrefix(e.Name(), "part-") {
+					continue
+				}
+				data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+				if err != nil {
+					t.Fatal(err)
+				}
+				part := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+				if !sort.StringsAreSorted(part) {
+					t.Errorf("%s is not sorted by key", e.Name())
+				}
+				lines = append(lines, part...)
+			}
+			wantNames := []string{"_SUCCESS"}
+			for i := range res.Stages[1].Tasks {
+				wantNames = append(wantNames, fmt.Sprintf("part-%05d.tsv", i))
+			}
+			if strings.Join(names, " ") != strings.Join(wantNames, " ") {
+				t.Errorf("output folder holds %q, want %q", names, wantNames)
+			}
+			sort.Strings(lines)
+			want := strings.Split(strings.TrimSuffix(wantWordcount(t), "\n"), "\n")
+			if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+				t.Errorf("the part files hold %d lines, want the %d of the single output", len(lines), len(want))
+			}
+			if res.OutputRecords != int64(len(want)) {
+				t.Errorf("output records %d, want %d", res.OutputRecords, len(want))
+			}
+		})
 	}
 }

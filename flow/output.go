@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -168,6 +170,9 @@ func (c *coordinator) writeResult(ctx context.Context) (int64, error) {
 	if sr == nil {
 		return 0, fmt.Errorf("flow: output stage %q does not exist", from)
 	}
+	if out.Dir {
+		return c.writeParts(ctx, sr)
+	}
 	eachRaw := func(fn func(key, value []byte) error) error { return c.eachOutputRaw(sr, fn) }
 	if c.store != nil {
 		eachRaw = func(fn func(key, value []byte) error) error {
@@ -194,4 +199,108 @@ func (c *coordinator) writeResult(ctx context.Context) (int64, error) {
 			return nil
 		})
 	})
+}
+
+// outputStage returns the stage whose records are the run's output.
+func (c *coordinator) outputStage() string {
+	if c.p.Output.From != "" {
+		return c.p.Output.From
+	}
+	return c.p.Stages[len(c.p.Stages)-1].Name
+}
+
+// publishing reports whether st's tasks write the run's output part
+// files themselves: with storage, when the output is a folder of part
+// files, st is its stage and no stage reads st's records.
+func (c *coordinator) publishing(st *spec.Stage) bool {
+	if c.store == nil || !c.p.Output.Dir || st.Name != c.outputStage() {
+		return false
+	}
+	for _, other := range c.p.Stages {
+		if other.Input.From.Kind == spec.SourceStage && other.Input.From.Value == st.Name {
+			return false
+		}
+	}
+	return true
+}
+
+// partTemp is where an attempt of a publishing stage writes its part
+// file, in the output's store.
+func (c *coordinator) partTemp(task, attempt int) string {
+	return fmt.Sprintf("_temporary/%s/task-%06d/attempt-%d/part.%s", c.run, task, attempt, c.p.Output.Format)
+}
+
+// partName is task's part file in the output folder.
+func (c *coordinator) partName(task int) string {
+	return fmt.Sprintf("part-%05d.%s", task, c.p.Output.Format)
+}
+
+// writeParts writes the output folder: a part file per task of the
+// output stage, in task order, then an empty _SUCCESS. Part files the
+// tasks wrote themselves are renamed into place in the output's store;
+// otherwise the records are written from the run's data here.
+func (c *coordinator) writeParts(ctx context.Context, sr *stageRun) (int64, error) {
+	st, err := storage.Open(ctx, c.p.Output.To)
+	if err != nil {
+		return 0, fmt.Errorf("flow: output: %w", err)
+	}
+	var total int64
+	for task := range sr.chunks {
+		name := c.partName(task)
+		if c.publishing(sr.st) {
+			c.mu.Lock()
+			files := sr.files[task]
+			c.mu.Unlock()
+			for _, f := range files {
+				err := st.Rename(ctx, f.Key, name)
+				if errors.Is(err, fs.ErrNotExist) {
+					// Renamed already by a run that stopped before its end.
+					_, err = st.Stat(ctx, name)
+				}
+				if err != nil {
+					return total, fmt.Errorf("flow: output: %w", err)
+				}
+				total += f.Records
+			}
+			continue
+		}
+		each := func(fn func(rawRecord) error) error {
+			conv := func(key, value []byte) error { return fn(rawRecord{Key: string(key), Value: value}) }
+			if c.store != nil {
+				c.mu.Lock()
+				files := sr.files[task]
+				c.mu.Unlock()
+				for _, f := range files {
+					if err := eachStoredRecord(ctx, c.store, f.Key, func(k string, v []byte) error { return fn(rawRecord{Key: k, Value: v}) }); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+			err := c.j.eachTaskRaw(sr.st.Name, task, conv)
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // a failed task under continue: no output
+			}
+			return err
+		}
+		n, err := writeOutput(ctx, joinURI(st.URI(), name), c.p.Output.Format, each)
+		if err != nil {
+			return total, err
+		}
+		total += n
+	}
+	w, err := st.Create(ctx, "_SUCCESS")
+	if err == nil {
+		err = w.Commit()
+	}
+	if err != nil {
+		return total, fmt.Errorf("flow: output: %w", err)
+	}
+	// As Hadoop's committer does at a job's end, the whole _temporary
+	// folder goes: two runs writing one output folder at once would
+	// clobber each other's part files anyway.
+	if err := st.DeletePrefix(ctx, "_temporary"); err != nil {
+		c.log.Warn("could not delete the output's temporary files", "err", err)
+	}
+	return total, nil
 }

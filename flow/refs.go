@@ -1,6 +1,8 @@
 package flow
 
 import (
+	"github.com/gearflow/gearflow/flow/spec"
+
 	"fmt"
 	"path"
 	"strconv"
@@ -35,6 +37,18 @@ type taskRefs struct {
 	// TimeoutMillis is the attempt's time limit; the worker cancels the
 	// function's context when it passes. Zero means none.
 	TimeoutMillis int64 `msgpack:"timeout_ms,omitempty"`
+	// Publish, for the output stage of a run whose output is a folder of
+	// part files, has the worker write its output formatted, as that
+	// part file, instead of a record file.
+	Publish *publishRef `msgpack:"publish,omitempty"`
+}
+
+// publishRef is where an attempt writes its part file: a key of the
+// output's store, under _temporary/, that the run renames into place
+// once the attempt has won and the run has ended.
+type publishRef struct {
+	objectRef `msgpack:",inline"`
+	Format    string `msgpack:"format"` // tsv, csv or jsonl
 }
 
 // objectRef names an object by its store's URI and its key there.
@@ -81,6 +95,9 @@ func (s *splitRef) String() string {
 // outFile is one file an attempt wrote: reported in its summary, then
 // journaled when the attempt is committed.
 type outFile struct {
+	// Store, when set, is the store of a published part file; else the
+	// file is in the run's storage.
+	Store   string `msgpack:"store,omitempty" json:"store,omitempty"`
 	Key     string `msgpack:"key" json:"key"`
 	Part    int    `msgpack:"part" json:"part"` // partition, or 0
 	Records int64  `msgpack:"records" json:"records"`
@@ -133,6 +150,11 @@ func decodeRefs(raw []byte) (*taskRefs, error) {
 	}
 	if r.Split != nil && r.Split.Format == "" {
 		r.Split.Format = "text"
+	}
+	if r.Publish != nil {
+		if _, err := spec.ParseFormat(r.Publish.Format); err != nil {
+			return nil, fmt.Errorf("refs: publish: %w", err)
+		}
 	}
 	return &r, nil
 }

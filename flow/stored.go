@@ -257,6 +257,10 @@ func (c *coordinator) refs(sr *stageRun, task, attempt int) *taskRefs {
 	if sr.st.Timeout > 0 {
 		r.TimeoutMillis = sr.st.Timeout.Milliseconds()
 	}
+	if c.publishing(sr.st) {
+		r.Publish = &publishRef{objectRef: objectRef{Store: c.outStore.URI(), Key: c.partTemp(task, attempt)},
+			Format: c.p.Output.Format.String()}
+	}
 	return r
 }
 
@@ -281,6 +285,9 @@ func (c *coordinator) storedAttempt(ctx context.Context, sr *stageRun, task, att
 			defer cancel()
 			if err := c.store.DeletePrefix(dctx, refs.Out); err != nil {
 				c.log.Warn("could not delete a discarded attempt's files; the run's end sweeps them", "prefix", refs.Out, "err", err)
+			}
+			if refs.Publish != nil {
+				c.outStore.DeletePrefix(dctx, path.Dir(refs.Publish.Key))
 			}
 		}()
 	}
@@ -329,8 +336,12 @@ func (c *coordinator) storedAttempt(ctx context.Context, sr *stageRun, task, att
 		return fail(jobErr)
 	}
 	for _, f := range summary.Files {
-		if !strings.HasPrefix(f.Key, refs.Out+"/") {
-			return fail(fmt.Errorf("flow: the worker reported file %s outside its attempt's prefix %s", f.Key, refs.Out))
+		prefix := refs.Out
+		if f.Store != "" && refs.Publish != nil {
+			prefix = path.Dir(refs.Publish.Key)
+		}
+		if !strings.HasPrefix(f.Key, prefix+"/") {
+			return fail(fmt.Errorf("flow: the worker reported file %s outside its attempt's prefix %s", f.Key, prefix))
 		}
 	}
 	entry := journalEntry{Stage: st.Name, Task: task, Attempt: attempt, Stored: true,

@@ -219,3 +219,42 @@ func dump(p *spec.Pipeline) string {
 	}
 	return b.String()
 }
+
+// TestOutputFolderAndStorage: "to:" ending in "/" names a folder of part
+// files (tsv unless format: says otherwise); storage: and s3:// sources
+// are kept as URIs, a storage path made absolute.
+func TestOutputFolderAndStorage(t *testing.T) {
+	t.Parallel()
+	src := `name: x
+storage: tmp/data
+stages:
+  - name: m
+    kind: map
+    function: f
+    input: { from: "s3://bucket/logs/**/*.gz" }
+output: { to: out/parts/, format: jsonl }
+`
+	p, err := spec.Parse([]byte(src), "/work/p.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Output.Dir || p.Output.To != "/work/out/parts" || p.Output.Format != spec.FormatJSONL {
+		t.Errorf("output %+v, want the folder /work/out/parts in jsonl", p.Output)
+	}
+	if p.Storage != "file:///work/tmp/data" {
+		t.Errorf("storage %q, want file:///work/tmp/data", p.Storage)
+	}
+	if in := p.Stages[0].Input; in.From != (spec.Source{Kind: spec.SourceGlob, Value: "s3://bucket/logs/**/*.gz"}) || in.Split.By != spec.SplitBytes || in.Split.N != 64<<20 {
+		t.Errorf("input %+v, want the s3 glob with 64 MiB byte splits", in)
+	}
+	p, err = spec.Parse([]byte(strings.Replace(src, "out/parts/, format: jsonl", "s3://b/out/", 1)), "/work/p.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Output.Dir || p.Output.To != "s3://b/out" || p.Output.Format != spec.FormatTSV {
+		t.Errorf("output %+v, want the folder s3://b/out in tsv", p.Output)
+	}
+	if _, err := spec.Parse([]byte(strings.Replace(src, "tmp/data", "ftp://x/y", 1)), "/work/p.yaml", nil); err == nil || !strings.Contains(err.Error(), "unknown storage scheme") {
+		t.Errorf("an ftp storage: err = %v, want an unknown scheme", err)
+	}
+}

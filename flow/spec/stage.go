@@ -787,7 +787,14 @@ func (p *parser) output(n *yaml.Node, pl *Pipeline) Output {
 			} else {
 				out.To = absPath(p.dir, path)
 			}
-			if formatNode == nil {
+			if strings.HasSuffix(s, "/") {
+				// A folder of part files, one per task.
+				out.Dir = true
+				out.To = strings.TrimSuffix(out.To, "/")
+				if formatNode == nil {
+					out.Format = FormatTSV
+				}
+			} else if formatNode == nil {
 				switch ext := strings.ToLower(filepath.Ext(path)); ext {
 				case ".tsv":
 					out.Format = FormatTSV

@@ -390,9 +390,14 @@ func (e Encoding) String() string {
 type Output struct {
 	// From is the stage whose records are written (default: the last stage).
 	From string
-	// To is the absolute path of the output file, or an s3:// URI.
+	// To is the absolute path of the output file, or an s3:// URI; with
+	// Dir, of the folder (or prefix) of its part files.
 	To     string
 	Format Format
+	// Dir ("to:" ends in "/") writes one part file per task of the output
+	// stage, part-NNNNN.<format>, and an empty _SUCCESS once all are
+	// there, instead of one file; the format defaults to tsv.
+	Dir bool
 }
 
 // Format is the output file format.
@@ -414,6 +419,16 @@ func (f Format) String() string {
 		return "jsonl"
 	}
 	return "Format(" + strconv.Itoa(int(f)) + ")"
+}
+
+// ParseFormat returns the Format called s: "tsv", "csv" or "jsonl".
+func ParseFormat(s string) (Format, error) {
+	for _, f := range []Format{FormatTSV, FormatCSV, FormatJSONL} {
+		if f.String() == s {
+			return f, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown output format %q (want tsv, csv or jsonl)", s)
 }
 
 // ErrInvalid matches every *Error with errors.Is: the pipeline file (or

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -27,7 +28,7 @@ version: 1
 name: wcstore
 params:
   input: { type: string, required: true }
-  out:   { type: path, required: true }
+  out:   { type: string, required: true }
   split: { type: int, default: 65536 }
 defaults:
   timeout: 1m
@@ -45,7 +46,7 @@ stages:
     function: wc.sum
 output:
   from: stage:total
-  to: file:${params.out}
+  to: "${params.out}"
 `
 
 // storageSetup is where a distributed storage test keeps its input and
@@ -53,6 +54,7 @@ output:
 type storageSetup struct {
 	input   string   // the input's URI
 	storage string   // the run's storage URI
+	parts   string   // a folder for part files, ending in /
 	env     []string // what every process needs to reach them
 }
 
@@ -72,11 +74,11 @@ func setupStorage(t *testing.T, kind, path string) storageSetup {
 		if err := os.WriteFile(in, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		return storageSetup{input: "file:" + in, storage: "file://" + filepath.Join(dir, "data")}
+		return storageSetup{input: "file:" + in, storage: "file://" + filepath.Join(dir, "data"), parts: filepath.Join(dir, "parts") + "/"}
 	case "s3":
 		s := seaweedtest.Start(t)
 		env := s.Env()
-		setup := storageSetup{input: s.URI("input/big.txt"), storage: s.URI("runs"), env: env}
+		setup := storageSetup{input: s.URI("input/big.txt"), storage: s.URI("runs"), parts: s.URI("out") + "/", env: env}
 		// The test's own process writes the input through the same code
 		// the workers read it with.
 		for _, kv := range env {
@@ -171,6 +173,24 @@ func TestDistributedStorage(t *testing.T) {
 				}
 			})
 
+			t.Run("part files", func(t *testing.T) {
+				for range 2 {
+					startProcessEnv(t, bin, setup.env, nil, "worker", "--servers", servers, "--concurrency", "2")
+				}
+				run := startProcessEnv(t, bin, setup.env, nil, "run", pipeline, "--servers", servers,
+					"--storage", setup.storage, "--state-dir", t.TempDir(),
+					"-p", "input="+setup.input, "-p", "out="+setup.parts, "-p", "split=65536")
+				select {
+				case <-run.done:
+				case <-time.After(5 * time.Minute):
+					t.Fatal("the run did not end within 5 minutes")
+				}
+				if code := run.cmd.ProcessState.ExitCode(); code != 0 {
+					t.Fatalf("run exited %d", code)
+				}
+				checkParts(t, strings.TrimSuffix(setup.parts, "/"), want)
+			})
+
 			t.Run("coordinator killed and resumed", func(t *testing.T) {
 				for range 2 {
 					startProcessEnv(t, bin, setup.env, nil, "worker", "--servers", servers, "--concurrency", "1")
@@ -247,5 +267,50 @@ func checkStorageCommitted(t *testing.T, uri, runID, runDir string) {
 	}
 	if len(infos) == 0 {
 		t.Error("storage holds none of the run's files")
+	}
+}
+
+// checkParts fails t unless the output folder at uri holds _SUCCESS and
+// part files (the reduce stage's 6), each sorted, that hold want's lines.
+func checkParts(t *testing.T, uri, want string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := storage.Open(ctx, uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	infos, err := st.List(ctx, "**")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names, lines []string
+	for _, in := range infos {
+		names = append(names, in.Key)
+		if !strings.HasPrefix(in.Key, "part-") {
+			continue
+		}
+		rc, err := st.Open(ctx, in.Key, 0, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		part := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+		if !sort.StringsAreSorted(part) {
+			t.Errorf("%s is not sorted", in.Key)
+		}
+		lines = append(lines, part...)
+	}
+	wantNames := "_SUCCESS part-00000.tsv part-00001.tsv part-00002.tsv part-00003.tsv part-00004.tsv part-00005.tsv"
+	if strings.Join(names, " ") != wantNames {
+		t.Errorf("output folder holds %q, want %s", names, wantNames)
+	}
+	sort.Strings(lines)
+	if got := strings.Join(lines, "\n") + "\n"; got != want {
+		t.Errorf("part files hold %d lines, want %d", len(lines), strings.Count(want, "\n"))
 	}
 }

@@ -49,3 +49,47 @@ func jobPriority(p spec.Priority) runtime.Priority {
 	}
 	return runtime.PriorityNormal
 }
+
+// followJob reads an attempt's job events to their end: WORK_DATA goes to
+// data, WORK_COMPLETE to complete, WORK_STATUS to the stage's progress.
+// It returns the first error data or complete returned, else what ended
+// the job if it did not complete: its WORK_FAIL (with the last
+// WORK_WARNING), its WORK_EXCEPTION, or the loss of its server
+// (errAttemptLost).
+func (c *coordinator) followJob(ctx context.Context, sr *stageRun, task int, t *runtime.Task,
+	data, complete func([]byte) error) error {
+	var warning string
+	var jobErr error
+	keep := func(err error) {
+		if jobErr == nil {
+			jobErr = err
+		}
+	}
+	for ev := range t.Events() {
+		switch ev.Kind {
+		case runtime.EventData:
+			if err := data(ev.Data); err != nil {
+				keep(err)
+			}
+		case runtime.EventWarning:
+			warning = string(ev.Data)
+		case runtime.EventStatus:
+			c.progress(sr, task, ev.Numerator)
+		case runtime.EventComplete:
+			if err := complete(ev.Data); err != nil {
+				keep(err)
+			}
+		case runtime.EventFail:
+			if warning != "" {
+				keep(fmt.Errorf("job failed (WORK_FAIL): %s", warning))
+			} else {
+				keep(errors.New("job failed (WORK_FAIL)"))
+			}
+		case runtime.EventException:
+			keep(fmt.Errorf("%s", ev.Data))
+		case runtime.EventError:
+			keep(lostServer(ctx, ev.Err))
+		}
+	}
+	return jobErr
+}

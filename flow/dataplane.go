@@ -574,17 +574,7 @@ func (s *partSorter) each(p int, fn func(key string, value []byte) error) error 
 		}
 		return nil
 	}
-	var srcs []mergeSource
-	for _, path := range s.runs[p] {
-		r, err := openRecFile(path)
-		if err != nil {
-			return err
-		}
-		defer r.close()
-		srcs = append(srcs, &fileSource{r: r})
-	}
-	srcs = append(srcs, &sliceSource{recs: recs})
-	return mergeRecords(srcs, func(r rawRecord) error { return fn(r.Key, r.Value) })
+	return mergeSpills(s.runs[p], &sliceSource{recs: recs}, fn)
 }
 
 // groups calls fn with each key of partition p and its values, in key

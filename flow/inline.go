@@ -320,58 +320,37 @@ func (c *coordinator) attempt(ctx context.Context, sr *stageRun, task, attempt i
 	var (
 		got, batches int64
 		raw          bytes.Buffer
-		warning      string
 		summary      Summary
-		jobErr       error
 	)
-	for ev := range t.Events() {
-		switch ev.Kind {
-		case runtime.EventData:
-			if st.Encoding == spec.EncodingRaw {
-				raw.Write(ev.Data)
-				continue
-			}
-			n, err := writeBatch(w, ev.Data)
-			if err != nil {
-				jobErr = err
-				continue
-			}
-			got += n
-			batches++
-		case runtime.EventWarning:
-			warning = string(ev.Data)
-		case runtime.EventStatus:
-			c.progress(sr, task, ev.Numerator)
-		case runtime.EventComplete:
-			if st.Encoding == spec.EncodingRaw {
-				raw.Write(ev.Data)
-				recs := rawLines(raw.Bytes())
-				for _, r := range recs {
-					if err := w.write(r); err != nil {
-						jobErr = err
-					}
-				}
-				summary = Summary{RecordsIn: int64(sr.chunks[task].Lines), RecordsOut: int64(len(recs))}
-				got, batches = summary.RecordsOut, summary.Batches
-				continue
-			}
-			s, err := decodeSummary(ev.Data)
-			if err != nil {
-				jobErr = err
-				continue
-			}
-			summary = s
-		case runtime.EventFail:
-			jobErr = errors.New("job failed (WORK_FAIL)")
-			if warning != "" {
-				jobErr = fmt.Errorf("job failed (WORK_FAIL): %s", warning)
-			}
-		case runtime.EventException:
-			jobErr = fmt.Errorf("%s", ev.Data)
-		case runtime.EventError:
-			jobErr = lostServer(ctx, ev.Err)
+	jobErr := c.followJob(ctx, sr, task, t, func(data []byte) error {
+		if st.Encoding == spec.EncodingRaw {
+			raw.Write(data)
+			return nil
 		}
-	}
+		n, err := writeBatch(w, data)
+		if err != nil {
+			return err
+		}
+		got += n
+		batches++
+		return nil
+	}, func(data []byte) error {
+		if st.Encoding == spec.EncodingRaw {
+			raw.Write(data)
+			recs := rawLines(raw.Bytes())
+			for _, r := range recs {
+				if err := w.write(r); err != nil {
+					return err
+				}
+			}
+			summary = Summary{RecordsIn: int64(sr.chunks[task].Lines), RecordsOut: int64(len(recs))}
+			got, batches = summary.RecordsOut, summary.Batches
+			return nil
+		}
+		s, err := decodeSummary(data)
+		summary = s
+		return err
+	})
 	if jobErr != nil {
 		return fail(jobErr)
 	}

@@ -1,7 +1,6 @@
 package flow
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
@@ -139,53 +138,14 @@ func splitFile(path string, split spec.Split) ([]chunk, error) {
 		return nil, fmt.Errorf("flow: input: %w", err)
 	}
 	defer f.Close()
-	n := int64(split.N)
-	if n <= 0 {
-		switch split.By {
-		case spec.SplitBytes:
-			n = spec.DefaultSplitBytes
-		case spec.SplitRecords:
-			n = spec.DefaultSplitRecords
-		default:
-			n = spec.DefaultSplitLines
-		}
+	chunks, err := scanLineSplits(f, split)
+	if err != nil {
+		return nil, fmt.Errorf("flow: input: %w", err)
 	}
 	isJSON := split.By == spec.SplitRecords
 	isCSV := !isJSON && strings.EqualFold(filepath.Ext(path), ".csv")
-	var chunks []chunk
-	cur := chunk{File: path, FirstLine: 1, JSON: isJSON, CSV: isCSV}
-	var off, line int64
-	r := bufio.NewReaderSize(f, 256<<10)
-	for {
-		b, err := r.ReadSlice('\n')
-		if len(b) > 0 || err == bufio.ErrBufferFull {
-			off += int64(len(b))
-			cur.Length += int64(len(b))
-			if err != bufio.ErrBufferFull {
-				line++
-				cur.Lines++
-				full := cur.Lines >= n
-				if split.By == spec.SplitBytes {
-					full = cur.Length >= n
-				}
-				if full {
-					chunks = append(chunks, cur)
-					cur = chunk{File: path, Offset: off, FirstLine: line + 1, JSON: isJSON, CSV: isCSV}
-				}
-			}
-		}
-		if err == bufio.ErrBufferFull {
-			continue
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("flow: input: %w", err)
-		}
-	}
-	if cur.Lines > 0 || len(chunks) == 0 {
-		chunks = append(chunks, cur)
+	for i := range chunks {
+		chunks[i].File, chunks[i].JSON, chunks[i].CSV = path, isJSON, isCSV
 	}
 	return chunks, nil
 }

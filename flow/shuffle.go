@@ -371,9 +371,15 @@ func (s *shuffler) groups(p int, fn func(group) error) error {
 // the partition's buffer; call it once per partition (and not with
 // groups).
 func (s *shuffler) each(p int, fn func(key string, value []byte) error) error {
-	mem := s.mem[p].sorted()
+	return mergeSpills(s.runs[p], &groupSource{groups: s.mem[p].sorted()}, fn)
+}
+
+// mergeSpills calls fn with the records of the sorted run files at paths
+// and of mem, merged in key order; records of equal keys come in the
+// order of the files, then mem.
+func mergeSpills(paths []string, mem mergeSource, fn func(key string, value []byte) error) error {
 	var srcs []mergeSource
-	for _, path := range s.runs[p] {
+	for _, path := range paths {
 		r, err := openRecFile(path)
 		if err != nil {
 			return err
@@ -381,7 +387,7 @@ func (s *shuffler) each(p int, fn func(key string, value []byte) error) error {
 		defer r.close()
 		srcs = append(srcs, &fileSource{r: r})
 	}
-	srcs = append(srcs, &groupSource{groups: mem})
+	srcs = append(srcs, mem)
 	return mergeRecords(srcs, func(r rawRecord) error { return fn(r.Key, r.Value) })
 }
 

@@ -3,7 +3,6 @@ package flow
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -303,35 +302,14 @@ func (c *coordinator) storedAttempt(ctx context.Context, sr *stageRun, task, att
 	if err != nil {
 		return fail(lostServer(ctx, err))
 	}
-	var (
-		warning string
-		summary Summary
-		jobErr  error
-	)
-	for ev := range t.Events() {
-		switch ev.Kind {
-		case runtime.EventWarning:
-			warning = string(ev.Data)
-		case runtime.EventStatus:
-			c.progress(sr, task, ev.Numerator)
-		case runtime.EventComplete:
-			s, err := decodeSummary(ev.Data)
-			if err != nil {
-				jobErr = err
-				continue
-			}
-			summary = s
-		case runtime.EventFail:
-			jobErr = errors.New("job failed (WORK_FAIL)")
-			if warning != "" {
-				jobErr = fmt.Errorf("job failed (WORK_FAIL): %s", warning)
-			}
-		case runtime.EventException:
-			jobErr = fmt.Errorf("%s", ev.Data)
-		case runtime.EventError:
-			jobErr = lostServer(ctx, ev.Err)
-		}
-	}
+	var summary Summary
+	jobErr := c.followJob(ctx, sr, task, t, func([]byte) error {
+		return fmt.Errorf("flow: WORK_DATA from a task whose data goes through storage")
+	}, func(data []byte) error {
+		s, err := decodeSummary(data)
+		summary = s
+		return err
+	})
 	if jobErr != nil {
 		return fail(jobErr)
 	}

@@ -68,7 +68,6 @@ func TestSoakExceptions(t *testing.T) {
 	// to the grab that follows a long job's exception must still reach
 	// the worker.
 	t.Run("gearflow-short-write-timeout", func(t *testing.T) {
-		t.Skip("fails until the server's inline write path keeps its write deadline ahead (see server's TestLongJobThenException)")
 		t.Parallel()
 		srv := servertest.Start(t, server.Config{WriteTimeout: 300 * time.Millisecond})
 		soakExceptions(t, srv.Addr, d, true)

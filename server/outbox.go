@@ -100,6 +100,9 @@ func (c *conn) flushInline() {
 		segs = append(segs, buf[mark:])
 		refs = append(refs, nil)
 	}
+	// The poller refuses any write once the deadline writePending set
+	// has passed, even this one that never waits: keep it ahead.
+	c.refreshDeadline()
 	var n int
 	var errno syscall.Errno
 	err := c.raw.Write(func(fd uintptr) bool {
@@ -430,6 +433,16 @@ func (c *conn) writeLoop() {
 	}
 }
 
+// refreshDeadline moves the write deadline WriteTimeout ahead once a
+// quarter of it has passed: refreshing costs a syscall-sized share of a
+// small write. The caller holds wmu.
+func (c *conn) refreshDeadline() {
+	if now := time.Now(); now.Sub(c.deadlineSet) > c.srv.cfg.WriteTimeout/4 {
+		_ = c.nc.SetWriteDeadline(now.Add(c.srv.cfg.WriteTimeout))
+		c.deadlineSet = now
+	}
+}
+
 // writePending writes what the outbox holds until it is empty, waiting
 // for the socket as long as the write timeout allows. It reports false
 // when the connection failed. The caller holds wmu.
@@ -446,12 +459,7 @@ func (c *conn) writePending() bool {
 			c.spare, c.spareSegs, c.spareRefs = buf, segs, refs
 			return true
 		}
-		// Refreshing the deadline costs a syscall-sized share of a small
-		// write; refresh it once a quarter of the timeout has passed.
-		if now := time.Now(); now.Sub(c.deadlineSet) > c.srv.cfg.WriteTimeout/4 {
-			_ = c.nc.SetWriteDeadline(now.Add(c.srv.cfg.WriteTimeout))
-			c.deadlineSet = now
-		}
+		c.refreshDeadline()
 		var err error
 		if len(segs) == 0 {
 			_, err = c.nc.Write(buf)

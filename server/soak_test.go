@@ -65,7 +65,6 @@ func TestSoakWorkPackets(t *testing.T) {
 	// With the default 30 s write timeout, a soak longer than 30 s
 	// loses workers (EOF, nothing logged); a 250 ms timeout shows it here.
 	t.Run("ours-short-write-timeout", func(t *testing.T) {
-		t.Skip(skipUntilDeadlineFix)
 		t.Parallel()
 		var log syncBuffer
 		srv := servertest.Start(t, server.Config{
@@ -383,10 +382,6 @@ func soakClient(nc net.Conn, id int, exceptions bool, deadline time.Time) (int, 
 	return finished, nil
 }
 
-// skipUntilDeadlineFix skips the reproductions of the silent close below
-// until the server's fix is in.
-const skipUntilDeadlineFix = "fails until the inline write path (conn.flushInline) keeps the write deadline that writePending set ahead: the poller refuses a write once it passed, and the connection closes silently"
-
 // TestLongJobThenException is the dropped connection of a worker that
 // reports an exception after a long job: once the server's writer
 // goroutine has written to a worker (a NOOP after another worker's loss)
@@ -394,7 +389,6 @@ const skipUntilDeadlineFix = "fails until the inline write path (conn.flushInlin
 // WriteTimeout ends with WORK_EXCEPTION and the next GRAB_JOB, and the
 // reply to that grab must still reach the worker.
 func TestLongJobThenException(t *testing.T) {
-	t.Skip(skipUntilDeadlineFix)
 	t.Parallel()
 	const writeTimeout = 200 * time.Millisecond
 	var log syncBuffer

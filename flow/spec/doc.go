@@ -87,7 +87,8 @@
 //   - timeout: duration, default 10m: the limit of one attempt; 0s means
 //     no limit.
 //   - retry: a mapping, inherited field by field:
-//     max_attempts (int >= 1, default 3, counting the first attempt),
+//     max_attempts (int >= 1, default 3, counting the first attempt; an
+//     attempt lost with its job server does not count, up to 10 of them),
 //     backoff (exponential, the default, or fixed),
 //     initial (duration, default 1s: the first wait) and
 //     max (duration, default 30s: the longest wait; not below initial).

@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/gearflow/gearflow/flow/spec"
@@ -27,7 +28,8 @@ type StagePlan struct {
 }
 
 // Plan works out the tasks of every stage of p without running anything:
-// file and glob inputs are split as a run would split them.
+// file and glob inputs (local or s3://) are split as a run with storage
+// would split them.
 func Plan(p *spec.Pipeline) ([]StagePlan, error) {
 	var out []StagePlan
 	for _, st := range p.Stages {
@@ -39,7 +41,7 @@ func Plan(p *spec.Pipeline) ([]StagePlan, error) {
 				sp.Partitions = max(up.Partition.Count, 1)
 			}
 		case st.Input.From.Kind == spec.SourceFile || st.Input.From.Kind == spec.SourceGlob:
-			chunks, err := planFiles(st.Input.From, st.Input.Split)
+			chunks, err := planInputRefs(context.Background(), st.Input.From, st.Input.Split)
 			if err != nil {
 				return nil, fmt.Errorf("stage %s: %w", st.Name, err)
 			}

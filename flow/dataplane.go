@@ -154,7 +154,7 @@ func (r *Registry) eachSplitRecord(ctx context.Context, sp *splitRef, fn func(ke
 		}
 		if long != nil {
 			line = append(long, line...)
-			long = long[:0:0]
+			long = nil
 		}
 		if len(line) == 0 {
 			return nil

@@ -511,3 +511,41 @@ func TestOutputPartFiles(t *testing.T) {
 		})
 	}
 }
+
+// TestStoredLongLines: lines longer than the worker's read buffer, and
+// longer than a split, are read whole and once, CRLF ends included.
+func TestStoredLongLines(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	long := strings.Repeat("x", 600<<10)
+	data := "short\r\n" + long + "\nmid\n" + long + long + "\r\nend"
+	if err := os.WriteFile(filepath.Join(dir, "in.txt"), []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := parsePipeline(t, dir, `
+version: 1
+name: long
+stages:
+  - name: len
+    kind: map
+    function: len.map
+    input: { from: file:in.txt, split: { bytes: 100KiB } }
+output: { to: out.tsv }
+`, nil)
+	reg := flow.NewRegistry()
+	reg.Map("len.map", func(ctx context.Context, rec flow.Record, emit flow.Emit) error {
+		s := rec.Value.(string)
+		return emit(s[:min(len(s), 5)], len(s))
+	})
+	if _, err := flow.Run(t.Context(), p, reg, flow.Options{StateDir: t.TempDir(), Workers: 2, Logger: testLogger(t)}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "out.tsv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("short\t5\nxxxxx\t%d\nmid\t3\nxxxxx\t%d\nend\t3\n", len(long), 2*len(long))
+	if string(got) != want {
+		t.Errorf("output:\n%.300s\nwant:\n%.300s", got, want)
+	}
+}

@@ -34,7 +34,8 @@
 # (1GB), LINES (50000 lines a map task), SPLIT (16MiB, the byte splits),
 # PARTITIONS (8, of the distributed runs), WORKERS (2), SEED (1), DURATION
 # (5s, the fg run), S3 (1), TIMEOUT (600s per command), KEEP=1 keeps the
-# work directory.
+# work directory; BASE=COMMIT adds to wordcount a row for gearflow built
+# at that commit (git archive), to compare a change in the same run.
 #
 # Everything goes in a temporary directory, removed at the end; servers
 # listen on free loopback ports; only processes this script started are
@@ -54,6 +55,7 @@ SPLIT=${SPLIT:-16MiB}
 PARTITIONS=${PARTITIONS:-8}
 WORKERS=${WORKERS:-2}
 S3=${S3:-1}
+BASE=${BASE:-}
 SEED=${SEED:-1}
 DURATION=${DURATION:-5s}
 TIMEOUT=${TIMEOUT:-600}
@@ -191,11 +193,20 @@ attempts() { grep -o '[0-9]* retries, [0-9]* backups' "$WORK/$1.log" >>"$WORK/$1
 
 wordcount() {
 	gen_input "$SIZE"
-	rm -f "$WORK"/{plain,flow,flowbytes}.{times,attempts}
+	rm -f "$WORK"/{plain,flow,flowbytes,flowbase}.{times,attempts}
+	local names=(plain flow flowbytes)
+	if [ -n "$BASE" ]; then
+		log "building gearflow at $BASE"
+		rm -rf "$WORK/base"
+		mkdir "$WORK/base"
+		git archive "$BASE" | tar -x -C "$WORK/base"
+		(cd "$WORK/base" && go build -o "$WORK/gearflow-base" ./cmd/gearflow)
+		names+=(flowbase)
+	fi
 	local r which
 	for ((r = 1; r <= ROUNDS; r++)); do
 		load "round $r"
-		for which in $(rotate "$r" plain flow flowbytes); do
+		for which in $(rotate "$r" "${names[@]}"); do
 			log "round $r: $which"
 			rm -rf "$WORK/state"
 			case $which in
@@ -210,9 +221,14 @@ wordcount() {
 					-p out="$WORK/flowbytes.tsv" -p split="$SPLIT" -p partitions=4 --state-dir "$WORK/state"
 				attempts flowbytes
 				;;
+			flowbase)
+				timed flowbase "$WORK/gearflow-base" run "$WORK/base/examples/wordcount/wordcount.yaml" \
+					-p input="$INPUT" -p out="$WORK/flowbase.tsv" -p lines="$LINES" --state-dir "$WORK/state"
+				attempts flowbase
+				;;
 			esac
 		done
-		check_same flow flowbytes
+		check_same "${names[@]:1}"
 	done
 	rm -rf "$WORK/state"
 	local pw pc
@@ -223,11 +239,12 @@ wordcount() {
 	echo "| wordcount, $SIZE | wall s (median of $ROUNDS) | rounds | CPU s (user+sys, median) | max RSS MiB | wall / plain (median) | each round |"
 	echo "|---|---|---|---|---|---|---|"
 	local name label
-	for name in plain flow flowbytes; do
+	for name in "${names[@]}"; do
 		case $name in
 		plain) label="plain Go, one process" ;;
 		flow) label="gearflow run (embedded default), $LINES lines a task" ;;
 		flowbytes) label="gearflow run (embedded default), byte splits of $SPLIT" ;;
+		flowbase) label="gearflow run (embedded default) at $BASE, $LINES lines a task" ;;
 		esac
 		echo "| $label | $(median $(col "$name" 1)) | $(col "$name" 1 | paste -sd' ') | $(median $(col "$name" 3)) | $(mib "$(median $(col "$name" 2))") |" \
 			"$(ratios "$name" plain) |"
@@ -235,7 +252,10 @@ wordcount() {
 	echo
 	echo "target: embedded wall <= 1.5x the plain program's (and no slower than the 0.82-0.88x recorded before storage)"
 	echo "CPU flow/plain: $(awk -v f="$(median $(col flow 3))" -v p="$pc" 'BEGIN {printf "%.2f", f / p}')x (lines), $(awk -v f="$(median $(col flowbytes 3))" -v p="$pc" 'BEGIN {printf "%.2f", f / p}')x (bytes); plain wall $pw s"
-	echo "extra attempts of the flow runs, by round: lines $(paste -sd';' "$WORK/flow.attempts"); bytes $(paste -sd';' "$WORK/flowbytes.attempts")"
+	[ -n "$BASE" ] && echo "CPU flow/plain at $BASE: $(awk -v f="$(median $(col flowbase 3))" -v p="$pc" 'BEGIN {printf "%.2f", f / p}')x; wall flow/flow at $BASE (lines, median of the rounds): $(ratios flow flowbase | cut -d' ' -f1)x"
+	for name in "${names[@]:1}"; do
+		echo "extra attempts, $name, by round: $(paste -sd';' "$WORK/$name.attempts")"
+	done
 }
 
 # ratios NAME BASE: "median | each round" of NAME's wall over BASE's, round by round.

@@ -94,7 +94,7 @@ trap 'exit 130' INT TERM
 log() { echo "bench.sh: $*" >&2; }
 
 # median prints the median of its numeric arguments.
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {printf "%.10g\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
 echo "machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo); $(go version | cut -d' ' -f3); $(date -u +%Y-%m-%dT%H:%MZ)"
 log "building"
@@ -394,7 +394,7 @@ ticks() {
 
 # iochars PID: the bytes the process has read and written through
 # read/write system calls (rchar + wchar): for the server, its sockets.
-iochars() { awk '$1 == "rchar:" || $1 == "wchar:" {n += $2} END {print n}' "/proc/$1/io"; }
+iochars() { awk '$1 == "rchar:" || $1 == "wchar:" {n += $2} END {printf "%.0f\n", n}' "/proc/$1/io"; }
 
 # start_weed starts an S3 store (weedstore/) with INPUT in it as
 # input/input.txt and exports what an S3 client needs to reach it; sets
@@ -446,7 +446,7 @@ dist_run() {
 	w1=$(ticks "${WORKER_PIDS[@]}")
 	[ "$name" = s3 ] && k1=$(ticks "$WEED")
 	awk -v io=$((io1 - io0)) -v s=$((s1 - s0)) -v w=$((w1 - w0)) -v k=$((k1 - k0)) -v hz="$(getconf CLK_TCK)" \
-		'BEGIN {printf "%d %.2f %.2f %.2f\n", io, s / hz, w / hz, k / hz}' >>"$WORK/$name.dist"
+		'BEGIN {printf "%.0f %.2f %.2f %.2f\n", io, s / hz, w / hz, k / hz}' >>"$WORK/$name.dist"
 	attempts "$name"
 	rm -rf "$WORK/state" "$WORK/store"
 }

@@ -27,7 +27,7 @@
 #                program, with --storage on a local folder and, when
 #                SeaweedFS's weed binary is found (GEARFLOW_WEED, weed on
 #                PATH, or the CI cache; S3=0 skips it), on an S3 store
-#                (weedstore/ starts it on loopback and puts the input in it).
+#                (internal/seaweedtest/weedstore starts it on loopback and puts the input in it).
 #
 # Usage: examples/wordcount/bench.sh [wordcount|noop|dataplane|distributed|all]
 # (default all). Knobs (environment): ROUNDS (3), SIZE (200MB), DSIZE
@@ -101,7 +101,7 @@ log "building"
 go build -o "$WORK/gearflow" ./cmd/gearflow
 go build -o "$WORK/plain" ./examples/wordcount/plain
 go build -o "$WORK/gen" ./examples/wordcount/gen
-go build -o "$WORK/weedstore" ./examples/wordcount/weedstore
+go build -o "$WORK/weedstore" ./internal/seaweedtest/weedstore
 
 # The wordcount functions with byte splits, for the dataplane,
 # distributed and embedded byte-split runs: the input is a URI (file:PATH
@@ -396,7 +396,7 @@ ticks() {
 # read/write system calls (rchar + wchar): for the server, its sockets.
 iochars() { awk '$1 == "rchar:" || $1 == "wchar:" {n += $2} END {printf "%.0f\n", n}' "/proc/$1/io"; }
 
-# start_weed starts an S3 store (weedstore/) with INPUT in it as
+# start_weed starts an S3 store (internal/seaweedtest/weedstore) with INPUT in it as
 # input/input.txt and exports what an S3 client needs to reach it; sets
 # WEED_PID (the weedstore process), WEED (the weed server's pid) and
 # BUCKET (s3://BUCKET). Returns 1 when no weed binary is found.

@@ -62,6 +62,9 @@ func (s *Server) admin(c *conn, line []byte) ([]byte, error) {
 	case protocol.AdminCancelJob:
 		return s.adminCancel(cmd.Args[0])
 	case protocol.AdminCreateFunction:
+		if err := adminCheckFunctionName(cmd.Args[0]); err != nil {
+			return nil, err
+		}
 		s.mu.Lock()
 		s.functionLocked(cmd.Args[0])
 		s.mu.Unlock()
@@ -69,6 +72,9 @@ func (s *Server) admin(c *conn, line []byte) ([]byte, error) {
 	case protocol.AdminDropFunction:
 		return s.adminDrop(cmd.Args[0])
 	case protocol.AdminMaxQueue:
+		if err := adminCheckFunctionName(cmd.Args[0]); err != nil {
+			return nil, err
+		}
 		return s.adminMaxQueue(cmd.Args), nil
 	case protocol.AdminGetPID:
 		b := strconv.AppendInt([]byte("OK "), int64(os.Getpid()), 10)
@@ -93,6 +99,21 @@ func (s *Server) admin(c *conn, line []byte) ([]byte, error) {
 	default:
 		return nil, adminError(cmd)
 	}
+}
+
+// adminCheckFunctionName applies CAN_DO's checks (checkFunctionName)
+// to a function an admin command may create ("create function",
+// "maxqueue"; names that exist passed them already), refusing with an
+// admin "ERR CODE text" line, spaces as '+' as gearmand writes them.
+// Unlike CAN_DO's, an overlong name does not close the connection: an
+// admin line is read whole and cannot leave the stream out of step (and
+// a name that long does not fit the default 8 KiB line anyway).
+func adminCheckFunctionName(name string) error {
+	refusal, _ := classify(checkFunctionName([]byte(name)))
+	if refusal == nil {
+		return nil
+	}
+	return &clientError{Code: refusal.Code, Text: strings.ReplaceAll(refusal.Text, " ", "+")}
 }
 
 // adminShutdown stops the server in the background, so that the reply

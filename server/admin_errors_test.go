@@ -73,3 +73,34 @@ func TestAdminRefusalRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminCreateRefusesLongNames: a function name longer than CAN_DO
+// accepts is refused by "create function" and "maxqueue" with an admin
+// ERR line, and the connection goes on. (Such a line is longer than
+// the reader's default 8 KiB, so the test calls admin directly.)
+func TestAdminCreateRefusesLongNames(t *testing.T) {
+	t.Parallel()
+	s, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := strings.Repeat("n", maxFunctionSize+1)
+	want := "ERR ARGUMENT_TOO_LARGE function+name+of+8193+bytes+exceeds+the+8192-byte+limit\r\n"
+	for _, line := range []string{"create function " + name, "maxqueue " + name + " 1"} {
+		reply, err := s.admin(&conn{}, []byte(line))
+		refusal, fatal := classify(err)
+		if reply != nil || refusal == nil || fatal != nil {
+			t.Errorf("admin(%.20q...) = %q, %v; want a refusal that keeps the connection", line, reply, err)
+			continue
+		}
+		if got := string(appendAdminRefusal(nil, refusal)); got != want {
+			t.Errorf("admin(%.20q...) replies %q, want %q", line, got, want)
+		}
+	}
+	if st := s.Stats(); st.Functions != 0 {
+		t.Errorf("%d functions created, want none", st.Functions)
+	}
+	if reply, err := s.admin(&conn{}, []byte("create function "+name[1:])); err != nil || string(reply) != "OK\r\n" {
+		t.Errorf("create function of %d bytes = %q, %v; want OK", len(name)-1, reply, err)
+	}
+}

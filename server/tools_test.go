@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -131,7 +130,7 @@ func (tl *tools) worker(t *testing.T, fn string, args ...string) <-chan struct{}
 	cmd := exec.Command(tl.gearman, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = gearmandtest.DieWithParent()
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("gearman -w: %v", err)
 	}

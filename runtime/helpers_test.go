@@ -18,6 +18,9 @@ type testServer struct {
 	Addr    string
 	Stop    func()
 	Restart func()
+	// AllowLeftoverJobs lets the test end with jobs queued on purpose
+	// (servertest.Server.AllowLeftoverJobs; nothing for gearmand).
+	AllowLeftoverJobs func()
 }
 
 // serverKinds are the job servers every runtime test runs against.
@@ -27,11 +30,11 @@ var serverKinds = []struct {
 }{
 	{"gearmand", func(t *testing.T) testServer {
 		s := gearmandtest.Start(t)
-		return testServer{Addr: s.Addr, Stop: s.Stop, Restart: s.Restart}
+		return testServer{Addr: s.Addr, Stop: s.Stop, Restart: s.Restart, AllowLeftoverJobs: func() {}}
 	}},
 	{"gearflow", func(t *testing.T) testServer {
 		s := servertest.Start(t, server.Config{})
-		return testServer{Addr: s.Addr, Stop: s.Stop, Restart: s.Restart}
+		return testServer{Addr: s.Addr, Stop: s.Stop, Restart: s.Restart, AllowLeftoverJobs: s.AllowLeftoverJobs}
 	}},
 }
 

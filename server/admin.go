@@ -2,7 +2,7 @@ package server
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"slices"
@@ -13,51 +13,30 @@ import (
 )
 
 // Admin commands return their reply, or an error whose type says what
-// the connection does next, as nsqd's protocol handlers do: an
-// *adminReplyError is written to the peer like any reply and the
-// connection goes on; an *adminFatalError closes it without a word.
-
-// adminReplyError is an admin command's error reply ("ERR ..."), sent
-// to the peer; the connection goes on.
-type adminReplyError struct {
-	reply string // the whole reply line, "ERR CODE text\r\n"
-}
-
-func (e *adminReplyError) Error() string {
-	return "admin: " + strings.TrimRight(e.reply, "\r\n")
-}
-
-// adminFatalError is an admin line the connection is closed for, with
-// no reply, as gearmand closes it for a line of too many words.
-type adminFatalError struct {
-	err error
-}
-
-func (e *adminFatalError) Error() string { return "admin: " + e.err.Error() }
-func (e *adminFatalError) Unwrap() error { return e.err }
+// the connection does next (errors.go): a *clientError is answered with
+// its "ERR ..." line and the connection goes on; a *fatalError closes
+// it, without a word unless it carries a refusal, as gearmand closes it
+// for a line of too many words.
 
 // adminLine runs one admin text line from c's read loop and queues its
 // reply. It returns an error only when the connection must be closed.
 func (c *conn) adminLine(line []byte) error {
 	reply, err := c.srv.admin(c, line)
-	if err != nil {
-		var rerr *adminReplyError
-		if !errors.As(err, &rerr) {
-			return err
-		}
-		reply = []byte(rerr.reply)
+	refusal, fatal := classify(err)
+	if refusal != nil {
+		reply = appendAdminRefusal(nil, refusal)
 	}
 	if len(reply) > textPiece {
 		c.sendTextPaced(reply)
-	} else {
+	} else if len(reply) > 0 {
 		c.sendText(reply)
 	}
-	return nil
+	return fatal
 }
 
-// adminError is the reply error gearmand gives for cmd.
+// adminError is the refusal gearmand gives for cmd.
 func adminError(cmd protocol.AdminCommand) error {
-	return &adminReplyError{reply: string(protocol.AppendAdminReplyError(nil, cmd))}
+	return adminRefusal(string(protocol.AppendAdminReplyError(nil, cmd)))
 }
 
 // admin runs one admin text line, byte-compatible with gearmand 1.1.20
@@ -65,7 +44,7 @@ func adminError(cmd protocol.AdminCommand) error {
 func (s *Server) admin(c *conn, line []byte) ([]byte, error) {
 	cmd, err := protocol.ParseAdminCommand(line)
 	if err != nil {
-		return nil, &adminFatalError{err: err}
+		return nil, &fatalError{Err: fmt.Errorf("server: admin: %w", err)}
 	}
 	switch cmd.Kind {
 	case protocol.AdminWorkers:
@@ -83,6 +62,9 @@ func (s *Server) admin(c *conn, line []byte) ([]byte, error) {
 	case protocol.AdminCancelJob:
 		return s.adminCancel(cmd.Args[0])
 	case protocol.AdminCreateFunction:
+		if err := adminCheckFunctionName(cmd.Args[0]); err != nil {
+			return nil, err
+		}
 		s.mu.Lock()
 		s.functionLocked(cmd.Args[0])
 		s.mu.Unlock()
@@ -90,6 +72,9 @@ func (s *Server) admin(c *conn, line []byte) ([]byte, error) {
 	case protocol.AdminDropFunction:
 		return s.adminDrop(cmd.Args[0])
 	case protocol.AdminMaxQueue:
+		if err := adminCheckFunctionName(cmd.Args[0]); err != nil {
+			return nil, err
+		}
 		return s.adminMaxQueue(cmd.Args), nil
 	case protocol.AdminGetPID:
 		b := strconv.AppendInt([]byte("OK "), int64(os.Getpid()), 10)
@@ -114,6 +99,21 @@ func (s *Server) admin(c *conn, line []byte) ([]byte, error) {
 	default:
 		return nil, adminError(cmd)
 	}
+}
+
+// adminCheckFunctionName applies CAN_DO's checks (checkFunctionName)
+// to a function an admin command may create ("create function",
+// "maxqueue"; names that exist passed them already), refusing with an
+// admin "ERR CODE text" line, spaces as '+' as gearmand writes them.
+// Unlike CAN_DO's, an overlong name does not close the connection: an
+// admin line is read whole and cannot leave the stream out of step (and
+// a name that long does not fit the default 8 KiB line anyway).
+func adminCheckFunctionName(name string) error {
+	refusal, _ := classify(checkFunctionName([]byte(name)))
+	if refusal == nil {
+		return nil
+	}
+	return &clientError{Code: refusal.Code, Text: strings.ReplaceAll(refusal.Text, " ", "+")}
 }
 
 // adminShutdown stops the server in the background, so that the reply
@@ -237,7 +237,7 @@ func (s *Server) adminCancel(handle string) ([]byte, error) {
 	defer s.mu.Unlock()
 	j := s.jobByHandleLocked([]byte(handle))
 	if j == nil || j.cancelled {
-		return nil, &adminReplyError{reply: protocol.AdminUnknownJob}
+		return nil, adminRefusal(protocol.AdminUnknownJob)
 	}
 	h := []byte(handle)
 	for _, cl := range j.clients {
@@ -266,12 +266,12 @@ func (s *Server) adminDrop(name string) ([]byte, error) {
 		// gearmand does not check queued jobs and leaves them pointing
 		// at the freed function.
 		if len(fn.workers) > 0 || fn.total > 0 {
-			return nil, &adminReplyError{reply: protocol.AdminFunctionBusy}
+			return nil, adminRefusal(protocol.AdminFunctionBusy)
 		}
 		delete(s.functions, fn.name)
 		return []byte(protocol.AdminOK), nil
 	}
-	return nil, &adminReplyError{reply: protocol.AdminFunctionNotFound}
+	return nil, adminRefusal(protocol.AdminFunctionNotFound)
 }
 
 // adminMaxQueue applies "maxqueue FUNC [N | H N [L]]" as gearmand does:

@@ -19,7 +19,7 @@ const (
 // adminScenarios cover the admin text protocol.
 func adminScenarios() []scenario {
 	return []scenario{
-		{name: "admin/status", run: func(t *testing.T, p *peer) {
+		{name: "admin/status", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			a := p.dial(t)
 			expectAdmin(t, a, "status", ".\n")
 			c := p.dial(t)
@@ -38,7 +38,7 @@ func adminScenarios() []scenario {
 			a.ExpectText(t, "OK\r\n")
 			a.ExpectText(t, "f\t0\t0\t0\n.\n")
 		}},
-		{name: "admin/prioritystatus", run: func(t *testing.T, p *peer) {
+		{name: "admin/prioritystatus", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			c := p.dial(t)
 			c.Submit(t, protocol.SubmitJobHighBg, "f", "", "1")
 			c.Submit(t, protocol.SubmitJobLowBg, "f", "", "2")
@@ -88,7 +88,7 @@ func adminScenarios() []scenario {
 				t.Fatalf("workers = %q, want f listed once", got)
 			}
 		}},
-		{name: "admin/show-jobs", run: func(t *testing.T, p *peer) {
+		{name: "admin/show-jobs", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			c := p.dial(t)
 			expectAdmin(t, c, "show jobs", ".\n")
 			h1 := c.Submit(t, protocol.SubmitJobBg, "f", "u1", "1")
@@ -162,7 +162,7 @@ func adminScenarios() []scenario {
 			}
 			expectAdmin(t, a, "status", "f\t0\t0\t1\n.\n")
 		}},
-		{name: "admin/maxqueue", run: func(t *testing.T, p *peer) {
+		{name: "admin/maxqueue", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			c := p.dial(t)
 			c.CanDo("f")
 			c.Sync(t)
@@ -175,7 +175,7 @@ func adminScenarios() []scenario {
 			c.Submit(t, protocol.SubmitJobLowBg, "f", "", "4")
 			expectAdmin(t, c, "status", "f\t3\t0\t1\n.\n")
 		}},
-		{name: "admin/maxqueue-per-priority", run: func(t *testing.T, p *peer) {
+		{name: "admin/maxqueue-per-priority", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			c := p.dial(t)
 			c.Submit(t, protocol.SubmitJobBg, "f", "", "seed")
 			expectAdmin(t, c, "maxqueue f 5 1 0", "OK\r\n")
@@ -189,7 +189,7 @@ func adminScenarios() []scenario {
 			c.ExpectError(t, protocol.CodeQueueError, textQueueFull)
 			expectAdmin(t, c, "maxqueue", errBadArgs+"maxqueue\r\n")
 		}},
-		{name: "admin/maxqueue-counts-running", run: func(t *testing.T, p *peer) {
+		{name: "admin/maxqueue-counts-running", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			c := p.dial(t)
 			h := c.Submit(t, protocol.SubmitJobBg, "f", "", "1")
 			w := p.dial(t)
@@ -199,7 +199,7 @@ func adminScenarios() []scenario {
 			c.Req(protocol.SubmitJobBg, "f", "", "2")
 			c.ExpectError(t, protocol.CodeQueueError, textQueueFull)
 		}},
-		{name: "admin/maxqueue-unknown-function", run: func(t *testing.T, p *peer) {
+		{name: "admin/maxqueue-unknown-function", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			// Difference m: gearmand accepts and forgets the limit.
 			c := p.dial(t)
 			expectAdmin(t, c, "maxqueue nf 1", "OK\r\n")
@@ -245,7 +245,7 @@ func adminScenarios() []scenario {
 			expectAdmin(t, a, "drop function f", "ERR there are still connected workers or executing clients\r\n")
 			expectAdmin(t, a, "drop function F", "ERR there are still connected workers or executing clients\r\n")
 		}},
-		{name: "admin/drop-function-with-queued-jobs", run: func(t *testing.T, p *peer) {
+		{name: "admin/drop-function-with-queued-jobs", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			// Difference n: gearmand frees the function under its jobs.
 			c := p.dial(t)
 			c.Submit(t, protocol.SubmitJobBg, "f", "", "x")
@@ -305,7 +305,7 @@ func adminScenarios() []scenario {
 			a.ExpectText(t, errUnknownCommand+"bogus\r\n")
 			a.ExpectText(t, "f\t0\t0\t0\n.\n")
 		}},
-		{name: "admin/mixed-with-binary", run: func(t *testing.T, p *peer) {
+		{name: "admin/mixed-with-binary", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			c := p.dial(t)
 			h := c.Submit(t, protocol.SubmitJobBg, "f", "", "x")
 			c.SendText("status\n")

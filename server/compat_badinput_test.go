@@ -57,7 +57,7 @@ func badInputScenarios() []scenario {
 			c.ExpectError(t, protocol.CodeArgumentTooLarge, textUniqueTooLarge)
 			c.ExpectOpen(t)
 		}},
-		{name: "bad/unique-63-accepted", run: func(t *testing.T, p *peer) {
+		{name: "bad/unique-63-accepted", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			c := p.dial(t)
 			u := strings.Repeat("u", 63)
 			h := c.Submit(t, protocol.SubmitJobBg, "f", u, "x")

@@ -88,7 +88,7 @@ func coalesceScenarios() []scenario {
 			}
 			c.ExpectNothing(t, wiretest.Quiet)
 		}},
-		{name: "coalesce/FG+BG-background-kept", run: func(t *testing.T, p *peer) {
+		{name: "coalesce/FG+BG-background-kept", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			// Difference f: in gearmand a background submission that joins
 			// a foreground job leaves it foreground only (QUEUED 0, lost
 			// with its clients); ours makes it a background job too.
@@ -102,7 +102,7 @@ func coalesceScenarios() []scenario {
 			}
 			expectAdmin(t, c2, "show jobs", h+"\t0\t0\t"+queued+"\n.\n")
 		}},
-		{name: "coalesce/FG+BG-client-leaves", run: func(t *testing.T, p *peer) {
+		{name: "coalesce/FG+BG-client-leaves", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			// Difference f.
 			c1, c2 := p.dial(t), p.dial(t)
 			h := c1.Submit(t, protocol.SubmitJob, "f", "u", "x")
@@ -135,7 +135,7 @@ func coalesceScenarios() []scenario {
 			c2.Expect(t, protocol.WorkComplete, h, "r")
 			c1.ExpectNothing(t, wiretest.Quiet)
 		}},
-		{name: "coalesce/BG+FG-client-leaves", run: func(t *testing.T, p *peer) {
+		{name: "coalesce/BG+FG-client-leaves", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			// Difference f: gearmand drops the background job when the
 			// foreground client that attached to it disconnects.
 			c1, c2 := p.dial(t), p.dial(t)
@@ -152,7 +152,7 @@ func coalesceScenarios() []scenario {
 			}
 			w.Grab(t, h, "f", "x")
 		}},
-		{name: "coalesce/BG+BG", run: func(t *testing.T, p *peer) {
+		{name: "coalesce/BG+BG", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			c1, c2 := p.dial(t), p.dial(t)
 			h := c1.Submit(t, protocol.SubmitJobBg, "f", "u", "x")
 			if h2 := c2.Submit(t, protocol.SubmitJobBg, "f", "u", "y"); h2 != h {
@@ -164,7 +164,7 @@ func coalesceScenarios() []scenario {
 			expectAdmin(t, c1, "status", "f\t1\t0\t0\n.\n")
 			expectAdmin(t, c1, "prioritystatus", "f\t0\t1\t0\t0\n.\n")
 		}},
-		{name: "coalesce/dash-by-payload", run: func(t *testing.T, p *peer) {
+		{name: "coalesce/dash-by-payload", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			c := p.dial(t)
 			h1 := c.Submit(t, protocol.SubmitJobBg, "f", "-", "same")
 			h2 := c.Submit(t, protocol.SubmitJobBg, "f", "-", "same")
@@ -178,7 +178,7 @@ func coalesceScenarios() []scenario {
 			w.Req(protocol.GrabJobUniq)
 			w.Expect(t, protocol.JobAssignUniq, h1, "f", "-", "same")
 		}},
-		{name: "coalesce/dash-empty-payload", run: func(t *testing.T, p *peer) {
+		{name: "coalesce/dash-empty-payload", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			c := p.dial(t)
 			h1 := c.Submit(t, protocol.SubmitJobBg, "f", "-", "")
 			h2 := c.Submit(t, protocol.SubmitJobBg, "f", "-", "")
@@ -186,7 +186,7 @@ func coalesceScenarios() []scenario {
 				t.Fatalf("empty payloads with unique - coalesced: %q", h1)
 			}
 		}},
-		{name: "coalesce/empty-unique-never", run: func(t *testing.T, p *peer) {
+		{name: "coalesce/empty-unique-never", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			c := p.dial(t)
 			h1 := c.Submit(t, protocol.SubmitJob, "f", "", "x")
 			h2 := c.Submit(t, protocol.SubmitJob, "f", "", "x")
@@ -196,7 +196,7 @@ func coalesceScenarios() []scenario {
 			}
 			expectAdmin(t, c, "status", "f\t3\t0\t0\n.\n")
 		}},
-		{name: "coalesce/same-unique-other-function", run: func(t *testing.T, p *peer) {
+		{name: "coalesce/same-unique-other-function", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			c := p.dial(t)
 			h1 := c.Submit(t, protocol.SubmitJobBg, "f", "u", "x")
 			h2 := c.Submit(t, protocol.SubmitJobBg, "g", "u", "x")
@@ -205,7 +205,7 @@ func coalesceScenarios() []scenario {
 			}
 			expectAdmin(t, c, "status", "f\t1\t0\t0\ng\t1\t0\t0\n.\n")
 		}},
-		{name: "coalesce/after-completion-new-job", run: func(t *testing.T, p *peer) {
+		{name: "coalesce/after-completion-new-job", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			c := p.dial(t)
 			h1 := c.Submit(t, protocol.SubmitJobBg, "f", "u", "x")
 			w := p.dial(t)
@@ -217,7 +217,7 @@ func coalesceScenarios() []scenario {
 				t.Fatalf("resubmission after completion: handle %q, want H:test:2", h2)
 			}
 		}},
-		{name: "coalesce/no-maxqueue-check", run: func(t *testing.T, p *peer) {
+		{name: "coalesce/no-maxqueue-check", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			// A submission that coalesces is not refused by a full queue.
 			c := p.dial(t)
 			c.Submit(t, protocol.SubmitJobBg, "f", "u", "x")

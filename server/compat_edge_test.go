@@ -34,7 +34,7 @@ func edgeScenarios() []scenario {
 				t.Fatalf("workers = %q, want a line %q", got, want)
 			}
 		}},
-		{name: "edge/unique-64", run: func(t *testing.T, p *peer) {
+		{name: "edge/unique-64", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			// A unique of exactly 64 bytes passes gearmand's size check but
 			// is stored cut to 63, so the same unique never coalesces.
 			// Ours keeps all 64 bytes and coalesces.
@@ -85,7 +85,7 @@ func edgeScenarios() []scenario {
 			c.SendText(strings.Repeat("x", 9000) + "\n")
 			c.ExpectClosed(t)
 		}},
-		{name: "edge/function-name-5000", run: func(t *testing.T, p *peer) {
+		{name: "edge/function-name-5000", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			c := p.dial(t)
 			fn := strings.Repeat("f", 5000)
 			h := c.Submit(t, protocol.SubmitJobBg, fn, "", "x")
@@ -122,7 +122,7 @@ func edgeScenarios() []scenario {
 			w.Sync(t)
 			expectAdmin(t, w, "status", fn+"\t0\t0\t1\n.\n")
 		}},
-		{name: "edge/empty-function-name", run: func(t *testing.T, p *peer) {
+		{name: "edge/empty-function-name", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			c := p.dial(t)
 			h := c.Submit(t, protocol.SubmitJobBg, "", "", "x")
 			w := p.dial(t)
@@ -196,7 +196,7 @@ func edgeScenarios() []scenario {
 			c.ExpectNothing(t, wiretest.Quiet)
 			expectAdmin(t, c, "status", "f\t0\t0\t1\n.\n")
 		}},
-		{name: "edge/worker-gone-while-sleeping", run: func(t *testing.T, p *peer) {
+		{name: "edge/worker-gone-while-sleeping", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			w := p.dial(t)
 			w.CanDo("f")
 			w.Sleep(t)
@@ -218,7 +218,7 @@ func edgeScenarios() []scenario {
 			o.Req(protocol.GetStatusUnique, "u")
 			o.Expect(t, protocol.StatusResUnique, "u", "1", "0", "0", "0", "1")
 		}},
-		{name: "edge/maxqueue-zero-unlimited", run: func(t *testing.T, p *peer) {
+		{name: "edge/maxqueue-zero-unlimited", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			c := p.dial(t)
 			c.Submit(t, protocol.SubmitJobBg, "f", "", "1")
 			expectAdmin(t, c, "maxqueue f 0", "OK\r\n")

@@ -120,7 +120,7 @@ func packetScenarios() []scenario {
 			w.Sync(t)
 			expectAdmin(t, p.dial(t), "status", "f\t0\t0\t1\n.\n")
 		}},
-		scenario{name: "request/CAN_DO/whole-body-is-the-name", run: func(t *testing.T, p *peer) {
+		scenario{name: "request/CAN_DO/whole-body-is-the-name", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			w := p.dial(t)
 			w.SendRaw(wiretest.Raw("\x00REQ", uint32(protocol.CanDo), -1, []byte("f\x00")))
 			w.Sync(t)
@@ -135,7 +135,7 @@ func packetScenarios() []scenario {
 			w.Sync(t)
 			expectAdmin(t, p.dial(t), "status", "f\t0\t0\t0\ng\t0\t0\t1\n.\n")
 		}},
-		scenario{name: "request/RESET_ABILITIES", run: func(t *testing.T, p *peer) {
+		scenario{name: "request/RESET_ABILITIES", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			w := p.dial(t)
 			w.CanDo("f", "g")
 			w.Req(protocol.ResetAbilities)
@@ -169,7 +169,7 @@ func packetScenarios() []scenario {
 			w.Req(protocol.GrabJobAll)
 			w.Expect(t, protocol.NoJob)
 		}},
-		scenario{name: "request/GRAB_JOB/other-function", run: func(t *testing.T, p *peer) {
+		scenario{name: "request/GRAB_JOB/other-function", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			c := p.dial(t)
 			c.Submit(t, protocol.SubmitJobBg, "g", "", "x")
 			w := p.dial(t)

@@ -17,7 +17,7 @@ func epochIn(d time.Duration) string {
 // schedulingScenarios cover which job a worker gets and when it is woken.
 func schedulingScenarios() []scenario {
 	return []scenario{
-		{name: "priority/high-normal-low", run: func(t *testing.T, p *peer) {
+		{name: "priority/high-normal-low", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			c := p.dial(t)
 			low := c.Submit(t, protocol.SubmitJobLowBg, "f", "", "low")
 			normal := c.Submit(t, protocol.SubmitJobBg, "f", "", "normal")
@@ -41,7 +41,7 @@ func schedulingScenarios() []scenario {
 			w.Grab(t, normal, "f", "normal")
 			w.Grab(t, low, "f", "low")
 		}},
-		{name: "priority/fifo-within-level", run: func(t *testing.T, p *peer) {
+		{name: "priority/fifo-within-level", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			c := p.dial(t)
 			var hs []string
 			for i := range 5 {
@@ -53,7 +53,7 @@ func schedulingScenarios() []scenario {
 				w.Grab(t, h, "f", strconv.Itoa(i))
 			}
 		}},
-		{name: "priority/requeued-goes-to-tail", run: func(t *testing.T, p *peer) {
+		{name: "priority/requeued-goes-to-tail", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			c := p.dial(t)
 			h1 := c.Submit(t, protocol.SubmitJobBg, "f", "", "1")
 			h2 := c.Submit(t, protocol.SubmitJobBg, "f", "", "2")
@@ -69,7 +69,7 @@ func schedulingScenarios() []scenario {
 			})
 			w2.Grab(t, h1, "f", "1")
 		}},
-		{name: "priority/across-functions", run: func(t *testing.T, p *peer) {
+		{name: "priority/across-functions", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			// Difference h: a HIGH job of one function before a LOW job of
 			// another. gearmand 1.1.20 walks the worker's functions newest
 			// registration first and takes the first with any job.
@@ -86,13 +86,13 @@ func schedulingScenarios() []scenario {
 			w.Grab(t, high, "b", "high")
 			w.Grab(t, low, "a", "low")
 		}},
-		{name: "priority/same-level-across-functions", run: func(t *testing.T, p *peer) {
+		{name: "priority/same-level-across-functions", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			// Difference h: within one priority, ours hands out the oldest
 			// job of any of the worker's functions; gearmand 1.1.20 takes
 			// the first function (newest registration first) that has one.
 			testSameLevelAcrossFunctions(t, p, []string{"b1", "b2", "a1", "a2", "a3"})
 		}},
-		{name: "priority/same-level-across-functions-round-robin", opts: options{flags: []string{"--round-robin"}}, run: func(t *testing.T, p *peer) {
+		{name: "priority/same-level-across-functions-round-robin", opts: options{leavesJobs: true, flags: []string{"--round-robin"}}, run: func(t *testing.T, p *peer) {
 			// With -R gearmand rotates the worker's functions after each
 			// job (always on in 2.0); ours still takes the oldest job.
 			testSameLevelAcrossFunctions(t, p, []string{"b1", "a1", "b2", "a2", "a3"})
@@ -123,7 +123,7 @@ func schedulingScenarios() []scenario {
 			w.Req(protocol.WorkComplete, h, "out")
 			c.Expect(t, protocol.WorkComplete, h, "out")
 		}},
-		{name: "grab/GRAB_JOB_ALL-reducer-background", run: func(t *testing.T, p *peer) {
+		{name: "grab/GRAB_JOB_ALL-reducer-background", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			c := p.dial(t)
 			h := c.SubmitReduce(t, protocol.SubmitReduceJobBackground, "map", "u", "reduce", "data")
 			w := p.dial(t)
@@ -150,7 +150,7 @@ func schedulingScenarios() []scenario {
 			w.Req(protocol.GrabJobAll)
 			w.Expect(t, protocol.JobAssignAll, h, "map", "u", "reduce", "data")
 		}},
-		{name: "sleep/immediate-noop-when-work-waits", run: func(t *testing.T, p *peer) {
+		{name: "sleep/immediate-noop-when-work-waits", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			c := p.dial(t)
 			h := c.Submit(t, protocol.SubmitJobBg, "f", "", "x")
 			w := p.dial(t)
@@ -159,7 +159,7 @@ func schedulingScenarios() []scenario {
 			w.Expect(t, protocol.Noop)
 			w.Grab(t, h, "f", "x")
 		}},
-		{name: "sleep/immediate-noop-keeps-sleep-state", run: func(t *testing.T, p *peer) {
+		{name: "sleep/immediate-noop-keeps-sleep-state", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			// Asleep, not yet woken; then PRE_SLEEP again while work
 			// waits: the immediate NOOP does not count as the wake-up,
 			// so the next job NOOPs the worker again.
@@ -174,7 +174,7 @@ func schedulingScenarios() []scenario {
 			w.Expect(t, protocol.Noop)
 			w.Grab(t, h, "f", "x")
 		}},
-		{name: "sleep/cant-do-requeue-wakes-self", run: func(t *testing.T, p *peer) {
+		{name: "sleep/cant-do-requeue-wakes-self", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			// CANT_DO gives the running job back while the worker is
 			// still registered: the requeue's wake-up reaches the worker
 			// itself when it sleeps.
@@ -188,7 +188,7 @@ func schedulingScenarios() []scenario {
 			w.Expect(t, protocol.Noop)
 			w.NoJob(t)
 		}},
-		{name: "sleep/noop-on-new-job", run: func(t *testing.T, p *peer) {
+		{name: "sleep/noop-on-new-job", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			w := p.dial(t)
 			w.CanDo("f")
 			w.Sleep(t)
@@ -200,7 +200,7 @@ func schedulingScenarios() []scenario {
 			w.ExpectNothing(t, wiretest.Quiet)
 			w.Grab(t, h, "f", "x")
 		}},
-		{name: "sleep/noop-before-job-created", run: func(t *testing.T, p *peer) {
+		{name: "sleep/noop-before-job-created", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			// A sleeping connection that submits a job for its own
 			// function gets the NOOP before the JOB_CREATED.
 			c := p.dial(t)
@@ -211,7 +211,7 @@ func schedulingScenarios() []scenario {
 			h := c.Created(t)
 			c.Grab(t, h, "f", "x")
 		}},
-		{name: "sleep/no-noop-for-other-function", run: func(t *testing.T, p *peer) {
+		{name: "sleep/no-noop-for-other-function", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			w := p.dial(t)
 			w.CanDo("f")
 			w.Sleep(t)
@@ -219,7 +219,7 @@ func schedulingScenarios() []scenario {
 			c.Submit(t, protocol.SubmitJobBg, "g", "", "x")
 			w.ExpectNothing(t, wiretest.Quiet)
 		}},
-		{name: "sleep/no-noop-without-pre-sleep", run: func(t *testing.T, p *peer) {
+		{name: "sleep/no-noop-without-pre-sleep", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			w := p.dial(t)
 			w.CanDo("f")
 			w.NoJob(t)
@@ -242,7 +242,7 @@ func schedulingScenarios() []scenario {
 			w2.Req(protocol.WorkComplete, h, "done")
 			c.Expect(t, protocol.WorkComplete, h, "done")
 		}},
-		{name: "sleep/wake-one-or-all", opts: options{config: workerWakeupZero}, run: func(t *testing.T, p *peer) {
+		{name: "sleep/wake-one-or-all", opts: options{leavesJobs: true, config: workerWakeupZero}, run: func(t *testing.T, p *peer) {
 			// Difference p: gearmand (--worker-wakeup=0, its default) wakes
 			// every sleeping worker for one job at once; ours wakes one
 			// per job (TestWakeupsDoNotStampede), and more only while
@@ -267,7 +267,7 @@ func schedulingScenarios() []scenario {
 				t.Fatalf("second job woke %d workers already woken, want 0", n)
 			}
 		}},
-		{name: "sleep/worker-wakeup-1", opts: options{flags: []string{"--worker-wakeup=1"}, config: workerWakeupOne}, run: func(t *testing.T, p *peer) {
+		{name: "sleep/worker-wakeup-1", opts: options{leavesJobs: true, flags: []string{"--worker-wakeup=1"}, config: workerWakeupOne}, run: func(t *testing.T, p *peer) {
 			// Difference p: gearmand wakes one worker per job and no
 			// other, even if that one never comes for it; ours wakes one
 			// at once (TestWorkerWakeupWakesN) and more while the job
@@ -287,7 +287,7 @@ func schedulingScenarios() []scenario {
 				t.Fatalf("woke %d of 3 sleeping workers with wake-up 1, want 1", n)
 			}
 		}},
-		{name: "epoch/past", run: func(t *testing.T, p *peer) {
+		{name: "epoch/past", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			c := p.dial(t)
 			h := c.SubmitEpoch(t, "f", "u", "1", "x")
 			w := p.dial(t)
@@ -295,14 +295,14 @@ func schedulingScenarios() []scenario {
 			w.Req(protocol.GrabJobUniq)
 			w.Expect(t, protocol.JobAssignUniq, h, "f", "u", "x")
 		}},
-		{name: "epoch/unparsable-is-now", run: func(t *testing.T, p *peer) {
+		{name: "epoch/unparsable-is-now", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			c := p.dial(t)
 			h := c.SubmitEpoch(t, "f", "", "soon", "x")
 			w := p.dial(t)
 			w.CanDo("f")
 			w.Grab(t, h, "f", "x")
 		}},
-		{name: "epoch/future-waits", run: func(t *testing.T, p *peer) {
+		{name: "epoch/future-waits", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			c := p.dial(t)
 			h := c.SubmitEpoch(t, "f", "", epochIn(time.Hour), "later")
 			expectAdmin(t, c, "status", "f\t1\t0\t0\n.\n")
@@ -312,7 +312,7 @@ func schedulingScenarios() []scenario {
 			w.CanDo("f")
 			w.NoJob(t)
 		}},
-		{name: "epoch/future-does-not-block-normal", run: func(t *testing.T, p *peer) {
+		{name: "epoch/future-does-not-block-normal", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			c := p.dial(t)
 			c.SubmitEpoch(t, "f", "", epochIn(time.Hour), "later")
 			h := c.Submit(t, protocol.SubmitJobBg, "f", "", "now")
@@ -320,7 +320,7 @@ func schedulingScenarios() []scenario {
 			w.CanDo("f")
 			w.Grab(t, h, "f", "now")
 		}},
-		{name: "epoch/future-and-low", run: func(t *testing.T, p *peer) {
+		{name: "epoch/future-and-low", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			// Difference i: in 1.1.20 a future epoch job (NORMAL) hides the
 			// LOW jobs of its function.
 			c := p.dial(t)
@@ -334,7 +334,7 @@ func schedulingScenarios() []scenario {
 			}
 			w.Grab(t, h, "f", "low")
 		}},
-		{name: "epoch/wakes-sleeping-worker-when-due", run: func(t *testing.T, p *peer) {
+		{name: "epoch/wakes-sleeping-worker-when-due", opts: options{leavesJobs: true}, run: func(t *testing.T, p *peer) {
 			// Difference i: ours NOOPs a sleeping worker when an epoch job
 			// becomes due; gearmand 1.1.20 has no timer.
 			w := p.dial(t)

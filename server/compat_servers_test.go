@@ -25,6 +25,9 @@ func startGearflow(t *testing.T, o options) *peer {
 		o.config(&cfg)
 	}
 	s := servertest.Start(t, cfg)
+	if o.leavesJobs {
+		s.AllowLeftoverJobs()
+	}
 	return &peer{Addr: s.Addr, pid: os.Getpid()}
 }
 

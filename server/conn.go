@@ -19,7 +19,6 @@ import (
 var (
 	errShutdown     = errors.New("server shutting down")
 	errSlowConsumer = errors.New("slow consumer: outbound limit exceeded")
-	errProtocol     = errors.New("protocol violation")
 )
 
 // conn is one peer connection: client, worker, admin or all three.
@@ -222,10 +221,7 @@ func (c *conn) serve() {
 		c.holding.Store(true)
 		if p.Type == protocol.Text {
 			if err := c.adminLine(p.Args[0]); err != nil {
-				c.log.Debug("closing", "err", err)
-				c.holding.Store(false)
-				c.flushPeers()
-				c.closeAfterFlush(err)
+				c.closeFatal(err)
 				return
 			}
 		} else {

@@ -2,25 +2,34 @@ package server
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/gearflow/gearflow/protocol"
 )
 
-// Request handlers return an error whose type says what the connection's
-// read loop does with it, as nsqd's ClientErr and FatalClientErr do:
+// Request handlers, for binary packets and admin lines alike, return an
+// error whose type says what the connection's read loop does with it, as
+// nsq's ClientErr and FatalClientErr serve both nsqd's and nsqlookupd's
+// protocols:
 //
-//   - *clientError: answer with an ERROR packet and go on reading;
-//   - *fatalError: answer with its ERROR packet, if it has one, then
-//     close the connection once that is written;
-//   - nil: the handler has sent whatever reply the request gets.
+//   - *clientError: answer with its refusal and go on reading;
+//   - *fatalError: answer with its refusal, if it has one, then close
+//     the connection once that is written;
+//   - nil: the handler has sent (or returned) whatever reply the request
+//     gets.
 //
-// Handlers never send ERROR packets themselves, so a refusal is visible
-// in their signature and the decision to close is made in one place.
+// The caller renders the refusal: an ERROR packet for a binary request
+// (reply), an "ERR CODE text" line for an admin command (adminLine).
+// Handlers never send refusals themselves, so a refusal is visible in
+// their signature and the decision to close is made in one place.
 
-// clientError refuses one request with ERROR Code Text; the connection
-// stays open and its next request is read.
+// clientError refuses one request; the connection stays open and its
+// next request is read. A binary request gets ERROR Code Text; an admin
+// command gets the line "ERR Code Text" (or "ERR Code" when Text is
+// empty), both as they are: admin Text is already in gearmand's admin
+// form, with '+' for spaces where gearmand writes them so.
 type clientError struct {
-	Code string // a protocol.Code* value
+	Code string // a protocol.Code* value, or gearmand's admin error code
 	Text string
 }
 
@@ -52,27 +61,57 @@ func refuseAndClose(code, text string) error {
 	return &fatalError{Reply: ce, Err: ce}
 }
 
-// reply sends the ERROR packet err asks for and returns the error that
-// must close the connection, or nil when the connection goes on. A nil
-// err returns nil.
-func (c *conn) reply(err error) error {
+// classify splits a handler's error into the refusal to send (nil for
+// none) and the error the connection must be closed for (nil when it
+// goes on). An error of no known kind closes the connection unanswered.
+func classify(err error) (refusal *clientError, fatal error) {
 	if err == nil {
-		return nil
+		return nil, nil
 	}
 	// fatalError first: it may wrap a clientError (its reply).
 	var fe *fatalError
 	if errors.As(err, &fe) {
-		if fe.Reply != nil {
-			c.send(protocol.Error, []byte(fe.Reply.Code), []byte(fe.Reply.Text))
-		}
-		return fe
+		return fe.Reply, fe
 	}
 	var ce *clientError
 	if errors.As(err, &ce) {
-		c.send(protocol.Error, []byte(ce.Code), []byte(ce.Text))
-		return nil
+		return ce, nil
 	}
-	return &fatalError{Err: err} // an error of no known kind: close
+	return nil, &fatalError{Err: err}
+}
+
+// reply sends the ERROR packet a binary request's err asks for and
+// returns the error that must close the connection, or nil when the
+// connection goes on. A nil err returns nil.
+func (c *conn) reply(err error) error {
+	refusal, fatal := classify(err)
+	if refusal != nil {
+		c.send(protocol.Error, []byte(refusal.Code), []byte(refusal.Text))
+	}
+	return fatal
+}
+
+// appendAdminRefusal appends e as an admin reply line, "ERR Code
+// Text\r\n".
+func appendAdminRefusal(b []byte, e *clientError) []byte {
+	b = append(b, "ERR "...)
+	b = append(b, e.Code...)
+	if e.Text != "" {
+		b = append(b, ' ')
+		b = append(b, e.Text...)
+	}
+	return append(b, "\r\n"...)
+}
+
+// adminRefusal is the clientError for one of gearmand's admin error
+// lines ("ERR CODE[ TEXT]\r\n", as protocol builds them): its first
+// word is taken for the code and the rest, as it is, for the text, so
+// that appendAdminRefusal gives the line back byte for byte, even for
+// "ERR function not found", which has no code.
+func adminRefusal(line string) *clientError {
+	line = strings.TrimSuffix(strings.TrimPrefix(line, "ERR "), "\r\n")
+	code, text, _ := strings.Cut(line, " ")
+	return &clientError{Code: code, Text: text}
 }
 
 // closeFatal ends the connection after a fatal error from a handler:

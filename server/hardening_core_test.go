@@ -152,6 +152,7 @@ func TestWorkerLossWithManyJobsDoesNotStall(t *testing.T) {
 	// other tests of the process.
 	n := scaled(100_000, 4)
 	srv := servertest.Start(t, server.Config{})
+	srv.AllowLeftoverJobs() // the lost worker's background jobs, requeued
 	w, first := workerHolding(t, srv.Addr, n)
 	probe := dialBulk(t, srv.Addr)
 	probe.sync(time.Minute)
@@ -177,6 +178,7 @@ func TestCantDoWithManyJobsDoesNotStall(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			n := scaled(100_000, 4)
 			srv := servertest.Start(t, server.Config{})
+			srv.AllowLeftoverJobs() // the worker's background jobs, requeued
 			w, first := workerHolding(t, srv.Addr, n)
 			probe := dialBulk(t, srv.Addr)
 			probe.sync(time.Minute)
@@ -202,6 +204,7 @@ func TestManyRegistrationsAndTheirDisconnect(t *testing.T) {
 	// other tests of the process.
 	n := scaled(200_000, 4)
 	srv := servertest.Start(t, server.Config{})
+	srv.AllowLeftoverJobs() // the grabbed job, requeued when the worker leaves
 	w := dialBulk(t, srv.Addr)
 	start := time.Now()
 	for i := range n {
@@ -266,6 +269,7 @@ func TestGetStatusUniqueManyFunctions(t *testing.T) {
 	// other tests of the process.
 	n := scaled(100_000, 4)
 	srv := servertest.Start(t, server.Config{})
+	srv.AllowLeftoverJobs() // the background jobs whose uniques are looked up
 	c := submitUniques(t, srv.Addr, n)
 	var rtts []time.Duration
 	for i := range 100 {
@@ -519,6 +523,7 @@ func BenchmarkWorkerLoss200k(b *testing.B) {
 	runs := 0
 	for b.Loop() {
 		srv := servertest.Start(b, server.Config{})
+		srv.AllowLeftoverJobs() // the lost worker's background jobs, requeued
 		w, first := workerHolding(b, srv.Addr, n)
 		probe := dialBulk(b, srv.Addr)
 		probe.sync(time.Minute)
@@ -537,6 +542,7 @@ func BenchmarkWorkerLoss200k(b *testing.B) {
 // round trip on a server with 100k functions, each with a job.
 func BenchmarkGetStatusUnique100kFunctions(b *testing.B) {
 	srv := servertest.Start(b, server.Config{})
+	srv.AllowLeftoverJobs() // the background jobs whose uniques are looked up
 	c := submitUniques(b, srv.Addr, 100_000)
 	i := 0
 	for b.Loop() {

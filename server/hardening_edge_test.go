@@ -119,6 +119,7 @@ func TestLargeAdminReplyReachesReader(t *testing.T) {
 		MaxPacketSize:    512 << 10,
 		MaxOutboundBytes: 1 << 20,
 	})
+	s.AllowLeftoverJobs() // the background jobs "show jobs" lists
 	nc, r := dialRaw(t, s.Addr)
 	submitBackground(t, nc, r, "f", jobs)
 
@@ -166,6 +167,7 @@ func TestLargeAdminReplyNonReaderCutOff(t *testing.T) {
 		MaxOutboundBytes: 256 << 10,
 		WriteTimeout:     500 * time.Millisecond,
 	})
+	s.AllowLeftoverJobs() // the background jobs "show jobs" lists
 	nc, r := dialRaw(t, s.Addr)
 	submitBackground(t, nc, r, "f", jobs)
 	admin, _ := dialRaw(t, s.Addr)

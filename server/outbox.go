@@ -160,6 +160,8 @@ func (c *conn) flushInline() {
 	c.spareRefs = refs[:0]
 	if cap(buf) <= 1<<20 {
 		c.spare = buf[:0]
+	} else {
+		c.srv.noteReleased(cap(buf))
 	}
 	if c.inflight != 0 { // written only with wmu held; nonzero when counted
 		c.outMu.Lock()
@@ -475,6 +477,7 @@ func (c *conn) writePending() bool {
 			c.spare = buf[:0]
 		} else {
 			c.spare = nil
+			c.srv.noteReleased(cap(buf))
 		}
 		c.spareSegs, c.spareRefs = segs[:0], refs[:0]
 		if err != nil {

@@ -48,6 +48,8 @@ type Server struct {
 
 	payloads payloadPool // large request bodies (payload.go)
 
+	memReturn memReturner // gives freed payload memory back (memreturn.go)
+
 	// goroutines counts the goroutines the server started that have not
 	// ended (Stats.Goroutines).
 	goroutines atomic.Int64
@@ -293,6 +295,9 @@ type Stats struct {
 	// Goroutines is the goroutines the server started that are still
 	// running: zero after Close or Shutdown.
 	Goroutines int64
+	// MemoryReturns counts the times the server gave free memory back
+	// to the OS after releasing large payloads (debug.FreeOSMemory).
+	MemoryReturns int64
 }
 
 // Stats returns a snapshot of the server's counters.
@@ -300,7 +305,8 @@ func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return Stats{Connections: len(s.conns), Functions: len(s.functions), Jobs: s.jobs.len(), Running: s.running, Buffered: s.held.Load(),
-		PooledRefs: s.payloads.live.Load(), Goroutines: s.goroutines.Load()}
+		PooledRefs: s.payloads.live.Load(), Goroutines: s.goroutines.Load(),
+		MemoryReturns: s.memReturn.returns.Load()}
 }
 
 // delayHeap orders delayed jobs by when they become runnable.

@@ -345,6 +345,9 @@ func (s *Server) removeLocked(j *job) {
 	s.unindexLocked(j)
 	s.jobs.delete(j.id)
 	j.fn.total--
+	if len(j.data) >= sharedMin {
+		s.noteReleased(cap(j.data))
+	}
 	if j.pbuf != nil {
 		// Outboxes still writing the payload hold their own references.
 		j.pbuf.unref()

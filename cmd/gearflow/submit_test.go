@@ -15,11 +15,15 @@ import (
 	"github.com/gearflow/gearflow/server"
 )
 
-// submitServers starts one job server of each kind.
+// submitServers starts one job server of each kind. The tests that use
+// them leave jobs queued on purpose: a background job for status to
+// list, a job due in an hour.
 func submitServers(t *testing.T) map[string]string {
+	ours := servertest.Start(t, server.Config{})
+	ours.AllowLeftoverJobs()
 	return map[string]string{
 		"gearmand": gearmandtest.Start(t).Addr,
-		"gearflow": servertest.Start(t, server.Config{}).Addr,
+		"gearflow": ours.Addr,
 	}
 }
 

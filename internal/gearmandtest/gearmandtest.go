@@ -142,7 +142,7 @@ func (s *Server) start(port int) error {
 	args = append(args, s.args...)
 	cmd := exec.Command(Binary, args...)
 	cmd.Dir = s.dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = DieWithParent()
 	if err := cmd.Start(); err != nil {
 		return err
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"syscall"
 	"time"
 )
 
@@ -38,15 +37,6 @@ func (p *Phase) setCPU(start, end cpuSample) {
 		s := (end.server - start.server).Seconds()
 		p.ServerCPUSeconds = &s
 	}
-}
-
-// selfCPU is this process's user plus system CPU time.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // clockTick is the unit of the CPU times in /proc/PID/stat (USER_HZ,

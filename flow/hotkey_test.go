@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gearflow/gearflow/flow"
+	"github.com/gearflow/gearflow/internal/gearmandtest"
 	"github.com/gearflow/gearflow/internal/servertest"
 	"github.com/gearflow/gearflow/server"
 )
@@ -97,7 +98,7 @@ output: { to: out.tsv }
 	srv := servertest.Start(t, server.Config{})
 	cmd := exec.Command(bin, srv.Addr)
 	cmd.Stderr = os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = gearmandtest.DieWithParent()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

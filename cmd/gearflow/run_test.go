@@ -193,7 +193,7 @@ func startProcessEnv(t *testing.T, bin string, env []string, stdout io.Writer, a
 	if env != nil {
 		cmd.Env = append(os.Environ(), env...)
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = gearmandtest.DieWithParent()
 	out := &syncBuffer{}
 	if stdout == nil {
 		stdout = out

@@ -5,7 +5,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/gearflow/gearflow/examples/shout"
@@ -70,7 +69,7 @@ func shoutWithLibgearman(t *testing.T, addr string) {
 	tool := gearmandtest.Tool(t, "gearman")
 	host, port, _ := strings.Cut(addr, ":")
 	cmd := exec.Command(tool, "-w", "-h", host, "-p", port, "-f", "shout.upper", "--", "tr", "a-z", "A-Z")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = gearmandtest.DieWithParent()
 	cmd.Stderr = t.Output()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

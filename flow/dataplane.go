@@ -133,7 +133,12 @@ func (r *Registry) eachSplitRecord(ctx context.Context, sp *splitRef, fn func(ke
 		return fmt.Errorf("flow: input %s: %w", sp, err)
 	}
 	defer rc.Close()
-	br := bufio.NewReaderSize(rc, 256<<10)
+	br := readBuffers.Get().(*bufio.Reader)
+	br.Reset(rc)
+	defer func() {
+		br.Reset(nil)
+		readBuffers.Put(br)
+	}()
 	var long []byte // a line longer than br's buffer, gathered
 	var value []byte
 	n := int64(0) // lines read
@@ -327,8 +332,7 @@ func (r *Registry) newStorageSink(ctx context.Context, t *task) (*storageSink, e
 		return s, err
 	}
 	if s.parts <= 0 {
-		s.w, err = createRecordFile(ctx, st, outKey(s.prefix))
-		return s, err
+		return s, nil // out.rec is created by the first record
 	}
 	s.sorter = newPartSorter(s.parts, mapSpillBudget)
 	if t.Combine != "" {
@@ -360,11 +364,16 @@ func (s *storageSink) emit(key string, value any) error {
 	if s.value, err = appendValue(s.value[:0], value); err != nil {
 		return err
 	}
-	if s.w != nil {
-		s.out++
-		return s.w.write(key, s.value)
+	if s.sorter != nil {
+		return s.sorter.add(key, s.value)
 	}
-	return s.sorter.add(key, s.value)
+	if s.w == nil {
+		if s.w, err = createRecordFile(s.ctx, s.st, outKey(s.prefix)); err != nil {
+			return err
+		}
+	}
+	s.out++
+	return s.w.write(key, s.value)
 }
 
 func (s *storageSink) finish() (Summary, error) {
@@ -376,7 +385,10 @@ func (s *storageSink) finish() (Summary, error) {
 		}
 		return Summary{RecordsOut: f.Records, Files: []outFile{f}}, nil
 	}
-	if s.w != nil {
+	if s.sorter == nil {
+		if s.w == nil {
+			return Summary{}, nil // no records, no file
+		}
 		f, err := s.w.commit(0)
 		if err != nil {
 			return Summary{}, err
@@ -457,7 +469,26 @@ func createRecordFile(ctx context.Context, st storage.Store, key string) (*recor
 	if err != nil {
 		return nil, fmt.Errorf("flow: %s: %w", joinURI(st.URI(), key), err)
 	}
-	return &recordFile{key: key, w: w, bw: bufio.NewWriterSize(w, 256<<10)}, nil
+	bw := writeBuffers.Get().(*bufio.Writer)
+	bw.Reset(w)
+	return &recordFile{key: key, w: w, bw: bw}, nil
+}
+
+// writeBuffers and readBuffers are the buffers of record files and
+// splits, reused from task to task: a short task would otherwise
+// allocate more for them than for all else it does.
+var (
+	writeBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
+	readBuffers  = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 64<<10) }}
+)
+
+// release gives the file's buffer back; the file is done with.
+func (f *recordFile) release() {
+	if f.bw != nil {
+		f.bw.Reset(nil)
+		writeBuffers.Put(f.bw)
+		f.bw = nil
+	}
 }
 
 func (f *recordFile) write(key string, value []byte) error {
@@ -469,6 +500,7 @@ func (f *recordFile) write(key string, value []byte) error {
 }
 
 func (f *recordFile) commit(part int) (outFile, error) {
+	defer f.release()
 	if err := f.bw.Flush(); err != nil {
 		f.w.Abort()
 		return outFile{}, err
@@ -479,7 +511,10 @@ func (f *recordFile) commit(part int) (outFile, error) {
 	return outFile{Key: f.key, Part: part, Records: f.records, Bytes: f.bytes}, nil
 }
 
-func (f *recordFile) abort() { f.w.Abort() }
+func (f *recordFile) abort() {
+	f.w.Abort()
+	f.release()
+}
 
 // partSorter holds a map task's output by partition and hands each
 // partition back sorted by key, values of a key in the order they were

@@ -38,8 +38,7 @@ stages:
     input:
       from: file:` + in + `
       split: { lines: 1 }
-    concurrency: ` + itoa(concurrency) + `
-output:
+` + concurrencyLine(concurrency) + `output:
   from: stage:noop
   to: file:` + filepath.Join(dir, "out.tsv") + "\n"
 	p, err := spec.Parse([]byte(yaml), "noop.yaml", nil)
@@ -47,6 +46,15 @@ output:
 		b.Fatal(err)
 	}
 	return p
+}
+
+// concurrencyLine is the stage's concurrency: line, or nothing for 0,
+// which leaves it to the fleet.
+func concurrencyLine(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return "    concurrency: " + itoa(n) + "\n"
 }
 
 func itoa(n int) string {
@@ -77,7 +85,7 @@ func itoa(n int) string {
 // leaves it out, for profiling the coordinator alone).
 func BenchmarkRunNoopTasks(b *testing.B) {
 	for _, cfg := range []struct{ workers, conc int }{
-		{0, spec.DefaultConcurrency}, // the embedded default: GOMAXPROCS workers, 16 tasks in flight
+		{0, spec.DefaultConcurrency}, // the embedded default: GOMAXPROCS workers, as many tasks in flight
 		{4, 64},                      // as the server's load: 4 workers, 64 jobs in flight
 	} {
 		b.Run("workers="+itoa(cfg.workers)+"/concurrency="+itoa(cfg.conc), func(b *testing.B) {

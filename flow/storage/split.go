@@ -80,7 +80,9 @@ type splitReader struct {
 // '\n' at or after off-1: the line before it belongs to the previous
 // split. Without one, no line starts in the split.
 func (r *splitReader) skipPartialLine() error {
-	r.br = bufio.NewReaderSize(r.body, 32<<10)
+	// No bigger than the read: a short split (a lines split of a few
+	// lines) would otherwise cost more in buffer than in data.
+	r.br = bufio.NewReaderSize(r.body, int(min(32<<10, r.end-r.pos)))
 	for {
 		b, err := r.br.ReadSlice('\n')
 		r.pos += int64(len(b))

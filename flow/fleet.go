@@ -122,11 +122,18 @@ func (f *fleet) refresh(ctx context.Context) {
 	f.mu.Unlock()
 }
 
-// capacity returns the slots registered for function fn: at least 1, so
-// that a stage whose workers are yet to come submits a task to wait for
-// them, and at most maxFleetConcurrency.
+// capacity returns how many of fn's tasks to keep in flight: twice the
+// slots registered for it, so that a slot that finishes a task finds the
+// next one waiting at the server instead of waiting a round trip through
+// the coordinator for it; at least 1, so that a stage whose workers are
+// yet to come submits a task to wait for them; at most
+// maxFleetConcurrency.
 func (f *fleet) capacity(fn string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return min(max(f.slots[fn], f.local, 1), maxFleetConcurrency)
+	return min(max(queuedPerSlot*max(f.slots[fn], f.local), 1), maxFleetConcurrency)
 }
+
+// queuedPerSlot is how many tasks a stage that follows the fleet keeps in
+// flight for each worker slot.
+const queuedPerSlot = 2

@@ -79,9 +79,9 @@
 // These settings may appear under defaults: and in any stage; a stage's
 // own value wins over defaults:, which wins over the built-in default:
 //
-//   - concurrency: int >= 1: the stage's jobs in flight; by default as
-//     many as its function has worker slots registered, re-read as the
-//     run goes.
+//   - concurrency: int >= 1: the stage's jobs in flight; by default two
+//     per worker slot registered for its function, re-read as the run
+//     goes.
 //   - priority: low, normal (default) or high: the Gearman priority of the
 //     stage's jobs (SUBMIT_JOB_LOW, SUBMIT_JOB, SUBMIT_JOB_HIGH).
 //   - timeout: duration, default 10m: the limit of one attempt; 0s means

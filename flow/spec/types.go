@@ -11,9 +11,8 @@ import (
 // Built-in defaults: a stage's setting takes its own value, else the
 // pipeline's defaults: section, else these.
 const (
-	// DefaultConcurrency, zero, has a stage keep as many jobs in flight
-	// as its function has worker slots registered, re-read as the run
-	// goes.
+	// DefaultConcurrency, zero, has a stage keep two jobs in flight per
+	// worker slot registered for its function, re-read as the run goes.
 	DefaultConcurrency = 0
 	DefaultTimeout     = 10 * time.Minute
 	DefaultMaxAttempts = 3
@@ -167,7 +166,7 @@ type Pos struct {
 // StageSettings are the settings a stage inherits from defaults:.
 type StageSettings struct {
 	// Concurrency is the number of the stage's jobs in flight; 0 (the
-	// default) follows the worker slots registered for its function.
+	// default) keeps two per worker slot registered for its function.
 	Concurrency int
 	// Priority is the Gearman priority of the stage's jobs.
 	Priority Priority

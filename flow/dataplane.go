@@ -124,9 +124,12 @@ func (r *Registry) eachSplitRecord(ctx context.Context, sp *splitRef, fn func(ke
 		return err
 	}
 	var rc io.ReadCloser
-	if sp.Len < 0 {
+	switch {
+	case sp.Data != nil:
+		rc = io.NopCloser(bytes.NewReader(sp.Data))
+	case sp.Len < 0:
 		rc, err = storage.OpenInput(ctx, st, sp.Key)
-	} else {
+	default:
 		rc, err = storage.OpenSplit(ctx, st, sp.Key, sp.Off, sp.Len, sp.Size)
 	}
 	if err != nil {

@@ -549,3 +549,56 @@ output: { to: out.tsv }
 		t.Errorf("output:\n%.300s\nwant:\n%.300s", got, want)
 	}
 }
+
+// TestLineSplitsInlineOrByReference: a lines split of a few KiB of a
+// small file travels with its task; a larger one is read by the worker
+// from storage. Both count every line once, and a bad record is named by
+// its file and line either way.
+func TestLineSplitsInlineOrByReference(t *testing.T) {
+	t.Parallel()
+	for _, lineLen := range []int{10, 200} { // 100-line tasks of 1 KiB, and of 20 KiB
+		t.Run(fmt.Sprint("line=", lineLen), func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			var in strings.Builder
+			for i := range 1000 {
+				fmt.Fprintf(&in, "%0*d\n", lineLen-1, i)
+			}
+			in.WriteString("bad\n")
+			if err := os.WriteFile(filepath.Join(dir, "in.txt"), []byte(in.String()), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			p := parsePipeline(t, dir, `
+version: 1
+name: lines
+stages:
+  - name: parse
+    kind: map
+    function: num.map
+    input: { from: file:in.txt, split: { lines: 100 } }
+    retry: { max_attempts: 1 }
+    on_failure: continue
+output: { to: out.tsv }
+`, nil)
+			reg := flow.NewRegistry()
+			var seen atomic.Int64
+			reg.Map("num.map", func(ctx context.Context, rec flow.Record, emit flow.Emit) error {
+				if rec.Value.(string) == "bad" {
+					return fmt.Errorf("not a number")
+				}
+				seen.Add(1)
+				return nil
+			})
+			res, err := flow.Run(t.Context(), p, reg, flow.Options{StateDir: t.TempDir(), Workers: 2, Logger: testLogger(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if seen.Load() != 1000 || len(res.Failed) != 1 {
+				t.Fatalf("%d good lines seen, %d tasks failed; want 1000 and 1", seen.Load(), len(res.Failed))
+			}
+			if f := res.Failed[0]; !strings.HasSuffix(f.Input, "in.txt:1001-1001") {
+				t.Errorf("the failed task's input is %q, want in.txt:1001-1001", f.Input)
+			}
+		})
+	}
+}

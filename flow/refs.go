@@ -83,6 +83,9 @@ type splitRef struct {
 	// FirstLine, when known (lines and records splits), is the 1-based
 	// number of the split's first line, for messages.
 	FirstLine int64 `msgpack:"first_line,omitempty" json:"first_line,omitempty"`
+	// Data, when set, is the split's bytes, whole lines: a small split
+	// travels with its task (see maxInlineSplit).
+	Data []byte `msgpack:"data,omitempty" json:"data,omitempty"`
 }
 
 func (s *splitRef) String() string {

@@ -2,6 +2,7 @@ package flow
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -108,18 +109,43 @@ func planInputRefs(ctx context.Context, from spec.Source, split spec.Split) ([]c
 			if err != nil {
 				return nil, fmt.Errorf("flow: input: %w", err)
 			}
-			lines, err := scanLineSplits(rc, split)
+			// The lines are read here anyway: a small object's are kept,
+			// so that its tiny splits can travel with their tasks.
+			var data []byte
+			var r io.Reader = rc
+			if o.Size <= maxInlineObject {
+				if data, err = io.ReadAll(rc); err != nil {
+					rc.Close()
+					return nil, fmt.Errorf("flow: input %s: %w", obj.URI(), err)
+				}
+				r = bytes.NewReader(data)
+			}
+			lines, err := scanLineSplits(r, split)
 			rc.Close()
 			if err != nil {
 				return nil, fmt.Errorf("flow: input %s: %w", obj.URI(), err)
 			}
 			for _, l := range lines {
-				chunks = append(chunks, chunk{Lines: l.Lines, Split: &splitRef{objectRef: obj, Off: l.Offset, Len: l.Length, Size: o.Size, Format: format, FirstLine: l.FirstLine}})
+				sp := &splitRef{objectRef: obj, Off: l.Offset, Len: l.Length, Size: o.Size, Format: format, FirstLine: l.FirstLine}
+				if data != nil && l.Length <= maxInlineSplit && l.Offset+l.Length <= int64(len(data)) {
+					sp.Data = data[l.Offset : l.Offset+l.Length : l.Offset+l.Length]
+				}
+				chunks = append(chunks, chunk{Lines: l.Lines, Split: sp})
 			}
 		}
 	}
 	return chunks, nil
 }
+
+// A lines or records split of at most maxInlineSplit bytes, of an object
+// of at most maxInlineObject bytes, travels inside its task: the
+// coordinator has read those lines to find their ends, and a worker
+// opening the object for a few lines would cost each such task more
+// than its work.
+const (
+	maxInlineSplit  = 4 << 10
+	maxInlineObject = 16 << 20
+)
 
 func compressed(key string) bool {
 	return strings.HasSuffix(key, ".gz") || strings.HasSuffix(key, ".zst")

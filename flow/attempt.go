@@ -66,6 +66,7 @@ func (c *coordinator) followJob(ctx context.Context, sr *stageRun, task int, t *
 		}
 	}
 	for ev := range t.Events() {
+		attemptStarted(ctx) // a worker has the job
 		switch ev.Kind {
 		case runtime.EventData:
 			if err := data(ev.Data); err != nil {

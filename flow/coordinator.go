@@ -252,14 +252,6 @@ func (c *coordinator) open() error {
 // chooseStorage returns the storage URI of a new run in dir, or "" for
 // data through the job server.
 func (c *coordinator) chooseStorage(dir string) string {
-	for _, st := range c.p.Stages {
-		if st.Encoding == spec.EncodingRaw {
-			if c.opts.Storage != "" || c.p.Storage != "" {
-				c.log.Warn("a stage has encoding: raw, so the run's data goes through the job server, not its storage", "stage", st.Name)
-			}
-			return ""
-		}
-	}
 	switch {
 	case c.opts.Storage == StorageNone:
 		return ""
@@ -398,6 +390,10 @@ func (c *coordinator) runStage(ctx context.Context, sr *stageRun) error {
 	if st.Concurrency == 0 {
 		s.limit = func() int { return c.fleet.capacity(st.Function) }
 	}
+	// A gearflow worker reports a task with storage as it starts it
+	// (WORK_STATUS), so its timeout counts from there, not from its wait
+	// in the server's queue.
+	s.startOnReport = c.store != nil && st.Encoding != spec.EncodingRaw
 	if len(c.opts.Servers) == 0 && c.opts.Workers > 0 {
 		// Only the in-process worker serves the embedded server.
 		s.backupSlots = c.opts.Workers

@@ -64,6 +64,11 @@ func (r *Registry) execute(ctx context.Context, name string, payload []byte, io 
 		defer cancel()
 		deadline, _ := ctx.Deadline()
 		defer func() {
+			if err != nil && !time.Now().Before(deadline) {
+				// Said here, since the coordinator may hear of the
+				// failure before its own clock for the attempt runs out.
+				err = fmt.Errorf("attempt timed out after %v on its worker: %w", limit, err)
+			}
 			// The slot was busy past the deadline: the fleet's capacity
 			// was less than it looked, and the operator should know.
 			if over := time.Since(deadline); over >= lateReport {
@@ -83,6 +88,10 @@ func (r *Registry) execute(ctx context.Context, name string, payload []byte, io 
 	// Output: WORK_DATA batches, or files in storage.
 	var sink outputSink
 	if t.Refs != nil {
+		// The coordinator times the attempt from this first report.
+		if err := io.status(0, 0); err != nil {
+			return nil, err
+		}
 		if sink, err = r.newStorageSink(ctx, t); err != nil {
 			return nil, err
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/gearflow/gearflow/internal/retry"
@@ -106,6 +107,10 @@ type schedule struct {
 	// otherwise it waits behind its own straggler and then competes with
 	// it for the same cores.
 	backupSlots int
+	// startOnReport starts an attempt's timeout when the attempt calls
+	// attemptStarted, not when it is launched: a task queued at the job
+	// server behind a busy slot has not begun to use its time.
+	startOnReport bool
 	// limit, when set, is asked for the concurrency before each launch
 	// instead of concurrency, and looked at again every limitPoll.
 	limit   func() int
@@ -284,12 +289,15 @@ func (x *execution) launch(task int, backup bool) {
 	st := x.state[task]
 	st.launched++
 	attempt := st.launched
-	var actx context.Context
-	var cancel context.CancelFunc
-	if s.timeout > 0 {
-		actx, cancel = context.WithTimeout(x.ctx, s.timeout)
-	} else {
-		actx, cancel = context.WithCancel(x.ctx)
+	cctx, cancelCause := context.WithCancelCause(x.ctx)
+	clock := &attemptClock{timeout: s.timeout, cancel: cancelCause}
+	actx := context.WithValue(cctx, clockKey{}, clock)
+	cancel := func() {
+		clock.stop()
+		cancelCause(context.Canceled)
+	}
+	if !s.startOnReport {
+		clock.start()
 	}
 	now := time.Now()
 	st.running[attempt] = &runningAttempt{cancel: cancel, start: now}
@@ -304,7 +312,10 @@ func (x *execution) launch(task int, backup bool) {
 	ctx := x.ctx
 	x.spawn(func() {
 		out := s.run(actx, task, attempt)
-		if out.err != nil && errors.Is(actx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+		// The worker cancels the function at the same deadline (it
+		// travels with the task), so its error may come back before the
+		// clock's timer has cancelled the attempt: the clock decides.
+		if out.err != nil && clock.expired() && ctx.Err() == nil {
 			out.err = fmt.Errorf("attempt timed out after %v: %w", s.timeout, out.err)
 		}
 		cancel()
@@ -428,6 +439,59 @@ func (x *execution) finished(r attemptResult) {
 			x.fatal = fmt.Errorf("%w (%d of %d tasks failed; on_failure: %s)", errPolicy, len(x.failures), s.total, s.policy)
 			x.stopAll()
 		}
+	}
+}
+
+// attemptClock times an attempt: from its launch, or from when it
+// reports that it started (schedule.startOnReport).
+type attemptClock struct {
+	timeout time.Duration
+	cancel  context.CancelCauseFunc
+
+	mu       sync.Mutex
+	started  bool
+	timer    *time.Timer
+	deadline time.Time
+}
+
+// errAttemptDeadline ends an attempt whose time ran out.
+var errAttemptDeadline = errors.New("flow: attempt deadline")
+
+func (k *attemptClock) start() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.started {
+		return
+	}
+	k.started = true
+	if k.timeout > 0 {
+		k.deadline = time.Now().Add(k.timeout)
+		k.timer = time.AfterFunc(k.timeout, func() { k.cancel(errAttemptDeadline) })
+	}
+}
+
+func (k *attemptClock) stop() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.timer != nil {
+		k.timer.Stop()
+	}
+}
+
+// expired reports whether the attempt's time has run out.
+func (k *attemptClock) expired() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.started && k.timeout > 0 && !time.Now().Before(k.deadline)
+}
+
+type clockKey struct{}
+
+// attemptStarted starts the timeout of the attempt whose context is ctx,
+// if it waits for that (schedule.startOnReport); later calls do nothing.
+func attemptStarted(ctx context.Context) {
+	if k, ok := ctx.Value(clockKey{}).(*attemptClock); ok {
+		k.start()
 	}
 }
 

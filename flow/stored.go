@@ -298,7 +298,14 @@ func (c *coordinator) storedAttempt(ctx context.Context, sr *stageRun, task, att
 	st := sr.st
 	h := c.header(sr, task, attempt)
 	refs := c.refs(sr, task, attempt)
-	payload, err := appendRefs(msgp.AppendString(appendTaskHeader(nil, &h), "refs"), refs)
+	var payload []byte
+	var inputs int64
+	var err error
+	if st.Encoding == spec.EncodingRaw {
+		payload, inputs, err = c.rawInput(ctx, refs)
+	} else {
+		payload, err = appendRefs(msgp.AppendString(appendTaskHeader(nil, &h), "refs"), refs)
+	}
 	if err != nil {
 		return attemptOutcome{err: fmt.Errorf("flow: task payload: %w", err)}
 	}
@@ -329,13 +336,23 @@ func (c *coordinator) storedAttempt(ctx context.Context, sr *stageRun, task, att
 		return fail(lostServer(ctx, err))
 	}
 	var summary Summary
-	jobErr := c.followJob(ctx, sr, task, t, func([]byte) error {
-		return fmt.Errorf("flow: WORK_DATA from a task whose data goes through storage")
-	}, func(data []byte) error {
-		s, err := decodeSummary(data)
-		summary = s
-		return err
-	})
+	var jobErr error
+	if st.Encoding == spec.EncodingRaw {
+		var out bytes.Buffer
+		collect := func(data []byte) error { out.Write(data); return nil }
+		if jobErr = c.followJob(ctx, sr, task, t, collect, collect); jobErr == nil {
+			summary, jobErr = c.rawOutput(ctx, h, refs, out.Bytes())
+			summary.RecordsIn = inputs
+		}
+	} else {
+		jobErr = c.followJob(ctx, sr, task, t, func([]byte) error {
+			return fmt.Errorf("flow: WORK_DATA from a task whose data goes through storage")
+		}, func(data []byte) error {
+			s, err := decodeSummary(data)
+			summary = s
+			return err
+		})
+	}
 	if jobErr != nil {
 		return fail(jobErr)
 	}
@@ -427,4 +444,40 @@ func defaultStorage(runDir string) string {
 		abs = filepath.Join(runDir, "data")
 	}
 	return "file://" + filepath.ToSlash(abs)
+}
+
+// An encoding: raw stage's worker speaks plain Gearman: the coordinator
+// reads its task's input and sends it as text, and writes what the job
+// returns to storage as the attempt's output, where the stages after it
+// read it as they read any other.
+
+// rawInput returns the text a raw task gets: its input records, one line
+// each (see rawText), and how many there are.
+func (c *coordinator) rawInput(ctx context.Context, refs *taskRefs) ([]byte, int64, error) {
+	var recs []rawRecord
+	err := c.reg.eachRefRecord(ctx, refs, func(key string, value []byte) error {
+		recs = append(recs, rawRecord{Key: key, Value: bytes.Clone(value)})
+		return nil
+	})
+	return rawText(recs), int64(len(recs)), err
+}
+
+// rawOutput writes a raw task's result, a record per line, to storage
+// under the attempt's prefix, partitioned when a reduce stage reads it.
+func (c *coordinator) rawOutput(ctx context.Context, h taskHeader, refs *taskRefs, out []byte) (Summary, error) {
+	sink, err := c.reg.newStorageSink(ctx, &task{taskHeader: h, Refs: refs})
+	if err != nil {
+		return Summary{}, err
+	}
+	defer sink.abort()
+	for _, r := range rawLines(out) {
+		v, err := DecodeValue(r.Value)
+		if err != nil {
+			return Summary{}, err
+		}
+		if err := sink.emit(r.Key, v); err != nil {
+			return Summary{}, err
+		}
+	}
+	return sink.finish()
 }

@@ -38,8 +38,9 @@ type Options struct {
 	// there: the job server carries only references. Empty takes the
 	// pipeline's storage:, else, for an embedded run, a folder of the
 	// run's directory; a run with Servers and no storage sends its data
-	// through the job servers, as do runs with an encoding: raw stage,
-	// and runs whose Storage is StorageNone.
+	// through the job servers, as does a run whose Storage is
+	// StorageNone. (The tasks of an encoding: raw stage carry their data
+	// in any case, read and written by the coordinator.)
 	Storage string
 	// MemoryBudget bounds the bytes of records a shuffle holds in memory
 	// before it spills sorted runs to disk. Zero means 256 MiB.

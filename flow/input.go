@@ -2,19 +2,20 @@ package flow
 
 import (
 	"bytes"
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/gearflow/gearflow/flow/internal/msgp"
 	"github.com/gearflow/gearflow/flow/spec"
+	"github.com/gearflow/gearflow/flow/storage"
 )
 
 // chunk is the input of one task. Exactly one of its forms is used:
@@ -91,15 +92,23 @@ func planFiles(from spec.Source, split spec.Split) ([]chunk, error) {
 	case spec.SourceFile:
 		files = []string{from.Value}
 	case spec.SourceGlob:
-		m, err := filepath.Glob(from.Value)
+		// The glob syntax of storage (**, {a,b}, hidden names skipped),
+		// as a run with storage has it.
+		root, pattern := storage.Split(from.Value)
+		st, err := storage.Open(context.Background(), root)
+		if err != nil {
+			return nil, fmt.Errorf("flow: input: %w", err)
+		}
+		infos, err := st.List(context.Background(), pattern)
 		if err != nil {
 			return nil, fmt.Errorf("flow: glob %q: %w", from.Value, err)
 		}
-		if len(m) == 0 {
+		if len(infos) == 0 {
 			return nil, fmt.Errorf("flow: input: glob %q matches no files", from.Value)
 		}
-		sort.Strings(m)
-		files = m
+		for _, in := range infos {
+			files = append(files, filepath.Join(root, filepath.FromSlash(in.Key)))
+		}
 	default:
 		return nil, fmt.Errorf("flow: planFiles: source %s is not a file or glob", from)
 	}

@@ -94,3 +94,25 @@ func (c *coordinator) followJob(ctx context.Context, sr *stageRun, task int, t *
 	}
 	return jobErr
 }
+
+// submit submits an attempt's job. A job server that cannot be reached
+// is reported as errAttemptLost (see lostServer).
+func (c *coordinator) submit(ctx context.Context, sr *stageRun, task, attempt int, payload []byte) (*runtime.Task, error) {
+	st := sr.st
+	job := runtime.Job{Function: st.Function, Payload: payload, Unique: uniqueID(c.run, st.Name, task, attempt),
+		Priority: jobPriority(st.Priority)}
+	t, err := c.client.Submit(ctx, job)
+	if err != nil {
+		return nil, lostServer(ctx, err)
+	}
+	return t, nil
+}
+
+// failedAttempt is the outcome of an attempt that failed with err: the
+// task's progress is forgotten, and discard drops what it wrote.
+func (c *coordinator) failedAttempt(sr *stageRun, task int, err error, discard func()) attemptOutcome {
+	c.mu.Lock()
+	delete(sr.running, task)
+	c.mu.Unlock()
+	return attemptOutcome{err: err, discard: discard}
+}

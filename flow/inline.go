@@ -13,7 +13,6 @@ import (
 
 	"github.com/gearflow/gearflow/flow/internal/msgp"
 	"github.com/gearflow/gearflow/flow/spec"
-	"github.com/gearflow/gearflow/runtime"
 )
 
 // The data path through the job server, for runs without storage and
@@ -304,18 +303,11 @@ func (c *coordinator) attempt(ctx context.Context, sr *stageRun, task, attempt i
 		return filepath.Join(c.j.tmpDir(st.Name), fmt.Sprintf("task-%06d.a%d.rec", task, attempt))
 	}}
 	discard := w.discard
-	fail := func(err error) attemptOutcome {
-		c.mu.Lock()
-		delete(sr.running, task)
-		c.mu.Unlock()
-		return attemptOutcome{err: err, discard: discard}
-	}
+	fail := func(err error) attemptOutcome { return c.failedAttempt(sr, task, err, discard) }
 
-	job := runtime.Job{Function: st.Function, Payload: payload, Unique: uniqueID(c.run, st.Name, task, attempt),
-		Priority: jobPriority(st.Priority)}
-	t, err := c.client.Submit(ctx, job)
+	t, err := c.submit(ctx, sr, task, attempt, payload)
 	if err != nil {
-		return fail(lostServer(ctx, err))
+		return fail(err)
 	}
 	var (
 		got, batches int64

@@ -14,7 +14,6 @@ import (
 	"github.com/gearflow/gearflow/flow/internal/msgp"
 	"github.com/gearflow/gearflow/flow/spec"
 	"github.com/gearflow/gearflow/flow/storage"
-	"github.com/gearflow/gearflow/runtime"
 )
 
 // The coordinator's side of the data plane. With storage, the
@@ -323,17 +322,10 @@ func (c *coordinator) storedAttempt(ctx context.Context, sr *stageRun, task, att
 			}
 		}()
 	}
-	fail := func(err error) attemptOutcome {
-		c.mu.Lock()
-		delete(sr.running, task)
-		c.mu.Unlock()
-		return attemptOutcome{err: err, discard: discard}
-	}
-	job := runtime.Job{Function: st.Function, Payload: payload, Unique: uniqueID(c.run, st.Name, task, attempt),
-		Priority: jobPriority(st.Priority)}
-	t, err := c.client.Submit(ctx, job)
+	fail := func(err error) attemptOutcome { return c.failedAttempt(sr, task, err, discard) }
+	t, err := c.submit(ctx, sr, task, attempt, payload)
 	if err != nil {
-		return fail(lostServer(ctx, err))
+		return fail(err)
 	}
 	var summary Summary
 	var jobErr error

@@ -145,17 +145,44 @@ gen_input() {
 # load prints the load average, for each run's record.
 load() { echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) ($1)"; }
 
+# machine prints the CPU time of the whole machine so far, in clock
+# ticks summed over its cores: "busy total" (total adds idle and iowait).
+machine() { awk '$1 == "cpu" {b = $2 + $3 + $4 + $7 + $8 + $9; printf "%.0f %.0f\n", b, b + $5 + $6}' /proc/stat; }
+
 # timed NAME CMD...: runs CMD under /usr/bin/time; appends "wall rss_kb
-# cpu" (cpu: user + system seconds) to $WORK/NAME.times.
+# cpu busy total" to $WORK/NAME.times (cpu: user + system seconds; busy,
+# total: the machine's CPU seconds during the run, all processes', and
+# what its cores had).
 timed() {
-	local name=$1
+	local name=$1 m0 m1
 	shift
+	m0=$(machine)
 	if ! /usr/bin/time -f '%e %M %U %S' -o "$WORK/time.out" timeout "$TIMEOUT" "$@" >"$WORK/$name.log" 2>&1; then
 		log "$name failed:"
 		tail -n 20 "$WORK/$name.log" >&2
 		exit 1
 	fi
-	tail -n 1 "$WORK/time.out" | awk '{printf "%s %s %.2f\n", $1, $2, $3 + $4}' >>"$WORK/$name.times"
+	m1=$(machine)
+	tail -n 1 "$WORK/time.out" | awk -v m0="$m0" -v m1="$m1" -v hz="$(getconf CLK_TCK)" \
+		'BEGIN {split(m0, a, " "); split(m1, b, " ")} {printf "%s %s %.2f %.2f %.2f\n", $1, $2, $3 + $4, (b[1] - a[1]) / hz, (b[2] - a[2]) / hz}' >>"$WORK/$name.times"
+}
+
+# others NAME...: for each NAME, the share of the machine's CPU that
+# other processes took during its runs, in %, round by round: a flow
+# run needs both cores, and with sched_autogroup a busy session of
+# someone else's leaves this script's one core of two. A distributed
+# run's own CPU adds the server's, the workers' and weed's (NAME.dist).
+others() {
+	local name out=
+	for name in "$@"; do
+		if [ -f "$WORK/$name.dist" ]; then
+			out+="$name $(paste -d' ' "$WORK/$name.times" "$WORK/$name.dist" | awk '{o = $4 - $3 - $7 - $8 - $9; printf "%.0f ", 100 * (o > 0 ? o : 0) / $5}')"
+		else
+			out+="$name $(awk '{o = $4 - $3; printf "%.0f ", 100 * (o > 0 ? o : 0) / $5}' "$WORK/$name.times")"
+		fi
+		out="${out% }; "
+	done
+	echo "${out%; }"
 }
 
 # rotate R ITEM...: the items, rotated by R-1, so that over the rounds
@@ -251,6 +278,7 @@ wordcount() {
 	done
 	echo
 	echo "target: embedded wall <= 1.5x the plain program's (and no slower than the 0.82-0.88x recorded before storage)"
+	echo "other processes' share of the machine's CPU during each run (%, by round): $(others "${names[@]}")"
 	echo "CPU flow/plain: $(awk -v f="$(median $(col flow 3))" -v p="$pc" 'BEGIN {printf "%.2f", f / p}')x (lines), $(awk -v f="$(median $(col flowbytes 3))" -v p="$pc" 'BEGIN {printf "%.2f", f / p}')x (bytes); plain wall $pw s"
 	[ -n "$BASE" ] && echo "CPU flow/plain at $BASE: $(awk -v f="$(median $(col flowbase 3))" -v p="$pc" 'BEGIN {printf "%.2f", f / p}')x; wall flow/flow at $BASE (lines, median of the rounds): $(ratios flow flowbase | cut -d' ' -f1)x"
 	for name in "${names[@]:1}"; do
@@ -481,6 +509,7 @@ dist_table() {
 	done
 	echo
 	echo "input: $bytes bytes; outputs byte-identical to plain's in every round ($(wc -l <"$WORK/plain.tsv") words)"
+	echo "other processes' share of the machine's CPU during each run (%, by round): $(others plain "$@")"
 	for name in "$@"; do
 		echo "extra attempts, $name, by round: $(paste -sd';' "$WORK/$name.attempts")"
 	done

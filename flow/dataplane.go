@@ -3,7 +3,6 @@ package flow
 import (
 	"bufio"
 	"bytes"
-	"container/heap"
 	"context"
 	"encoding/csv"
 	"fmt"
@@ -267,7 +266,7 @@ func newMerger(srcs []mergeSource) (*merger, error) {
 			m.h.items = append(m.h.items, mergeItem{rec: rec, src: i})
 		}
 	}
-	heap.Init(&m.h)
+	m.h.init()
 	return m, nil
 }
 
@@ -287,9 +286,9 @@ func (m *merger) values(key string) iter.Seq[[]byte] {
 			}
 			if ok {
 				m.h.items[0].rec = rec
-				heap.Fix(&m.h, 0)
+				m.h.fixTop()
 			} else {
-				heap.Pop(&m.h)
+				m.h.popTop()
 			}
 			if !yield(it.rec.Value) {
 				return

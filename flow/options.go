@@ -2,6 +2,7 @@ package flow
 
 import (
 	"log/slog"
+	"os"
 	"path/filepath"
 	goruntime "runtime"
 	"time"
@@ -21,7 +22,8 @@ type Options struct {
 	// (remote workers serve the functions); negative means none.
 	Workers int
 	// StateDir holds run directories (<StateDir>/<run id>/). Zero means
-	// ./.gearflow/runs.
+	// DefaultStateDir(), and a resumed run missing there is also looked
+	// for under LegacyStateDir.
 	StateDir string
 	// RunID, with Resume, names the run to resume. Without Resume it
 	// names the new run; zero means a new random UUID.
@@ -61,14 +63,37 @@ type Options struct {
 // server even where storage could carry it.
 const StorageNone = "none"
 
+// LegacyStateDir is where run directories went, relative to the working
+// folder, before DefaultStateDir: a run id missing from the default state
+// directory is still found there.
+const LegacyStateDir = ".gearflow/runs"
+
 // DefaultStateDir is where run directories go when Options.StateDir is
-// empty.
-const DefaultStateDir = ".gearflow/runs"
+// empty, whatever the working folder: $GEARFLOW_STATE_DIR, else
+// $XDG_STATE_HOME/gearflow/runs, else ~/.local/state/gearflow/runs. It
+// is absolute (a relative $GEARFLOW_STATE_DIR is made absolute; a
+// relative $XDG_STATE_HOME is ignored, as the XDG spec says).
+func DefaultStateDir() string {
+	if d := os.Getenv("GEARFLOW_STATE_DIR"); d != "" {
+		if abs, err := filepath.Abs(d); err == nil {
+			return abs
+		}
+		return d
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "gearflow", "runs")
+	}
+	if home, err := os.UserHomeDir(); err == nil && filepath.IsAbs(home) {
+		return filepath.Join(home, ".local", "state", "gearflow", "runs")
+	}
+	abs, err := filepath.Abs(LegacyStateDir)
+	if err != nil {
+		return LegacyStateDir
+	}
+	return abs
+}
 
 func (o Options) withDefaults() Options {
-	if o.StateDir == "" {
-		o.StateDir = DefaultStateDir
-	}
 	if o.Workers == 0 {
 		if len(o.Servers) == 0 {
 			o.Workers = goruntime.GOMAXPROCS(0)
@@ -85,11 +110,34 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// RunDir returns the directory of run id under stateDir ("" = the
-// default).
+// RunDir returns the directory of run id under stateDir. With stateDir
+// "" it is under DefaultStateDir(), unless only LegacyStateDir holds a
+// run of that id (see LocateRun).
 func RunDir(stateDir, id string) string {
-	if stateDir == "" {
-		stateDir = DefaultStateDir
+	dir, _ := LocateRun(stateDir, id)
+	return dir
+}
+
+// LocateRun returns the directory of run id under stateDir, and whether
+// it is an old one under LegacyStateDir: with stateDir "", a run missing
+// from DefaultStateDir() but present (with its plan) under
+// ./.gearflow/runs of the working folder is found there.
+func LocateRun(stateDir, id string) (dir string, legacy bool) {
+	if stateDir != "" {
+		return filepath.Join(stateDir, id), false
 	}
-	return filepath.Join(stateDir, id)
+	dir = filepath.Join(DefaultStateDir(), id)
+	if id == "" || fileExists(filepath.Join(dir, "plan.json")) {
+		return dir, false
+	}
+	old := filepath.Join(LegacyStateDir, id)
+	if fileExists(filepath.Join(old, "plan.json")) {
+		return old, true
+	}
+	return dir, false
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	goruntime "runtime"
 	"sort"
 	"strings"
@@ -184,7 +185,7 @@ func RunCommand(ctx context.Context, reg *flow.Registry, args []string, stdout, 
 	workers := fs.Int("workers", 0, "tasks the in-process worker runs at once (0: GOMAXPROCS when embedded, none with --servers)")
 	jsonOut := fs.Bool("json", false, "print a stream of JSON events instead of progress lines")
 	resume := fs.String("resume", "", "resume the run with this `id`, redoing only unfinished tasks")
-	stateDir := fs.String("state-dir", flow.DefaultStateDir, "directory of run directories")
+	stateDir := fs.String("state-dir", "", "directory of run directories (default $GEARFLOW_STATE_DIR, else $XDG_STATE_HOME/gearflow/runs, else ~/.local/state/gearflow/runs)")
 	store := fs.String("storage", "", "`URI` of the run's intermediate data, shared by its workers: file:///shared/path or s3://bucket/prefix (default: the pipeline's storage:, else the run's folder when embedded; \"none\": through the job servers)")
 	budget := fs.Int64("memory-budget", 256, "MiB of records a shuffle keeps in memory before spilling to disk")
 	speculate := fs.Duration("speculate-after", 0, "least run time before a straggler gets a backup attempt (0: 5s)")
@@ -205,6 +206,10 @@ func RunCommand(ctx context.Context, reg *flow.Registry, args []string, stdout, 
 		file = pos[0]
 	}
 	if *resume != "" {
+		if dir, legacy := flow.LocateRun(*stateDir, *resume); legacy {
+			fmt.Fprintf(stderr, "run %s is in the old state folder %s, not in %s; resuming it there\n", *resume, filepath.Dir(dir), flow.DefaultStateDir())
+			*stateDir = filepath.Dir(dir)
+		}
 		info, err := flow.ReadRunInfo(*stateDir, *resume)
 		if err != nil {
 			fmt.Fprintf(stderr, "cannot resume: %v\n", err)
@@ -260,7 +265,11 @@ func RunCommand(ctx context.Context, reg *flow.Registry, args []string, stdout, 
 		var re *flow.RunError
 		if errors.As(err, &re) && res != nil {
 			fmt.Fprintf(stderr, "%v\n", err)
-			fmt.Fprintf(stderr, "resume with: run %s --resume %s --state-dir %s\n", file, re.Run, *stateDir)
+			hint := ""
+			if *stateDir != "" {
+				hint = " --state-dir " + *stateDir
+			}
+			fmt.Fprintf(stderr, "resume with: run %s --resume %s%s\n", file, re.Run, hint)
 			return 1
 		}
 		fmt.Fprintf(stderr, "%v\n", err)

@@ -173,6 +173,9 @@ func Run(ctx context.Context, p *spec.Pipeline, reg *Registry, opts Options) (*R
 	c.emit(done)
 	if firstErr != nil {
 		c.log.Info("run failed", "failed_tasks", len(c.failed))
+		if err := c.j.writeOutcome(res, firstErr); err != nil {
+			c.log.Warn("could not record the run's outcome", "err", err)
+		}
 		return res, &RunError{Run: c.run, Failed: c.failed, Err: firstErr}
 	}
 	if c.store != nil {
@@ -183,6 +186,9 @@ func Run(ctx context.Context, p *spec.Pipeline, reg *Registry, opts Options) (*R
 	for _, st := range p.Stages {
 		os.RemoveAll(c.j.tmpDir(st.Name))
 		os.RemoveAll(filepath.Join(c.j.stageDir(st.Name), "input"))
+	}
+	if err := c.j.writeOutcome(res, nil); err != nil {
+		c.log.Warn("could not record the run's outcome", "err", err)
 	}
 	c.log.Info("run finished", "output", res.Output, "records", res.OutputRecords, "elapsed", res.Elapsed)
 	return res, nil
@@ -210,6 +216,7 @@ func (c *coordinator) open() error {
 		if c.j, err = openJournal(dir); err != nil {
 			return err
 		}
+		os.Remove(filepath.Join(dir, resultFile)) // the outcome of an earlier attempt no longer holds
 		if c.j.torn > 0 {
 			c.log.Warn("journal ended in a torn line, cut off; its task runs again", "run", c.run, "bytes", c.j.torn)
 		}

@@ -29,6 +29,7 @@ func commands() []command {
 		{"run", "run a pipeline (embedded server and workers unless --servers)", cmdRun},
 		{"validate", "check a pipeline file", cmdValidate},
 		{"plan", "show the tasks a pipeline would run, without running it", cmdPlan},
+		{"runs", "list, show and remove runs (runs, runs show ID, runs rm ID, runs gc)", cmdRuns},
 		{"submit", "submit one job to a Gearman server", cmdSubmit},
 		{"status", "show a server's functions, queues and workers", cmdStatus},
 		{"bench", "load-test a Gearman server", cmdBench},

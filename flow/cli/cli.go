@@ -39,6 +39,7 @@ func commandList() []command {
 		{"plan", "show the tasks a pipeline would run, without running it", PlanCommand},
 		{"worker", "serve the registered functions to job servers", WorkerCommand},
 		{"validate", "check a pipeline file", ValidateCommand},
+		{"runs", "list, show and remove runs (runs, runs show ID, runs rm ID, runs gc)", RunsCommand},
 	}
 }
 
@@ -63,7 +64,7 @@ func Dispatch(ctx context.Context, reg *flow.Registry, args []string, stdout, st
 			return c.run(ctx, reg, args[1:], stdout, stderr)
 		}
 	}
-	fmt.Fprintf(stderr, "unknown command %q (commands: run, plan, worker, validate)\n", args[0])
+	fmt.Fprintf(stderr, "unknown command %q (commands: run, plan, worker, validate, runs)\n", args[0])
 	return 2
 }
 

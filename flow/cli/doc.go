@@ -1,6 +1,6 @@
 // Package cli is gearflow's pipeline command line as a library: a
-// program that registers its own Go functions gets the run, plan, worker
-// and validate subcommands by calling Main with its Registry:
+// program that registers its own Go functions gets the run, plan, worker,
+// validate and runs subcommands by calling Main with its Registry:
 //
 //	func main() {
 //		reg := flow.NewRegistry()
@@ -10,6 +10,6 @@
 //	}
 //
 // Each subcommand is also a function of its own (RunCommand,
-// PlanCommand, WorkerCommand, ValidateCommand) returning an exit code:
+// PlanCommand, WorkerCommand, ValidateCommand, RunsCommand) returning an exit code:
 // 0 success, 1 failure, 2 usage or pipeline error.
 package cli

@@ -56,6 +56,10 @@ func runsFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
 	fs := flag.NewFlagSet("runs "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dir := fs.String("state-dir", "", "directory of run directories (default "+flow.DefaultStateDir()+")")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, runsUsage)
+		fs.PrintDefaults()
+	}
 	return fs, dir
 }
 
@@ -249,7 +253,7 @@ func removeRun(ctx context.Context, dir, id string, keepData bool, stdout io.Wri
 func runsGC(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs, dir := runsFlags("gc", stderr)
 	var olderThan age
-	fs.Var(&olderThan, "older-than", "remove finished runs that ended at least this `long` ago (1h30m, 7d)")
+	fs.Var(&olderThan, "older-than", "remove finished runs that ended at least `duration` ago (as 1h30m or 7d)")
 	keep := fs.Int("keep", 0, "keep the `N` newest finished runs whatever their age")
 	dry := fs.Bool("dry-run", false, "only print what would be removed")
 	keepData := fs.Bool("keep-data", false, "leave removed runs' data in an outside storage")

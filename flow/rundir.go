@@ -24,7 +24,10 @@ var ErrNoRun = errors.New("flow: no such run")
 //	stages/<stage>/task-NNNNNN.rec   without storage: output of a completed task above maxPacked bytes
 //	stages/<stage>/pack.rec   without storage: the stage's other tasks' outputs, one after another (see journalEntry)
 //	stages/<stage>/tmp/       attempts in flight, shuffle spills, reduce inputs
-//	deadletter.jsonl          failed tasks under continue/tolerate (default)
+//	failed.jsonl              tasks that ran out of attempts, one line each, appended by every attempt of the run
+//	result.json               how the run ended (finished or failed, output, stages), written as Run returns;
+//	                          removed when the run is resumed (see runOutcome)
+//	lock                      flock(2)ed by the coordinator while the run is open
 
 // plan is what a run records before it submits anything, so a resumed
 // run does the same work.

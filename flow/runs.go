@@ -21,20 +21,47 @@ import (
 // when Run returns after its stages ran (see runOutcome).
 const resultFile = "result.json"
 
-// RunState is where a run stands.
-type RunState string
+// RunState is where a run stands. A run is RunRunning while its
+// coordinator has it open; it then ends RunFinished or RunFailed, or is
+// left RunIncomplete when its process dies or its context is cancelled.
+// Resuming a failed or incomplete run makes it RunRunning again.
+type RunState int
 
 const (
-	// RunRunning: a coordinator holds the run's directory now.
-	RunRunning RunState = "running"
-	// RunFinished: the run ended and wrote its output.
-	RunFinished RunState = "finished"
-	// RunFailed: the run ended in failure; it can be resumed.
-	RunFailed RunState = "failed"
 	// RunIncomplete: the run stopped (killed, interrupted) before it
 	// ended; it can be resumed.
-	RunIncomplete RunState = "incomplete"
+	RunIncomplete RunState = iota
+	// RunRunning: a coordinator holds the run's directory now.
+	RunRunning
+	// RunFinished: the run ended and wrote its output.
+	RunFinished
+	// RunFailed: the run ended in failure; it can be resumed.
+	RunFailed
 )
+
+var runStateNames = [...]string{RunIncomplete: "incomplete", RunRunning: "running", RunFinished: "finished", RunFailed: "failed"}
+
+func (s RunState) String() string {
+	if s >= 0 && int(s) < len(runStateNames) {
+		return runStateNames[s]
+	}
+	return fmt.Sprintf("RunState(%d)", int(s))
+}
+
+// MarshalText gives the state's name, as result.json and JSON output
+// carry it.
+func (s RunState) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText parses a state's name.
+func (s *RunState) UnmarshalText(b []byte) error {
+	for i, name := range runStateNames {
+		if string(b) == name {
+			*s = RunState(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("flow: unknown run state %q", b)
+}
 
 // runOutcome is result.json.
 type runOutcome struct {

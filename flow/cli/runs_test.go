@@ -112,11 +112,9 @@ func TestRunsListShowRemove(t *testing.T) {
 	if err := f.run(t, t.Context(), "ok", "my.upper", ""); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(10 * time.Millisecond) // distinct creation times, for the order
 	if err := f.run(t, t.Context(), "bad", "my.fail", ""); err == nil {
 		t.Fatal("a run of a failing function succeeded")
 	}
-	time.Sleep(10 * time.Millisecond)
 	f.hang(t, "cut")
 
 	code, out, errOut := runsCmd(t, "--state-dir", f.state)
@@ -227,7 +225,6 @@ func TestRunsGC(t *testing.T) {
 		if err := f.run(t, t.Context(), id, "my.upper", ""); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	if err := f.run(t, t.Context(), "failed", "my.fail", ""); err == nil {
 		t.Fatal("a run of a failing function succeeded")

@@ -35,8 +35,10 @@
 // # Runs and the journal
 //
 // Every run has an id (a UUID) and a directory under Options.StateDir
-// holding its plan, the completed tasks' outputs and a journal of
-// completed tasks. A small output is appended to its stage's pack file,
+// (DefaultStateDir when empty) holding its plan and a journal of
+// completed tasks. With storage the journal names the files each task's
+// winning attempt wrote there. Without, the coordinator keeps the
+// outputs itself: a small output is appended to its stage's pack file,
 // the journal line giving its place and checksum; a large one is a file
 // of its own, renamed into place. Options.Resume with the run's id
 // redoes only what had not completed and been journaled, or whose

@@ -100,7 +100,51 @@ func (s *Server) submit(c *conn, p protocol.Packet) error {
 		return err
 	}
 	s.mu.Lock()
+	j, ticket, err := s.submitLocked(c, sub)
+	if err != nil || ticket == 0 {
+		s.mu.Unlock()
+		return err
+	}
+	s.mu.Unlock()
+	return s.awaitDurable(c, j, ticket)
+}
+
+// awaitDurable sends the JOB_CREATED of background job j once the
+// durable queue has synced its record (ticket), and only then lets
+// workers see the job. The read loop waits here, so the replies of a
+// connection keep their order; submissions of other connections queued
+// meanwhile share the same sync. The replies already queued go out
+// first.
+func (s *Server) awaitDurable(c *conn, j *job, ticket uint64) error {
+	c.flushPeers()
+	c.flushInline()
+	err := s.store.wait(ticket)
+	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err != nil {
+		s.log.Error("durable queue failed; refusing background jobs", "err", err)
+		if j.state == jobPending {
+			var hb handleBuf
+			h := s.appendHandle(hb[:0], j.id)
+			for _, cl := range j.clients {
+				cl.send(protocol.WorkFail, h)
+			}
+			s.removeLocked(j)
+		}
+		return refuse(protocol.CodeQueueError, "Job could not be stored: "+err.Error())
+	}
+	if j.state == jobPending {
+		s.placeLocked(c, j)
+	}
+	var hb handleBuf
+	c.send(protocol.JobCreated, s.appendHandle(hb[:0], j.id))
+	return nil
+}
+
+// submitLocked creates or joins the job of sub. With a durable queue, a
+// nonzero ticket says the JOB_CREATED waits for that record's sync
+// (awaitDurable); otherwise it has been sent.
+func (s *Server) submitLocked(c *conn, sub submission) (*job, uint64, error) {
 	fn := s.functionBytesLocked(sub.fn)
 
 	if j := s.coalesceLocked(fn, sub); j != nil {
@@ -108,12 +152,23 @@ func (s *Server) submit(c *conn, p protocol.Packet) error {
 			// A background request must not be lost if the foreground
 			// clients it joined go away (gearmand loses it).
 			j.background = true
+			if s.store != nil {
+				// The job it joined may be one nothing stored yet (a
+				// foreground one), or one whose record is being synced.
+				if !j.stored {
+					j.stored = true
+					return j, s.store.put(s.storedJobLocked(j)), nil
+				}
+				if j.state == jobPending {
+					return j, s.store.last(), nil
+				}
+			}
 		} else {
 			s.attachLocked(j, c)
 		}
 		var hb handleBuf
 		c.send(protocol.JobCreated, s.appendHandle(hb[:0], j.id))
-		return nil
+		return j, 0, nil
 	}
 
 	limit := s.cfg.MaxQueuedJobs
@@ -121,7 +176,7 @@ func (s *Server) submit(c *conn, p protocol.Packet) error {
 		limit = m
 	}
 	if fn.total >= limit {
-		return refuse(protocol.CodeQueueError, "Job queue is full")
+		return nil, 0, refuse(protocol.CodeQueueError, "Job queue is full")
 	}
 
 	s.nextID++
@@ -148,23 +203,36 @@ func (s *Server) submit(c *conn, p protocol.Packet) error {
 	if !sub.background {
 		s.attachLocked(j, c)
 	}
+	j.when = sub.when
+	if s.store != nil && sub.background {
+		// Durable: nobody sees the job before its record is synced.
+		j.stored = true
+		j.state = jobPending
+		return j, s.store.put(s.storedJobLocked(j)), nil
+	}
 	// The job is queued (and sleeping workers NOOPed) before JOB_CREATED
 	// goes out, as in gearmand; no worker can take it before this
 	// handler releases the lock, so the client still learns its handle
 	// before any WORK_* packet for it.
+	s.placeLocked(c, j)
+	var hb handleBuf
+	c.send(protocol.JobCreated, s.appendHandle(hb[:0], j.id))
+	return j, 0, nil
+}
+
+// placeLocked queues new job j, or parks it until its time: j.when, set
+// from SUBMIT_JOB_EPOCH (0 for none), or its schedule's next minute.
+func (s *Server) placeLocked(c *conn, j *job) {
 	switch {
 	case j.sched() != nil:
 		j.when = j.sched().next(time.Now()).UnixNano()
 		s.delayLocked(j)
-	case sub.when > 0 && sub.when > time.Now().UnixNano():
-		j.when = sub.when
+	case j.when > 0 && j.when > time.Now().UnixNano():
 		s.delayLocked(j)
 	default:
+		j.when = 0
 		s.enqueueLocked(c, j)
 	}
-	var hb handleBuf
-	c.send(protocol.JobCreated, s.appendHandle(hb[:0], j.id))
-	return nil
 }
 
 // keepPayload returns a submission's payload for its new job to keep. A
@@ -292,6 +360,9 @@ func (s *Server) requeueLocked(j *job) {
 		s.removeLocked(j)
 		return
 	}
+	if j.stored && s.store != nil {
+		s.store.setRetries(j.id, j.retries)
+	}
 	if s.cfg.JobRetries > 0 && int(j.retries) >= s.cfg.JobRetries {
 		s.log.Info("job dropped: retry limit reached", "handle", s.handleString(j), "func", j.fn.name, "retries", j.retries)
 		var hb handleBuf
@@ -338,6 +409,9 @@ func (s *Server) removeLocked(j *job) {
 		return
 	}
 	j.state = jobGone
+	if j.stored && s.store != nil {
+		s.store.del(j.id)
+	}
 	for _, cl := range j.clients {
 		delete(cl.attached, j)
 	}

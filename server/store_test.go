@@ -1,0 +1,232 @@
+package server_test
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gearflow/gearflow/internal/servertest"
+	"github.com/gearflow/gearflow/internal/wiretest"
+	"github.com/gearflow/gearflow/protocol"
+	"github.com/gearflow/gearflow/server"
+)
+
+func durableConfig(t *testing.T) server.Config {
+	return server.Config{JobHandlePrefix: "H:d", DataDir: t.TempDir()}
+}
+
+// TestDurableReplayKeepsOrder: after a restart on the same DataDir the
+// background jobs come back with their handles, priorities, FIFO order
+// within a priority (empty and "-" uniques included, which collide in
+// gearmand's queues), reducers and schedules; foreground jobs do not.
+func TestDurableReplayKeepsOrder(t *testing.T) {
+	s := servertest.Start(t, durableConfig(t))
+	s.AllowLeftoverJobs()
+	c := wiretest.Dial(t, s.Addr)
+	type sub struct {
+		typ          protocol.Type
+		unique, data string
+	}
+	subs := []sub{
+		{protocol.SubmitJobLowBg, "-", "l1"},
+		{protocol.SubmitJobBg, "", "n1"},
+		{protocol.SubmitJobHighBg, "", "h1"},
+		{protocol.SubmitJobLowBg, "-", "l2"},
+		{protocol.SubmitJobBg, "", "n2"},
+		{protocol.SubmitJobHighBg, "u", "h2"},
+		{protocol.SubmitJobBg, "", "n3"},
+	}
+	handles := map[string]string{}
+	for _, sb := range subs {
+		handles[sb.data] = c.Submit(t, sb.typ, "f", sb.unique, sb.data)
+	}
+	// Coalesced onto "u": not a new job.
+	if h := c.Submit(t, protocol.SubmitJobBg, "f", "u", "other"); h != handles["h2"] {
+		t.Fatalf("coalesced submission got %s, want %s", h, handles["h2"])
+	}
+	reduce := c.SubmitReduce(t, protocol.SubmitReduceJobBackground, "r", "", "red", "rdata")
+	c.Req(protocol.SubmitJobSched, "s", "", "0", "0", "1", "1", "", "sdata")
+	c.Created(t)
+	// A foreground job is not kept.
+	c.Req(protocol.SubmitJob, "f", "", "fg")
+	c.Created(t)
+	c.Close()
+
+	s.Restart()
+	w := wiretest.Dial(t, s.Addr)
+	expectAdminText(t, w, "status", "f\t7\t0\t0\nr\t1\t0\t0\ns\t1\t0\t0\n.\n")
+	w.CanDo("f")
+	for _, data := range []string{"h1", "h2", "n1", "n2", "n3", "l1", "l2"} {
+		w.Grab(t, handles[data], "f", data)
+	}
+	w.CanDo("r")
+	w.Req(protocol.GrabJobAll)
+	w.Expect(t, protocol.JobAssignAll, reduce, "r", "", "red", "rdata")
+	w.NoJob(t)
+	// Finished jobs stay finished across the next restart.
+	for _, data := range []string{"h1", "h2", "n1"} {
+		w.Req(protocol.WorkComplete, handles[data], "")
+	}
+	w.Sync(t)
+	w.Close()
+	s.Restart()
+	w = wiretest.Dial(t, s.Addr)
+	expectAdminText(t, w, "status", "f\t4\t0\t0\nr\t1\t0\t0\ns\t1\t0\t0\n.\n")
+	w.CanDo("f")
+	w.Grab(t, handles["n2"], "f", "n2")
+	// New jobs continue the ids: a replayed handle is never reissued.
+	c = wiretest.Dial(t, s.Addr)
+	if h := c.Submit(t, protocol.SubmitJobBg, "g", "", "new"); handleID(t, h) <= handleID(t, handles["n3"]) {
+		t.Fatalf("new job got handle %s, not after the replayed ones (last %s)", h, handles["n3"])
+	}
+}
+
+// TestDurableReplayEpoch: an EPOCH job keeps its time across a restart.
+func TestDurableReplayEpoch(t *testing.T) {
+	s := servertest.Start(t, durableConfig(t))
+	s.AllowLeftoverJobs()
+	c := wiretest.Dial(t, s.Addr)
+	at := time.Now().Add(2 * time.Second)
+	h := c.SubmitEpoch(t, "e", "", epochIn(2*time.Second), "edata")
+	c.Close()
+	s.Restart()
+	w := wiretest.Dial(t, s.Addr)
+	w.CanDo("e")
+	if time.Until(at) > 500*time.Millisecond {
+		w.NoJob(t) // not yet
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		w.Req(protocol.GrabJob)
+		p := w.Next(t)
+		if p.Type == protocol.JobAssign {
+			if string(p.Args[0]) != h || string(p.Args[2]) != "edata" {
+				t.Fatalf("got %s, want the epoch job %s", wiretest.Format(p), h)
+			}
+			if time.Now().Before(at.Truncate(time.Second)) {
+				t.Fatalf("epoch job ran at %v, before its time %v", time.Now(), at)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("epoch job not runnable 8s after its time")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestDurableTornRecord: a record cut short by a crash is dropped and
+// the records before it replay.
+func TestDurableTornRecord(t *testing.T) {
+	cfg := durableConfig(t)
+	s := servertest.Start(t, cfg)
+	s.AllowLeftoverJobs()
+	c := wiretest.Dial(t, s.Addr)
+	h1 := c.Submit(t, protocol.SubmitJobBg, "f", "", "one")
+	h2 := c.Submit(t, protocol.SubmitJobBg, "f", "", "two")
+	c.Submit(t, protocol.SubmitJobBg, "f", "", "three-is-torn")
+	c.Close()
+	s.Stop()
+
+	segs, err := filepath.Glob(filepath.Join(cfg.DataDir, "*.log"))
+	if err != nil || len(segs) != 1 {
+		t.Fatalf("segments %v, %v; want one", segs, err)
+	}
+	fi, err := os.Stat(segs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(segs[0], fi.Size()-5); err != nil {
+		t.Fatal(err)
+	}
+
+	s = servertest.Start(t, cfg)
+	s.AllowLeftoverJobs()
+	w := wiretest.Dial(t, s.Addr)
+	expectAdminText(t, w, "status", "f\t2\t0\t0\n.\n")
+	w.CanDo("f")
+	w.Grab(t, h1, "f", "one")
+	w.Grab(t, h2, "f", "two")
+	w.NoJob(t)
+	// The log is whole again: later records replay after it.
+	c = wiretest.Dial(t, s.Addr)
+	h4 := c.Submit(t, protocol.SubmitJobBg, "f", "", "four")
+	c.Close()
+	w.Close()
+	s.Stop()
+	s = servertest.Start(t, cfg)
+	s.AllowLeftoverJobs()
+	w = wiretest.Dial(t, s.Addr)
+	w.CanDo("f")
+	w.Grab(t, h1, "f", "one")
+	w.Grab(t, h2, "f", "two")
+	w.Grab(t, h4, "f", "four")
+	w.NoJob(t)
+}
+
+// TestDurableDamagedRecordRefused: damage before the last record is not
+// a torn write, and the server refuses to start rather than lose jobs
+// silently.
+func TestDurableDamagedRecordRefused(t *testing.T) {
+	cfg := durableConfig(t)
+	s := servertest.Start(t, cfg)
+	s.AllowLeftoverJobs()
+	c := wiretest.Dial(t, s.Addr)
+	c.Submit(t, protocol.SubmitJobBg, "f", "", "one")
+	c.Close()
+	s.Stop()
+	segs, _ := filepath.Glob(filepath.Join(cfg.DataDir, "*.log"))
+	if len(segs) != 1 {
+		t.Fatalf("segments %v; want one", segs)
+	}
+	b, err := os.ReadFile(segs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-1] ^= 0xff // checksum fails
+	// A later segment makes the damaged one not the last.
+	if err := os.WriteFile(segs[0], b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cfg.DataDir, "9999999999999999.log"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := server.New(cfg); err == nil {
+		t.Fatal("New opened a data directory with a damaged record in the middle")
+	}
+}
+
+func handleID(t *testing.T, h string) int {
+	t.Helper()
+	n, err := strconv.Atoi(h[strings.LastIndexByte(h, ':')+1:])
+	if err != nil {
+		t.Fatalf("handle %q: %v", h, err)
+	}
+	return n
+}
+
+func expectAdminText(t *testing.T, c *wiretest.Conn, line, want string) {
+	t.Helper()
+	if got := c.Admin(t, line); got != want {
+		t.Fatalf("%q: got %q, want %q", line, got, want)
+	}
+}
+
+// TestDurableDirLocked: a second server cannot open a data directory in
+// use (it would rewrite the first one's log), and can once it stopped.
+func TestDurableDirLocked(t *testing.T) {
+	cfg := durableConfig(t)
+	s := servertest.Start(t, cfg)
+	if _, err := server.New(cfg); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("second New on %s: %v, want an in-use error", cfg.DataDir, err)
+	}
+	s.Stop()
+	srv, err := server.New(cfg)
+	if err != nil {
+		t.Fatalf("New after the first server stopped: %v", err)
+	}
+	srv.Close()
+}

@@ -56,8 +56,12 @@ const (
 	// Compaction: when records of ended jobs are more than compactRatio
 	// times the live ones and the log holds more than compactMin bytes,
 	// the live records are copied to a new segment and the old removed.
-	compactRatio = 4
-	compactMin   = 32 << 20
+)
+
+// Compaction thresholds (variables for tests).
+var (
+	compactRatio int64 = 4
+	compactMin   int64 = 32 << 20
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)

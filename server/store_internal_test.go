@@ -1,0 +1,75 @@
+package server
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestStoreCompaction: once the records of ended jobs outweigh the live
+// ones, the live records move to a new segment and the old segments go;
+// the jobs queued and deleted meanwhile replay as they should.
+func TestStoreCompaction(t *testing.T) {
+	defer func(m int64) { compactMin = m }(compactMin)
+	compactMin = 64 << 10
+	dir := t.TempDir()
+	st, jobs, err := openStore(dir)
+	if err != nil || len(jobs) != 0 {
+		t.Fatalf("open: %v, %d jobs", err, len(jobs))
+	}
+	data := bytes.Repeat([]byte("x"), 1000)
+	const n = 400
+	var ticket uint64
+	for id := uint64(1); id <= n; id++ {
+		ticket = st.put(storedJob{id: id, fn: "f", unique: fmt.Sprint(id), data: data})
+	}
+	if err := st.wait(ticket); err != nil {
+		t.Fatal(err)
+	}
+	for id := uint64(1); id <= n; id++ {
+		if id%40 != 0 {
+			st.del(id)
+		}
+	}
+	// The next batch finds the dead records and compacts first.
+	if err := st.wait(st.put(storedJob{id: n + 1, fn: "f", data: data})); err != nil {
+		t.Fatal(err)
+	}
+	segs, err := listSegments(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(segs) != 1 || segs[0] != 2 {
+		t.Fatalf("segments after compaction %v, want only the new [2]", segs)
+	}
+	fi, err := os.Stat(filepath.Join(dir, segName(segs[0])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() > 20*1100 {
+		t.Fatalf("compacted segment holds %d bytes for 11 live jobs", fi.Size())
+	}
+	st.del(80)
+	if err := st.close(); err != nil {
+		t.Fatal(err)
+	}
+
+	st, jobs, err = openStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.close()
+	var ids []uint64
+	for _, j := range jobs {
+		ids = append(ids, j.id)
+		if !bytes.Equal(j.data, data) || j.fn != "f" {
+			t.Fatalf("job %d came back as %q %d bytes", j.id, j.fn, len(j.data))
+		}
+	}
+	want := []uint64{40, 120, 160, 200, 240, 280, 320, 360, 400, n + 1}
+	if fmt.Sprint(ids) != fmt.Sprint(want) {
+		t.Fatalf("replayed %v, want %v", ids, want)
+	}
+}

@@ -1,10 +1,14 @@
 package server_test
 
 import (
+	"bytes"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -229,4 +233,69 @@ func TestDurableDirLocked(t *testing.T) {
 		t.Fatalf("New after the first server stopped: %v", err)
 	}
 	srv.Close()
+}
+
+// BenchmarkBackgroundSubmit measures background submissions
+// acknowledged per second, 16 clients each waiting for its JOB_CREATED
+// before the next (as libgearman clients do), into the in-memory queue
+// and into the durable one (DataDir, synced before each ack; set
+// GEARFLOW_BENCH_DIR to put it on a given disk). It reports submits/s.
+func BenchmarkBackgroundSubmit(b *testing.B) {
+	for _, durable := range []bool{false, true} {
+		b.Run("durable="+strconv.FormatBool(durable), func(b *testing.B) {
+			cfg := server.Config{JobHandlePrefix: "H:b"}
+			if durable {
+				dir := os.Getenv("GEARFLOW_BENCH_DIR")
+				if dir == "" {
+					dir = b.TempDir()
+				} else {
+					var err error
+					if dir, err = os.MkdirTemp(dir, "bench"); err != nil {
+						b.Fatal(err)
+					}
+					defer os.RemoveAll(dir)
+				}
+				cfg.DataDir = dir
+			}
+			benchBackgroundSubmit(b, cfg, 16)
+		})
+	}
+}
+
+func benchBackgroundSubmit(b *testing.B, cfg server.Config, clients int) {
+	srv := servertest.Start(b, cfg)
+	srv.AllowLeftoverJobs()
+	var left atomic.Int64
+	left.Store(int64(b.N))
+	payload := bytes.Repeat([]byte("p"), 100)
+	submit := protocol.New(protocol.Req, protocol.SubmitJobBg, []byte("bench"), nil, payload).Append(nil)
+	b.ReportAllocs()
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			nc, err := net.Dial("tcp", srv.Addr)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			defer nc.Close()
+			r := protocol.NewReader(nc, protocol.ReaderConfig{})
+			for left.Add(-1) >= 0 {
+				if _, err := nc.Write(submit); err != nil {
+					b.Error(err)
+					return
+				}
+				if p, err := r.ReadPacket(); err != nil || p.Type != protocol.JobCreated {
+					b.Errorf("got %v, %v; want JOB_CREATED", p.Type, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "submits/s")
 }

@@ -299,3 +299,46 @@ func benchBackgroundSubmit(b *testing.B, cfg server.Config, clients int) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "submits/s")
 }
+
+// TestDurableEndedJobsStayEnded: a job that completed, failed, raised an
+// exception, was cancelled or was dropped past the retry limit is
+// deleted from the durable queue; a background request that joins a
+// foreground job makes that job durable.
+func TestDurableEndedJobsStayEnded(t *testing.T) {
+	cfg := durableConfig(t)
+	cfg.JobRetries = 1
+	s := servertest.Start(t, cfg)
+	s.AllowLeftoverJobs()
+	c := wiretest.Dial(t, s.Addr)
+	h := map[string]string{}
+	for _, d := range []string{"complete", "fail", "exception", "cancel", "drop", "keep"} {
+		h[d] = c.Submit(t, protocol.SubmitJobBg, "f", "", d)
+	}
+	fg := wiretest.Dial(t, s.Addr)
+	joined := fg.Submit(t, protocol.SubmitJob, "g", "u1", "joined")
+	if got := c.Submit(t, protocol.SubmitJobBg, "g", "u1", "joined"); got != joined {
+		t.Fatalf("background request got %s, want the foreground job %s", got, joined)
+	}
+	fg.Close()
+	expectAdminText(t, c, "cancel job "+h["cancel"], "OK\r\n")
+
+	w := wiretest.Dial(t, s.Addr)
+	w.CanDo("f")
+	w.Grab(t, h["complete"], "f", "complete")
+	w.Req(protocol.WorkComplete, h["complete"], "")
+	w.Grab(t, h["fail"], "f", "fail")
+	w.Req(protocol.WorkFail, h["fail"])
+	w.Grab(t, h["exception"], "f", "exception")
+	w.Req(protocol.WorkException, h["exception"], "x")
+	w.Grab(t, h["drop"], "f", "drop")
+	w.Close() // the drop job is lost with its worker: past JobRetries 1
+	c.Close()
+
+	s.Restart()
+	w = wiretest.Dial(t, s.Addr)
+	expectAdminText(t, w, "status", "f\t1\t0\t0\ng\t1\t0\t0\n.\n")
+	w.CanDo("f", "g")
+	w.Grab(t, h["keep"], "f", "keep")
+	w.Grab(t, joined, "g", "joined")
+	w.NoJob(t)
+}

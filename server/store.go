@@ -422,6 +422,9 @@ func (d *decoder) put() storedJob {
 func (st *store) put(j storedJob) uint64 {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if st.err != nil {
+		return st.seq + 1 // never synced: wait returns the error
+	}
 	start := len(st.buf)
 	st.buf = appendPut(st.buf, j)
 	st.bufIDs = append(st.bufIDs, pendingPut{id: j.id, off: start, n: len(st.buf) - start})
@@ -437,7 +440,7 @@ func (st *store) del(id uint64) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	loc, ok := st.live[id]
-	if !ok {
+	if !ok || st.err != nil {
 		return
 	}
 	delete(st.live, id)
@@ -455,7 +458,7 @@ func (st *store) del(id uint64) {
 func (st *store) setRetries(id uint64, retries uint16) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if _, ok := st.live[id]; !ok {
+	if _, ok := st.live[id]; !ok || st.err != nil {
 		return
 	}
 	start := len(st.buf)

@@ -3,9 +3,13 @@ package server
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/gearflow/gearflow/internal/wiretest"
+	"github.com/gearflow/gearflow/protocol"
 )
 
 // TestStoreCompaction: once the records of ended jobs outweigh the live
@@ -72,4 +76,32 @@ func TestStoreCompaction(t *testing.T) {
 	if fmt.Sprint(ids) != fmt.Sprint(want) {
 		t.Fatalf("replayed %v, want %v", ids, want)
 	}
+}
+
+// TestStoreWriteFailureRefuses: when the log cannot be written, a
+// background submission gets ERROR QUEUE_ERROR instead of a JOB_CREATED
+// nothing keeps, and no job is created.
+func TestStoreWriteFailureRefuses(t *testing.T) {
+	srv, err := New(Config{JobHandlePrefix: "H:w", DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	defer srv.Close()
+	c := wiretest.Dial(t, l.Addr().String())
+	c.Submit(t, protocol.SubmitJobBg, "f", "", "stored")
+	srv.store.f.Close() // the next write fails
+	c.Req(protocol.SubmitJobBg, "f", "", "refused")
+	c.ExpectErrorCode(t, protocol.CodeQueueError)
+	c.Req(protocol.SubmitJobBg, "f", "", "refused too")
+	c.ExpectErrorCode(t, protocol.CodeQueueError)
+	if n := srv.Stats().Jobs; n != 1 {
+		t.Fatalf("%d jobs in the server, want the one stored", n)
+	}
+	// Foreground jobs are not stored and still go on.
+	c.Submit(t, protocol.SubmitJob, "f", "", "fg")
 }

@@ -342,3 +342,27 @@ func TestDurableEndedJobsStayEnded(t *testing.T) {
 	w.Grab(t, joined, "g", "joined")
 	w.NoJob(t)
 }
+
+// TestDurableForegroundDiesWithClient: with a data directory too, a
+// foreground job nobody waits for any more is dropped, as in gearmand,
+// and is not brought back by a restart.
+func TestDurableForegroundDiesWithClient(t *testing.T) {
+	s := servertest.Start(t, durableConfig(t))
+	c := wiretest.Dial(t, s.Addr)
+	c.Submit(t, protocol.SubmitJob, "f", "", "fg")
+	a := wiretest.Dial(t, s.Addr)
+	expectAdminText(t, a, "status", "f\t1\t0\t0\n.\n")
+	c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for a.Admin(t, "status") != "f\t0\t0\t0\n.\n" {
+		if time.Now().After(deadline) {
+			t.Fatal("foreground job still queued 5s after its client left")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	a.Close()
+	s.Restart()
+	w := wiretest.Dial(t, s.Addr)
+	w.CanDo("f")
+	w.NoJob(t)
+}

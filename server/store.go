@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // The durable queue (Config.DataDir): background jobs are kept in a log
@@ -108,6 +109,8 @@ type store struct {
 	active uint64              // the segment being appended to
 	f      *os.File
 	size   int64 // of the active segment
+
+	syncs atomic.Int64 // fsyncs of the log, for tests
 
 	done chan struct{} // closed when the writer has ended
 	lock *os.File      // holds the directory's lock until close
@@ -580,6 +583,7 @@ func (st *store) writeSync(b []byte) error {
 	if err := st.write(b); err != nil {
 		return err
 	}
+	st.syncs.Add(1)
 	return st.f.Sync()
 }
 

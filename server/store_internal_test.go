@@ -6,6 +6,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/gearflow/gearflow/internal/wiretest"
@@ -104,4 +106,64 @@ func TestStoreWriteFailureRefuses(t *testing.T) {
 	}
 	// Foreground jobs are not stored and still go on.
 	c.Submit(t, protocol.SubmitJob, "f", "", "fg")
+}
+
+// TestDurablePipelinedOrder: a client that pipelines background
+// submissions gets its replies in order, other requests and refusals
+// among them included, and the pipelined submissions share syncs.
+func TestDurablePipelinedOrder(t *testing.T) {
+	srv, err := New(Config{JobHandlePrefix: "H:p", DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	defer srv.Close()
+	c := wiretest.Dial(t, l.Addr().String())
+	c.Submit(t, protocol.SubmitJobBg, "f", "", "warm-up")
+	before := srv.store.syncs.Load()
+
+	const n = 200
+	var b []byte
+	for i := range n {
+		b = wiretest.Packet(protocol.Req, protocol.SubmitJobBg, "f", "", fmt.Sprint(i)).Append(b)
+		switch i {
+		case 50:
+			b = wiretest.Packet(protocol.Req, protocol.EchoReq, "echo").Append(b)
+		case 100:
+			b = wiretest.Packet(protocol.Req, protocol.SubmitJobBg, "bad\x01name", "", "x").Append(b)
+		case 150:
+			b = wiretest.Packet(protocol.Req, protocol.SubmitJob, "g", "", "fg").Append(b)
+		}
+	}
+	c.SendRaw(b)
+	last := 1
+	for i := range n {
+		h := c.Created(t)
+		id, err := strconv.Atoi(strings.TrimPrefix(h, "H:p:"))
+		if err != nil || id <= last {
+			t.Fatalf("reply %d: handle %s after H:p:%d", i, h, last)
+		}
+		last = id
+		switch i {
+		case 50:
+			c.Expect(t, protocol.EchoRes, "echo")
+		case 100:
+			c.ExpectErrorCode(t, protocol.CodeInvalidArgument)
+		case 150:
+			last++ // the foreground job's
+			c.Expect(t, protocol.JobCreated, "H:p:"+strconv.Itoa(last))
+		}
+	}
+	if syncs := srv.store.syncs.Load() - before; syncs >= n/2 {
+		t.Errorf("%d pipelined submissions took %d syncs; want them shared", n, syncs)
+	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if q := srv.functions["f"].queues[priNormal].n; q != n+1 {
+		t.Errorf("%d jobs queued, want %d", q, n+1)
+	}
 }

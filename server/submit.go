@@ -96,54 +96,116 @@ var dataSeed = maphash.MakeSeed()
 
 func (s *Server) submit(c *conn, p protocol.Packet) error {
 	sub, err := parseSubmission(p)
+	durable := s.store != nil && err == nil && sub.background
+	if !durable {
+		// Its reply (or, for a foreground job, its WORK_* packets) must
+		// not overtake the JOB_CREATED replies still parked.
+		c.resolveParked()
+	}
 	if err != nil {
 		return err
 	}
 	s.mu.Lock()
 	j, ticket, err := s.submitLocked(c, sub)
-	if err != nil || ticket == 0 {
-		s.mu.Unlock()
+	s.mu.Unlock()
+	if !durable {
 		return err
 	}
-	s.mu.Unlock()
-	return s.awaitDurable(c, j, ticket)
-}
-
-// awaitDurable sends the JOB_CREATED of background job j once the
-// durable queue has synced its record (ticket), and only then lets
-// workers see the job. The read loop waits here, so the replies of a
-// connection keep their order; submissions of other connections queued
-// meanwhile share the same sync. The replies already queued go out
-// first.
-func (s *Server) awaitDurable(c *conn, j *job, ticket uint64) error {
-	c.flushPeers()
-	c.flushInline()
-	err := s.store.wait(ticket)
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if err != nil {
-		s.log.Error("durable queue failed; refusing background jobs", "err", err)
-		if j.state == jobPending {
-			var hb handleBuf
-			h := s.appendHandle(hb[:0], j.id)
-			for _, cl := range j.clients {
-				cl.send(protocol.WorkFail, h)
-			}
-			s.removeLocked(j)
-		}
-		return refuse(protocol.CodeQueueError, "Job could not be stored: "+err.Error())
+		c.resolveParked()
+		return err
 	}
-	if j.state == jobPending {
-		s.placeLocked(c, j)
-	}
-	var hb handleBuf
-	c.send(protocol.JobCreated, s.appendHandle(hb[:0], j.id))
+	c.park(j, ticket)
 	return nil
 }
 
-// submitLocked creates or joins the job of sub. With a durable queue, a
-// nonzero ticket says the JOB_CREATED waits for that record's sync
-// (awaitDurable); otherwise it has been sent.
+// parked is a background submission of a durable server whose
+// JOB_CREATED waits for its record's sync: ticket is the store's, 0
+// when the job was durable already (a request that joined it).
+type parked struct {
+	j      *job
+	ticket uint64
+}
+
+// maxParked bounds the submissions a connection's read loop parks
+// before it waits for their sync.
+const maxParked = 1024
+
+// park queues j's JOB_CREATED until ticket is synced. The read loop
+// goes on reading while whole requests are buffered and they are
+// background submissions too, so a client that pipelines them shares
+// one sync among them; any other request, or the end of what is
+// buffered, sends the parked replies first (resolveParked), so the
+// replies of a connection keep their order.
+func (c *conn) park(j *job, ticket uint64) {
+	c.parked = append(c.parked, parked{j: j, ticket: ticket})
+	if len(c.parked) >= maxParked {
+		c.resolveParked()
+	}
+}
+
+// parkable reports whether p is a submission that may be parked behind
+// those already parked: a background one (see Server.submit).
+func parkable(p protocol.Packet) bool {
+	if p.Magic != protocol.Req {
+		return false
+	}
+	switch p.Type {
+	case protocol.SubmitJobBg, protocol.SubmitJobHighBg, protocol.SubmitJobLowBg,
+		protocol.SubmitJobEpoch, protocol.SubmitJobSched, protocol.SubmitReduceJobBackground:
+		return true
+	}
+	return false
+}
+
+// resolveParked waits until the records of the parked submissions are
+// synced, then lets workers see their jobs and sends their JOB_CREATED
+// replies (or ERROR QUEUE_ERROR when the store failed), in order. The
+// replies already queued go out before the wait. Called by the read
+// loop, holding no lock.
+func (c *conn) resolveParked() {
+	if len(c.parked) == 0 {
+		return
+	}
+	s := c.srv
+	c.flushPeers()
+	c.flushInline()
+	errs := make([]error, len(c.parked))
+	for i, pk := range c.parked {
+		if pk.ticket != 0 {
+			errs[i] = s.store.wait(pk.ticket)
+		}
+	}
+	s.mu.Lock()
+	for i, pk := range c.parked {
+		j := pk.j
+		var hb handleBuf
+		h := s.appendHandle(hb[:0], j.id)
+		if err := errs[i]; err != nil {
+			s.log.Error("durable queue failed; refusing background jobs", "err", err)
+			if j.state == jobPending {
+				for _, cl := range j.clients {
+					cl.send(protocol.WorkFail, h)
+				}
+				s.removeLocked(j)
+			}
+			c.sendError(protocol.CodeQueueError, "Job could not be stored: "+err.Error())
+			continue
+		}
+		if j.state == jobPending {
+			s.placeLocked(c, j)
+		}
+		c.send(protocol.JobCreated, h)
+	}
+	s.mu.Unlock()
+	clear(c.parked)
+	c.parked = c.parked[:0]
+}
+
+// submitLocked creates or joins the job of sub. For a background
+// submission to a durable server it sends nothing and returns the job
+// and the ticket of its record (0 when it is durable already), for the
+// caller to park; otherwise it has sent the JOB_CREATED.
 func (s *Server) submitLocked(c *conn, sub submission) (*job, uint64, error) {
 	fn := s.functionBytesLocked(sub.fn)
 
@@ -162,6 +224,7 @@ func (s *Server) submitLocked(c *conn, sub submission) (*job, uint64, error) {
 				if j.state == jobPending {
 					return j, s.store.last(), nil
 				}
+				return j, 0, nil
 			}
 		} else {
 			s.attachLocked(j, c)

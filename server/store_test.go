@@ -1,7 +1,9 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -236,33 +238,37 @@ func TestDurableDirLocked(t *testing.T) {
 }
 
 // BenchmarkBackgroundSubmit measures background submissions
-// acknowledged per second, 16 clients each waiting for its JOB_CREATED
-// before the next (as libgearman clients do), into the in-memory queue
-// and into the durable one (DataDir, synced before each ack; set
-// GEARFLOW_BENCH_DIR to put it on a given disk). It reports submits/s.
+// acknowledged per second into the in-memory queue and into the durable
+// one (DataDir, synced before each ack; set GEARFLOW_BENCH_DIR to put it
+// on a given disk): 16 clients each waiting for its JOB_CREATED before
+// the next (as libgearman clients do), and one client pipelining 16. It
+// reports submits/s.
 func BenchmarkBackgroundSubmit(b *testing.B) {
-	for _, durable := range []bool{false, true} {
-		b.Run("durable="+strconv.FormatBool(durable), func(b *testing.B) {
-			cfg := server.Config{JobHandlePrefix: "H:b"}
-			if durable {
-				dir := os.Getenv("GEARFLOW_BENCH_DIR")
-				if dir == "" {
-					dir = b.TempDir()
-				} else {
-					var err error
-					if dir, err = os.MkdirTemp(dir, "bench"); err != nil {
-						b.Fatal(err)
+	for _, shape := range []struct{ clients, depth int }{{16, 1}, {1, 16}} {
+		for _, durable := range []bool{false, true} {
+			name := fmt.Sprintf("clients=%d/pipelined=%d/durable=%t", shape.clients, shape.depth, durable)
+			b.Run(name, func(b *testing.B) {
+				cfg := server.Config{JobHandlePrefix: "H:b"}
+				if durable {
+					dir := os.Getenv("GEARFLOW_BENCH_DIR")
+					if dir == "" {
+						dir = b.TempDir()
+					} else {
+						var err error
+						if dir, err = os.MkdirTemp(dir, "bench"); err != nil {
+							b.Fatal(err)
+						}
+						defer os.RemoveAll(dir)
 					}
-					defer os.RemoveAll(dir)
+					cfg.DataDir = dir
 				}
-				cfg.DataDir = dir
-			}
-			benchBackgroundSubmit(b, cfg, 16)
-		})
+				benchBackgroundSubmit(b, cfg, shape.clients, shape.depth)
+			})
+		}
 	}
 }
 
-func benchBackgroundSubmit(b *testing.B, cfg server.Config, clients int) {
+func benchBackgroundSubmit(b *testing.B, cfg server.Config, clients, depth int) {
 	srv := servertest.Start(b, cfg)
 	srv.AllowLeftoverJobs()
 	var left atomic.Int64
@@ -283,8 +289,17 @@ func benchBackgroundSubmit(b *testing.B, cfg server.Config, clients int) {
 			}
 			defer nc.Close()
 			r := protocol.NewReader(nc, protocol.ReaderConfig{})
-			for left.Add(-1) >= 0 {
-				if _, err := nc.Write(submit); err != nil {
+			w := bufio.NewWriter(nc)
+			inflight := 0
+			for {
+				for inflight < depth && left.Add(-1) >= 0 {
+					w.Write(submit)
+					inflight++
+				}
+				if inflight == 0 {
+					return
+				}
+				if err := w.Flush(); err != nil {
 					b.Error(err)
 					return
 				}
@@ -292,6 +307,7 @@ func benchBackgroundSubmit(b *testing.B, cfg server.Config, clients int) {
 					b.Errorf("got %v, %v; want JOB_CREATED", p.Type, err)
 					return
 				}
+				inflight--
 			}
 		}()
 	}

@@ -93,6 +93,14 @@ type Config struct {
 	// gets ERR UNKNOWN_COMMAND as in gearmand 1.1.20.
 	AllowAdminShutdown bool
 
+	// DataDir makes background jobs durable: each is written to a log
+	// in this directory and synced before its JOB_CREATED goes out,
+	// deleted when it ends, and queued again when a server starts with
+	// the same directory (at-least-once: a job that ended just before a
+	// crash may run again). Zero means jobs are kept in memory only and
+	// a crash loses them. One server at a time may use a directory.
+	DataDir string
+
 	// Version is reported by the admin "version" command. Zero means the
 	// package's Version.
 	Version string

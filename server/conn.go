@@ -57,6 +57,9 @@ type conn struct {
 	// may still copy from until ReadPacket returns. Owned by serve.
 	lent      *payloadBuf
 	abandoned []*payloadBuf
+	// parked are background submissions waiting for the durable
+	// queue's sync before their JOB_CREATED (see park). Owned by serve.
+	parked []parked
 
 	wmu sync.Mutex // held while writing to nc; before outMu, never under srv.mu
 
@@ -183,6 +186,9 @@ func (c *conn) serve() {
 		c.timed.startPacket()
 		p, err := c.reader.ReadPacket()
 		c.releaseAbandoned()
+		if err != nil || !parkable(p) {
+			c.resolveParked()
+		}
 		if err != nil {
 			switch {
 			case errors.Is(err, protocol.ErrMalformed):
@@ -288,6 +294,7 @@ func (c *conn) endBatch() {
 	if c.reader.Pending() {
 		return
 	}
+	c.resolveParked()
 	c.holding.Store(false)
 	c.flushPeers()
 	c.flushInline()

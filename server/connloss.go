@@ -17,6 +17,9 @@ func (c *conn) cleanup() {
 		c.lent = nil
 	}
 	c.releaseAbandoned()
+	// A job parked for the durable queue's sync must not stay pending
+	// (invisible to workers) when its connection goes.
+	c.resolveParked()
 	c.closeIfOpen(io.EOF)
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -37,6 +37,10 @@ const (
 	jobDelayed                 // waiting for its time in the server's timer heap
 	jobRunning                 // assigned to a worker
 	jobGone                    // removed from every index
+	// jobPending: a background job of a durable server whose record is
+	// not yet synced; it is queued (or delayed) once it is, and no
+	// worker sees it before its JOB_CREATED goes out.
+	jobPending
 )
 
 func (s jobState) String() string {
@@ -49,6 +53,8 @@ func (s jobState) String() string {
 		return "running"
 	case jobGone:
 		return "gone"
+	case jobPending:
+		return "pending"
 	}
 	return "jobState(" + strconv.Itoa(int(s)) + ")"
 }
@@ -81,6 +87,7 @@ type job struct {
 	state      jobState
 	background bool // survives the loss of every attached client
 	cancelled  bool // admin "cancel job" on a running job: results are dropped
+	stored     bool // in the durable queue (Config.DataDir): deleted there when it ends
 }
 
 // jobExtra holds the fields only some jobs use, so that the common job

@@ -38,7 +38,7 @@ type Server struct {
 	drained   chan struct{} // closed when draining and nothing is running
 	running   int           // jobs assigned to workers, server-wide
 	core      coreIndex     // registrations, runnable functions, uniques
-	stopped   bool          // stopDone is closed
+	stopped   bool          // a stop has finished with the connections; stopDone is closed after
 
 	// stopDone is closed when a Shutdown or Close has finished: every
 	// connection is closed and its goroutines have ended. Serve waits
@@ -47,6 +47,8 @@ type Server struct {
 	stopDone chan struct{}
 
 	payloads payloadPool // large request bodies (payload.go)
+
+	store *store // the durable queue (Config.DataDir), or nil; immutable
 
 	memReturn memReturner // gives freed payload memory back (memreturn.go)
 
@@ -83,7 +85,59 @@ func New(cfg Config) (*Server, error) {
 		listeners: make(map[net.Listener]struct{}),
 		stopDone:  make(chan struct{}),
 	}
+	if cfg.DataDir != "" {
+		st, jobs, err := openStore(cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		s.store = st
+		s.replay(jobs)
+	}
 	return s, nil
+}
+
+// replay queues the jobs of the durable queue, in id order (their order
+// of submission): priorities, order within a priority, EPOCH times,
+// schedules, reducers and retry counts are kept, and so are their
+// handles, as new jobs continue the ids.
+func (s *Server) replay(jobs []storedJob) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sj := range jobs {
+		fn := s.functionLocked(sj.fn)
+		j := &job{
+			id:         sj.id,
+			fn:         fn,
+			unique:     sj.unique,
+			data:       sj.data,
+			pri:        sj.pri,
+			retries:    sj.retries,
+			when:       sj.when,
+			background: true,
+			stored:     true,
+			heapIdx:    -1,
+		}
+		if j.data == nil {
+			j.data = []byte{}
+		}
+		if sj.reducer != "" || sj.schedule != nil {
+			j.extra = &jobExtra{reducer: sj.reducer, schedule: sj.schedule}
+		}
+		s.nextID = max(s.nextID, j.id)
+		s.jobs.put(j)
+		fn.total++
+		s.indexLocked(j)
+		s.placeLocked(nil, j)
+	}
+	if len(jobs) > 0 {
+		s.log.Info("durable queue replayed", "jobs", len(jobs), "dir", s.cfg.DataDir)
+	}
+}
+
+// storedJobLocked is j as the durable queue keeps it.
+func (s *Server) storedJobLocked(j *job) storedJob {
+	return storedJob{id: j.id, pri: j.pri, retries: j.retries, when: j.when, fn: j.fn.name,
+		unique: j.unique, reducer: j.reducer(), schedule: j.sched(), data: j.data}
 }
 
 // Serve accepts connections on l and serves each in its own goroutine.
@@ -171,8 +225,8 @@ func (s *Server) startConn(nc net.Conn) {
 // Shutdown stops the server gracefully: it stops accepting connections,
 // stops handing out jobs, waits until the jobs workers are running end
 // (or ctx is done), then closes every connection and waits for their
-// goroutines. Queued jobs are not kept: this server holds jobs in memory
-// only. It returns ctx.Err() if ctx ended before running jobs did.
+// goroutines. Queued jobs are lost unless Config.DataDir keeps the
+// background ones. It returns ctx.Err() if ctx ended before running jobs did.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
@@ -218,17 +272,27 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // buffers they hold.
 func (s *Server) markStopped() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	for _, j := range s.jobs.all() {
 		if j.pbuf != nil {
 			j.pbuf.unref()
 			j.pbuf, j.data = nil, nil
 		}
 	}
-	if !s.stopped {
-		s.stopped = true
-		close(s.stopDone)
+	first := !s.stopped
+	s.stopped = true
+	s.mu.Unlock()
+	if !first {
+		return
 	}
+	if s.store != nil {
+		// Every connection is gone: nothing queues records any more.
+		// What is queued (deletes) is written before Serve returns, so
+		// a new server may open the directory then.
+		if err := s.store.close(); err != nil {
+			s.log.Error("durable queue", "err", err)
+		}
+	}
+	close(s.stopDone)
 }
 
 // Close stops the server at once: listeners and connections are closed

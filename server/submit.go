@@ -96,11 +96,117 @@ var dataSeed = maphash.MakeSeed()
 
 func (s *Server) submit(c *conn, p protocol.Packet) error {
 	sub, err := parseSubmission(p)
+	durable := s.store != nil && err == nil && sub.background
+	if !durable {
+		// Its reply (or, for a foreground job, its WORK_* packets) must
+		// not overtake the JOB_CREATED replies still parked.
+		c.resolveParked()
+	}
 	if err != nil {
 		return err
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	j, ticket, err := s.submitLocked(c, sub)
+	s.mu.Unlock()
+	if !durable {
+		return err
+	}
+	if err != nil {
+		c.resolveParked()
+		return err
+	}
+	c.park(j, ticket)
+	return nil
+}
+
+// parked is a background submission of a durable server whose
+// JOB_CREATED waits for its record's sync: ticket is the store's, 0
+// when the job was durable already (a request that joined it).
+type parked struct {
+	j      *job
+	ticket uint64
+}
+
+// maxParked bounds the submissions a connection's read loop parks
+// before it waits for their sync.
+const maxParked = 1024
+
+// park queues j's JOB_CREATED until ticket is synced. The read loop
+// goes on reading while whole requests are buffered and they are
+// background submissions too, so a client that pipelines them shares
+// one sync among them; any other request, or the end of what is
+// buffered, sends the parked replies first (resolveParked), so the
+// replies of a connection keep their order.
+func (c *conn) park(j *job, ticket uint64) {
+	c.parked = append(c.parked, parked{j: j, ticket: ticket})
+	if len(c.parked) >= maxParked {
+		c.resolveParked()
+	}
+}
+
+// parkable reports whether p is a submission that may be parked behind
+// those already parked: a background one (see Server.submit).
+func parkable(p protocol.Packet) bool {
+	if p.Magic != protocol.Req {
+		return false
+	}
+	switch p.Type {
+	case protocol.SubmitJobBg, protocol.SubmitJobHighBg, protocol.SubmitJobLowBg,
+		protocol.SubmitJobEpoch, protocol.SubmitJobSched, protocol.SubmitReduceJobBackground:
+		return true
+	}
+	return false
+}
+
+// resolveParked waits until the records of the parked submissions are
+// synced, then lets workers see their jobs and sends their JOB_CREATED
+// replies (or ERROR QUEUE_ERROR when the store failed), in order. The
+// replies already queued go out before the wait. Called by the read
+// loop, holding no lock.
+func (c *conn) resolveParked() {
+	if len(c.parked) == 0 {
+		return
+	}
+	s := c.srv
+	c.flushPeers()
+	c.flushInline()
+	errs := make([]error, len(c.parked))
+	for i, pk := range c.parked {
+		if pk.ticket != 0 {
+			errs[i] = s.store.wait(pk.ticket)
+		}
+	}
+	s.mu.Lock()
+	for i, pk := range c.parked {
+		j := pk.j
+		var hb handleBuf
+		h := s.appendHandle(hb[:0], j.id)
+		if err := errs[i]; err != nil {
+			s.log.Error("durable queue failed; refusing background jobs", "err", err)
+			if j.state == jobPending {
+				for _, cl := range j.clients {
+					cl.send(protocol.WorkFail, h)
+				}
+				s.removeLocked(j)
+			}
+			c.sendError(protocol.CodeQueueError, "Job could not be stored: "+err.Error())
+			continue
+		}
+		if j.state == jobPending {
+			s.placeLocked(c, j)
+		}
+		c.send(protocol.JobCreated, h)
+	}
+	s.mu.Unlock()
+	clear(c.parked)
+	c.parked = c.parked[:0]
+}
+
+// submitLocked creates or joins the job of sub. For a background
+// submission to a durable server it sends nothing and returns the job
+// and the ticket of its record (0 when it is durable already), for the
+// caller to park; otherwise it has sent the JOB_CREATED.
+func (s *Server) submitLocked(c *conn, sub submission) (*job, uint64, error) {
 	fn := s.functionBytesLocked(sub.fn)
 
 	if j := s.coalesceLocked(fn, sub); j != nil {
@@ -108,12 +214,24 @@ func (s *Server) submit(c *conn, p protocol.Packet) error {
 			// A background request must not be lost if the foreground
 			// clients it joined go away (gearmand loses it).
 			j.background = true
+			if s.store != nil {
+				// The job it joined may be one nothing stored yet (a
+				// foreground one), or one whose record is being synced.
+				if !j.stored {
+					j.stored = true
+					return j, s.store.put(s.storedJobLocked(j)), nil
+				}
+				if j.state == jobPending {
+					return j, s.store.last(), nil
+				}
+				return j, 0, nil
+			}
 		} else {
 			s.attachLocked(j, c)
 		}
 		var hb handleBuf
 		c.send(protocol.JobCreated, s.appendHandle(hb[:0], j.id))
-		return nil
+		return j, 0, nil
 	}
 
 	limit := s.cfg.MaxQueuedJobs
@@ -121,7 +239,7 @@ func (s *Server) submit(c *conn, p protocol.Packet) error {
 		limit = m
 	}
 	if fn.total >= limit {
-		return refuse(protocol.CodeQueueError, "Job queue is full")
+		return nil, 0, refuse(protocol.CodeQueueError, "Job queue is full")
 	}
 
 	s.nextID++
@@ -148,23 +266,36 @@ func (s *Server) submit(c *conn, p protocol.Packet) error {
 	if !sub.background {
 		s.attachLocked(j, c)
 	}
+	j.when = sub.when
+	if s.store != nil && sub.background {
+		// Durable: nobody sees the job before its record is synced.
+		j.stored = true
+		j.state = jobPending
+		return j, s.store.put(s.storedJobLocked(j)), nil
+	}
 	// The job is queued (and sleeping workers NOOPed) before JOB_CREATED
 	// goes out, as in gearmand; no worker can take it before this
 	// handler releases the lock, so the client still learns its handle
 	// before any WORK_* packet for it.
+	s.placeLocked(c, j)
+	var hb handleBuf
+	c.send(protocol.JobCreated, s.appendHandle(hb[:0], j.id))
+	return j, 0, nil
+}
+
+// placeLocked queues new job j, or parks it until its time: j.when, set
+// from SUBMIT_JOB_EPOCH (0 for none), or its schedule's next minute.
+func (s *Server) placeLocked(c *conn, j *job) {
 	switch {
 	case j.sched() != nil:
 		j.when = j.sched().next(time.Now()).UnixNano()
 		s.delayLocked(j)
-	case sub.when > 0 && sub.when > time.Now().UnixNano():
-		j.when = sub.when
+	case j.when > 0 && j.when > time.Now().UnixNano():
 		s.delayLocked(j)
 	default:
+		j.when = 0
 		s.enqueueLocked(c, j)
 	}
-	var hb handleBuf
-	c.send(protocol.JobCreated, s.appendHandle(hb[:0], j.id))
-	return nil
 }
 
 // keepPayload returns a submission's payload for its new job to keep. A
@@ -292,6 +423,9 @@ func (s *Server) requeueLocked(j *job) {
 		s.removeLocked(j)
 		return
 	}
+	if j.stored && s.store != nil {
+		s.store.setRetries(j.id, j.retries)
+	}
 	if s.cfg.JobRetries > 0 && int(j.retries) >= s.cfg.JobRetries {
 		s.log.Info("job dropped: retry limit reached", "handle", s.handleString(j), "func", j.fn.name, "retries", j.retries)
 		var hb handleBuf
@@ -338,6 +472,9 @@ func (s *Server) removeLocked(j *job) {
 		return
 	}
 	j.state = jobGone
+	if j.stored && s.store != nil {
+		s.store.del(j.id)
+	}
 	for _, cl := range j.clients {
 		delete(cl.attached, j)
 	}

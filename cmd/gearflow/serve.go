@@ -110,6 +110,7 @@ func newServeFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.DurationVar(&f.cfg.WriteTimeout, "write-timeout", 0, "longest a write to a peer may block (0 = 30s)")
 	fs.DurationVar(&f.cfg.ReadTimeout, "read-timeout", 0, "longest a peer may pause inside a packet it has begun to send before it is disconnected (0 = 60s, negative = never)")
 	fs.DurationVar(&f.cfg.IdleTimeout, "idle-timeout", 0, "disconnect a peer that sends nothing for this long; must exceed the longest job and worker sleep (0 = never)")
+	fs.StringVar(&f.cfg.DataDir, "data-dir", "", "keep background jobs in this directory: each is synced to disk before its JOB_CREATED and queued again after a restart or crash (default: in memory only, lost on a crash)")
 	fs.Int64Var(&f.cfg.MaxBufferBytes, "max-buffer-bytes", 0, "memory all connections may hold in packets being read and unsent replies; past it the biggest holders are disconnected (0 = 1 GiB or 4 x max-outbound-bytes)")
 	// Accepted for gearmand compatibility; they change nothing here.
 	var ignoredInt int
@@ -129,7 +130,7 @@ func newServeFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	})
 	fs.BoolVar(&ignoredBool, "keepalive", false, "accepted for gearmand compatibility; TCP keepalive is always on")
 	alias("q", "queue-type", func(fs *flag.FlagSet, n string) {
-		fs.StringVar(&ignoredStr, n, "builtin", "job queue: only builtin (in memory) is supported")
+		fs.StringVar(&ignoredStr, n, "builtin", "job queue: only builtin is accepted; --data-dir makes it durable")
 	})
 	return fs, f
 }
@@ -245,6 +246,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	l, err := net.Listen("tcp", net.JoinHostPort(f.listen, f.port))
 	if err != nil {
+		srv.Close() // lets the data directory go
 		fmt.Fprintln(stderr, "gearflow serve:", err)
 		return 1
 	}

@@ -1,0 +1,667 @@
+package server
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// The durable queue (Config.DataDir): background jobs are kept in a log
+// of checksummed records, one file per segment, named by a counter
+// ("0000000000000001.log"). A record is
+//
+//	length uint32 | crc32c(body) uint32 | body
+//
+// big-endian, and the body is one of:
+//
+//	put:     1, id, pri, retries, when, flags, fn, unique, reducer, [sched], data
+//	delete:  2, id
+//	retries: 3, id, retries
+//
+// with numbers as uvarints (when as a varint) and strings as a uvarint
+// length then the bytes. A job's id is its handle counter, which a
+// restart continues, so every record of a job has one key whatever its
+// unique ("" and "-" jobs never collide, as they do in gearmand's
+// queues). Replay reads the segments in order and keeps the last put of
+// each id not deleted since; a record cut short or failing its checksum
+// ends the log (a torn last write), and is cut off.
+//
+// One goroutine (run) writes: submissions append their records to a
+// buffer under store.mu and wait; the writer takes the whole buffer,
+// writes it and syncs once, so the submissions that queued during a
+// sync share the next one (group commit). Deletes and retry counts are
+// written with the next batch but do not ask for a sync of their own:
+// a lost delete re-runs a finished job after a crash (at-least-once).
+// Nothing here runs under Server.mu except append, which copies.
+
+const (
+	recPut     = 1
+	recDelete  = 2
+	recRetries = 3
+
+	recHeader = 8
+	// maxRecord bounds a record's length as read back: anything larger
+	// is a torn or damaged header.
+	maxRecord = 1 << 31
+
+	// Compaction: when records of ended jobs are more than compactRatio
+	// times the live ones and the log holds more than compactMin bytes,
+	// the live records are copied to a new segment and the old removed.
+)
+
+// Compaction thresholds (variables for tests).
+var (
+	compactRatio int64 = 4
+	compactMin   int64 = 32 << 20
+)
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// storedJob is a job as the store keeps it.
+type storedJob struct {
+	id       uint64
+	pri      priority
+	retries  uint16
+	when     int64 // unix nanoseconds; 0 = runnable now
+	fn       string
+	unique   string
+	reducer  string
+	schedule *schedule
+	data     []byte
+}
+
+// recLoc is where a live job's put record is on disk.
+type recLoc struct {
+	seg uint64
+	off int64
+	n   int64 // whole record, header included
+}
+
+// store is the durable queue of one data directory.
+type store struct {
+	dir string
+
+	mu      sync.Mutex
+	cond    *sync.Cond // signalled when synced or err changes, or work arrives
+	buf     []byte     // records waiting for the writer
+	bufIDs  []pendingPut
+	seq     uint64 // last record appended
+	needSeq uint64 // last appended record that must be synced
+	synced  uint64 // every record up to here is on disk (synced if asked)
+	err     error  // a write failed: the store takes no more jobs
+	closing bool
+	live    map[uint64]recLoc // live jobs; off -1 while still in buf
+	dead    int64             // bytes of records no live job needs
+	total   int64             // bytes in the segments
+
+	// Owned by the writer goroutine:
+	files  map[uint64]*os.File // open segments, for reading in compaction
+	active uint64              // the segment being appended to
+	f      *os.File
+	size   int64 // of the active segment
+
+	syncs atomic.Int64 // fsyncs of the log, for tests
+
+	done chan struct{} // closed when the writer has ended
+	lock *os.File      // holds the directory's lock until close
+}
+
+// pendingPut is a put record in buf: its id and where in buf it starts.
+type pendingPut struct {
+	id  uint64
+	off int
+	n   int
+}
+
+func segName(n uint64) string { return fmt.Sprintf("%016d.log", n) }
+
+// openStore opens (creating) the queue in dir and returns it with the
+// jobs it holds, in id order.
+func openStore(dir string) (*store, []storedJob, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, nil, fmt.Errorf("server: data directory: %w", err)
+	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, jobs, err := openLocked(dir)
+	if err != nil {
+		lock.Close()
+		return nil, nil, err
+	}
+	st.lock = lock
+	go st.run()
+	return st, jobs, nil
+}
+
+func openLocked(dir string) (*store, []storedJob, error) {
+	segs, err := listSegments(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	jobs := make(map[uint64]storedJob)
+	for i, n := range segs {
+		if err := replaySegment(filepath.Join(dir, segName(n)), i == len(segs)-1, jobs); err != nil {
+			return nil, nil, err
+		}
+	}
+	list := make([]storedJob, 0, len(jobs))
+	for _, j := range jobs {
+		list = append(list, j)
+	}
+	slices.SortFunc(list, func(a, b storedJob) int { return cmp.Compare(a.id, b.id) })
+
+	// Start afresh: the live jobs go to a new segment, the old ones go.
+	st := &store{dir: dir, live: make(map[uint64]recLoc, len(list)), files: make(map[uint64]*os.File), done: make(chan struct{})}
+	st.cond = sync.NewCond(&st.mu)
+	next := uint64(1)
+	if len(segs) > 0 {
+		next = segs[len(segs)-1] + 1
+	}
+	if err := st.openSegment(next); err != nil {
+		return nil, nil, err
+	}
+	var b []byte
+	for _, j := range list {
+		start := len(b)
+		b = appendPut(b, j)
+		st.live[j.id] = recLoc{seg: next, off: int64(start), n: int64(len(b) - start)}
+	}
+	if err := st.writeSync(b); err != nil {
+		st.f.Close()
+		return nil, nil, err
+	}
+	for _, n := range segs {
+		if err := os.Remove(filepath.Join(dir, segName(n))); err != nil {
+			st.f.Close()
+			return nil, nil, fmt.Errorf("server: data directory: %w", err)
+		}
+	}
+	if err := syncDir(dir); err != nil {
+		st.f.Close()
+		return nil, nil, err
+	}
+	st.total = st.size
+	return st, list, nil
+}
+
+func listSegments(dir string) ([]uint64, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("server: data directory: %w", err)
+	}
+	var segs []uint64
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".log")
+		if !ok || e.IsDir() {
+			continue
+		}
+		n, err := strconv.ParseUint(name, 10, 64)
+		if err != nil {
+			continue
+		}
+		segs = append(segs, n)
+	}
+	slices.Sort(segs)
+	return segs, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("server: data directory: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("server: data directory: %w", err)
+	}
+	return nil
+}
+
+// replaySegment applies the records of one segment to jobs. A torn or
+// damaged record ends it; in the last segment that is the write a crash
+// cut short, and the file is truncated there.
+func replaySegment(path string, last bool, jobs map[uint64]storedJob) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("server: data directory: %w", err)
+	}
+	off := 0
+	for off < len(b) {
+		body, ok := readRecord(b[off:])
+		if !ok {
+			break
+		}
+		if err := applyRecord(body, jobs); err != nil {
+			return fmt.Errorf("server: %s at offset %d: %w", path, off, err)
+		}
+		off += recHeader + len(body)
+	}
+	if off < len(b) {
+		if !last {
+			return fmt.Errorf("server: %s: damaged record at offset %d of %d bytes (not the last segment, so not a torn write)", path, off, len(b))
+		}
+		// The caller rewrites the live jobs to a new segment and removes
+		// this one; truncating also keeps a second replay consistent
+		// should that fail.
+		if err := os.Truncate(path, int64(off)); err != nil {
+			return fmt.Errorf("server: data directory: %w", err)
+		}
+	}
+	return nil
+}
+
+// readRecord returns the body of the record at the start of b, or false
+// when it is cut short or fails its checksum.
+func readRecord(b []byte) ([]byte, bool) {
+	if len(b) < recHeader {
+		return nil, false
+	}
+	n := binary.BigEndian.Uint32(b)
+	if n == 0 || n >= maxRecord || uint64(n) > uint64(len(b)-recHeader) {
+		return nil, false
+	}
+	body := b[recHeader : recHeader+int(n)]
+	if crc32.Checksum(body, crcTable) != binary.BigEndian.Uint32(b[4:]) {
+		return nil, false
+	}
+	return body, true
+}
+
+var errRecord = errors.New("malformed record")
+
+func applyRecord(body []byte, jobs map[uint64]storedJob) error {
+	d := decoder{b: body[1:]}
+	switch body[0] {
+	case recPut:
+		j := d.put()
+		if d.err != nil {
+			return d.err
+		}
+		jobs[j.id] = j
+	case recDelete:
+		id := d.uvarint()
+		if d.err != nil {
+			return d.err
+		}
+		delete(jobs, id)
+	case recRetries:
+		id, r := d.uvarint(), d.uvarint()
+		if d.err != nil {
+			return d.err
+		}
+		if j, ok := jobs[id]; ok {
+			j.retries = uint16(min(r, 1<<16-1))
+			jobs[id] = j
+		}
+	default:
+		return errRecord
+	}
+	return nil
+}
+
+// appendRecord frames body (which the caller appended to b at start).
+func frameRecord(b []byte, start int) []byte {
+	body := b[start+recHeader:]
+	binary.BigEndian.PutUint32(b[start:], uint32(len(body)))
+	binary.BigEndian.PutUint32(b[start+4:], crc32.Checksum(body, crcTable))
+	return b
+}
+
+func appendPut(b []byte, j storedJob) []byte {
+	start := len(b)
+	b = append(b, make([]byte, recHeader)...)
+	b = append(b, recPut)
+	b = binary.AppendUvarint(b, j.id)
+	b = append(b, byte(j.pri))
+	b = binary.AppendUvarint(b, uint64(j.retries))
+	b = binary.AppendVarint(b, j.when)
+	var flags byte
+	if j.schedule != nil {
+		flags |= 1
+	}
+	b = append(b, flags)
+	b = appendString(b, j.fn)
+	b = appendString(b, j.unique)
+	b = appendString(b, j.reducer)
+	if sc := j.schedule; sc != nil {
+		for _, v := range [5]int{sc.minute, sc.hour, sc.mday, sc.month, sc.wday} {
+			b = binary.AppendVarint(b, int64(v))
+		}
+	}
+	b = binary.AppendUvarint(b, uint64(len(j.data)))
+	b = append(b, j.data...)
+	return frameRecord(b, start)
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = errRecord
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.err = errRecord
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) byte() byte {
+	if len(d.b) == 0 {
+		d.err = errRecord
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.uvarint()
+	if d.err != nil || n > uint64(len(d.b)) {
+		d.err = errRecord
+		return nil
+	}
+	v := d.b[:n:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) put() storedJob {
+	var j storedJob
+	j.id = d.uvarint()
+	j.pri = priority(d.byte())
+	j.retries = uint16(min(d.uvarint(), 1<<16-1))
+	j.when = d.varint()
+	flags := d.byte()
+	j.fn = string(d.bytes())
+	j.unique = string(d.bytes())
+	j.reducer = string(d.bytes())
+	if flags&1 != 0 {
+		var v [5]int
+		for i := range v {
+			v[i] = int(d.varint())
+		}
+		j.schedule = &schedule{minute: v[0], hour: v[1], mday: v[2], month: v[3], wday: v[4]}
+	}
+	j.data = bytes.Clone(d.bytes()) // not the whole segment's buffer
+	if d.err == nil && (j.pri >= numPriorities || len(d.b) != 0) {
+		d.err = errRecord
+	}
+	return j
+}
+
+// put queues j's record and returns the ticket to wait for. Called
+// under Server.mu: it only copies.
+func (st *store) put(j storedJob) uint64 {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.err != nil {
+		return st.seq + 1 // never synced: wait returns the error
+	}
+	start := len(st.buf)
+	st.buf = appendPut(st.buf, j)
+	st.bufIDs = append(st.bufIDs, pendingPut{id: j.id, off: start, n: len(st.buf) - start})
+	st.live[j.id] = recLoc{off: -1}
+	st.seq++
+	st.needSeq = st.seq
+	st.cond.Broadcast()
+	return st.seq
+}
+
+// del queues the delete record of job id, without asking for a sync.
+func (st *store) del(id uint64) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	loc, ok := st.live[id]
+	if !ok || st.err != nil {
+		return
+	}
+	delete(st.live, id)
+	start := len(st.buf)
+	st.buf = append(st.buf, make([]byte, recHeader)...)
+	st.buf = append(st.buf, recDelete)
+	st.buf = binary.AppendUvarint(st.buf, id)
+	st.buf = frameRecord(st.buf, start)
+	st.dead += loc.n + int64(len(st.buf)-start)
+	st.seq++
+	st.cond.Broadcast()
+}
+
+// setRetries queues job id's new retry count, without asking for a sync.
+func (st *store) setRetries(id uint64, retries uint16) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if _, ok := st.live[id]; !ok || st.err != nil {
+		return
+	}
+	start := len(st.buf)
+	st.buf = append(st.buf, make([]byte, recHeader)...)
+	st.buf = append(st.buf, recRetries)
+	st.buf = binary.AppendUvarint(st.buf, id)
+	st.buf = binary.AppendUvarint(st.buf, uint64(retries))
+	st.buf = frameRecord(st.buf, start)
+	st.dead += int64(len(st.buf) - start) // the put record still holds the job
+	st.seq++
+	st.cond.Broadcast()
+}
+
+// last returns the ticket of the last record queued: waiting for it
+// waits for every record queued so far.
+func (st *store) last() uint64 {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.seq
+}
+
+// wait blocks until the record of ticket seq is synced.
+func (st *store) wait(seq uint64) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for st.synced < seq && st.err == nil {
+		st.cond.Wait()
+	}
+	if st.synced >= seq {
+		return nil
+	}
+	return st.err
+}
+
+// run is the writer goroutine.
+func (st *store) run() {
+	defer close(st.done)
+	var spare []byte
+	var spareIDs []pendingPut
+	for {
+		st.mu.Lock()
+		for len(st.buf) == 0 && !st.closing {
+			st.cond.Wait()
+		}
+		if len(st.buf) == 0 && st.closing {
+			st.mu.Unlock()
+			return
+		}
+		buf, ids, seq := st.buf, st.bufIDs, st.seq
+		mustSync := st.needSeq > st.synced || st.closing
+		st.buf, st.bufIDs = spare[:0], spareIDs[:0]
+		compact := st.dead > compactMin && st.dead > compactRatio*(st.total-st.dead)
+		st.mu.Unlock()
+
+		var err error
+		if compact {
+			err = st.compact()
+		}
+		base := st.size
+		if err == nil {
+			if mustSync {
+				err = st.writeSync(buf)
+			} else {
+				err = st.write(buf)
+			}
+		}
+		st.mu.Lock()
+		if err != nil {
+			if st.err == nil {
+				st.err = fmt.Errorf("server: durable queue: %w", err)
+			}
+		} else {
+			for _, p := range ids {
+				if loc, ok := st.live[p.id]; ok && loc.off < 0 {
+					st.live[p.id] = recLoc{seg: st.active, off: base + int64(p.off), n: int64(p.n)}
+				}
+			}
+			st.total += int64(len(buf))
+			st.synced = seq
+		}
+		st.cond.Broadcast()
+		st.mu.Unlock()
+		if cap(buf) <= 4<<20 {
+			spare, spareIDs = buf, ids
+		} else {
+			spare, spareIDs = nil, nil
+		}
+		if err != nil {
+			st.fail()
+			return
+		}
+	}
+}
+
+// fail ends the writer after a write error: waiters get the error.
+func (st *store) fail() {
+	for _, f := range st.files {
+		f.Close()
+	}
+}
+
+func (st *store) openSegment(n uint64) error {
+	f, err := os.OpenFile(filepath.Join(st.dir, segName(n)), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return fmt.Errorf("server: data directory: %w", err)
+	}
+	st.files[n] = f
+	st.active, st.f, st.size = n, f, 0
+	return nil
+}
+
+func (st *store) write(b []byte) error {
+	n, err := st.f.Write(b)
+	st.size += int64(n)
+	return err
+}
+
+func (st *store) writeSync(b []byte) error {
+	if err := st.write(b); err != nil {
+		return err
+	}
+	st.syncs.Add(1)
+	return st.f.Sync()
+}
+
+// compact copies the live records to a new segment and removes the
+// older ones. Records queued meanwhile wait in buf and are written
+// after, into the new segment, so a delete always follows its put.
+func (st *store) compact() error {
+	st.mu.Lock()
+	deadBefore := st.dead
+	type item struct {
+		id  uint64
+		loc recLoc
+	}
+	items := make([]item, 0, len(st.live))
+	for id, loc := range st.live {
+		if loc.off >= 0 {
+			items = append(items, item{id, loc})
+		}
+	}
+	st.mu.Unlock()
+	slices.SortFunc(items, func(a, b item) int { return cmp.Compare(a.id, b.id) })
+
+	old := make([]uint64, 0, len(st.files))
+	for n := range st.files {
+		old = append(old, n)
+	}
+	if err := st.openSegment(st.active + 1); err != nil {
+		return err
+	}
+	moved := make(map[uint64]recLoc, len(items))
+	var rec []byte
+	for _, it := range items {
+		rec = slices.Grow(rec[:0], int(it.loc.n))[:it.loc.n]
+		if _, err := st.files[it.loc.seg].ReadAt(rec, it.loc.off); err != nil {
+			return err
+		}
+		moved[it.id] = recLoc{seg: st.active, off: st.size, n: it.loc.n}
+		if err := st.write(rec); err != nil {
+			return err
+		}
+	}
+	if err := st.f.Sync(); err != nil {
+		return err
+	}
+	for _, n := range old {
+		st.files[n].Close()
+		delete(st.files, n)
+		if err := os.Remove(filepath.Join(st.dir, segName(n))); err != nil {
+			return err
+		}
+	}
+	if err := syncDir(st.dir); err != nil {
+		return err
+	}
+	st.mu.Lock()
+	for id, loc := range moved {
+		if cur, ok := st.live[id]; ok && cur.off >= 0 {
+			st.live[id] = loc
+		}
+	}
+	st.total, st.dead = st.size, st.dead-deadBefore
+	st.mu.Unlock()
+	return nil
+}
+
+// close writes and syncs what is queued and closes the files.
+func (st *store) close() error {
+	st.mu.Lock()
+	st.closing = true
+	st.cond.Broadcast()
+	st.mu.Unlock()
+	<-st.done
+	for n, f := range st.files {
+		f.Close()
+		delete(st.files, n)
+	}
+	st.lock.Close()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.err
+}

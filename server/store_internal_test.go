@@ -19,7 +19,9 @@ import (
 // the jobs queued and deleted meanwhile replay as they should.
 func TestStoreCompaction(t *testing.T) {
 	defer func(m int64) { compactMin = m }(compactMin)
-	compactMin = 64 << 10
+	// No compaction while the deletes go out in batches of whatever
+	// size: the test lowers the threshold once they are all written.
+	compactMin = 1 << 40
 	dir := t.TempDir()
 	st, jobs, err := openStore(dir)
 	if err != nil || len(jobs) != 0 {
@@ -39,8 +41,14 @@ func TestStoreCompaction(t *testing.T) {
 			st.del(id)
 		}
 	}
-	// The next batch finds the dead records and compacts first.
 	if err := st.wait(st.put(storedJob{id: n + 1, fn: "f", data: data})); err != nil {
+		t.Fatal(err) // the deletes, queued before it, are written too
+	}
+	// The writer reads compactMin only for a batch, and the next one
+	// comes after this write through the put's channel send.
+	compactMin = 64 << 10
+	// The next batch finds the dead records and compacts first.
+	if err := st.wait(st.put(storedJob{id: n + 2, fn: "f", data: data})); err != nil {
 		t.Fatal(err)
 	}
 	segs, err := listSegments(dir)
@@ -55,7 +63,7 @@ func TestStoreCompaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	if fi.Size() > 20*1100 {
-		t.Fatalf("compacted segment holds %d bytes for 11 live jobs", fi.Size())
+		t.Fatalf("compacted segment holds %d bytes for 12 live jobs", fi.Size())
 	}
 	st.del(80)
 	if err := st.close(); err != nil {
@@ -74,7 +82,7 @@ func TestStoreCompaction(t *testing.T) {
 			t.Fatalf("job %d came back as %q %d bytes", j.id, j.fn, len(j.data))
 		}
 	}
-	want := []uint64{40, 120, 160, 200, 240, 280, 320, 360, 400, n + 1}
+	want := []uint64{40, 120, 160, 200, 240, 280, 320, 360, 400, n + 1, n + 2}
 	if fmt.Sprint(ids) != fmt.Sprint(want) {
 		t.Fatalf("replayed %v, want %v", ids, want)
 	}
@@ -84,17 +92,7 @@ func TestStoreCompaction(t *testing.T) {
 // background submission gets ERROR QUEUE_ERROR instead of a JOB_CREATED
 // nothing keeps, and no job is created.
 func TestStoreWriteFailureRefuses(t *testing.T) {
-	srv, err := New(Config{JobHandlePrefix: "H:w", DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	defer srv.Close()
-	c := wiretest.Dial(t, l.Addr().String())
+	srv, c := startDurable(t, "H:w")
 	c.Submit(t, protocol.SubmitJobBg, "f", "", "stored")
 	srv.store.f.Close() // the next write fails
 	c.Req(protocol.SubmitJobBg, "f", "", "refused")
@@ -112,17 +110,7 @@ func TestStoreWriteFailureRefuses(t *testing.T) {
 // submissions gets its replies in order, other requests and refusals
 // among them included, and the pipelined submissions share syncs.
 func TestDurablePipelinedOrder(t *testing.T) {
-	srv, err := New(Config{JobHandlePrefix: "H:p", DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	defer srv.Close()
-	c := wiretest.Dial(t, l.Addr().String())
+	srv, c := startDurable(t, "H:p")
 	c.Submit(t, protocol.SubmitJobBg, "f", "", "warm-up")
 	before := srv.store.syncs.Load()
 
@@ -166,4 +154,21 @@ func TestDurablePipelinedOrder(t *testing.T) {
 	if q := srv.functions["f"].queues[priNormal].n; q != n+1 {
 		t.Errorf("%d jobs queued, want %d", q, n+1)
 	}
+}
+
+// startDurable starts a server with a durable queue in a temporary
+// folder and dials it; the server is closed when the test ends.
+func startDurable(t *testing.T, handlePrefix string) (*Server, *wiretest.Conn) {
+	t.Helper()
+	srv, err := New(Config{JobHandlePrefix: handlePrefix, DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return srv, wiretest.Dial(t, l.Addr().String())
 }

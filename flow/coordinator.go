@@ -124,7 +124,7 @@ func Run(ctx context.Context, p *spec.Pipeline, reg *Registry, opts Options) (*R
 	defer client.Close()
 	c.client = client
 
-	c.fleet = &fleet{servers: servers, log: c.log, local: max(opts.Workers, 0)}
+	c.fleet = &fleet{servers: servers, local: max(opts.Workers, 0)}
 	fctx, stopFleet := context.WithCancel(ctx)
 	defer stopFleet()
 	c.fleet.start(fctx)

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/csv"
 	"fmt"
 	"io"
 	"iter"
@@ -168,37 +167,12 @@ func (r *Registry) eachSplitRecord(ctx context.Context, sp *splitRef, fn func(ke
 		}
 		n++
 		line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte{'\n'}), []byte{'\r'})
-		switch sp.Format {
-		case "json":
-			if len(bytes.TrimSpace(line)) == 0 {
-				break
-			}
-			v, jerr := decodeJSON(line)
-			if jerr != nil {
-				return fmt.Errorf("flow: input %s: %w", where(), jerr)
-			}
-			if value, jerr = appendValue(value[:0], v); jerr != nil {
-				return jerr
-			}
-			if ferr := fn("", value); ferr != nil {
-				return ferr
-			}
-		case "csv":
-			fields, cerr := csv.NewReader(bytes.NewReader(line)).Read()
-			if cerr == io.EOF {
-				fields = []string{}
-			} else if cerr != nil {
-				return fmt.Errorf("flow: input %s: %w", where(), cerr)
-			}
-			value = msgp.AppendArrayLen(value[:0], len(fields))
-			for _, f := range fields {
-				value = msgp.AppendString(value, f)
-			}
-			if ferr := fn("", value); ferr != nil {
-				return ferr
-			}
-		default:
-			value = msgp.AppendStringBytes(value[:0], line)
+		var ok bool
+		var lerr error
+		if value, ok, lerr = appendLineValue(value[:0], sp.Format, line); lerr != nil {
+			return fmt.Errorf("flow: input %s: %w", where(), lerr)
+		}
+		if ok {
 			if ferr := fn("", value); ferr != nil {
 				return ferr
 			}

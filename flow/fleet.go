@@ -2,7 +2,6 @@ package flow
 
 import (
 	"context"
-	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,7 +48,6 @@ func workerSlots(clientID string) int {
 // servers.
 type fleet struct {
 	servers []string
-	log     *slog.Logger
 
 	// local is the slots of the run's own in-process worker, known
 	// before it has registered: every function gets them.

@@ -312,34 +312,18 @@ func fileChunkRecords(c chunk) ([]rawRecord, error) {
 	for len(data) > 0 {
 		var l []byte
 		l, data = cutLine(data)
+		format := "text"
 		if c.JSON {
-			if len(bytes.TrimSpace(l)) == 0 {
-				line++
-				continue
-			}
-			v, err := decodeJSON(l)
-			if err != nil {
-				return nil, fmt.Errorf("flow: input %s:%d: %w", c.File, line, err)
-			}
-			raw, err := appendValue(nil, v)
-			if err != nil {
-				return nil, err
-			}
-			recs = append(recs, rawRecord{Value: raw})
+			format = "json"
 		} else if c.CSV {
-			fields, err := csv.NewReader(bytes.NewReader(l)).Read()
-			if err == io.EOF {
-				fields = []string{}
-			} else if err != nil {
-				return nil, fmt.Errorf("flow: input %s:%d: %w", c.File, line, err)
-			}
-			raw := msgp.AppendArrayLen(nil, len(fields))
-			for _, f := range fields {
-				raw = msgp.AppendString(raw, f)
-			}
+			format = "csv"
+		}
+		raw, ok, err := appendLineValue(nil, format, l)
+		if err != nil {
+			return nil, fmt.Errorf("flow: input %s:%d: %w", c.File, line, err)
+		}
+		if ok {
 			recs = append(recs, rawRecord{Value: raw})
-		} else {
-			recs = append(recs, rawRecord{Value: msgp.AppendString(nil, string(l))})
 		}
 		line++
 	}
@@ -400,4 +384,36 @@ func fromJSON(v any) any {
 		}
 	}
 	return v
+}
+
+// appendLineValue appends the value a line of input (without its end)
+// becomes in format: "text", the line as a string; "json", the decoded
+// JSON value, a blank line giving none (ok false); "csv", the array of
+// its fields (a quoted field cannot span lines).
+func appendLineValue(b []byte, format string, line []byte) (value []byte, ok bool, err error) {
+	switch format {
+	case "json":
+		if len(bytes.TrimSpace(line)) == 0 {
+			return b, false, nil
+		}
+		v, err := decodeJSON(line)
+		if err != nil {
+			return b, false, err
+		}
+		b, err = appendValue(b, v)
+		return b, err == nil, err
+	case "csv":
+		fields, err := csv.NewReader(bytes.NewReader(line)).Read()
+		if err == io.EOF {
+			fields = []string{}
+		} else if err != nil {
+			return b, false, err
+		}
+		b = msgp.AppendArrayLen(b, len(fields))
+		for _, f := range fields {
+			b = msgp.AppendString(b, f)
+		}
+		return b, true, nil
+	}
+	return msgp.AppendStringBytes(b, line), true, nil
 }

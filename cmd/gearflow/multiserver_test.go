@@ -3,18 +3,20 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gearflow/gearflow/runtime"
 )
 
 // oneAttemptWordcount is examples/wordcount with a single attempt per
@@ -73,49 +75,36 @@ func startServe(t *testing.T, bin, port string) (*process, string) {
 // serverJobs sums the jobs (queued and running) in addr's admin
 // "status", or -1 when the server does not answer.
 func serverJobs(addr string) int {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
+	st, err := adminStatusOf(addr)
 	if err != nil {
 		return -1
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := c.Write([]byte("status\n")); err != nil {
-		return -1
-	}
-	sc := bufio.NewScanner(c)
 	n := 0
-	for sc.Scan() {
-		if sc.Text() == "." {
-			return n
-		}
-		if f := strings.Split(sc.Text(), "\t"); len(f) == 4 {
-			r, _ := strconv.Atoi(f[1])
-			n += r
-		}
+	for _, f := range st {
+		n += f.Total
 	}
-	return -1
+	return n
 }
 
 // availableWorkers returns the workers that addr's admin "status" lists
 // for fn, or -1 when the server does not answer.
 func availableWorkers(addr, fn string) int {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
+	st, err := adminStatusOf(addr)
 	if err != nil {
 		return -1
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := c.Write([]byte("status\n")); err != nil {
-		return -1
-	}
-	sc := bufio.NewScanner(c)
-	n := 0
-	for sc.Scan() && sc.Text() != "." {
-		if f := strings.Split(sc.Text(), "\t"); len(f) == 4 && f[0] == fn {
-			n, _ = strconv.Atoi(f[3])
+	for _, f := range st {
+		if f.Function == fn {
+			return f.Workers
 		}
 	}
-	return n
+	return 0
+}
+
+func adminStatusOf(addr string) ([]runtime.FunctionStatus, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return runtime.AdminStatus(ctx, addr)
 }
 
 // TestMultiServerOutage runs wordcount across three "gearflow serve"

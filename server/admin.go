@@ -46,6 +46,9 @@ func (s *Server) admin(c *conn, line []byte) ([]byte, error) {
 	if err != nil {
 		return nil, &fatalError{Err: fmt.Errorf("server: admin: %w", err)}
 	}
+	if err := s.adminAllowed(c, cmd); err != nil {
+		return nil, err
+	}
 	switch cmd.Kind {
 	case protocol.AdminWorkers:
 		return s.adminWorkers(), nil

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"os"
 	"time"
@@ -101,6 +102,31 @@ type Config struct {
 	// a crash loses them. One server at a time may use a directory.
 	DataDir string
 
+	// TLS configures the listeners served with ServeTLS: certificates,
+	// and, for access control, ClientAuth tls.RequireAndVerifyClientCert
+	// with ClientCAs, which refuses at the handshake a peer without a
+	// certificate those CAs signed. A MinVersion below TLS 1.2 is raised
+	// to 1.2. Nil means ServeTLS refuses to serve; Serve is plaintext
+	// either way.
+	TLS *tls.Config
+
+	// HandshakeTimeout bounds a TLS handshake: a peer that has not
+	// completed one this long after connecting is disconnected. Zero
+	// means 10 seconds.
+	HandshakeTimeout time.Duration
+
+	// AdminAllow, when not nil, limits the admin commands that change
+	// state ("cancel job", "create function", "drop function",
+	// "maxqueue", "shutdown") to peers with a verified TLS client
+	// certificate whose subject common name or a DNS name is in the
+	// list (compared without regard to case), and to plaintext
+	// connections from a loopback address or a Unix socket. Others get
+	// "ERR PERMISSION_DENIED ..." and the connection goes on; commands
+	// that only read ("status", "workers", ...) stay open to all. An
+	// empty, non-nil list allows them to local plaintext peers only.
+	// Nil means every peer may run them, as in gearmand.
+	AdminAllow []string
+
 	// Version is reported by the admin "version" command. Zero means the
 	// package's Version.
 	Version string
@@ -161,6 +187,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = defaultShutdownTimeout
+	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = defaultHandshakeTimeout
 	}
 	if c.Version == "" {
 		c.Version = Version

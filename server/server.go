@@ -3,6 +3,7 @@ package server
 import (
 	"container/heap"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -50,6 +51,8 @@ type Server struct {
 
 	store *store // the durable queue (Config.DataDir), or nil; immutable
 
+	tls *tls.Config // ServeTLS's configuration (Config.TLS, at least TLS 1.2), or nil; immutable
+
 	memReturn memReturner // gives freed payload memory back (memreturn.go)
 
 	// goroutines counts the goroutines the server started that have not
@@ -84,6 +87,7 @@ func New(cfg Config) (*Server, error) {
 		conns:     make(map[*conn]struct{}),
 		listeners: make(map[net.Listener]struct{}),
 		stopDone:  make(chan struct{}),
+		tls:       tlsConfig(cfg.TLS),
 	}
 	if cfg.DataDir != "" {
 		st, jobs, err := openStore(cfg.DataDir)
@@ -201,6 +205,12 @@ func (s *Server) ListenAndServe(addr string) error {
 }
 
 func (s *Server) startConn(nc net.Conn) {
+	tc, isTLS := nc.(*tls.Conn)
+	var wrapped *tlsConn
+	if isTLS {
+		wrapped = &tlsConn{Conn: tc}
+		nc = wrapped
+	}
 	s.mu.Lock()
 	if s.closing || len(s.conns) >= s.cfg.MaxConnections {
 		full := !s.closing
@@ -218,7 +228,14 @@ func (s *Server) startConn(nc net.Conn) {
 	s.wg.Add(2)
 	s.mu.Unlock()
 	s.goroutines.Add(2)
-	go func() { defer s.wg.Done(); defer s.goroutines.Add(-1); c.serve() }()
+	go func() {
+		defer s.wg.Done()
+		defer s.goroutines.Add(-1)
+		if wrapped != nil {
+			c.handshake(wrapped)
+		}
+		c.serve()
+	}()
 	go func() { defer s.wg.Done(); defer s.goroutines.Add(-1); c.writeLoop() }()
 }
 

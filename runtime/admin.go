@@ -3,6 +3,7 @@ package runtime
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -39,20 +40,36 @@ type WorkerInfo struct {
 // answered with an ERR line.
 var ErrAdmin = errors.New("runtime: admin command refused")
 
-// AdminCommand sends one admin text command (such as "status",
-// "workers", "version") to the server at addr on a connection of its own
-// and returns the reply's lines: the lines up to the terminating "." for
-// list replies, the one line for the others. An "ERR" reply is returned
-// as an error wrapping ErrAdmin. Without a deadline on ctx the exchange is
-// bounded to 10 seconds.
+// Admin runs admin commands on job servers, each on a connection of its
+// own made as its fields say. The zero value connects with plaintext
+// TCP, as the package's AdminCommand, AdminStatus and AdminWorkers do.
+type Admin struct {
+	// TLS, when set, makes the connections TLS, as ClientConfig.TLS
+	// does. Nil means plaintext.
+	TLS *tls.Config
+	// Dial, when set, makes the connections in place of TCP, as
+	// ClientConfig.Dial does. Nil means TCP.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
+}
+
+// AdminCommand is Admin{}.Command: plaintext TCP.
 func AdminCommand(ctx context.Context, addr, command string) ([]string, error) {
+	return Admin{}.Command(ctx, addr, command)
+}
+
+// Command sends one admin text command (such as "status", "workers",
+// "version") to the server at addr on a connection of its own and
+// returns the reply's lines: the lines up to the terminating "." for
+// list replies, the one line for the others. An "ERR" reply is returned
+// as an error wrapping ErrAdmin. Without a deadline on ctx the exchange
+// is bounded to 10 seconds.
+func (a Admin) Command(ctx context.Context, addr, command string) ([]string, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 	}
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", addr)
+	nc, err := dialConn(ctx, addr, a.Dial, a.TLS)
 	if err != nil {
 		return nil, err
 	}
@@ -102,9 +119,14 @@ func isListCommand(command string) bool {
 	return false
 }
 
-// AdminStatus runs the admin "status" command on the server at addr.
+// AdminStatus is Admin{}.Status: plaintext TCP.
 func AdminStatus(ctx context.Context, addr string) ([]FunctionStatus, error) {
-	lines, err := AdminCommand(ctx, addr, "status")
+	return Admin{}.Status(ctx, addr)
+}
+
+// Status runs the admin "status" command on the server at addr.
+func (a Admin) Status(ctx context.Context, addr string) ([]FunctionStatus, error) {
+	lines, err := a.Command(ctx, addr, "status")
 	if err != nil {
 		return nil, err
 	}
@@ -129,9 +151,14 @@ func AdminStatus(ctx context.Context, addr string) ([]FunctionStatus, error) {
 	return out, nil
 }
 
-// AdminWorkers runs the admin "workers" command on the server at addr.
+// AdminWorkers is Admin{}.Workers: plaintext TCP.
 func AdminWorkers(ctx context.Context, addr string) ([]WorkerInfo, error) {
-	lines, err := AdminCommand(ctx, addr, "workers")
+	return Admin{}.Workers(ctx, addr)
+}
+
+// Workers runs the admin "workers" command on the server at addr.
+func (a Admin) Workers(ctx context.Context, addr string) ([]WorkerInfo, error) {
+	lines, err := a.Command(ctx, addr, "workers")
 	if err != nil {
 		return nil, err
 	}

@@ -3,9 +3,11 @@ package runtime
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"strconv"
 	"sync"
@@ -35,6 +37,17 @@ type ClientConfig struct {
 	// MaxPacketSize caps a packet received from a server. Zero means
 	// protocol.DefaultMaxPacketSize (64 MiB).
 	MaxPacketSize int
+	// TLS, when set, makes every connection TLS with this configuration:
+	// the server's certificate is verified against RootCAs (and against
+	// the address's host unless ServerName is set), and Certificates
+	// holds the client certificate of a server that asks for one. Nil
+	// means plaintext. The handshake counts against DialTimeout.
+	TLS *tls.Config
+	// Dial, when set, makes the connections in place of TCP: it is
+	// given an address of Servers and returns a connection to it within
+	// ctx. An in-process server uses it (see flow's embedded runs). Nil
+	// means TCP.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
 	// Logger receives connection events. Nil discards them.
 	Logger *slog.Logger
 }
@@ -43,6 +56,14 @@ func (cfg ClientConfig) withDefaults() ClientConfig {
 	cfg.Logger = connDefaults(&cfg.DialTimeout, &cfg.WriteTimeout, &cfg.ReconnectMin, &cfg.ReconnectMax, cfg.Logger)
 	cfg.Servers = slices.Clone(cfg.Servers)
 	return cfg
+}
+
+func (cfg ClientConfig) connOpts() connOpts {
+	return connOpts{timeout: cfg.DialTimeout, writeTimeout: cfg.WriteTimeout, maxPacket: cfg.MaxPacketSize, tls: cfg.TLS, dial: cfg.Dial}
+}
+
+func (cfg WorkerConfig) connOpts() connOpts {
+	return connOpts{timeout: cfg.DialTimeout, writeTimeout: cfg.WriteTimeout, maxPacket: cfg.MaxPacketSize, tls: cfg.TLS, dial: cfg.Dial}
 }
 
 // connDefaults fills the connection settings that ClientConfig and
@@ -141,7 +162,7 @@ func (c *Client) connect(addr string) (*clientConn, error) {
 	c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.DialTimeout)
 	defer cancel()
-	raw, err := dial(ctx, addr, c.cfg.DialTimeout, c.cfg.WriteTimeout, c.cfg.MaxPacketSize)
+	raw, err := dial(ctx, addr, c.cfg.connOpts())
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,8 @@ package runtime
 
 import (
 	"context"
+	"crypto/tls"
+	"fmt"
 	"net"
 	"sync"
 	"time"
@@ -26,19 +28,71 @@ type conn struct {
 	closeOnce sync.Once
 }
 
-// dial connects to addr within timeout (or ctx).
-func dial(ctx context.Context, addr string, timeout, writeTimeout time.Duration, maxPacket int) (*conn, error) {
-	d := net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
-	nc, err := d.DialContext(ctx, "tcp", addr)
+// connOpts are the connection settings ClientConfig and WorkerConfig
+// share.
+type connOpts struct {
+	timeout      time.Duration // bounds the dial and the TLS handshake together
+	writeTimeout time.Duration
+	maxPacket    int
+	tls          *tls.Config                                              // nil: plaintext
+	dial         func(ctx context.Context, addr string) (net.Conn, error) // nil: TCP
+}
+
+// dial connects to addr within o.timeout (or ctx), over TLS when o.tls
+// is set: the handshake, which verifies the server, is part of the
+// dial, so a server that is not the one configured fails like an
+// unreachable one and is retried with backoff.
+func dial(ctx context.Context, addr string, o connOpts) (*conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	nc, err := dialConn(ctx, addr, o.dial, o.tls)
 	if err != nil {
 		return nil, err
 	}
 	return &conn{
 		addr:         addr,
 		nc:           nc,
-		reader:       protocol.NewReader(nc, protocol.ReaderConfig{MaxPacketSize: maxPacket}),
-		writeTimeout: writeTimeout,
+		reader:       protocol.NewReader(nc, protocol.ReaderConfig{MaxPacketSize: o.maxPacket}),
+		writeTimeout: o.writeTimeout,
 	}, nil
+}
+
+// dialConn connects to addr with dialFn (TCP when nil) and, when cfg is
+// set, completes a TLS handshake on it, all within ctx.
+func dialConn(ctx context.Context, addr string, dialFn func(context.Context, string) (net.Conn, error), cfg *tls.Config) (net.Conn, error) {
+	var nc net.Conn
+	var err error
+	if dialFn != nil {
+		nc, err = dialFn(ctx, addr)
+	} else {
+		d := net.Dialer{KeepAlive: 30 * time.Second}
+		nc, err = d.DialContext(ctx, "tcp", addr)
+	}
+	if err != nil || cfg == nil {
+		return nc, err
+	}
+	tc := tls.Client(nc, tlsForAddr(cfg, addr))
+	if err := tc.HandshakeContext(ctx); err != nil {
+		_ = nc.Close()
+		return nil, fmt.Errorf("tls handshake with %s: %w", addr, err)
+	}
+	return tc, nil
+}
+
+// tlsForAddr is cfg for a connection to addr: without a ServerName, the
+// server's certificate is checked against addr's host, as crypto/tls's
+// Dial does.
+func tlsForAddr(cfg *tls.Config, addr string) *tls.Config {
+	if cfg.ServerName != "" || cfg.InsecureSkipVerify {
+		return cfg
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	c := cfg.Clone()
+	c.ServerName = host
+	return c
 }
 
 // readPacket reads the next packet; its Args alias the reader's buffer

@@ -3,9 +3,11 @@ package runtime
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -58,6 +60,17 @@ type WorkerConfig struct {
 	// MaxPacketSize caps a packet received from a server. Zero means
 	// protocol.DefaultMaxPacketSize (64 MiB).
 	MaxPacketSize int
+	// TLS, when set, makes every connection TLS with this configuration:
+	// the server's certificate is verified against RootCAs (and against
+	// the address's host unless ServerName is set), and Certificates
+	// holds the client certificate of a server that asks for one. Nil
+	// means plaintext. The handshake counts against DialTimeout.
+	TLS *tls.Config
+	// Dial, when set, makes the connections in place of TCP: it is
+	// given an address of Servers and returns a connection to it within
+	// ctx. An in-process server uses it (see flow's embedded runs). Nil
+	// means TCP.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
 	// Logger receives connection and job events. Nil discards them.
 	Logger *slog.Logger
 }
@@ -232,7 +245,7 @@ func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
 // closed by Run once its jobs are done).
 func (w *Worker) serve(ctx, jobsCtx context.Context, addr string) {
 	connect := func(ctx context.Context) (*conn, error) {
-		return dial(ctx, addr, w.cfg.DialTimeout, w.cfg.WriteTimeout, w.cfg.MaxPacketSize)
+		return dial(ctx, addr, w.cfg.connOpts())
 	}
 	onDialError := func(err error, attempt int) {
 		w.log.Warn("gearman server unreachable", "server", addr, "err", err, "attempt", attempt)

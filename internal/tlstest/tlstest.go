@@ -94,9 +94,17 @@ func ServerConfig(cert tls.Certificate, clientCA *CA) *tls.Config {
 }
 
 // ClientConfig is a client's configuration that trusts serverCA and
-// presents certs (none, one).
-func ClientConfig(serverCA *CA, certs ...tls.Certificate) *tls.Config {
-	return &tls.Config{RootCAs: serverCA.Pool, Certificates: certs}
+// presents cert, if given, whatever CAs the server asks for (as
+// crypto/tls's Certificates would not: it sends no certificate the
+// server's list of CAs leaves out, so the server's own check of a
+// certificate of another CA would go untested).
+func ClientConfig(serverCA *CA, cert ...tls.Certificate) *tls.Config {
+	cfg := &tls.Config{RootCAs: serverCA.Pool}
+	if len(cert) > 0 {
+		c := cert[0]
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &c, nil }
+	}
+	return cfg
 }
 
 // WriteCA writes ca's certificate to dir/name.pem and returns its path.

@@ -101,30 +101,31 @@ func Run(ctx context.Context, p *spec.Pipeline, reg *Registry, opts Options) (*R
 		}
 	}
 
-	servers := opts.Servers
-	if len(servers) == 0 {
-		addr, stop, err := c.startServer()
+	sc := serverConns{servers: opts.Servers, tls: opts.TLS}
+	if len(opts.Servers) == 0 {
+		embedded, stop, err := c.startServer()
 		if err != nil {
 			return nil, &RunError{Run: c.run, Err: err}
 		}
 		defer stop()
-		servers = []string{addr}
+		sc = embedded
 	}
+	servers := sc.servers
 	if opts.Workers > 0 {
-		stop, err := c.startWorkers(ctx, servers)
+		stop, err := c.startWorkers(ctx, sc)
 		if err != nil {
 			return nil, &RunError{Run: c.run, Err: err}
 		}
 		defer stop()
 	}
-	client, err := runtime.NewClient(runtime.ClientConfig{Servers: servers, Logger: c.log})
+	client, err := runtime.NewClient(sc.clientConfig(c.log))
 	if err != nil {
 		return nil, &RunError{Run: c.run, Err: err}
 	}
 	defer client.Close()
 	c.client = client
 
-	c.fleet = &fleet{servers: servers, local: max(opts.Workers, 0)}
+	c.fleet = &fleet{servers: servers, admin: sc.admin(), local: max(opts.Workers, 0)}
 	fctx, stopFleet := context.WithCancel(ctx)
 	defer stopFleet()
 	c.fleet.start(fctx)

@@ -48,6 +48,7 @@ func workerSlots(clientID string) int {
 // servers.
 type fleet struct {
 	servers []string
+	admin   runtime.Admin // how to reach them
 
 	// local is the slots of the run's own in-process worker, known
 	// before it has registered: every function gets them.
@@ -93,7 +94,7 @@ func (f *fleet) refresh(ctx context.Context) {
 	reached := 0
 	for _, addr := range f.servers {
 		actx, cancel := context.WithTimeout(ctx, fleetPoll)
-		ws, err := runtime.AdminWorkers(actx, addr)
+		ws, err := f.admin.Workers(actx, addr)
 		cancel()
 		if err != nil {
 			continue // a server that is down has no workers to count

@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -15,8 +16,14 @@ import (
 // ./.gearflow/runs.
 type Options struct {
 	// Servers are the job servers ("host:port") to submit tasks to.
-	// Empty starts an embedded server on 127.0.0.1 for the run.
+	// Empty starts an embedded server for the run, reachable from
+	// this process only.
 	Servers []string
+	// TLS, with Servers, makes the connections to them TLS with this
+	// configuration (see runtime.ClientConfig.TLS). Nil means plaintext.
+	// An embedded server needs none: nothing outside the process can
+	// reach it.
+	TLS *tls.Config
 	// Workers is how many tasks the in-process worker runs at once. Zero
 	// means GOMAXPROCS with an embedded server and none with Servers
 	// (remote workers serve the functions); negative means none.

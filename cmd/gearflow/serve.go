@@ -39,6 +39,7 @@ type serveFlags struct {
 	pprof           string
 	checkArgs       bool
 	threads         int
+	tls             serveTLSFlags
 	cfg             server.Config
 }
 
@@ -81,7 +82,7 @@ func newServeFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 		fs.StringVar(&f.port, n, "4730", "TCP port to listen on (env GEARMAND_PORT when left at the default)")
 	})
 	alias("L", "listen", func(fs *flag.FlagSet, n string) {
-		fs.StringVar(&f.listen, n, "", "address to listen on (default all addresses)")
+		fs.StringVar(&f.listen, n, "", "address to listen on for plaintext connections (default all addresses, or 127.0.0.1 with --tls-listen; none: no plaintext listener)")
 	})
 	alias("j", "job-retries", func(fs *flag.FlagSet, n string) {
 		fs.IntVar(&f.jobRetries, n, -1, "times a job may be lost with its worker before it is dropped: -1 unlimited, 0 drop on the first loss, N after N losses (gearmand 2.0 meaning)")
@@ -103,6 +104,7 @@ func newServeFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.BoolVar(&f.adminShutdown, "allow-admin-shutdown", false, `enable the admin "shutdown [graceful]" command`)
 	fs.StringVar(&f.pprof, "pprof", "", "serve net/http/pprof on this address (for profiling; keep it on loopback)")
 	fs.BoolVar(&f.checkArgs, "check-args", false, "check the flags and exit")
+	f.tls.register(fs, &f.cfg)
 	fs.IntVar(&f.cfg.MaxPacketSize, "max-packet-size", 0, "largest packet body accepted, in bytes (0 = 64 MiB)")
 	fs.IntVar(&f.cfg.MaxConnections, "max-connections", 0, "most open connections (0 = 10000)")
 	fs.IntVar(&f.cfg.MaxOutboundBytes, "max-outbound-bytes", 0, "bytes queued for a peer that does not read before it is cut off; at least max-packet-size + 4 KiB (0 = 2 x max-packet-size + 1 MiB)")
@@ -172,12 +174,19 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "gearflow serve: --job-retries %d out of range -1..255\n", f.jobRetries)
 		return 2
 	}
-	portSet := false
+	portSet, listenSet := false, false
 	fs.Visit(func(fl *flag.Flag) {
-		if fl.Name == "port" || fl.Name == "p" {
+		switch fl.Name {
+		case "port", "p":
 			portSet = true
+		case "listen", "L":
+			listenSet = true
 		}
 	})
+	if err := f.tls.check(f.listen, listenSet); err != nil {
+		fmt.Fprintln(stderr, "gearflow serve:", err)
+		return 2
+	}
 	if env := os.Getenv("GEARMAND_PORT"); !portSet && env != "" {
 		f.port = env
 	}
@@ -239,12 +248,24 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	default:
 		cfg.JobRetries = f.jobRetries
 	}
+	if err := f.tls.config(&cfg, logger); err != nil {
+		fmt.Fprintln(stderr, "gearflow serve:", err)
+		return 2
+	}
 	srv, err := server.New(cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "gearflow serve:", err)
 		return 2
 	}
-	l, err := net.Listen("tcp", net.JoinHostPort(f.listen, f.port))
+	plainAddr := net.JoinHostPort(f.listen, f.port)
+	switch {
+	case f.listen == "none":
+		plainAddr = ""
+	case f.tls.listen != "" && !listenSet:
+		// TLS is for the network: plaintext stays on this machine.
+		plainAddr = net.JoinHostPort("127.0.0.1", f.port)
+	}
+	listeners, err := f.tls.openListeners(plainAddr)
 	if err != nil {
 		srv.Close() // lets the data directory go
 		fmt.Fprintln(stderr, "gearflow serve:", err)
@@ -275,8 +296,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	signals := 0
 
 	logger.Info("starting", "threads", goruntime.GOMAXPROCS(0))
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
+	served := make(chan error, len(listeners))
+	for _, sl := range listeners {
+		go func() { served <- sl.serve(srv) }()
+	}
 	select {
 	case err := <-served:
 		// Serve returns after an admin "shutdown [graceful]" has finished.

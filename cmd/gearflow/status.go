@@ -10,6 +10,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/gearflow/gearflow/flow/cli"
 	"github.com/gearflow/gearflow/runtime"
 )
 
@@ -26,8 +27,10 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.SetOutput(stderr)
 	servers := fs.String("servers", defaultGearmanServers(), "job servers, comma-separated host:port (default from $GEARMAN_SERVERS)")
 	asJSON := fs.Bool("json", false, "print JSON instead of tables")
+	var tlsFlags cli.TLSFlags
+	tlsFlags.Register(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: gearflow status [--servers LIST] [--json]")
+		fmt.Fprintln(stderr, "usage: gearflow status [--servers LIST] [--json] [--tls-ca FILE] [--tls-cert FILE --tls-key FILE]")
 		fmt.Fprintln(stderr, "Shows each server's functions (admin \"status\") and connections (admin \"workers\").")
 		fs.PrintDefaults()
 	}
@@ -46,14 +49,20 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "gearflow status: no servers")
 		return 2
 	}
+	tlsCfg, err := tlsFlags.Config()
+	if err != nil {
+		fmt.Fprintf(stderr, "gearflow status: %v\n", err)
+		return 2
+	}
+	admin := runtime.Admin{TLS: tlsCfg}
 	code := 0
 	var all []serverStatus
 	for _, addr := range list {
 		st := serverStatus{Server: addr}
 		var err error
-		st.Functions, err = runtime.AdminStatus(ctx, addr)
+		st.Functions, err = admin.Status(ctx, addr)
 		if err == nil {
-			st.Workers, err = runtime.AdminWorkers(ctx, addr)
+			st.Workers, err = admin.Workers(ctx, addr)
 		}
 		if err != nil {
 			st.Error = err.Error()

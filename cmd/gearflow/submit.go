@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gearflow/gearflow/flow/cli"
 	"github.com/gearflow/gearflow/runtime"
 )
 
@@ -55,6 +56,8 @@ func submitMain(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	at := fs.String("at", "", "run the job at this RFC 3339 `time` (a background job)")
 	reducer := fs.String("reducer", "", "submit a map/reduce job with this reducer `function`")
 	timeout := fs.Duration("timeout", 0, "give up after this long (0 = wait for the result)")
+	var tlsFlags cli.TLSFlags
+	tlsFlags.Register(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: gearflow submit -f FUNC [flags] [payload]")
 		fmt.Fprintln(stderr, "Submits one job. The payload is the argument, or standard input without one.")
@@ -96,7 +99,12 @@ func submitMain(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		ctx, cancel = context.WithTimeout(ctx, *timeout)
 		defer cancel()
 	}
-	client, err := runtime.NewClient(runtime.ClientConfig{Servers: splitServerList(*servers)})
+	tlsCfg, err := tlsFlags.Config()
+	if err != nil {
+		fmt.Fprintf(stderr, "gearflow submit: %v\n", err)
+		return 2
+	}
+	client, err := runtime.NewClient(runtime.ClientConfig{Servers: splitServerList(*servers), TLS: tlsCfg})
 	if err != nil {
 		fmt.Fprintf(stderr, "gearflow submit: %v\n", err)
 		return 2

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gearflow/gearflow/flow"
 	"github.com/gearflow/gearflow/flow/spec"
+	"github.com/gearflow/gearflow/runtime"
 )
 
 // Main runs the subcommand named by os.Args[1] with reg's functions and
@@ -194,8 +195,19 @@ func RunCommand(ctx context.Context, reg *flow.Registry, args []string, stdout, 
 	verbose := fs.Bool("v", false, "log the run's lifecycle to stderr")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to `file` (for go tool pprof)")
 	memProfile := fs.String("memprofile", "", "write a heap profile at the end of the run to `file`")
+	var tlsFlags TLSFlags
+	tlsFlags.Register(fs)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
+		return 2
+	}
+	tlsCfg, err := tlsFlags.Config()
+	if err != nil {
+		fmt.Fprintln(stderr, "run:", err)
+		return 2
+	}
+	if tlsCfg != nil && len(servers) == 0 {
+		fmt.Fprintln(stderr, "run: the --tls flags need --servers (an embedded server is reachable from this process only)")
 		return 2
 	}
 	if len(pos) > 1 || (len(pos) == 0 && *resume == "") {
@@ -234,11 +246,11 @@ func RunCommand(ctx context.Context, reg *flow.Registry, args []string, stdout, 
 		return 2
 	}
 	if len(servers) > 0 && *workers <= 0 {
-		warnUnserved(ctx, p, servers, stderr)
+		warnUnserved(ctx, p, servers, runtime.Admin{TLS: tlsCfg}, stderr)
 	}
 	prog := newProgress(stdout, p, *jsonOut, isTerminal(stdout))
 	opts := flow.Options{
-		Servers: servers, Workers: *workers, StateDir: *stateDir, RunID: *runID, Storage: *store,
+		Servers: servers, TLS: tlsCfg, Workers: *workers, StateDir: *stateDir, RunID: *runID, Storage: *store,
 		PipelineFile: file, Params: ps, MemoryBudget: *budget << 20, SpeculateAfter: *speculate,
 		OnEvent: prog.event, Logger: newLogger(stderr, *verbose),
 	}
@@ -283,10 +295,10 @@ func defaultConcurrency() int { return goruntime.GOMAXPROCS(0) }
 
 // warnUnserved tells, before a distributed run starts, which of its
 // functions no worker serves yet: their tasks would wait in the queue.
-func warnUnserved(ctx context.Context, p *spec.Pipeline, servers []string, stderr io.Writer) {
+func warnUnserved(ctx context.Context, p *spec.Pipeline, servers []string, admin runtime.Admin, stderr io.Writer) {
 	workers := map[string]int{}
 	for _, addr := range servers {
-		st, err := adminStatus(ctx, addr)
+		st, err := adminStatus(ctx, admin, addr)
 		if err != nil {
 			return // the run reports unreachable servers itself
 		}

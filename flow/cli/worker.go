@@ -1,13 +1,11 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -27,12 +25,19 @@ func WorkerCommand(ctx context.Context, reg *flow.Registry, args []string, stdou
 	conc := fs.Int("concurrency", 0, "tasks run at once (0: GOMAXPROCS)")
 	id := fs.String("id", "", "worker id shown by the admin workers command (default: gearflow-worker-HOST-PID)")
 	verbose := fs.Bool("v", false, "log connection and job events")
+	var tlsFlags TLSFlags
+	tlsFlags.Register(fs)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return 2
 	}
 	if len(pos) > 0 || len(servers) == 0 {
-		fmt.Fprintln(stderr, "usage: worker --servers host:port,... [--concurrency N] [--id ID]")
+		fmt.Fprintln(stderr, "usage: worker --servers host:port,... [--concurrency N] [--id ID] [--tls-ca FILE --tls-cert FILE --tls-key FILE]")
+		return 2
+	}
+	tlsCfg, err := tlsFlags.Config()
+	if err != nil {
+		fmt.Fprintln(stderr, "worker:", err)
 		return 2
 	}
 	if *conc <= 0 {
@@ -43,7 +48,7 @@ func WorkerCommand(ctx context.Context, reg *flow.Registry, args []string, stdou
 		*id = fmt.Sprintf("gearflow-worker-%s-%d", host, os.Getpid())
 	}
 	w, err := runtime.NewWorker(runtime.WorkerConfig{Servers: servers, Concurrency: *conc, ClientID: flow.WorkerClientID(*id, *conc),
-		Logger: newLogger(stderr, *verbose)})
+		TLS: tlsCfg, Logger: newLogger(stderr, *verbose)})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
@@ -69,8 +74,15 @@ func PlanCommand(ctx context.Context, reg *flow.Registry, args []string, stdout,
 	var servers serverList
 	fs.Var(ps, "p", "set a pipeline param: `name=value` (repeatable)")
 	fs.Var(&servers, "servers", "job servers `host:port,...` to ask which functions have workers")
+	var tlsFlags TLSFlags
+	tlsFlags.Register(fs)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
+		return 2
+	}
+	tlsCfg, err := tlsFlags.Config()
+	if err != nil {
+		fmt.Fprintln(stderr, "plan:", err)
 		return 2
 	}
 	if len(pos) != 1 {
@@ -88,7 +100,7 @@ func PlanCommand(ctx context.Context, reg *flow.Registry, args []string, stdout,
 	}
 	workers := map[string]int{}
 	for _, addr := range servers {
-		st, err := adminStatus(ctx, addr)
+		st, err := adminStatus(ctx, runtime.Admin{TLS: tlsCfg}, addr)
 		if err != nil {
 			fmt.Fprintf(stderr, "server %s: %v\n", addr, err)
 			return 1
@@ -146,35 +158,18 @@ func PlanCommand(ctx context.Context, reg *flow.Registry, args []string, stdout,
 	return 0
 }
 
-// adminStatus asks a Gearman server for its admin "status": function,
-// total, running, available workers per line, ending with ".".
-func adminStatus(ctx context.Context, addr string) (map[string]int, error) {
-	d := net.Dialer{Timeout: 5 * time.Second}
-	c, err := d.DialContext(ctx, "tcp", addr)
+// adminStatus asks a Gearman server for its admin "status" and returns
+// the available workers per function.
+func adminStatus(ctx context.Context, admin runtime.Admin, addr string) (map[string]int, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	st, err := admin.Status(ctx, addr)
 	if err != nil {
 		return nil, err
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, "status\n"); err != nil {
-		return nil, err
+	out := make(map[string]int, len(st))
+	for _, f := range st {
+		out[f.Function] = f.Workers
 	}
-	out := map[string]int{}
-	sc := bufio.NewScanner(c)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "." {
-			return out, nil
-		}
-		f := strings.Split(line, "\t")
-		if len(f) != 4 {
-			return nil, fmt.Errorf("admin status: unexpected line %q", line)
-		}
-		n, _ := strconv.Atoi(f[3])
-		out[f[0]] = n
-	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	return nil, io.ErrUnexpectedEOF
+	return out, nil
 }

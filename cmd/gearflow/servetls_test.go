@@ -1,0 +1,255 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gearflow/gearflow/internal/tlstest"
+	"github.com/gearflow/gearflow/runtime"
+)
+
+func TestServeTLSFlags(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, "ca")
+	cert, key := tlstest.Write(t, ca.Issue(t, "server", "127.0.0.1"), dir, "server")
+	caFile := ca.WriteCA(t, dir, "ca")
+	tests := []struct {
+		name string
+		args []string
+		code int
+		msg  string
+	}{
+		{"tls listen without cert", []string{"--check-args", "--tls-listen", "127.0.0.1:4731"}, 2, "--tls-listen needs --tls-cert and --tls-key"},
+		{"cert without tls listen", []string{"--check-args", "--tls-cert", cert, "--tls-key", key}, 2, "need --tls-listen"},
+		{"client CA without tls listen", []string{"--check-args", "--tls-client-ca", caFile}, 2, "need --tls-listen"},
+		{"no listener at all", []string{"--check-args", "--listen", "none"}, 2, "--listen none leaves nothing to listen on"},
+		{"bad tls address", []string{"--check-args", "--tls-listen", "4731", "--tls-cert", cert, "--tls-key", key}, 2, "--tls-listen \"4731\""},
+		{"tls only", []string{"--check-args", "--listen", "none", "--tls-listen", "127.0.0.1:4731", "--tls-cert", cert, "--tls-key", key,
+			"--tls-client-ca", caFile, "--admin-allow", "ops,ops2"}, 0, ""},
+		{"key is not a key", []string{"-p", "0", "--tls-listen", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", caFile}, 2, "--tls-cert/--tls-key"},
+		{"client CA is not PEM", []string{"-p", "0", "--tls-listen", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", key,
+			"--tls-client-ca", filepath.Join(dir, "server-key.pem")}, 2, "no PEM certificate"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := cmdServe(t.Context(), tt.args, &out, &errb)
+			if code != tt.code || !strings.Contains(errb.String(), tt.msg) {
+				t.Errorf("serve %v = %d, stderr %q; want %d containing %q", tt.args, code, errb.String(), tt.code, tt.msg)
+			}
+		})
+	}
+}
+
+// tlsFiles are the certificate files of a TLS test: a CA that signs
+// the server's certificate (for 127.0.0.1) and the clients'.
+type tlsFiles struct {
+	ca                   *tlstest.CA
+	caFile               string
+	serverCert, serverKy string
+	dir                  string
+}
+
+func newTLSFiles(t *testing.T) tlsFiles {
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, "gearflow test CA")
+	f := tlsFiles{ca: ca, caFile: ca.WriteCA(t, dir, "ca"), dir: dir}
+	f.serverCert, f.serverKy = tlstest.Write(t, ca.Issue(t, "server", "127.0.0.1"), dir, "server")
+	return f
+}
+
+// client writes a client certificate named cn and returns the flags
+// that use it.
+func (f tlsFiles) client(t *testing.T, cn string) []string {
+	cert, key := tlstest.Write(t, f.ca.Issue(t, cn), f.dir, cn)
+	return []string{"--tls-ca", f.caFile, "--tls-cert", cert, "--tls-key", key}
+}
+
+// TestServeTLS runs "gearflow serve" with a TLS listener that requires
+// client certificates and an admin allow-list, beside its plaintext
+// listener (on loopback by default), and drives it with gearflow's own
+// commands: a worker process and a run over TLS, submit and status with
+// and without certificates, and admin commands from two certificates.
+func TestServeTLS(t *testing.T) {
+	t.Parallel()
+	bin := buildGearflow(t)
+	f := newTLSFiles(t)
+	logFile := filepath.Join(t.TempDir(), "serve.log")
+	var plainAddr, tlsAddr string
+	for attempt := 0; ; attempt++ {
+		plain, tlsPort := freePort(t), freePort(t)
+		proc := startProcess(t, bin, nil, "serve", "-p", plain, "--tls-listen", "127.0.0.1:"+tlsPort,
+			"--tls-cert", f.serverCert, "--tls-key", f.serverKy, "--tls-client-ca", f.caFile,
+			"--admin-allow", "ops", "--log-level", "info", "-l", logFile)
+		plainAddr, tlsAddr = "127.0.0.1:"+plain, "127.0.0.1:"+tlsPort
+		if ownServer(t, plainAddr, proc.cmd.Process.Pid) {
+			break
+		}
+		proc.kill()
+		if attempt == 2 {
+			t.Fatal("serve did not get ports of its own in 3 attempts")
+		}
+	}
+	ctx := testCtx(t, 60*time.Second)
+	// Both listeners are up once the log says so; the plaintext one is
+	// on loopback only, as --tls-listen makes it by default.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		log, _ := os.ReadFile(logFile)
+		if strings.Contains(string(log), "addr="+tlsAddr) {
+			if !strings.Contains(string(log), "addr="+plainAddr) {
+				t.Fatalf("plaintext listener not on %s:\n%s", plainAddr, log)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("TLS listener not up:\n%s", log)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	t.Run("run and worker over TLS", func(t *testing.T) {
+		input, want := bigInput(t, 2000)
+		startProcess(t, bin, nil, append([]string{"worker", "--servers", tlsAddr, "--concurrency", "2"}, f.client(t, "worker")...)...)
+		out := filepath.Join(t.TempDir(), "wc.tsv")
+		args := append([]string{wordcountYAML, "--servers", tlsAddr, "-p", "input=" + input, "-p", "out=" + out,
+			"-p", "lines=200", "--state-dir", t.TempDir()}, f.client(t, "coordinator")...)
+		code, stdout, stderr := runCmd(t, ctx, cmdRun, args...)
+		if code != 0 {
+			t.Fatalf("run over TLS: exit %d\n%s\n%s", code, stdout, stderr)
+		}
+		if got, _ := os.ReadFile(out); string(got) != want {
+			t.Errorf("run over TLS: output differs from the expected counts (%d bytes, want %d)", len(got), len(want))
+		}
+	})
+
+	t.Run("submit", func(t *testing.T) {
+		args := append([]string{"--servers", tlsAddr, "-f", "tls.queued", "--background"}, f.client(t, "submitter")...)
+		var stdout, stderr bytes.Buffer
+		if code := submitMain(ctx, append(args, "payload"), nil, &stdout, &stderr); code != 0 || !strings.HasPrefix(stdout.String(), "H:") {
+			t.Fatalf("submit over TLS = %d, %q, %q; want a handle", code, stdout.String(), stderr.String())
+		}
+		stdout.Reset()
+		stderr.Reset()
+		noCert := []string{"--servers", tlsAddr, "--tls-ca", f.caFile, "-f", "tls.queued", "--background", "x"}
+		if code := submitMain(ctx, noCert, nil, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "certificate required") {
+			t.Errorf("submit without a client certificate = %d, %q; want exit 1 saying a certificate is required", code, stderr.String())
+		}
+	})
+
+	t.Run("status", func(t *testing.T) {
+		code, stdout, stderr := runCmd(t, ctx, cmdStatus, append([]string{"--servers", tlsAddr}, f.client(t, "viewer")...)...)
+		if code != 0 || !strings.Contains(stdout, "tls.queued") {
+			t.Errorf("status over TLS = %d, %q, %q; want the queued function listed", code, stdout, stderr)
+		}
+		code, _, stderr = runCmd(t, ctx, cmdStatus, "--servers", tlsAddr)
+		if code != 1 {
+			t.Errorf("plaintext status on the TLS port = %d (%s); want 1", code, stderr)
+		}
+		code, stdout, _ = runCmd(t, ctx, cmdStatus, "--servers", plainAddr)
+		if code != 0 || !strings.Contains(stdout, "tls.queued") {
+			t.Errorf("plaintext status on the plaintext port = %d, %q", code, stdout)
+		}
+	})
+
+	t.Run("admin allow-list", func(t *testing.T) {
+		cfg := func(cn string) runtime.Admin {
+			cert := f.ca.Issue(t, cn)
+			c := tlstest.ClientConfig(f.ca, cert)
+			return runtime.Admin{TLS: c}
+		}
+		if got, err := cfg("ops").Command(ctx, tlsAddr, "maxqueue tls.queued 100"); err != nil || len(got) != 1 || got[0] != "OK" {
+			t.Errorf("maxqueue with the allowed certificate = %q, %v", got, err)
+		}
+		_, err := cfg("app").Command(ctx, tlsAddr, "maxqueue tls.queued 1")
+		if !errors.Is(err, runtime.ErrAdmin) || !strings.Contains(err.Error(), "PERMISSION_DENIED") {
+			t.Errorf("maxqueue with another certificate: %v; want PERMISSION_DENIED", err)
+		}
+		if got, err := cfg("app").Status(ctx, tlsAddr); err != nil || len(got) == 0 {
+			t.Errorf("status with another certificate = %v, %v; want it served", got, err)
+		}
+		if got, err := runtime.AdminCommand(ctx, plainAddr, "maxqueue tls.queued 50"); err != nil || got[0] != "OK" {
+			t.Errorf("maxqueue from loopback plaintext = %q, %v", got, err)
+		}
+	})
+
+	t.Run("plaintext to the TLS port", func(t *testing.T) {
+		nc, err := net.Dial("tcp", tlsAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		nc.SetDeadline(time.Now().Add(15 * time.Second))
+		if _, err := nc.Write([]byte("status\n")); err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, 64)
+		n, err := nc.Read(b)
+		if err == nil && bytes.Contains(b[:n], []byte("\t")) {
+			t.Fatalf("plaintext status on the TLS port answered %q", b[:n])
+		}
+	})
+}
+
+func testCtx(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// TestServeCertificateReload checks that serve's certificate is read
+// again when its files change, and that a broken file keeps the one
+// before.
+func TestServeCertificateReload(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, "ca")
+	certFile, keyFile := tlstest.Write(t, ca.Issue(t, "first", "127.0.0.1"), dir, "server")
+	kp := &keyPair{certFile: certFile, keyFile: keyFile, log: slogDiscard()}
+	if err := kp.load(); err != nil {
+		t.Fatal(err)
+	}
+	cn := func() string {
+		c, err := kp.get(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Leaf.Subject.CommonName
+	}
+	if got := cn(); got != "first" {
+		t.Fatalf("certificate %q, want first", got)
+	}
+	// A renewal: new files, with a later modification time.
+	tlstest.Write(t, ca.Issue(t, "second", "127.0.0.1"), dir, "server")
+	later := time.Now().Add(time.Minute)
+	for _, f := range []string{certFile, keyFile} {
+		if err := os.Chtimes(f, later, later); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := cn(); got != "second" {
+		t.Fatalf("after the files changed: certificate %q, want second", got)
+	}
+	// A half-written renewal keeps the certificate served.
+	if err := os.WriteFile(certFile, []byte("-----BEGIN CERT"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	even := later.Add(time.Minute)
+	if err := os.Chtimes(certFile, even, even); err != nil {
+		t.Fatal(err)
+	}
+	if got := cn(); got != "second" {
+		t.Fatalf("after a broken write: certificate %q, want second", got)
+	}
+}
+
+func slogDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -1,0 +1,60 @@
+package cli
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+)
+
+// TLSFlags are the TLS options of the commands that connect to job
+// servers (run --servers, worker, plan, and gearflow's submit and
+// status), spelled the same in each.
+type TLSFlags struct {
+	on         bool
+	ca         string
+	cert       string
+	key        string
+	serverName string
+}
+
+// Register defines the flags on fs.
+func (f *TLSFlags) Register(fs *flag.FlagSet) {
+	fs.BoolVar(&f.on, "tls", false, "connect to the job servers with TLS, verifying them against the system's CAs (implied by the other --tls flags)")
+	fs.StringVar(&f.ca, "tls-ca", "", "verify the job servers' certificates against the CA certificates in this PEM `file` instead of the system's")
+	fs.StringVar(&f.cert, "tls-cert", "", "client certificate PEM `file` to present to servers that require one (with --tls-key)")
+	fs.StringVar(&f.key, "tls-key", "", "private key PEM `file` of --tls-cert")
+	fs.StringVar(&f.serverName, "tls-server-name", "", "`name` the servers' certificates must carry (default: the host of each --servers address)")
+}
+
+// Config returns the TLS configuration the flags ask for, or nil when
+// they ask for none (plaintext).
+func (f *TLSFlags) Config() (*tls.Config, error) {
+	if !f.on && f.ca == "" && f.cert == "" && f.key == "" && f.serverName == "" {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: f.serverName}
+	if f.ca != "" {
+		pem, err := os.ReadFile(f.ca)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-ca: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--tls-ca: no PEM certificate in %s", f.ca)
+		}
+	}
+	if (f.cert == "") != (f.key == "") {
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	if f.cert != "" {
+		cert, err := tls.LoadX509KeyPair(f.cert, f.key)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}

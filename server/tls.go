@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gearflow/gearflow/protocol"
@@ -66,6 +67,18 @@ type tlsConn struct {
 // their own lengths, so a peer cannot mistake a cut stream for a whole
 // one.
 func (c *tlsConn) Close() error { return c.NetConn().Close() }
+
+// SyscallConn gives access to the socket's descriptor, for the number
+// the admin "workers" command shows (connFD). Reads and writes go
+// through the TLS connection only: rawConn, which reads and writes
+// descriptors directly, takes plain sockets alone.
+func (c *tlsConn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := c.NetConn().(syscall.Conn)
+	if !ok {
+		return nil, errors.New("server: tls connection over a conn without a descriptor")
+	}
+	return sc.SyscallConn()
+}
 
 // handshake completes c's TLS handshake within HandshakeTimeout. It is
 // called by the read loop's goroutine before the loop starts; on failure

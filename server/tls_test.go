@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -294,5 +295,29 @@ func TestAdminAllow(t *testing.T) {
 			t.Fatal(err)
 		}
 		got = line
+	}
+}
+
+// TestTLSWorkersList checks that the admin "workers" command lists a
+// TLS connection with its socket's descriptor and address, as it does a
+// plaintext one.
+func TestTLSWorkersList(t *testing.T) {
+	t.Parallel()
+	p := newPKI(t)
+	ts := startTLSServer(t, server.Config{TLS: tlstest.ServerConfig(p.serverCert, p.clientCA)})
+	d := tls.Dialer{Config: tlstest.ClientConfig(p.serverCA, p.clientCA.Issue(t, "app"))}
+	nc, err := d.DialContext(t.Context(), "tcp", ts.tlsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	r := bufio.NewReader(nc)
+	line := adminLine(t, r, nc, "workers")
+	f := strings.Fields(line)
+	if len(f) < 3 || f[1] != "127.0.0.1" {
+		t.Fatalf("workers line %q, want FD 127.0.0.1 ...", line)
+	}
+	if fd, err := strconv.Atoi(f[0]); err != nil || fd < 0 {
+		t.Errorf("workers line %q: descriptor %q, want the socket's", line, f[0])
 	}
 }

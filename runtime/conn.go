@@ -130,5 +130,15 @@ func (c *conn) write(before func(), pkts ...protocol.Packet) error {
 // close closes the socket; the read loop then ends. Safe to call more
 // than once and from any goroutine.
 func (c *conn) close() {
-	c.closeOnce.Do(func() { _ = c.nc.Close() })
+	c.closeOnce.Do(func() {
+		if tc, ok := c.nc.(*tls.Conn); ok {
+			// Not tls.Conn.Close: its close_notify alert is a write that
+			// waits up to 5s on a server that does not read, and
+			// Gearman's packets carry their lengths, so nothing relies
+			// on it.
+			_ = tc.NetConn().Close()
+			return
+		}
+		_ = c.nc.Close()
+	})
 }

@@ -17,13 +17,13 @@ import (
 )
 
 // processSockets reads what /proc says of this process's sockets: the
-// TCP and Unix sockets it listens on ("tcp 127.0.0.1:PORT", "unix
-// PATH"), and how many of its sockets are connected Unix sockets.
-func processSockets(t *testing.T) (listening []string, unixConnected int) {
-	t.Helper()
+// TCP and Unix sockets it listens on ("tcp 0100007F:PORT" as /proc
+// writes addresses, "unix PATH"), and how many of its sockets are
+// connected Unix sockets. It may run on any goroutine.
+func processSockets() (listening []string, unixConnected int, err error) {
 	fds, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
-		t.Fatal(err)
+		return nil, 0, err
 	}
 	mine := map[string]bool{} // socket inodes
 	for _, fd := range fds {
@@ -38,7 +38,11 @@ func processSockets(t *testing.T) (listening []string, unixConnected int) {
 	// /proc/net/tcp{,6}: sl local_address rem_address st ... inode;
 	// state 0A is LISTEN.
 	for _, name := range []string{"/proc/self/net/tcp", "/proc/self/net/tcp6"} {
-		for _, f := range procTable(t, name) {
+		rows, err := procTable(name)
+		if err != nil {
+			return nil, 0, err
+		}
+		for _, f := range rows {
 			if len(f) > 9 && f[3] == "0A" && mine[f[9]] {
 				listening = append(listening, "tcp "+f[1])
 			}
@@ -47,7 +51,11 @@ func processSockets(t *testing.T) (listening []string, unixConnected int) {
 	// /proc/net/unix: Num RefCount Protocol Flags Type St Inode [Path];
 	// flag 0x10000 (__SO_ACCEPTCON) marks a listening socket, state 03
 	// a connected one.
-	for _, f := range procTable(t, "/proc/self/net/unix") {
+	rows, err := procTable("/proc/self/net/unix")
+	if err != nil {
+		return nil, 0, err
+	}
+	for _, f := range rows {
 		if len(f) < 7 || !mine[f[6]] {
 			continue
 		}
@@ -63,16 +71,15 @@ func processSockets(t *testing.T) (listening []string, unixConnected int) {
 			unixConnected++
 		}
 	}
-	return listening, unixConnected
+	return listening, unixConnected, nil
 }
 
 // procTable returns the fields of each line of a /proc table after its
 // header.
-func procTable(t *testing.T, name string) [][]string {
-	t.Helper()
+func procTable(name string) ([][]string, error) {
 	f, err := os.Open(name)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	defer f.Close()
 	var rows [][]string
@@ -82,10 +89,7 @@ func procTable(t *testing.T, name string) [][]string {
 			rows = append(rows, strings.Fields(sc.Text()))
 		}
 	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return rows
+	return rows, sc.Err()
 }
 
 // TestEmbeddedRunListensOnNothing checks that while an embedded run is
@@ -105,13 +109,13 @@ func TestEmbeddedRunListensOnNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l, _ := processSockets(t); len(l) != 2 {
-		t.Fatalf("with a TCP and a Unix listener open, processSockets found %q", l)
+	if l, _, err := processSockets(); err != nil || len(l) != 2 {
+		t.Fatalf("with a TCP and a Unix listener open, processSockets found %q, %v", l, err)
 	}
 	tl.Close()
 	ul.Close()
-	if l, _ := processSockets(t); len(l) != 0 {
-		t.Fatalf("before the run the process listens on %q; the test cannot tell the run's listeners apart", l)
+	if l, _, err := processSockets(); err != nil || len(l) != 0 {
+		t.Fatalf("before the run the process listens on %q (%v); the test cannot tell the run's listeners apart", l, err)
 	}
 
 	p, out := loadWordcount(t, nil)
@@ -119,6 +123,7 @@ func TestEmbeddedRunListensOnNothing(t *testing.T) {
 	wordcount.Register(reg)
 	var mu sync.Mutex
 	var seen []string
+	var scanErr error
 	scans, maxConnected := 0, 0
 	_, err = flow.Run(t.Context(), p, reg, flow.Options{
 		StateDir: t.TempDir(), Workers: 2, Logger: testLogger(t),
@@ -126,9 +131,13 @@ func TestEmbeddedRunListensOnNothing(t *testing.T) {
 			if e.Kind != flow.EventTaskDone {
 				return
 			}
-			l, n := processSockets(t)
+			l, n, err := processSockets()
 			mu.Lock()
 			defer mu.Unlock()
+			if err != nil {
+				scanErr = err
+				return
+			}
 			scans++
 			seen = append(seen, l...)
 			maxConnected = max(maxConnected, n)
@@ -140,6 +149,9 @@ func TestEmbeddedRunListensOnNothing(t *testing.T) {
 	checkOutput(t, out, wantWordcount(t))
 	mu.Lock()
 	defer mu.Unlock()
+	if scanErr != nil {
+		t.Fatalf("reading /proc during the run: %v", scanErr)
+	}
 	if scans == 0 {
 		t.Fatal("no task completed during the run: nothing was checked")
 	}

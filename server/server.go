@@ -150,7 +150,10 @@ func (s *Server) storedJobLocked(j *job) storedJob {
 // have finished (unlike net/http's Serve, which returns when its
 // listener closes): a graceful shutdown begun by the admin command is
 // not cut short by a program that exits when Serve returns.
-func (s *Server) Serve(l net.Listener) error {
+func (s *Server) Serve(l net.Listener) error { return s.serve(l, false) }
+
+// serve is Serve; isTLS says l makes TLS connections, for the log.
+func (s *Server) serve(l net.Listener, isTLS bool) error {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -165,7 +168,7 @@ func (s *Server) Serve(l net.Listener) error {
 		delete(s.listeners, l)
 		s.mu.Unlock()
 	}()
-	s.log.Info("listening", "addr", l.Addr().String())
+	s.log.Info("listening", "addr", l.Addr().String(), "tls", isTLS)
 
 	var tempDelay time.Duration
 	for {

@@ -49,7 +49,7 @@ func (s *Server) ServeTLS(l net.Listener) error {
 		l.Close()
 		return errNoTLSConfig
 	}
-	return s.Serve(tls.NewListener(l, s.tls))
+	return s.serve(tls.NewListener(l, s.tls), true)
 }
 
 // tlsConn is the server's side of a TLS connection.

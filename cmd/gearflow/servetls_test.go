@@ -105,8 +105,8 @@ func TestServeTLS(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		log, _ := os.ReadFile(logFile)
-		if strings.Contains(string(log), "addr="+tlsAddr) {
-			if !strings.Contains(string(log), "addr="+plainAddr) {
+		if strings.Contains(string(log), "addr="+tlsAddr+" tls=true") {
+			if !strings.Contains(string(log), "addr="+plainAddr+" tls=false") {
 				t.Fatalf("plaintext listener not on %s:\n%s", plainAddr, log)
 			}
 			break

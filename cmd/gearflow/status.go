@@ -3,13 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/gearflow/gearflow/internal/cliflag"
 	"github.com/gearflow/gearflow/runtime"
 )
 
@@ -22,31 +21,23 @@ type serverStatus struct {
 }
 
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("gearflow status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cliflag.New("gearflow status", "[--servers LIST] [--json]",
+		"Shows each server's functions (admin \"status\") and connections (admin \"workers\").", stderr)
 	servers := fs.String("servers", defaultGearmanServers(), "job servers, comma-separated host:port (default from $GEARMAN_SERVERS)")
 	asJSON := fs.Bool("json", false, "print JSON instead of tables")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: gearflow status [--servers LIST] [--json]")
-		fmt.Fprintln(stderr, "Shows each server's functions (admin \"status\") and connections (admin \"workers\").")
-		fs.PrintDefaults()
+	pos, code, ok := fs.Parse(args)
+	if !ok {
+		return code
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return 2
+	if len(pos) > 0 {
+		return fs.Fail("unexpected argument %q", pos[0])
 	}
 	list := splitServerList(*servers)
 	if len(list) == 0 {
 		fmt.Fprintln(stderr, "gearflow status: no servers")
 		return 2
 	}
-	code := 0
+	code = cliflag.ExitOK
 	var all []serverStatus
 	for _, addr := range list {
 		st := serverStatus{Server: addr}

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -168,15 +167,4 @@ func serverForeground(b *testing.B) (jobsPerSec, cpuPerJob float64) {
 		b.Fatalf("server run: %+v", res)
 	}
 	return ph.JobsPerSecond, float64(cpu.Microseconds()) / float64(ph.Jobs)
-}
-
-// cpuTime returns the user and system CPU time the process has used: a
-// measure of the work per task that other load on the machine disturbs
-// less than wall time.
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

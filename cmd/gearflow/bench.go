@@ -4,12 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"time"
 
+	"github.com/gearflow/gearflow/internal/cliflag"
 	"github.com/gearflow/gearflow/internal/loadgen"
 )
 
@@ -19,19 +19,11 @@ import (
 // connection was lost (the figures are printed all the same), and 2 on a
 // usage error.
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("gearflow bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: gearflow bench [flags]")
-		fmt.Fprintln(stderr)
-		fmt.Fprintln(stderr, "Load-tests any Gearman server with its own workers (echoing each payload")
-		fmt.Fprintln(stderr, "back) and clients (each keeping --inflight jobs submitted).")
-		fmt.Fprintln(stderr, "  --mode fg: times each job from SUBMIT_JOB to WORK_COMPLETE.")
-		fmt.Fprintln(stderr, "  --mode bg: submits --jobs background jobs as fast as possible, then starts")
-		fmt.Fprintln(stderr, "             the workers and times the drain (--workers 0: leave them queued).")
-		fmt.Fprintln(stderr)
-		fs.PrintDefaults()
-	}
+	fs := cliflag.New("gearflow bench", "[flags]", `Load-tests any Gearman server with its own workers (echoing each payload
+back) and clients (each keeping --inflight jobs submitted).
+  --mode fg: times each job from SUBMIT_JOB to WORK_COMPLETE.
+  --mode bg: submits --jobs background jobs as fast as possible, then starts
+             the workers and times the drain (--workers 0: leave them queued).`, stderr)
 	server := fs.String("server", "127.0.0.1:4730", "`host:port` of the Gearman server")
 	mode := fs.String("mode", "fg", "fg (foreground) or bg (background)")
 	clients := fs.Int("clients", 4, "client connections")
@@ -44,16 +36,13 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	function := fs.String("function", "", "function name (default: a name unique to the run)")
 	serverPID := fs.Int("server-pid", 0, "the server's process id, when it runs on this machine: report its CPU time per job too (Linux)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
-	verbose := fs.Bool("v", false, "log debug messages to stderr")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	verbose := fs.BoolP("verbose", "v", false, "log debug messages to stderr")
+	pos, code, ok := fs.Parse(args)
+	if !ok {
+		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "gearflow bench: unexpected argument %q\n", fs.Arg(0))
-		return 2
+	if len(pos) > 0 {
+		return fs.Fail("unexpected argument %q", pos[0])
 	}
 	m, err := loadgen.ParseMode(*mode)
 	if err != nil {

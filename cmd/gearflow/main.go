@@ -9,32 +9,39 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/gearflow/gearflow/flow"
+	"github.com/gearflow/gearflow/flow/cli"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "0.1.0-dev"
 
-// command is one subcommand: it parses its own flags from args and
-// returns the process exit code.
-type command struct {
-	name    string
-	summary string
-	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+// plain adapts a command that needs no flow functions to cli.Command.
+type plain func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+
+func (f plain) run(ctx context.Context, _ *flow.Registry, args []string, stdout, stderr io.Writer) int {
+	return f(ctx, args, stdout, stderr)
 }
 
-func commands() []command {
-	return []command{
-		{"serve", "run a Gearman job server (drop-in for gearmand)", cmdServe},
-		{"worker", "serve registered flow functions to job servers", cmdWorker},
-		{"run", "run a pipeline (embedded server and workers unless --servers)", cmdRun},
-		{"validate", "check a pipeline file", cmdValidate},
-		{"plan", "show the tasks a pipeline would run, without running it", cmdPlan},
-		{"runs", "list, show and remove runs (runs, runs show ID, runs rm ID, runs gc)", cmdRuns},
-		{"submit", "submit one job to a Gearman server", cmdSubmit},
-		{"status", "show a server's functions, queues and workers", cmdStatus},
-		{"bench", "load-test a Gearman server", cmdBench},
-		{"version", "print the version", cmdVersion},
+// commands are gearflow's subcommands: the server's and the load
+// tool's, and flow/cli's pipeline commands, which a custom binary built
+// with cli.Main has too.
+func commands() []cli.Command {
+	cmds := []cli.Command{
+		{Name: "serve", Summary: "run a Gearman job server (drop-in for gearmand)", Run: plain(cmdServe).run},
 	}
+	for _, c := range cli.Commands() {
+		if c.Name == "runs" {
+			cmds = append(cmds,
+				cli.Command{Name: "submit", Summary: "submit one job to a Gearman server", Run: plain(cmdSubmit).run},
+				cli.Command{Name: "status", Summary: "show a server's functions, queues and workers", Run: plain(cmdStatus).run})
+		}
+		cmds = append(cmds, c)
+	}
+	return append(cmds,
+		cli.Command{Name: "bench", Summary: "load-test a Gearman server", Run: plain(cmdBench).run},
+		cli.Command{Name: "version", Summary: "print the version", Run: plain(cmdVersion).run})
 }
 
 func main() {
@@ -47,32 +54,7 @@ func main() {
 // run dispatches to a subcommand and returns the exit code: 0 success,
 // 1 failure, 2 usage error.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		usage(stdout)
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
-	}
-	for _, c := range commands() {
-		if c.name == args[0] {
-			return c.run(ctx, args[1:], stdout, stderr)
-		}
-	}
-	fmt.Fprintf(stderr, "gearflow: unknown command %q\n\n", args[0])
-	usage(stderr)
-	return 2
-}
-
-func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: gearflow <command> [flags]")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "commands:")
-	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
-	}
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, `Run "gearflow <command> -h" for a command's flags.`)
+	return cli.DispatchCommands(ctx, functions(), commands(), args, stdout, stderr)
 }
 
 func cmdVersion(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -103,8 +103,8 @@ func TestRunUsage(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"no pipeline", nil, "usage: run PIPELINE.yaml"},
-		{"two pipelines", []string{"a.yaml", "b.yaml"}, "usage: run PIPELINE.yaml"},
+		{"no pipeline", nil, "want one pipeline file (or --resume RUN_ID), got 0"},
+		{"two pipelines", []string{"a.yaml", "b.yaml"}, "got 2 arguments"},
 		{"bad param", []string{"a.yaml", "-p", "novalue"}, "want name=value"},
 		{"unknown run", []string{"--resume", "nope", "--state-dir", "."}, "cannot resume"},
 	}

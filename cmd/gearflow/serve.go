@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gearflow/gearflow/internal/cliflag"
 	"github.com/gearflow/gearflow/protocol"
 	"github.com/gearflow/gearflow/server"
 )
@@ -43,68 +43,26 @@ type serveFlags struct {
 	cfg             server.Config
 }
 
-func newServeFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
+func newServeFlagSet(stderr io.Writer) (*cliflag.Set, *serveFlags) {
 	f := &serveFlags{}
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	shorts := map[string]string{} // long name -> short alias
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: gearflow serve [flags]")
-		fmt.Fprintln(stderr, "\nRuns a Gearman job server; gearmand's flags are accepted where they make sense.")
-		fmt.Fprintln(stderr)
-		isShort := map[string]bool{}
-		for _, s := range shorts {
-			isShort[s] = true
-		}
-		fs.VisitAll(func(fl *flag.Flag) {
-			if isShort[fl.Name] || fl.Name == "verbose" {
-				return
-			}
-			name := "--" + fl.Name
-			if s, ok := shorts[fl.Name]; ok {
-				name = "-" + s + ", " + name
-			}
-			def := ""
-			if fl.DefValue != "" && fl.DefValue != "0" && fl.DefValue != "false" && fl.DefValue != "0s" {
-				def = " (default " + fl.DefValue + ")"
-			}
-			fmt.Fprintf(stderr, "  %s\n    \t%s%s\n", name, fl.Usage, def)
-		})
-	}
-	alias := func(short, long string, set func(fs *flag.FlagSet, name string)) {
-		set(fs, long)
-		if short != "" {
-			set(fs, short)
-			shorts[long] = short
-		}
-	}
-	alias("p", "port", func(fs *flag.FlagSet, n string) {
-		fs.StringVar(&f.port, n, "4730", "TCP port to listen on (env GEARMAND_PORT when left at the default)")
-	})
-	alias("L", "listen", func(fs *flag.FlagSet, n string) {
-		fs.StringVar(&f.listen, n, "", "address to listen on for plaintext connections (default all addresses, or 127.0.0.1 with --tls-listen; none: no plaintext listener)")
-	})
-	alias("j", "job-retries", func(fs *flag.FlagSet, n string) {
-		fs.IntVar(&f.jobRetries, n, -1, "times a job may be lost with its worker before it is dropped: -1 unlimited, 0 drop on the first loss, N after N losses (gearmand 2.0 meaning)")
-	})
-	alias("w", "worker-wakeup", func(fs *flag.FlagSet, n string) {
-		fs.IntVar(&f.workerWakeup, n, 0, "sleeping workers woken per queued job (0 = one, then one more per job taken while work waits)")
-	})
+	fs := cliflag.New("gearflow serve", "[flags]",
+		"Runs a Gearman job server; gearmand's flags are accepted where they make sense\n(\"-p4730\", \"-L 127.0.0.1\", \"-t 0\").", stderr)
+	fs.StringVarP(&f.port, "port", "p", "4730", "TCP port to listen on (env GEARMAND_PORT when left at the default)")
+	fs.StringVarP(&f.listen, "listen", "L", "", "address to listen on for plaintext connections (default all addresses, or 127.0.0.1 with --tls-listen; none: no plaintext listener)")
+	fs.IntVarP(&f.jobRetries, "job-retries", "j", -1, "times a job may be lost with its worker before it is dropped: -1 unlimited, 0 drop on the first loss, N after N losses (gearmand 2.0 meaning)")
+	fs.IntVarP(&f.workerWakeup, "worker-wakeup", "w", 0, "sleeping workers woken per queued job (0 = one, then one more per job taken while work waits)")
 	fs.StringVar(&f.handlePrefix, "job-handle-prefix", "", "job handle prefix (default H:<hostname>)")
 	fs.BoolVar(&f.exceptions, "exceptions", false, "forward WORK_EXCEPTION to every client, as if each had sent OPTION_REQ exceptions")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error (gearmand's names also accepted)")
 	fs.StringVar(&f.logLevel, "verbose", "info", "same as --log-level")
-	alias("l", "log-file", func(fs *flag.FlagSet, n string) {
-		fs.StringVar(&f.logFile, n, "stderr", "log destination: a file path, stderr, or none")
-	})
-	alias("P", "pid-file", func(fs *flag.FlagSet, n string) {
-		fs.StringVar(&f.pidFile, n, "", "write the process id to this file")
-	})
+	fs.MarkHidden("verbose")
+	fs.StringVarP(&f.logFile, "log-file", "l", "stderr", "log destination: a file path, stderr, or none")
+	fs.StringVarP(&f.pidFile, "pid-file", "P", "", "write the process id to this file")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, `on SIGTERM/SIGINT or admin "shutdown graceful", how long running jobs may take to finish (a second signal exits at once)`)
 	fs.BoolVar(&f.adminShutdown, "allow-admin-shutdown", false, `enable the admin "shutdown [graceful]" command`)
 	fs.StringVar(&f.pprof, "pprof", "", "serve net/http/pprof on this address (for profiling; keep it on loopback)")
 	fs.BoolVar(&f.checkArgs, "check-args", false, "check the flags and exit")
-	f.tls.register(fs, &f.cfg)
+	f.tls.register(fs.FlagSet, &f.cfg)
 	fs.IntVar(&f.cfg.MaxPacketSize, "max-packet-size", 0, "largest packet body accepted, in bytes (0 = 64 MiB)")
 	fs.IntVar(&f.cfg.MaxConnections, "max-connections", 0, "most open connections (0 = 10000)")
 	fs.IntVar(&f.cfg.MaxOutboundBytes, "max-outbound-bytes", 0, "bytes queued for a peer that does not read before it is cut off; at least max-packet-size + 4 KiB (0 = 2 x max-packet-size + 1 MiB)")
@@ -118,22 +76,12 @@ func newServeFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	var ignoredInt int
 	var ignoredStr string
 	var ignoredBool bool
-	alias("t", "threads", func(fs *flag.FlagSet, n string) {
-		fs.IntVar(&f.threads, n, -1, "threads running the server at once (GOMAXPROCS): 0 or 1 = one thread does all I/O, like gearmand --threads 0; -1 = one per core")
-	})
-	alias("b", "backlog", func(fs *flag.FlagSet, n string) {
-		fs.IntVar(&ignoredInt, n, 0, "accepted for gearmand compatibility; ignored")
-	})
-	alias("u", "user", func(fs *flag.FlagSet, n string) {
-		fs.StringVar(&ignoredStr, n, "", "accepted for gearmand compatibility; ignored")
-	})
-	alias("R", "round-robin", func(fs *flag.FlagSet, n string) {
-		fs.BoolVar(&ignoredBool, n, false, "accepted for gearmand compatibility; always on")
-	})
+	fs.IntVarP(&f.threads, "threads", "t", -1, "threads running the server at once (GOMAXPROCS): 0 or 1 = one thread does all I/O, like gearmand --threads 0; -1 = one per core")
+	fs.IntVarP(&ignoredInt, "backlog", "b", 0, "accepted for gearmand compatibility; ignored")
+	fs.StringVarP(&ignoredStr, "user", "u", "", "accepted for gearmand compatibility; ignored")
+	fs.BoolVarP(&ignoredBool, "round-robin", "R", false, "accepted for gearmand compatibility; always on")
 	fs.BoolVar(&ignoredBool, "keepalive", false, "accepted for gearmand compatibility; TCP keepalive is always on")
-	alias("q", "queue-type", func(fs *flag.FlagSet, n string) {
-		fs.StringVar(&ignoredStr, n, "builtin", "job queue: only builtin is accepted; --data-dir makes it durable")
-	})
+	fs.StringVarP(&ignoredStr, "queue-type", "q", "builtin", "job queue: only builtin is accepted; --data-dir makes it durable")
 	return fs, f
 }
 
@@ -153,12 +101,12 @@ func parseLevel(s string) (slog.Level, error) {
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs, f := newServeFlagSet(stderr)
-	if err := fs.Parse(args); err != nil {
-		return 2
+	pos, code, ok := fs.Parse(args)
+	if !ok {
+		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "gearflow serve: unexpected argument %q\n", fs.Arg(0))
-		return 2
+	if len(pos) > 0 {
+		return fs.Fail("unexpected argument %q", pos[0])
 	}
 	qt := fs.Lookup("queue-type").Value.String()
 	if !strings.EqualFold(qt, "builtin") {
@@ -174,20 +122,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "gearflow serve: --job-retries %d out of range -1..255\n", f.jobRetries)
 		return 2
 	}
-	portSet, listenSet := false, false
-	fs.Visit(func(fl *flag.Flag) {
-		switch fl.Name {
-		case "port", "p":
-			portSet = true
-		case "listen", "L":
-			listenSet = true
-		}
-	})
-	if err := f.tls.check(f.listen, listenSet); err != nil {
-		fmt.Fprintln(stderr, "gearflow serve:", err)
-		return 2
+	if err := f.tls.check(f.listen, fs.Changed("listen")); err != nil {
+		return fs.Fail("%v", err)
 	}
-	if env := os.Getenv("GEARMAND_PORT"); !portSet && env != "" {
+	if env := os.Getenv("GEARMAND_PORT"); !fs.Changed("port") && env != "" {
 		f.port = env
 	}
 	if _, err := strconv.ParseUint(f.port, 10, 16); err != nil {
@@ -261,7 +199,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	switch {
 	case f.listen == "none":
 		plainAddr = ""
-	case f.tls.listen != "" && !listenSet:
+	case f.tls.listen != "" && !fs.Changed("listen"):
 		// TLS is for the network: plaintext stays on this machine.
 		plainAddr = net.JoinHostPort("127.0.0.1", f.port)
 	}

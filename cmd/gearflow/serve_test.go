@@ -77,7 +77,7 @@ func TestServeFlags(t *testing.T) {
 		{"outbound below set packet", []string{"--check-args", "--max-packet-size", "4194304", "--max-outbound-bytes", "4194304"}, 2, "use at least 4198400"},
 		{"outbound fits packet", []string{"--check-args", "--max-packet-size", "1048576", "--max-outbound-bytes", "1052672"}, 0, ""},
 		{"positional", []string{"--check-args", "extra"}, 2, "unexpected argument"},
-		{"unknown flag", []string{"--frobnicate"}, 2, "flag provided but not defined"},
+		{"unknown flag", []string{"--frobnicate"}, 2, "unknown flag: --frobnicate"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

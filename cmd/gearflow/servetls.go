@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gearflow/gearflow/server"
+	"github.com/spf13/pflag"
 )
 
 // serveTLSFlags are serve's TLS and access-control flags.
@@ -25,7 +25,7 @@ type serveTLSFlags struct {
 	adminSet   bool // --admin-allow was given (an empty list restricts too)
 }
 
-func (f *serveTLSFlags) register(fs *flag.FlagSet, cfg *server.Config) {
+func (f *serveTLSFlags) register(fs *pflag.FlagSet, cfg *server.Config) {
 	fs.StringVar(&f.listen, "tls-listen", "", "also listen for TLS connections on this `host:port` (with --tls-cert and --tls-key); the plaintext listener then defaults to 127.0.0.1 (set --listen to change it, --listen none to close it)")
 	fs.StringVar(&f.cert, "tls-cert", "", "server certificate PEM `file` for --tls-listen (read again when it changes)")
 	fs.StringVar(&f.key, "tls-key", "", "private key PEM `file` of --tls-cert (read again when it changes)")

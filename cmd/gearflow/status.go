@@ -3,14 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/gearflow/gearflow/flow/cli"
+	"github.com/gearflow/gearflow/internal/cliflag"
 	"github.com/gearflow/gearflow/runtime"
 )
 
@@ -23,26 +22,18 @@ type serverStatus struct {
 }
 
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("gearflow status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cliflag.New("gearflow status", "[--servers LIST] [--json] [--tls-ca FILE] [--tls-cert FILE --tls-key FILE]",
+		"Shows each server's functions (admin \"status\") and connections (admin \"workers\").", stderr)
 	servers := fs.String("servers", defaultGearmanServers(), "job servers, comma-separated host:port (default from $GEARMAN_SERVERS)")
 	asJSON := fs.Bool("json", false, "print JSON instead of tables")
 	var tlsFlags cli.TLSFlags
-	tlsFlags.Register(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: gearflow status [--servers LIST] [--json] [--tls-ca FILE] [--tls-cert FILE --tls-key FILE]")
-		fmt.Fprintln(stderr, "Shows each server's functions (admin \"status\") and connections (admin \"workers\").")
-		fs.PrintDefaults()
+	tlsFlags.Register(fs.FlagSet)
+	pos, code, ok := fs.Parse(args)
+	if !ok {
+		return code
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return 2
+	if len(pos) > 0 {
+		return fs.Fail("unexpected argument %q", pos[0])
 	}
 	list := splitServerList(*servers)
 	if len(list) == 0 {
@@ -51,11 +42,10 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	tlsCfg, err := tlsFlags.Config()
 	if err != nil {
-		fmt.Fprintf(stderr, "gearflow status: %v\n", err)
-		return 2
+		return fs.Fail("%v", err)
 	}
 	admin := runtime.Admin{TLS: tlsCfg}
-	code := 0
+	code = cliflag.ExitOK
 	var all []serverStatus
 	for _, addr := range list {
 		st := serverStatus{Server: addr}

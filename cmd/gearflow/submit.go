@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gearflow/gearflow/flow/cli"
+	"github.com/gearflow/gearflow/internal/cliflag"
 	"github.com/gearflow/gearflow/runtime"
 )
 
@@ -46,34 +45,30 @@ func cmdSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) int
 
 // submitMain is gearflow submit with its input given, for tests.
 func submitMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("gearflow submit", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cliflag.New("gearflow submit", "-f FUNC [flags] [payload]",
+		"Submits one job. The payload is the argument, or standard input without one.\nPrints the job's data as it arrives, then its result; exits 1 if the job fails.", stderr)
 	servers := fs.String("servers", defaultGearmanServers(), "job servers, comma-separated host:port (default from $GEARMAN_SERVERS)")
-	function := fs.String("f", "", "function `name` (required)")
-	unique := fs.String("u", "", "unique id of the job (\"-\" coalesces by payload)")
+	function := fs.StringP("function", "f", "", "function `name` (required)")
+	unique := fs.StringP("unique", "u", "", "unique id of the job (\"-\" coalesces by payload)")
 	background := fs.Bool("background", false, "submit a background job and print its handle")
 	priority := fs.String("priority", "normal", "priority: high, normal or low")
 	at := fs.String("at", "", "run the job at this RFC 3339 `time` (a background job)")
 	reducer := fs.String("reducer", "", "submit a map/reduce job with this reducer `function`")
 	timeout := fs.Duration("timeout", 0, "give up after this long (0 = wait for the result)")
 	var tlsFlags cli.TLSFlags
-	tlsFlags.Register(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: gearflow submit -f FUNC [flags] [payload]")
-		fmt.Fprintln(stderr, "Submits one job. The payload is the argument, or standard input without one.")
-		fmt.Fprintln(stderr, "Prints the job's data as it arrives, then its result; exits 1 if the job fails.")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	tlsFlags.Register(fs.FlagSet)
+	pos, code, ok := fs.Parse(args)
+	if !ok {
+		return code
 	}
 	prio, ok := runtime.ParsePriority(*priority)
-	if *function == "" || !ok || fs.NArg() > 1 {
-		fs.Usage()
-		return 2
+	switch {
+	case *function == "":
+		return fs.Fail("-f FUNC is required")
+	case !ok:
+		return fs.Fail("--priority %q: want high, normal or low", *priority)
+	case len(pos) > 1:
+		return fs.Fail("want at most one payload argument, got %d", len(pos))
 	}
 	job := runtime.Job{Function: *function, Unique: *unique, Priority: prio, Background: *background, Reducer: *reducer}
 	if *at != "" {

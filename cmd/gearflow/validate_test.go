@@ -87,7 +87,7 @@ func TestValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var stdout, stderr bytes.Buffer
-			code := cmdValidate(context.Background(), tt.args, &stdout, &stderr)
+			code := run(context.Background(), append([]string{"validate"}, tt.args...), &stdout, &stderr)
 			if code != tt.code {
 				t.Errorf("exit code %d, want %d (stderr %q)", code, tt.code, stderr.String())
 			}

@@ -46,7 +46,7 @@ func TestWorkerServesRun(t *testing.T) {
 func TestWorkerUsage(t *testing.T) {
 	t.Parallel()
 	code, _, stderr := runCmd(t, t.Context(), cmdWorker)
-	if code != 2 || !strings.Contains(stderr, "usage: worker --servers") {
+	if code != 2 || !strings.Contains(stderr, "gearflow worker: --servers is required") {
 		t.Errorf("exit %d stderr %q", code, stderr)
 	}
 }

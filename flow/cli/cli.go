@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,12 +10,12 @@ import (
 	"os/signal"
 	"path/filepath"
 	goruntime "runtime"
-	"sort"
 	"strings"
 	"syscall"
 
 	"github.com/gearflow/gearflow/flow"
 	"github.com/gearflow/gearflow/flow/spec"
+	"github.com/gearflow/gearflow/internal/cliflag"
 	"github.com/gearflow/gearflow/runtime"
 )
 
@@ -29,13 +28,18 @@ func Main(reg *flow.Registry) {
 	os.Exit(code)
 }
 
-type command struct {
-	name, summary string
-	run           func(ctx context.Context, reg *flow.Registry, args []string, stdout, stderr io.Writer) int
+// Command is one subcommand: it parses its own flags from args and
+// returns the process's exit code (cliflag's ExitOK, ExitFailure,
+// ExitUsage).
+type Command struct {
+	Name, Summary string
+	Run           func(ctx context.Context, reg *flow.Registry, args []string, stdout, stderr io.Writer) int
 }
 
-func commandList() []command {
-	return []command{
+// Commands returns the pipeline commands, the ones every binary built
+// with this package has: run, plan, worker, validate, runs.
+func Commands() []Command {
+	return []Command{
 		{"run", "run a pipeline (embedded server and workers unless --servers)", RunCommand},
 		{"plan", "show the tasks a pipeline would run, without running it", PlanCommand},
 		{"worker", "serve the registered functions to job servers", WorkerCommand},
@@ -44,88 +48,70 @@ func commandList() []command {
 	}
 }
 
-// Dispatch runs the subcommand args[0] and returns its exit code.
+// Dispatch runs the pipeline command args[0] and returns its exit code.
 func Dispatch(ctx context.Context, reg *flow.Registry, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		w := stdout
-		if len(args) == 0 {
-			w = stderr
-		}
-		fmt.Fprintln(w, "usage: COMMAND [flags]\n\ncommands:")
-		for _, c := range commandList() {
-			fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
-		}
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
-	}
-	for _, c := range commandList() {
-		if c.name == args[0] {
-			return c.run(ctx, reg, args[1:], stdout, stderr)
-		}
-	}
-	fmt.Fprintf(stderr, "unknown command %q (commands: run, plan, worker, validate, runs)\n", args[0])
-	return 2
+	return DispatchCommands(ctx, reg, Commands(), args, stdout, stderr)
 }
 
-// params collects repeated -p name=value flags.
-type params map[string]string
-
-func (p params) String() string {
-	var s []string
-	for k, v := range p {
-		s = append(s, k+"="+v)
+// DispatchCommands runs the command of cmds named by args[0] and returns
+// its exit code: 0 done, 1 failed, 2 usage error. "help" lists the
+// commands; "help COMMAND" and "COMMAND -h" print a command's usage and
+// flags.
+func DispatchCommands(ctx context.Context, reg *flow.Registry, cmds []Command, args []string, stdout, stderr io.Writer) int {
+	prog := progName()
+	if len(args) == 0 {
+		commandUsage(stderr, prog, cmds)
+		return cliflag.ExitUsage
 	}
-	sort.Strings(s)
-	return strings.Join(s, ",")
-}
-
-func (p params) Set(v string) error {
-	name, value, ok := strings.Cut(v, "=")
-	if !ok || name == "" {
-		return fmt.Errorf("want name=value, got %q", v)
+	name := args[0]
+	if name == "-h" || name == "--help" {
+		name = "help"
 	}
-	p[name] = value
-	return nil
-}
-
-// serverList is a comma-separated --servers flag.
-type serverList []string
-
-func (s *serverList) String() string { return strings.Join(*s, ",") }
-func (s *serverList) Set(v string) error {
-	for _, a := range strings.Split(v, ",") {
-		if a = strings.TrimSpace(a); a != "" {
-			if !strings.Contains(a, ":") {
-				a += ":4730"
+	if name == "help" {
+		if len(args) == 1 {
+			commandUsage(stdout, prog, cmds)
+			return cliflag.ExitOK
+		}
+		name = args[1]
+		for _, c := range cmds {
+			if c.Name == name {
+				return c.Run(ctx, reg, []string{"-h"}, stdout, stdout)
 			}
-			*s = append(*s, a)
 		}
 	}
-	return nil
+	for _, c := range cmds {
+		if c.Name == name {
+			return c.Run(ctx, reg, args[1:], stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "%s: unknown command %q; run '%s help' for the list\n", prog, name, prog)
+	return cliflag.ExitUsage
 }
 
-// parseInterspersed parses flags that may come before or after the
-// positional arguments ("run pipeline.yaml -p x=1"), and returns the
-// positional ones.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+func commandUsage(w io.Writer, prog string, cmds []Command) {
+	fmt.Fprintf(w, "usage: %s COMMAND [flags]\n\ncommands:\n", prog)
+	for _, c := range cmds {
+		fmt.Fprintf(w, "  %-9s %s\n", c.Name, c.Summary)
 	}
+	fmt.Fprintf(w, "\nRun '%s help COMMAND' for a command's flags.\n", prog)
+}
+
+// progName is the name the program was started by, for messages:
+// "gearflow", or a custom binary's own name.
+func progName() string {
+	name := filepath.Base(os.Args[0])
+	name = strings.TrimSuffix(name, ".exe")
+	return strings.TrimSuffix(name, ".test")
+}
+
+// newFlags returns the flags of subcommand cmd, named after the program.
+func newFlags(cmd, usage, about string, stderr io.Writer) *cliflag.Set {
+	return cliflag.New(progName()+" "+cmd, usage, about, stderr)
 }
 
 // loadPipeline loads a pipeline file and prints its errors, one per line
 // with file:line:column, returning ok=false on any.
-func loadPipeline(path string, p params, stderr io.Writer) (*spec.Pipeline, bool) {
+func loadPipeline(path string, p cliflag.Params, stderr io.Writer) (*spec.Pipeline, bool) {
 	pl, err := spec.Load(path, p)
 	if err != nil {
 		if errs := spec.Errors(err); len(errs) > 0 {
@@ -150,26 +136,32 @@ func newLogger(w io.Writer, verbose bool) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
-// ValidateCommand checks a pipeline file: "validate PIPELINE.yaml [-p name=value]...".
+// ValidateCommand checks a pipeline file and its params without running
+// anything: "validate PIPELINE.yaml [-p name=value]...". It prints "ok:
+// NAME (N stages)" and exits 0, or prints every error (file:line:column:
+// message (hint: ...)) and exits 1.
 func ValidateCommand(ctx context.Context, reg *flow.Registry, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	ps := params{}
-	fs.Var(ps, "p", "set a pipeline param: `name=value` (repeatable)")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return 2
+	fs := newFlags("validate", "PIPELINE.yaml [-p name=value]...",
+		"Checks a pipeline file and its params without running anything: every\nerror is printed as file:line:column: message (hint: ...). See\ndocs/PIPELINE.md for the file format.", stderr)
+	ps := cliflag.Params{}
+	fs.VarP(ps, "param", "p", "set a pipeline param (repeatable)")
+	pos, code, ok := fs.Parse(args)
+	if !ok {
+		return code
 	}
 	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "usage: validate PIPELINE.yaml [-p name=value]...")
-		return 2
+		return fs.Fail("want exactly one pipeline file, got %d", len(pos))
 	}
 	p, ok := loadPipeline(pos[0], ps, stderr)
 	if !ok {
-		return 1 // an invalid pipeline, not a usage error
+		return cliflag.ExitFailure
 	}
-	fmt.Fprintf(stdout, "%s: pipeline %q is valid: %d stages, output %s\n", pos[0], p.Name, len(p.Stages), p.Output.To)
-	return 0
+	plural := "s"
+	if len(p.Stages) == 1 {
+		plural = ""
+	}
+	fmt.Fprintf(stdout, "ok: %s (%d stage%s)\n", p.Name, len(p.Stages), plural)
+	return cliflag.ExitOK
 }
 
 // RunCommand runs a pipeline:
@@ -178,12 +170,12 @@ func ValidateCommand(ctx context.Context, reg *flow.Registry, args []string, std
 //	    [--json] [--resume RUN_ID] [--state-dir DIR] [--memory-budget MiB] [-v]
 //	    [--cpuprofile FILE] [--memprofile FILE]
 func RunCommand(ctx context.Context, reg *flow.Registry, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	ps := params{}
-	var servers serverList
-	fs.Var(ps, "p", "set a pipeline param: `name=value` (repeatable)")
-	fs.Var(&servers, "servers", "job servers `host:port,...`; none: start an embedded server")
+	fs := newFlags("run", "PIPELINE.yaml [flags]",
+		"Runs a pipeline: with no --servers, on a job server and workers of its own,\nin this process; with --servers, on the workers of those servers.\n--resume ID finishes an earlier run, redoing only its unfinished tasks.", stderr)
+	ps := cliflag.Params{}
+	var servers cliflag.Servers
+	fs.VarP(ps, "param", "p", "set a pipeline param (repeatable)")
+	fs.Var(&servers, "servers", "job servers; none: start an embedded server")
 	workers := fs.Int("workers", 0, "tasks the in-process worker runs at once (0: GOMAXPROCS when embedded, none with --servers)")
 	jsonOut := fs.Bool("json", false, "print a stream of JSON events instead of progress lines")
 	resume := fs.String("resume", "", "resume the run with this `id`, redoing only unfinished tasks")
@@ -192,27 +184,24 @@ func RunCommand(ctx context.Context, reg *flow.Registry, args []string, stdout, 
 	budget := fs.Int64("memory-budget", 256, "MiB of records a shuffle keeps in memory before spilling to disk")
 	speculate := fs.Duration("speculate-after", 0, "least run time before a straggler gets a backup attempt (0: 5s)")
 	runID := fs.String("run-id", "", "id of a new run (default: a random UUID)")
-	verbose := fs.Bool("v", false, "log the run's lifecycle to stderr")
+	verbose := fs.BoolP("verbose", "v", false, "log the run's lifecycle to stderr")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to `file` (for go tool pprof)")
 	memProfile := fs.String("memprofile", "", "write a heap profile at the end of the run to `file`")
 	var tlsFlags TLSFlags
-	tlsFlags.Register(fs)
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return 2
+	tlsFlags.Register(fs.FlagSet)
+	pos, code, ok := fs.Parse(args)
+	if !ok {
+		return code
 	}
 	tlsCfg, err := tlsFlags.Config()
 	if err != nil {
-		fmt.Fprintln(stderr, "run:", err)
-		return 2
+		return fs.Fail("%v", err)
 	}
 	if tlsCfg != nil && len(servers) == 0 {
-		fmt.Fprintln(stderr, "run: the --tls flags need --servers (an embedded server is reachable from this process only)")
-		return 2
+		return fs.Fail("the --tls flags need --servers (an embedded server is reachable from this process only)")
 	}
 	if len(pos) > 1 || (len(pos) == 0 && *resume == "") {
-		fmt.Fprintln(stderr, "usage: run PIPELINE.yaml [-p name=value]... [--servers host:port,...] [--workers N] [--json] [--resume RUN_ID]")
-		return 2
+		return fs.Fail("want one pipeline file (or --resume RUN_ID), got %d arguments", len(pos))
 	}
 	var file string
 	if len(pos) == 1 {

@@ -23,7 +23,9 @@ func TestDispatch(t *testing.T) {
 		{[]string{"help"}, 0, "commands:", ""},
 		{nil, 2, "", "commands:"},
 		{[]string{"frobnicate"}, 2, "", `unknown command "frobnicate"`},
-		{[]string{"validate"}, 2, "", "usage: validate"},
+		{[]string{"validate"}, 2, "", "want exactly one pipeline file"},
+		{[]string{"help", "validate"}, 0, "usage: cli validate PIPELINE.yaml", ""},
+		{[]string{"help", "nope"}, 2, "", `unknown command "nope"`},
 	}
 	for _, tt := range tests {
 		var stdout, stderr bytes.Buffer

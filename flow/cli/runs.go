@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"sort"
@@ -14,12 +13,16 @@ import (
 	"time"
 
 	"github.com/gearflow/gearflow/flow"
+	"github.com/gearflow/gearflow/internal/cliflag"
 )
 
 const runsUsage = `usage: runs [list] [--state-dir DIR] [--json]
        runs show RUN_ID [--state-dir DIR] [--json]
        runs rm RUN_ID... [--state-dir DIR] [--keep-data]
-       runs gc --older-than DURATION [--keep N] [--dry-run] [--state-dir DIR]`
+       runs gc --older-than DURATION [--keep N] [--dry-run] [--state-dir DIR]
+       runs gc --keep-days N [--keep-last N] ...
+
+Run "runs SUBCOMMAND -h" for a subcommand's flags.`
 
 // RunsCommand lists, shows and removes the runs of a state directory:
 //
@@ -32,6 +35,10 @@ const runsUsage = `usage: runs [list] [--state-dir DIR] [--json]
 // is never removed.
 func RunsCommand(ctx context.Context, reg *flow.Registry, args []string, stdout, stderr io.Writer) int {
 	sub := "list"
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+		fmt.Fprintln(stderr, runsUsage)
+		return cliflag.ExitOK
+	}
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		sub, args = args[0], args[1:]
 	}
@@ -46,33 +53,27 @@ func RunsCommand(ctx context.Context, reg *flow.Registry, args []string, stdout,
 		return runsGC(ctx, args, stdout, stderr)
 	case "help":
 		fmt.Fprintln(stdout, runsUsage)
-		return 0
+		return cliflag.ExitOK
 	}
-	fmt.Fprintf(stderr, "runs: unknown subcommand %q\n%s\n", sub, runsUsage)
-	return 2
+	fmt.Fprintf(stderr, "%s runs: unknown subcommand %q\n%s\n", progName(), sub, runsUsage)
+	return cliflag.ExitUsage
 }
 
-func runsFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
-	fs := flag.NewFlagSet("runs "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func runsFlags(name, usage string, stderr io.Writer) (*cliflag.Set, *string) {
+	fs := newFlags("runs "+name, usage, "", stderr)
 	dir := fs.String("state-dir", "", "directory of run directories (default "+flow.DefaultStateDir()+")")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, runsUsage)
-		fs.PrintDefaults()
-	}
 	return fs, dir
 }
 
 func runsList(args []string, stdout, stderr io.Writer) int {
-	fs, dir := runsFlags("list", stderr)
+	fs, dir := runsFlags("list", "[--state-dir DIR] [--json]", stderr)
 	asJSON := fs.Bool("json", false, "print the runs as JSON, one object a line")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return 2
+	pos, code, ok := fs.Parse(args)
+	if !ok {
+		return code
 	}
 	if len(pos) > 0 {
-		fmt.Fprintln(stderr, runsUsage)
-		return 2
+		return fs.Fail("unexpected argument %q", pos[0])
 	}
 	runs, err := flow.ListRuns(*dir)
 	if err != nil {
@@ -121,15 +122,14 @@ func runsList(args []string, stdout, stderr io.Writer) int {
 }
 
 func runsShow(args []string, stdout, stderr io.Writer) int {
-	fs, dir := runsFlags("show", stderr)
+	fs, dir := runsFlags("show", "RUN_ID [--state-dir DIR] [--json]", stderr)
 	asJSON := fs.Bool("json", false, "print the run as JSON")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return 2
+	pos, code, ok := fs.Parse(args)
+	if !ok {
+		return code
 	}
 	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "usage: runs show RUN_ID [--state-dir DIR] [--json]")
-		return 2
+		return fs.Fail("want one run id, got %d", len(pos))
 	}
 	r, err := flow.StatRun(*dir, pos[0])
 	if err != nil {
@@ -147,7 +147,7 @@ func runsShow(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout)
 	if len(r.Params) > 0 {
-		fmt.Fprintf(stdout, "params    %s\n", params(r.Params).String())
+		fmt.Fprintf(stdout, "params    %s\n", cliflag.Params(r.Params).String())
 	}
 	fmt.Fprintf(stdout, "state     %s\n", r.State)
 	fmt.Fprintf(stdout, "created   %s\n", r.Created.Local().Format(time.RFC3339))
@@ -204,21 +204,20 @@ func stateDirHint(dir string) string {
 }
 
 func runsRemove(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs, dir := runsFlags("rm", stderr)
+	fs, dir := runsFlags("rm", "RUN_ID... [--state-dir DIR] [--keep-data]", stderr)
 	keepData := fs.Bool("keep-data", false, "leave the run's data in an outside storage (s3:// or a shared folder)")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return 2
+	pos, code, ok := fs.Parse(args)
+	if !ok {
+		return code
 	}
 	if len(pos) == 0 {
-		fmt.Fprintln(stderr, "usage: runs rm RUN_ID... [--state-dir DIR] [--keep-data]")
-		return 2
+		return fs.Fail("want the ids of the runs to remove")
 	}
-	code := 0
+	code = cliflag.ExitOK
 	for _, id := range pos {
 		if err := removeRun(ctx, *dir, id, *keepData, stdout); err != nil {
 			fmt.Fprintf(stderr, "runs rm %s: %v\n", id, err)
-			code = 1
+			code = cliflag.ExitFailure
 		}
 	}
 	return code
@@ -251,19 +250,20 @@ func removeRun(ctx context.Context, dir, id string, keepData bool, stdout io.Wri
 }
 
 func runsGC(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs, dir := runsFlags("gc", stderr)
+	fs, dir := runsFlags("gc", "--older-than DURATION [--keep N] [--dry-run] [--state-dir DIR]", stderr)
 	var olderThan age
-	fs.Var(&olderThan, "older-than", "remove finished runs that ended at least `duration` ago (as 1h30m or 7d)")
-	keep := fs.Int("keep", 0, "keep the `N` newest finished runs whatever their age")
+	fs.Var(&olderThan, "older-than", "remove finished runs that ended at least this long ago (as 1h30m or 7d)")
+	fs.Var(days{&olderThan}, "keep-days", "same as --older-than, in days")
+	keep := fs.Int("keep", 0, "keep the N newest finished runs whatever their age")
+	fs.IntVar(keep, "keep-last", 0, "same as --keep")
 	dry := fs.Bool("dry-run", false, "only print what would be removed")
 	keepData := fs.Bool("keep-data", false, "leave removed runs' data in an outside storage")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return 2
+	pos, code, ok := fs.Parse(args)
+	if !ok {
+		return code
 	}
 	if len(pos) > 0 || !olderThan.set || *keep < 0 {
-		fmt.Fprintln(stderr, "usage: runs gc --older-than DURATION [--keep N] [--dry-run] [--state-dir DIR]\n(failed and incomplete runs are kept, for --resume; remove them with runs rm)")
-		return 2
+		return fs.Fail("want --older-than DURATION (and --keep N >= 0); failed and incomplete runs are kept, for --resume: remove them with runs rm")
 	}
 	runs, err := flow.ListRuns(*dir)
 	if err != nil {
@@ -278,7 +278,7 @@ func runsGC(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	now := time.Now()
 	sort.SliceStable(finished, func(a, b int) bool { return finished[a].Age(now) < finished[b].Age(now) })
-	code := 0
+	code = cliflag.ExitOK
 	var n int
 	var freed int64
 	for i, r := range finished {
@@ -293,7 +293,7 @@ func runsGC(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		if err := removeRun(ctx, runDirParent(*dir, r), r.Run, *keepData, stdout); err != nil {
 			fmt.Fprintf(stderr, "runs gc %s: %v\n", r.Run, err)
-			code = 1
+			code = cliflag.ExitFailure
 			continue
 		}
 		n++
@@ -322,6 +322,23 @@ type age struct {
 }
 
 func (a *age) String() string { return a.d.String() }
+
+// Type names the value in help.
+func (a *age) Type() string { return "duration" }
+
+// days is an age given in days, with or without the "d".
+type days struct{ *age }
+
+// Set takes "7" as "7d".
+func (d days) Set(v string) error {
+	if _, err := strconv.ParseFloat(v, 64); err == nil {
+		v += "d"
+	}
+	return d.age.Set(v)
+}
+
+// Type names the value in help.
+func (d days) Type() string { return "days" }
 func (a *age) Set(v string) error {
 	if days, ok := strings.CutSuffix(v, "d"); ok {
 		f, err := strconv.ParseFloat(days, 64)

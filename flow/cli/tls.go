@@ -4,9 +4,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
+
+	"github.com/spf13/pflag"
 )
 
 // TLSFlags are the TLS options of the commands that connect to job
@@ -21,7 +22,7 @@ type TLSFlags struct {
 }
 
 // Register defines the flags on fs.
-func (f *TLSFlags) Register(fs *flag.FlagSet) {
+func (f *TLSFlags) Register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.on, "tls", false, "connect to the job servers with TLS, verifying them against the system's CAs (implied by the other --tls flags)")
 	fs.StringVar(&f.ca, "tls-ca", "", "verify the job servers' certificates against the CA certificates in this PEM `file` instead of the system's")
 	fs.StringVar(&f.cert, "tls-cert", "", "client certificate PEM `file` to present to servers that require one (with --tls-key)")

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,33 +11,35 @@ import (
 	"time"
 
 	"github.com/gearflow/gearflow/flow"
+	"github.com/gearflow/gearflow/internal/cliflag"
 	"github.com/gearflow/gearflow/runtime"
 )
 
 // WorkerCommand serves every function of reg to job servers until
 // interrupted: "worker --servers host:port,... [--concurrency N] [--id ID]".
 func WorkerCommand(ctx context.Context, reg *flow.Registry, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var servers serverList
-	fs.Var(&servers, "servers", "job servers `host:port,...` (required)")
+	fs := newFlags("worker", "--servers host:port,... [flags]",
+		"Serves the functions registered in this binary to job servers until\ninterrupted; runs started with --servers give it their tasks.", stderr)
+	var servers cliflag.Servers
+	fs.Var(&servers, "servers", "job servers (required)")
 	conc := fs.Int("concurrency", 0, "tasks run at once (0: GOMAXPROCS)")
 	id := fs.String("id", "", "worker id shown by the admin workers command (default: gearflow-worker-HOST-PID)")
-	verbose := fs.Bool("v", false, "log connection and job events")
+	verbose := fs.BoolP("verbose", "v", false, "log connection and job events")
 	var tlsFlags TLSFlags
-	tlsFlags.Register(fs)
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return 2
+	tlsFlags.Register(fs.FlagSet)
+	pos, code, ok := fs.Parse(args)
+	if !ok {
+		return code
 	}
-	if len(pos) > 0 || len(servers) == 0 {
-		fmt.Fprintln(stderr, "usage: worker --servers host:port,... [--concurrency N] [--id ID] [--tls-ca FILE --tls-cert FILE --tls-key FILE]")
-		return 2
+	if len(pos) > 0 {
+		return fs.Fail("unexpected argument %q", pos[0])
+	}
+	if len(servers) == 0 {
+		return fs.Fail("--servers is required")
 	}
 	tlsCfg, err := tlsFlags.Config()
 	if err != nil {
-		fmt.Fprintln(stderr, "worker:", err)
-		return 2
+		return fs.Fail("%v", err)
 	}
 	if *conc <= 0 {
 		*conc = defaultConcurrency()
@@ -68,26 +69,24 @@ func WorkerCommand(ctx context.Context, reg *flow.Registry, args []string, stdou
 // With --servers it also asks each server (admin "status") which of the
 // pipeline's functions have workers now.
 func PlanCommand(ctx context.Context, reg *flow.Registry, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	ps := params{}
-	var servers serverList
-	fs.Var(ps, "p", "set a pipeline param: `name=value` (repeatable)")
-	fs.Var(&servers, "servers", "job servers `host:port,...` to ask which functions have workers")
+	fs := newFlags("plan", "PIPELINE.yaml [-p name=value]... [--servers host:port,...]",
+		"Prints the stages and tasks a run would make, without running it; with\n--servers, also which of its functions have workers there now.", stderr)
+	ps := cliflag.Params{}
+	var servers cliflag.Servers
+	fs.VarP(ps, "param", "p", "set a pipeline param (repeatable)")
+	fs.Var(&servers, "servers", "job servers to ask which functions have workers")
 	var tlsFlags TLSFlags
-	tlsFlags.Register(fs)
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return 2
+	tlsFlags.Register(fs.FlagSet)
+	pos, code, ok := fs.Parse(args)
+	if !ok {
+		return code
 	}
 	tlsCfg, err := tlsFlags.Config()
 	if err != nil {
-		fmt.Fprintln(stderr, "plan:", err)
-		return 2
+		return fs.Fail("%v", err)
 	}
 	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "usage: plan PIPELINE.yaml [-p name=value]... [--servers host:port,...]")
-		return 2
+		return fs.Fail("want exactly one pipeline file, got %d", len(pos))
 	}
 	p, ok := loadPipeline(pos[0], ps, stderr)
 	if !ok {

@@ -120,14 +120,36 @@ start_server() {
 	return 1
 }
 
+# PERF is set when perf can count the servers' system calls; each bench
+# run then leaves the count in $out.syscalls.
+PERF=
+if command -v perf >/dev/null && perf stat -x, -e raw_syscalls:sys_enter true >/dev/null 2>&1; then
+	PERF=perf
+else
+	log "perf cannot count system calls here (apt-get install linux-perf; kernel.perf_event_paranoid <= 1): no system-call figures"
+fi
+
 # bench NAME ARGS...: one bench run against server NAME; prints its JSON.
+# With perf, the server's system calls during the run are counted (all
+# its threads) into the file named by the JSON's sibling $out.syscalls.
 bench() {
 	local name=$1
 	shift
-	local out
+	local out perfpid=
 	out=$(mktemp "$WORK/run.$name.XXXXXX")
+	LAST_OUT=$out
+	if [ -n "$PERF" ]; then
+		perf stat -x, -e raw_syscalls:sys_enter -p "${SPIDS[$name]}" -o "$out.perf" 2>/dev/null &
+		perfpid=$!
+		sleep 0.2 # perf attaches before the load starts
+	fi
 	if ! "$WORK/gearflow" bench --server "127.0.0.1:${PORTS[$name]}" --server-pid "${SPIDS[$name]}" --json --timeout "$TIMEOUT" "$@" >"$out" 2>"$out.err"; then
 		log "bench against $name $* failed: $(tail -n 3 "$out.err")"
+	fi
+	if [ -n "$perfpid" ]; then
+		kill -INT "$perfpid" 2>/dev/null || true
+		wait "$perfpid" 2>/dev/null || true
+		awk -F, '/raw_syscalls:sys_enter/ && $1 ~ /^[0-9]+$/ {print $1}' "$out.perf" >"$out.syscalls"
 	fi
 	cat "$out"
 }
@@ -176,7 +198,8 @@ for ((round = 0; round < ROUNDS; round++)); do
 		for ((k = 0; k < ${#SERVERS[@]}; k++)); do
 			s=${SERVERS[$(((k + round) % ${#SERVERS[@]}))]}
 			# shellcheck disable=SC2086 # flags are words
-			json=$(bench "$s" $flags)
+			bench "$s" $flags >"$WORK/last.json"
+			json=$(cat "$WORK/last.json")
 			check_alive "$s"
 			[ -n "$json" ] || continue
 			errs=$(jq '[.phases[].errors] | add' <<<"$json")
@@ -185,6 +208,11 @@ for ((round = 0; round < ROUNDS; round++)); do
 			# shared machine. A background job counts once (submit+drain).
 			jobs=$(jq '.phases[0].jobs // 0' <<<"$json")
 			[ "${jobs:-0}" -gt 0 ] && record "$name" "$s" cpu_us_per_job "$(jq "[.phases[].server_cpu_s // 0] | add * 1e6 / $jobs" <<<"$json")"
+			# System calls per job, all the server's threads, over the
+			# whole bench run (connects included: a few per run).
+			if [ "${jobs:-0}" -gt 0 ] && [ -s "$LAST_OUT.syscalls" ]; then
+				record "$name" "$s" syscalls_per_job "$(awk -v j="$jobs" '{printf "%.3f", $1 / j}' "$LAST_OUT.syscalls")"
+			fi
 			# What the load tool and the server used in the timed phase
 			# (the drain, for bg), as bench reports it: when the two
 			# together keep every core busy, the rate is the machine's.
@@ -289,6 +317,17 @@ row "fg 64 KiB, µs/job" fg64k cpu_us_per_job low 0 "%.1f"
 row "fg 1 in flight, µs/job" lat cpu_us_per_job low 0 "%.1f"
 row "bg submit + drain, µs/job" bg cpu_us_per_job low 0 "%.1f"
 row "bg drain alone, µs/job" bg phase_cpu_us_per_job low 0 "%.1f"
+if [ -n "$PERF" ]; then
+	echo
+	echo "Server system calls per job (\`perf stat -e raw_syscalls:sys_enter -p PID\` over each bench run; lower is better):"
+	echo
+	echo "| load | gearflow | gearflow --threads 0 | gearmand --threads 0 | gearmand (4 threads) | ratio | target | met |"
+	echo "|---|---:|---:|---:|---:|---:|---:|:---:|"
+	row "fg 64 B, 4×16 in flight" fg64 syscalls_per_job low 0 "%.2f"
+	row "fg 64 KiB" fg64k syscalls_per_job low 0 "%.2f"
+	row "fg 1 in flight" lat syscalls_per_job low 0 "%.2f"
+	row "bg submit + drain" bg syscalls_per_job low 0 "%.2f"
+fi
 echo
 echo "The load tool beside each server: cores the tool and the server kept busy together (CPU time ÷ wall"
 echo "time; this machine has $(nproc)), and the tool's own CPU per job (from \`gearflow bench --server-pid\`):"

@@ -1,3 +1,5 @@
+//go:build unix
+
 package seaweedtest_test
 
 import (

@@ -72,7 +72,8 @@ type job struct {
 	seq    uint64      // queueing order, for FIFO across functions
 	// when is, for a delayed job, the unix nanoseconds when it becomes
 	// runnable; for a queued or running one, when it was queued or
-	// assigned (the wait and run times of metrics.go).
+	// assigned, in nowNanos (for the wait and run times of metrics.go;
+	// far in the past as a unix time, should a record keep it).
 	when int64
 
 	// prev and next link the job into its function's priority list

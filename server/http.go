@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,7 +29,8 @@ var webFiles embed.FS
 //     the Go process, from a registry of the handler's own, so that two
 //     servers in one process never mix their figures;
 //   - /healthz: 200 "ok" while the server serves, 503 once it shuts down;
-//   - /api/status: the server's state as JSON (see Status);
+//   - /api/status: the server's state as JSON (see Status); with
+//     ?max_workers=N it lists at most the N oldest workers;
 //   - /: a page showing the same, polling /api/status.
 //
 // The mux is the handler's own; add more routes (pprof) around it.
@@ -56,7 +58,16 @@ func (s *Server) HTTPHandler() http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /api/status", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, s.Status())
+		st := s.Status()
+		if v := r.URL.Query().Get("max_workers"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				http.Error(w, "max_workers must be a number, 0 or more", http.StatusBadRequest)
+				return
+			}
+			st.Workers = st.Workers[:min(n, len(st.Workers))]
+		}
+		writeJSON(w, st)
 	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		page, _ := webFiles.ReadFile("web/index.html")
@@ -94,8 +105,9 @@ type Status struct {
 	BytesIn     uint64           `json:"bytes_in"`
 	BytesOut    uint64           `json:"bytes_out"`
 	Buffered    int64            `json:"buffered_bytes"`
-	Functions   []FunctionStatus `json:"functions"` // by name
-	Workers     []WorkerStatus   `json:"workers"`   // connections with a registration, oldest first
+	Functions   []FunctionStatus `json:"functions"`    // by name
+	Workers     []WorkerStatus   `json:"workers"`      // connections with a registration, oldest first
+	WorkerCount int              `json:"worker_count"` // all of them, however many Workers lists
 	Limits      Limits           `json:"limits"`
 }
 
@@ -185,6 +197,7 @@ func (s *Server) Status() Status {
 		st.Workers = append(st.Workers, w)
 	}
 	s.mu.Unlock()
+	st.WorkerCount = len(st.Workers)
 	slices.SortFunc(st.Workers, func(a, b WorkerStatus) int { return cmp.Compare(a.ID, b.ID) })
 	return st
 }

@@ -264,8 +264,21 @@ func TestMetricsFollowJobs(t *testing.T) {
 	if i < 0 || st.Functions[i].Queued != (server.Priorities{Normal: 1}) || st.Functions[i].Submitted != 1 {
 		t.Errorf("/api/status functions = %+v, want f2 with one NORMAL job queued", st.Functions)
 	}
-	if len(st.Workers) != 1 || !slices.Equal(st.Workers[0].Functions, []string{"f1"}) || st.Jobs != 1 || st.Connections != 2 {
+	if len(st.Workers) != 1 || st.WorkerCount != 1 || !slices.Equal(st.Workers[0].Functions, []string{"f1"}) || st.Jobs != 1 || st.Connections != 2 {
 		t.Errorf("/api/status = %+v, want one worker of f1, one job, two connections", st)
+	}
+	var capped server.Status
+	getJSON(t, web.URL+"/api/status?max_workers=0", &capped)
+	if len(capped.Workers) != 0 || capped.WorkerCount != 1 {
+		t.Errorf("/api/status?max_workers=0 lists %d of %d workers, want 0 of 1", len(capped.Workers), capped.WorkerCount)
+	}
+	resp, err := http.Get(web.URL + "/api/status?max_workers=-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("/api/status?max_workers=-1: %s, want 400", resp.Status)
 	}
 }
 

@@ -125,7 +125,8 @@ func newConn(s *Server, nc net.Conn, id uint64) *conn {
 	if c.raw != nil {
 		r = rawReader{c.raw}
 	}
-	c.timed = &timedReader{c: c, r: r}
+	s.metrics.accepted.Add(1)
+	c.timed = &timedReader{c: c, r: countingReader{r, &s.metrics.bytesIn}}
 	c.reader = protocol.NewReader(c.timed, protocol.ReaderConfig{
 		MaxPacketSize: s.cfg.MaxPacketSize,
 		AllowText:     true,
@@ -341,4 +342,16 @@ func (c *conn) closeAfterFlush(reason error) {
 	c.closeErr = reason
 	c.outMu.Unlock()
 	close(c.done) // writeLoop writes what is pending, then closes the socket
+}
+
+// countingReader adds the bytes read through it to n (metrics.go).
+type countingReader struct {
+	r io.Reader
+	n *atomic.Uint64
+}
+
+func (r countingReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	r.n.Add(uint64(max(n, 0)))
+	return n, err
 }

@@ -70,7 +70,11 @@ type job struct {
 	pbuf   *payloadBuf // the pooled buffer data is in, or nil
 	extra  *jobExtra   // what few jobs have; nil for most
 	seq    uint64      // queueing order, for FIFO across functions
-	when   int64       // delayed jobs: unix nanoseconds when it becomes runnable
+	// when is, for a delayed job, the unix nanoseconds when it becomes
+	// runnable; for a queued or running one, when it was queued or
+	// assigned, in nowNanos (for the wait and run times of metrics.go;
+	// far in the past as a unix time, should a record keep it).
+	when int64
 
 	// prev and next link the job into its function's priority list
 	// while queued, and into its worker's registration list while running.
@@ -181,6 +185,8 @@ type function struct {
 
 	uniques map[string]*job   // coalescing index by unique; nil until used
 	byData  map[uint64][]*job // unique "-": coalescing by payload hash
+
+	counts fnCounts // jobs submitted, ended, requeued (metrics.go)
 }
 
 func newFunction(name string) *function {

@@ -128,6 +128,7 @@ func (c *conn) flushInline() {
 		c.close(err)
 		return
 	}
+	c.srv.metrics.bytesOut.Add(uint64(n))
 	// Skip what was written; the rest goes first, before anything
 	// queued meanwhile.
 	rest, restRefs := segs, refs
@@ -463,15 +464,19 @@ func (c *conn) writePending() bool {
 		}
 		c.refreshDeadline()
 		var err error
+		var n int64
 		if len(segs) == 0 {
-			_, err = c.nc.Write(buf)
+			var m int
+			m, err = c.nc.Write(buf)
+			n = int64(m)
 		} else {
 			segs = append(segs, buf[mark:])
 			bufs := net.Buffers(segs)
-			_, err = bufs.WriteTo(c.nc) // writev
+			n, err = bufs.WriteTo(c.nc) // writev
 			clear(segs)                 // drop the payloads
 			releaseRefs(refs)           // written, or the connection fails
 		}
+		c.srv.metrics.bytesOut.Add(uint64(n))
 		// Keep small buffers for reuse; let a burst's big buffer go.
 		if cap(buf) <= 1<<20 {
 			c.spare = buf[:0]

@@ -42,6 +42,12 @@ func (s *Server) workResult(c *conn, p protocol.Packet) error {
 		s.forwardLocked(c, j, p)
 	case protocol.WorkComplete, protocol.WorkFail:
 		s.forwardLocked(c, j, p)
+		s.metrics.run.observe(nowNanos() - j.when)
+		if p.Type == protocol.WorkComplete {
+			j.fn.counts.completed++
+		} else {
+			j.fn.counts.failed++
+		}
 		s.finishLocked(j)
 	case protocol.WorkException:
 		if !j.cancelled {
@@ -54,6 +60,8 @@ func (s *Server) workResult(c *conn, p protocol.Packet) error {
 				}
 			}
 		}
+		s.metrics.run.observe(nowNanos() - j.when)
+		j.fn.counts.excepted++
 		s.finishLocked(j)
 	}
 	return nil

@@ -55,6 +55,8 @@ type Server struct {
 
 	memReturn memReturner // gives freed payload memory back (memreturn.go)
 
+	metrics metrics // counters for monitoring (metrics.go)
+
 	// goroutines counts the goroutines the server started that have not
 	// ended (Stats.Goroutines).
 	goroutines atomic.Int64

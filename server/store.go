@@ -112,6 +112,8 @@ type store struct {
 
 	syncs atomic.Int64 // fsyncs of the log, for tests
 
+	syncTime latencyHist // time each fsync of the log took (metrics.go)
+
 	done chan struct{} // closed when the writer has ended
 	lock *os.File      // holds the directory's lock until close
 }
@@ -584,7 +586,10 @@ func (st *store) writeSync(b []byte) error {
 		return err
 	}
 	st.syncs.Add(1)
-	return st.f.Sync()
+	start := nowNanos()
+	err := st.f.Sync()
+	st.syncTime.observe(nowNanos() - start)
+	return err
 }
 
 // compact copies the live records to a new segment and removes the

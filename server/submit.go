@@ -262,6 +262,7 @@ func (s *Server) submitLocked(c *conn, sub submission) (*job, uint64, error) {
 	}
 	s.jobs.put(j)
 	fn.total++
+	fn.counts.submitted++
 	s.indexLocked(j)
 	if !sub.background {
 		s.attachLocked(j, c)
@@ -399,6 +400,7 @@ func (s *Server) enqueueLocked(via *conn, j *job) {
 	s.seq++
 	j.seq = s.seq
 	j.state = jobQueued
+	j.when = nowNanos() // for the wait time (metrics.go)
 	j.fn.queues[j.pri].pushBack(j)
 	s.core.markRunnable(j.fn)
 	s.wakeLocked(via, j.fn, s.cfg.WorkerWakeup)
@@ -414,6 +416,7 @@ func (s *Server) unqueueLocked(j *job) {
 // CANT_DO, timeout). Within the retry limit the job goes to the tail of
 // its queue; past it, or when nobody waits for it any more, it is dropped.
 func (s *Server) requeueLocked(j *job) {
+	j.fn.counts.requeued++
 	s.unassignLocked(j)
 	if j.retries < 1<<16-1 {
 		j.retries++
@@ -433,6 +436,7 @@ func (s *Server) requeueLocked(j *job) {
 		for _, cl := range j.clients {
 			cl.send(protocol.WorkFail, h)
 		}
+		j.fn.counts.dropped++
 		s.removeLocked(j)
 		return
 	}

@@ -218,6 +218,9 @@ func (s *Server) grab(c *conn, t protocol.Type) {
 		return
 	}
 	s.unqueueLocked(j)
+	now := nowNanos()
+	s.metrics.wait.observe(now - j.when)
+	j.when = now // for the run time
 	j.state = jobRunning
 	j.worker = r
 	r.running.pushBack(j)

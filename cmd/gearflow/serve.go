@@ -7,8 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
-	_ "net/http/pprof" // served only with --pprof
 	"os"
 	"os/signal"
 	goruntime "runtime"
@@ -37,6 +35,8 @@ type serveFlags struct {
 	shutdownTimeout time.Duration
 	adminShutdown   bool
 	pprof           string
+	httpAddr        string
+	httpPprof       bool
 	checkArgs       bool
 	threads         int
 	tls             serveTLSFlags
@@ -60,7 +60,9 @@ func newServeFlagSet(stderr io.Writer) (*cliflag.Set, *serveFlags) {
 	fs.StringVarP(&f.pidFile, "pid-file", "P", "", "write the process id to this file")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, `on SIGTERM/SIGINT or admin "shutdown graceful", how long running jobs may take to finish (a second signal exits at once)`)
 	fs.BoolVar(&f.adminShutdown, "allow-admin-shutdown", false, `enable the admin "shutdown [graceful]" command`)
-	fs.StringVar(&f.pprof, "pprof", "", "serve net/http/pprof on this address (for profiling; keep it on loopback)")
+	fs.StringVar(&f.httpAddr, "http", "", "serve /metrics (Prometheus), /healthz, /api/status and a status page on this address, e.g. 127.0.0.1:9090 (no access control: keep it on loopback or behind a proxy; default off)")
+	fs.BoolVar(&f.httpPprof, "http-pprof", false, "also serve net/http/pprof under /debug/pprof/ of --http")
+	fs.StringVar(&f.pprof, "pprof", "", "same as --http ADDR --http-pprof (kept for old scripts)")
 	fs.BoolVar(&f.checkArgs, "check-args", false, "check the flags and exit")
 	f.tls.register(fs.FlagSet, &f.cfg)
 	fs.IntVar(&f.cfg.MaxPacketSize, "max-packet-size", 0, "largest packet body accepted, in bytes (0 = 64 MiB)")
@@ -145,6 +147,17 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			out, pkt, server.OutboundHeadroom, pkt+server.OutboundHeadroom)
 		return 2
 	}
+	if f.pprof != "" {
+		if f.httpAddr != "" && f.httpAddr != f.pprof {
+			fmt.Fprintf(stderr, "gearflow serve: --pprof %s and --http %s: profiles are served on the --http address now; use --http %s --http-pprof\n", f.pprof, f.httpAddr, f.httpAddr)
+			return 2
+		}
+		f.httpAddr, f.httpPprof = f.pprof, true
+	}
+	if f.httpPprof && f.httpAddr == "" {
+		fmt.Fprintln(stderr, "gearflow serve: --http-pprof needs --http ADDR")
+		return 2
+	}
 	if f.checkArgs {
 		return 0
 	}
@@ -216,13 +229,17 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		defer os.Remove(f.pidFile)
 	}
-	if f.pprof != "" {
-		go func() {
-			logger.Info("pprof listening", "addr", f.pprof)
-			if err := http.ListenAndServe(f.pprof, nil); err != nil {
-				logger.Warn("pprof stopped", "err", err)
+	if f.httpAddr != "" {
+		stopHTTP, err := serveMonitor(f.httpAddr, f.httpPprof, srv, logger)
+		if err != nil {
+			for _, sl := range listeners {
+				sl.l.Close()
 			}
-		}()
+			srv.Close()
+			fmt.Fprintln(stderr, "gearflow serve: --http:", err)
+			return 1
+		}
+		defer stopHTTP()
 	}
 
 	// The first SIGTERM/SIGINT drains; a second one exits at once. main's

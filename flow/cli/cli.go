@@ -168,7 +168,7 @@ func ValidateCommand(ctx context.Context, reg *flow.Registry, args []string, std
 //
 //	run PIPELINE.yaml [-p name=value]... [--servers host:port,...] [--workers N]
 //	    [--json] [--resume RUN_ID] [--state-dir DIR] [--memory-budget MiB] [-v]
-//	    [--cpuprofile FILE] [--memprofile FILE]
+//	    [--cpuprofile FILE] [--memprofile FILE] [--http ADDR]
 func RunCommand(ctx context.Context, reg *flow.Registry, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("run", "PIPELINE.yaml [flags]",
 		"Runs a pipeline: with no --servers, on a job server and workers of its own,\nin this process; with --servers, on the workers of those servers.\n--resume ID finishes an earlier run, redoing only its unfinished tasks.", stderr)
@@ -187,6 +187,7 @@ func RunCommand(ctx context.Context, reg *flow.Registry, args []string, stdout, 
 	verbose := fs.BoolP("verbose", "v", false, "log the run's lifecycle to stderr")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to `file` (for go tool pprof)")
 	memProfile := fs.String("memprofile", "", "write a heap profile at the end of the run to `file`")
+	httpAddr := fs.String("http", "", "serve a page, JSON (/api/run, /api/runs) and /metrics of the run on this `address`, e.g. 127.0.0.1:8080 (no access control: keep it on loopback)")
 	var tlsFlags TLSFlags
 	tlsFlags.Register(fs.FlagSet)
 	pos, code, ok := fs.Parse(args)
@@ -248,6 +249,17 @@ func RunCommand(ctx context.Context, reg *flow.Registry, args []string, stdout, 
 	}
 	if *workers < 0 {
 		opts.Workers = -1
+	}
+	if *httpAddr != "" {
+		mon := newRunMonitor(p, opts)
+		stopHTTP, bound, err := mon.serve(*httpAddr, opts.Logger)
+		if err != nil {
+			fmt.Fprintf(stderr, "--http: %v\n", err)
+			return 2
+		}
+		defer stopHTTP()
+		fmt.Fprintf(stderr, "run page at http://%s/\n", bound)
+		opts.OnEvent = func(e flow.Event) { prog.event(e); mon.event(e) }
 	}
 	stopProfile, err := startProfiles(*cpuProfile, *memProfile)
 	if err != nil {

@@ -1,0 +1,212 @@
+package server
+
+import (
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics: what the server counts for /metrics and /api/status
+// (http.go). The hot paths pay for a count only: counters bumped where
+// the server already holds mu (jobs submitted, ended, requeued; wait and
+// run times) are plain fields of function or lock-free histograms, and
+// those bumped outside it (bytes, store syncs) are atomics. Gauges
+// (queues, workers, running jobs) are not kept at all: a scrape reads
+// them from the server's state, under mu, in one snapshot.
+
+// metrics are the server-wide counters.
+type metrics struct {
+	accepted atomic.Uint64 // connections accepted
+	bytesIn  atomic.Uint64 // bytes read from peers
+	bytesOut atomic.Uint64 // bytes written to peers
+
+	wait latencyHist // queued to assigned, per assignment
+	run  latencyHist // assigned to WORK_COMPLETE, WORK_FAIL or WORK_EXCEPTION
+}
+
+// fnCounts are a function's job counters. Guarded by Server.mu.
+type fnCounts struct {
+	submitted uint64 // jobs created (not submissions joined to one by unique)
+	completed uint64 // WORK_COMPLETE
+	failed    uint64 // WORK_FAIL
+	excepted  uint64 // WORK_EXCEPTION
+	requeued  uint64 // taken back from a lost, timed-out or CANT_DO worker
+	dropped   uint64 // past the retry limit (Config.JobRetries)
+}
+
+// latencyBounds are the upper bounds of the latency histograms'
+// buckets: from a fast sync (100 µs) to a long job (an hour). Read only.
+var latencyBounds = [...]time.Duration{
+	100 * time.Microsecond, 500 * time.Microsecond,
+	time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond, 50 * time.Millisecond,
+	100 * time.Millisecond, 500 * time.Millisecond,
+	time.Second, 5 * time.Second, 10 * time.Second, time.Minute, 5 * time.Minute,
+	30 * time.Minute, time.Hour,
+}
+
+// latencyHist is a histogram of durations with latencyBounds' buckets.
+// The zero value is empty and ready; observe takes no lock and does not
+// allocate.
+type latencyHist struct {
+	counts [len(latencyBounds) + 1]atomic.Uint64 // per bucket, not cumulative; the last is +Inf
+	sum    atomic.Int64                          // nanoseconds
+}
+
+// observe counts one duration of d nanoseconds (negative counts as 0:
+// the wall clock stepped back).
+func (h *latencyHist) observe(d int64) {
+	d = max(d, 0)
+	i := 0
+	for i < len(latencyBounds) && d > int64(latencyBounds[i]) {
+		i++
+	}
+	h.counts[i].Add(1)
+	h.sum.Add(d)
+}
+
+// snapshot returns the histogram as Prometheus has it: cumulative counts
+// per upper bound in seconds, the total count and the sum in seconds.
+func (h *latencyHist) snapshot() (count uint64, sum float64, buckets map[float64]uint64) {
+	buckets = make(map[float64]uint64, len(latencyBounds))
+	for i, b := range latencyBounds {
+		count += h.counts[i].Load()
+		buckets[b.Seconds()] = count
+	}
+	count += h.counts[len(latencyBounds)].Load()
+	return count, float64(h.sum.Load()) / 1e9, buckets
+}
+
+// clockBase is the origin of nowNanos. Read only.
+var clockBase = time.Now()
+
+// nowNanos is the clock of the wait and run times: monotonic
+// nanoseconds since clockBase, which a step of the wall clock does not
+// disturb and which costs one clock read (time.Now costs two).
+func nowNanos() int64 { return int64(time.Since(clockBase)) }
+
+// collector exports the server's metrics to a Prometheus registry.
+type collector struct {
+	s *Server
+
+	info, connections, accepted, workerConns, workers                                   *prometheus.Desc
+	queued, delayed, running, submitted, completed, failed, excepted, requeued, dropped *prometheus.Desc
+	wait, run, bytesIn, bytesOut, buffered, maxConns, maxQueued, storeSync              *prometheus.Desc
+}
+
+// Collector returns a prometheus.Collector of the server's metrics, to
+// register with a registry of the caller's (HTTPHandler registers it
+// with one of its own). Every name starts gearflow_server_.
+func (s *Server) Collector() prometheus.Collector {
+	fnLabel := []string{"function"}
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("gearflow_server_"+name, help, labels, nil)
+	}
+	return &collector{
+		s:           s,
+		info:        d("info", "The server's version; always 1.", "version"),
+		connections: d("connections", "Open connections (clients, workers and admin)."),
+		accepted:    d("connections_accepted_total", "Connections accepted."),
+		workerConns: d("worker_connections", "Connections that registered at least one function."),
+		workers:     d("workers", "Worker connections registered for the function.", fnLabel...),
+		queued:      d("queued_jobs", "Jobs waiting for a worker (delayed jobs not included).", "function", "priority"),
+		delayed:     d("delayed_jobs", "Jobs waiting for their time (SUBMIT_JOB_EPOCH, SUBMIT_JOB_SCHED).", fnLabel...),
+		running:     d("running_jobs", "Jobs assigned to a worker.", fnLabel...),
+		submitted:   d("jobs_submitted_total", "Jobs created by submissions (a submission joining a job by its unique id makes none).", fnLabel...),
+		completed:   d("jobs_completed_total", "Jobs ended by WORK_COMPLETE.", fnLabel...),
+		failed:      d("jobs_failed_total", "Jobs ended by WORK_FAIL.", fnLabel...),
+		excepted:    d("jobs_excepted_total", "Jobs ended by WORK_EXCEPTION.", fnLabel...),
+		requeued:    d("jobs_requeued_total", "Running jobs taken back from their worker (disconnect, CANT_DO, timeout) to run again or be dropped.", fnLabel...),
+		dropped:     d("jobs_dropped_total", "Jobs dropped after losing their worker as often as the retry limit allows.", fnLabel...),
+		wait:        d("job_wait_seconds", "Time jobs waited in the queue before a worker took them, per assignment."),
+		run:         d("job_run_seconds", "Time from assignment to the job's WORK_COMPLETE, WORK_FAIL or WORK_EXCEPTION."),
+		bytesIn:     d("received_bytes_total", "Bytes read from peers."),
+		bytesOut:    d("sent_bytes_total", "Bytes written to peers."),
+		buffered:    d("buffered_bytes", "Bytes held in packets being read and replies not yet written, as counted against the buffer limit."),
+		maxConns:    d("connections_limit", "Most open connections (MaxConnections)."),
+		maxQueued:   d("queued_jobs_limit", "Most jobs per function, queued plus running (MaxQueuedJobs)."),
+		storeSync:   d("store_sync_seconds", "Time each sync of the durable queue took (only with a data directory)."),
+	}
+}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.info, c.connections, c.accepted, c.workerConns, c.workers,
+		c.queued, c.delayed, c.running, c.submitted, c.completed, c.failed, c.excepted, c.requeued, c.dropped,
+		c.wait, c.run, c.bytesIn, c.bytesOut, c.buffered, c.maxConns, c.maxQueued, c.storeSync} {
+		ch <- d
+	}
+}
+
+// fnSample is one function's figures at a scrape.
+type fnSample struct {
+	name    string
+	queued  [numPriorities]int
+	delayed int
+	running int
+	workers int
+	counts  fnCounts
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	s := c.s
+	// The snapshot: everything read under mu, so that the figures agree
+	// with each other; the metrics are built after it is let go.
+	s.mu.Lock()
+	conns := len(s.conns)
+	workerConns := 0
+	for cn := range s.conns {
+		if len(cn.regs) > 0 {
+			workerConns++
+		}
+	}
+	fns := make([]fnSample, 0, len(s.functions))
+	for _, fn := range s.functions {
+		fs := fnSample{name: fn.name, delayed: fn.delayed, running: fn.running, workers: len(fn.workers), counts: fn.counts}
+		for p := priHigh; p < numPriorities; p++ {
+			fs.queued[p] = fn.queues[p].n
+		}
+		fns = append(fns, fs)
+	}
+	waitN, waitSum, waitB := s.metrics.wait.snapshot()
+	runN, runSum, runB := s.metrics.run.snapshot()
+	s.mu.Unlock()
+	slices.SortFunc(fns, func(a, b fnSample) int { return strings.Compare(a.name, b.name) })
+
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge(c.info, 1, s.cfg.Version)
+	gauge(c.connections, float64(conns))
+	counter(c.accepted, s.metrics.accepted.Load())
+	gauge(c.workerConns, float64(workerConns))
+	for _, f := range fns {
+		gauge(c.workers, float64(f.workers), f.name)
+		for p := priHigh; p < numPriorities; p++ {
+			gauge(c.queued, float64(f.queued[p]), f.name, p.String())
+		}
+		gauge(c.delayed, float64(f.delayed), f.name)
+		gauge(c.running, float64(f.running), f.name)
+		counter(c.submitted, f.counts.submitted, f.name)
+		counter(c.completed, f.counts.completed, f.name)
+		counter(c.failed, f.counts.failed, f.name)
+		counter(c.excepted, f.counts.excepted, f.name)
+		counter(c.requeued, f.counts.requeued, f.name)
+		counter(c.dropped, f.counts.dropped, f.name)
+	}
+	ch <- prometheus.MustNewConstHistogram(c.wait, waitN, waitSum, waitB)
+	ch <- prometheus.MustNewConstHistogram(c.run, runN, runSum, runB)
+	counter(c.bytesIn, s.metrics.bytesIn.Load())
+	counter(c.bytesOut, s.metrics.bytesOut.Load())
+	gauge(c.buffered, float64(s.held.Load()))
+	gauge(c.maxConns, float64(s.cfg.MaxConnections))
+	gauge(c.maxQueued, float64(s.cfg.MaxQueuedJobs))
+	if s.store != nil {
+		n, sum, b := s.store.syncTime.snapshot()
+		ch <- prometheus.MustNewConstHistogram(c.storeSync, n, sum, b)
+	}
+}

@@ -1,0 +1,371 @@
+package server_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/gearflow/gearflow/internal/servertest"
+	"github.com/gearflow/gearflow/internal/wiretest"
+	"github.com/gearflow/gearflow/protocol"
+	"github.com/gearflow/gearflow/server"
+)
+
+// wire is a connection that counts the bytes it sends and receives, for
+// the server's byte counters.
+type wire struct {
+	*wiretest.Conn
+	sent, received *int
+}
+
+func (w wire) req(typ protocol.Type, args ...string) {
+	*w.sent += len(wiretest.Packet(protocol.Req, typ, args...).Append(nil))
+	w.Req(typ, args...)
+}
+
+func (w wire) next(t *testing.T, want protocol.Type) protocol.Packet {
+	t.Helper()
+	p := w.Next(t)
+	*w.received += len(p.Append(nil))
+	if p.Type != want {
+		t.Fatalf("got %s, want %s", wiretest.Format(p), want)
+	}
+	return p
+}
+
+func (w wire) sync(t *testing.T) {
+	t.Helper()
+	w.req(protocol.EchoReq, "sync")
+	w.next(t, protocol.EchoRes)
+}
+
+// scrape returns the metric families of url, parsed as Prometheus does.
+func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("parsing %s: %v", url, err)
+	}
+	return fams
+}
+
+// sample is one metric to check: its name, its labels as name=value
+// pairs, and its value (for a histogram, its count).
+type sample struct {
+	name   string
+	labels string
+	want   float64
+}
+
+// lookup returns the value of s in fams, or an error saying why not.
+func lookup(fams map[string]*dto.MetricFamily, s sample) (float64, error) {
+	fam := fams[s.name]
+	if fam == nil {
+		return 0, fmt.Errorf("%s: no such metric", s.name)
+	}
+	for _, m := range fam.GetMetric() {
+		var pairs []string
+		for _, l := range m.GetLabel() {
+			pairs = append(pairs, l.GetName()+"="+l.GetValue())
+		}
+		if strings.Join(pairs, ",") != s.labels {
+			continue
+		}
+		switch fam.GetType() {
+		case dto.MetricType_COUNTER:
+			return m.GetCounter().GetValue(), nil
+		case dto.MetricType_GAUGE:
+			return m.GetGauge().GetValue(), nil
+		case dto.MetricType_HISTOGRAM:
+			h := m.GetHistogram()
+			// The buckets must be cumulative and end at the count.
+			var last uint64
+			for _, b := range h.GetBucket() {
+				if b.GetCumulativeCount() < last {
+					return 0, fmt.Errorf("%s: buckets not cumulative", s.name)
+				}
+				last = b.GetCumulativeCount()
+			}
+			if last > h.GetSampleCount() {
+				return 0, fmt.Errorf("%s: bucket count %d above the count %d", s.name, last, h.GetSampleCount())
+			}
+			return float64(h.GetSampleCount()), nil
+		}
+		return 0, fmt.Errorf("%s: type %s", s.name, fam.GetType())
+	}
+	return 0, fmt.Errorf("%s{%s}: no such series", s.name, s.labels)
+}
+
+// expectMetrics scrapes url until every sample has its value, for up to
+// 5 seconds (what a connection's departure does ends shortly after the
+// peer sees its socket close), and fails t with the differences if not.
+func expectMetrics(t *testing.T, url string, samples ...sample) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		fams := scrape(t, url)
+		var bad []string
+		for _, s := range samples {
+			got, err := lookup(fams, s)
+			switch {
+			case err != nil:
+				bad = append(bad, err.Error())
+			case got != s.want:
+				bad = append(bad, fmt.Sprintf("%s{%s} = %v, want %v", s.name, s.labels, got, s.want))
+			}
+		}
+		if len(bad) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics:\n  %s", strings.Join(bad, "\n  "))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func queued(fn string, high, normal, low float64) []sample {
+	return []sample{
+		{"gearflow_server_queued_jobs", "function=" + fn + ",priority=high", high},
+		{"gearflow_server_queued_jobs", "function=" + fn + ",priority=normal", normal},
+		{"gearflow_server_queued_jobs", "function=" + fn + ",priority=low", low},
+	}
+}
+
+func jobs(fn string, submitted, completed, failed, excepted, requeued, dropped, running float64) []sample {
+	l := "function=" + fn
+	return []sample{
+		{"gearflow_server_jobs_submitted_total", l, submitted},
+		{"gearflow_server_jobs_completed_total", l, completed},
+		{"gearflow_server_jobs_failed_total", l, failed},
+		{"gearflow_server_jobs_excepted_total", l, excepted},
+		{"gearflow_server_jobs_requeued_total", l, requeued},
+		{"gearflow_server_jobs_dropped_total", l, dropped},
+		{"gearflow_server_running_jobs", l, running},
+	}
+}
+
+// TestMetricsFollowJobs runs a scripted sequence of jobs and checks,
+// after each step, the exact figures /metrics reports: queue depths per
+// function and priority, workers, running jobs, the job counters, the
+// wait and run time histograms' counts and the bytes either way.
+func TestMetricsFollowJobs(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t, server.Config{JobRetries: 2})
+	srv.AllowLeftoverJobs() // f2's job
+	web := httptest.NewServer(srv.Srv.HTTPHandler())
+	t.Cleanup(web.Close)
+	url := web.URL + "/metrics"
+	var sent, received int
+	dial := func() wire { return wire{wiretest.Dial(t, srv.Addr), &sent, &received} }
+	check := func(extra ...[]sample) {
+		t.Helper()
+		var all []sample
+		for _, e := range extra {
+			all = append(all, e...)
+		}
+		all = append(all,
+			sample{"gearflow_server_received_bytes_total", "", float64(sent)},
+			sample{"gearflow_server_sent_bytes_total", "", float64(received)})
+		expectMetrics(t, url, all...)
+	}
+
+	// Three background jobs for f1, one per priority, one for f2.
+	client := dial()
+	for _, typ := range []protocol.Type{protocol.SubmitJobLowBg, protocol.SubmitJobBg, protocol.SubmitJobHighBg} {
+		client.req(typ, "f1", "", "x")
+		client.next(t, protocol.JobCreated)
+	}
+	client.req(protocol.SubmitJobBg, "f2", "", "y")
+	client.next(t, protocol.JobCreated)
+	check(queued("f1", 1, 1, 1), queued("f2", 0, 1, 0), jobs("f1", 3, 0, 0, 0, 0, 0, 0), jobs("f2", 1, 0, 0, 0, 0, 0, 0),
+		[]sample{{"gearflow_server_connections", "", 1}, {"gearflow_server_connections_accepted_total", "", 1},
+			{"gearflow_server_worker_connections", "", 0}, {"gearflow_server_workers", "function=f1", 0},
+			{"gearflow_server_job_wait_seconds", "", 0}, {"gearflow_server_job_run_seconds", "", 0}})
+
+	// A worker takes the HIGH job and completes it.
+	w1 := dial()
+	w1.req(protocol.CanDo, "f1")
+	w1.req(protocol.GrabJob)
+	high := string(w1.next(t, protocol.JobAssign).Args[0])
+	check(queued("f1", 0, 1, 1), jobs("f1", 3, 0, 0, 0, 0, 0, 1),
+		[]sample{{"gearflow_server_worker_connections", "", 1}, {"gearflow_server_workers", "function=f1", 1},
+			{"gearflow_server_workers", "function=f2", 0}, {"gearflow_server_job_wait_seconds", "", 1}})
+	w1.req(protocol.WorkComplete, high, "done")
+	w1.sync(t)
+	check(jobs("f1", 3, 1, 0, 0, 0, 0, 0), []sample{{"gearflow_server_job_run_seconds", "", 1}})
+
+	// It fails the NORMAL one.
+	w1.req(protocol.GrabJob)
+	normal := string(w1.next(t, protocol.JobAssign).Args[0])
+	w1.req(protocol.WorkFail, normal)
+	w1.sync(t)
+	check(queued("f1", 0, 0, 1), jobs("f1", 3, 1, 1, 0, 0, 0, 0),
+		[]sample{{"gearflow_server_job_wait_seconds", "", 2}, {"gearflow_server_job_run_seconds", "", 2}})
+
+	// It takes the LOW one and disconnects: the job is queued again.
+	w1.req(protocol.GrabJob)
+	w1.next(t, protocol.JobAssign)
+	w1.Close()
+	check(queued("f1", 0, 0, 1), jobs("f1", 3, 1, 1, 0, 1, 0, 0),
+		[]sample{{"gearflow_server_connections", "", 1}, {"gearflow_server_worker_connections", "", 0},
+			{"gearflow_server_workers", "function=f1", 0}, {"gearflow_server_job_wait_seconds", "", 3}})
+
+	// A second worker loses it too: the retry limit (2) drops it.
+	w2 := dial()
+	w2.req(protocol.CanDo, "f1")
+	w2.req(protocol.GrabJob)
+	w2.next(t, protocol.JobAssign)
+	w2.Close()
+	check(queued("f1", 0, 0, 0), jobs("f1", 3, 1, 1, 0, 2, 1, 0),
+		[]sample{{"gearflow_server_job_wait_seconds", "", 4}, {"gearflow_server_job_run_seconds", "", 2}})
+
+	// A foreground job ends in an exception.
+	w3 := dial()
+	w3.req(protocol.CanDo, "f1")
+	w3.sync(t)
+	client.req(protocol.OptionReq, "exceptions")
+	client.next(t, protocol.OptionRes)
+	client.req(protocol.SubmitJob, "f1", "", "z")
+	client.next(t, protocol.JobCreated)
+	w3.req(protocol.GrabJob)
+	h := string(w3.next(t, protocol.JobAssign).Args[0])
+	w3.req(protocol.WorkException, h, "boom")
+	client.next(t, protocol.WorkException)
+	check(queued("f1", 0, 0, 0), queued("f2", 0, 1, 0), jobs("f1", 4, 1, 1, 1, 2, 1, 0), jobs("f2", 1, 0, 0, 0, 0, 0, 0),
+		[]sample{{"gearflow_server_connections", "", 2}, {"gearflow_server_connections_accepted_total", "", 4},
+			{"gearflow_server_worker_connections", "", 1},
+			{"gearflow_server_job_wait_seconds", "", 5}, {"gearflow_server_job_run_seconds", "", 3},
+			{"gearflow_server_info", "version=" + server.Version, 1}})
+
+	// The same state as JSON.
+	var st server.Status
+	getJSON(t, web.URL+"/api/status", &st)
+	i := slices.IndexFunc(st.Functions, func(f server.FunctionStatus) bool { return f.Name == "f2" })
+	if i < 0 || st.Functions[i].Queued != (server.Priorities{Normal: 1}) || st.Functions[i].Submitted != 1 {
+		t.Errorf("/api/status functions = %+v, want f2 with one NORMAL job queued", st.Functions)
+	}
+	if len(st.Workers) != 1 || st.WorkerCount != 1 || !slices.Equal(st.Workers[0].Functions, []string{"f1"}) || st.Jobs != 1 || st.Connections != 2 {
+		t.Errorf("/api/status = %+v, want one worker of f1, one job, two connections", st)
+	}
+	var capped server.Status
+	getJSON(t, web.URL+"/api/status?max_workers=0", &capped)
+	if len(capped.Workers) != 0 || capped.WorkerCount != 1 {
+		t.Errorf("/api/status?max_workers=0 lists %d of %d workers, want 0 of 1", len(capped.Workers), capped.WorkerCount)
+	}
+	resp, err := http.Get(web.URL + "/api/status?max_workers=-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("/api/status?max_workers=-1: %s, want 400", resp.Status)
+	}
+}
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || ct != "application/json" {
+		t.Fatalf("GET %s: %s, %s", url, resp.Status, ct)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+}
+
+// TestStatusJSONIsSnakeCase checks the names /api/status gives its
+// fields, which scripts depend on.
+func TestStatusJSONIsSnakeCase(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t, server.Config{MaxQueuedJobs: 7})
+	web := httptest.NewServer(srv.Srv.HTTPHandler())
+	t.Cleanup(web.Close)
+	c := wiretest.Dial(t, srv.Addr)
+	c.Req(protocol.SetClientID, "w-1")
+	c.CanDo("resize")
+	c.Sync(t)
+	var st map[string]any
+	getJSON(t, web.URL+"/api/status", &st)
+	b, _ := json.Marshal(st)
+	for _, want := range []string{`"version":"` + server.Version + `"`, `"max_queued_jobs":7`, `"client_id":"w-1"`,
+		`"functions":["resize"]`, `"queued":{"high":0,"low":0,"normal":0}`, `"bytes_in":`, `"job_retries":0`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/api/status lacks %s:\n%s", want, b)
+		}
+	}
+}
+
+// TestHealthz: 200 while serving, 503 once the server shuts down.
+func TestHealthz(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t, server.Config{})
+	h := srv.Srv.HTTPHandler()
+	get := func() (int, string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+		b, _ := io.ReadAll(rec.Body)
+		return rec.Code, string(b)
+	}
+	if code, body := get(); code != 200 || body != "ok\n" {
+		t.Errorf("healthz while serving = %d %q, want 200 ok", code, body)
+	}
+	if err := srv.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := get(); code != http.StatusServiceUnavailable {
+		t.Errorf("healthz after shutdown = %d, want 503", code)
+	}
+}
+
+// TestMetricsStoreSync: a durable server reports how long its syncs
+// take; one without a data directory has no such metric.
+func TestMetricsStoreSync(t *testing.T) {
+	t.Parallel()
+	for _, durable := range []bool{false, true} {
+		t.Run(fmt.Sprint("durable=", durable), func(t *testing.T) {
+			t.Parallel()
+			cfg := server.Config{}
+			if durable {
+				cfg.DataDir = t.TempDir()
+			}
+			srv := servertest.Start(t, cfg)
+			srv.AllowLeftoverJobs()
+			web := httptest.NewServer(srv.Srv.HTTPHandler())
+			t.Cleanup(web.Close)
+			c := wiretest.Dial(t, srv.Addr)
+			c.Submit(t, protocol.SubmitJobBg, "f", "", "x")
+			fams := scrape(t, web.URL+"/metrics")
+			n, err := lookup(fams, sample{name: "gearflow_server_store_sync_seconds"})
+			switch {
+			case !durable && err == nil:
+				t.Errorf("store_sync_seconds reported without a store")
+			case durable && (err != nil || n < 1):
+				t.Errorf("store_sync_seconds count = %v, %v; want at least the one sync before JOB_CREATED", n, err)
+			}
+		})
+	}
+}

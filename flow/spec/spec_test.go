@@ -130,6 +130,7 @@ func TestParseFull(t *testing.T) {
 				Kind:      spec.KindMap,
 				Function:  "wc.map",
 				Input:     spec.Input{From: spec.Source{Kind: spec.SourceFile, Value: input}, Split: spec.Split{By: spec.SplitLines, N: 20000}},
+				Inputs:    []spec.Input{spec.Input{From: spec.Source{Kind: spec.SourceFile, Value: input}, Split: spec.Split{By: spec.SplitLines, N: 20000}}},
 				Combine:   "wc.sum",
 				Partition: spec.Partition{By: "key", Count: 16},
 				Params:    map[string]string{"lang": "en", "min": "3", "note": "cost is ${HOME}"},
@@ -145,6 +146,7 @@ func TestParseFull(t *testing.T) {
 				Kind:     spec.KindReduce,
 				Function: "wc.sum",
 				Input:    spec.Input{From: spec.Source{Kind: spec.SourceStage, Value: "count"}},
+				Inputs:   []spec.Input{spec.Input{From: spec.Source{Kind: spec.SourceStage, Value: "count"}}},
 				Needs:    []string{"count"},
 				Pos:      spec.Pos{Line: 33, Column: 5},
 				StageSettings: with(func(s *spec.StageSettings) {
@@ -158,6 +160,7 @@ func TestParseFull(t *testing.T) {
 				Kind:     spec.KindTask,
 				Function: "notify.py",
 				Input:    spec.Input{From: spec.Source{Kind: spec.SourceStage, Value: "total"}, Split: spec.Split{By: spec.SplitRecords, N: 100}},
+				Inputs:   []spec.Input{spec.Input{From: spec.Source{Kind: spec.SourceStage, Value: "total"}, Split: spec.Split{By: spec.SplitRecords, N: 100}}},
 				Needs:    []string{"total"}, // implied by input: from: stage:total
 				Encoding: spec.EncodingRaw,
 				Pos:      spec.Pos{Line: 40, Column: 5},
@@ -171,6 +174,7 @@ func TestParseFull(t *testing.T) {
 				Kind:          spec.KindMap,
 				Function:      "logs.scan",
 				Input:         spec.Input{From: spec.Source{Kind: spec.SourceGlob, Value: filepath.Join(dir, "logs/*.log")}, Split: spec.Split{By: spec.SplitFiles, N: 2}},
+				Inputs:        []spec.Input{spec.Input{From: spec.Source{Kind: spec.SourceGlob, Value: filepath.Join(dir, "logs/*.log")}, Split: spec.Split{By: spec.SplitFiles, N: 2}}},
 				Pos:           spec.Pos{Line: 47, Column: 5},
 				StageSettings: with(func(s *spec.StageSettings) { s.Priority = spec.PriorityLow }),
 			},
@@ -179,6 +183,7 @@ func TestParseFull(t *testing.T) {
 				Kind:     spec.KindMap,
 				Function: "bytes.map",
 				Input:    spec.Input{From: spec.Source{Kind: spec.SourceFile, Value: "/data/big.txt"}, Split: spec.Split{By: spec.SplitBytes, N: 4 << 20}},
+				Inputs:   []spec.Input{spec.Input{From: spec.Source{Kind: spec.SourceFile, Value: "/data/big.txt"}, Split: spec.Split{By: spec.SplitBytes, N: 4 << 20}}},
 				Pos:      spec.Pos{Line: 52, Column: 5},
 				StageSettings: with(func(s *spec.StageSettings) {
 					s.Retry.Initial, s.Retry.Max = 0, 0

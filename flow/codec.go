@@ -27,9 +27,21 @@ var ErrMalformed = errors.New("flow: malformed task data")
 // Record is one unit of data: a key and a value. Values are any
 // msgpack-encodable Go value; a value decoded from the wire is nil, bool,
 // int64, uint64, float64, string, []any or map[string]any.
+//
+// A map or task function's input records also say where they come
+// from: Source is the name of the stage's input they were read from
+// (inputs: [{name: users, ...}]; "" for an unnamed input), and Pos their
+// place in it. Records a function emits carry neither.
 type Record struct {
 	Key   string
 	Value any
+	// Source names the input the record was read from.
+	Source string
+	// Pos is where the record was read: a file and its line (or byte
+	// offset), or a record file of an upstream stage. It is the zero
+	// Position when the task's input travelled in its payload (a run
+	// without storage).
+	Pos Position
 }
 
 // rawRecord is a record whose value stays msgpack-encoded: the coordinator
@@ -88,6 +100,11 @@ type taskHeader struct {
 	Combine string            // map tasks: combiner function, "" = none
 	Input   string            // where the input came from, for error reports
 	Params  map[string]string // the stage's params
+	// Source is the name of the stage input the task reads ("source").
+	Source string
+	// SkipBad is the stage's skip_bad_records, as "10" or "1%"
+	// ("skip_bad"); "" skips none.
+	SkipBad string
 }
 
 // task is a decoded task payload.
@@ -106,6 +123,12 @@ func appendTaskHeader(b []byte, h *taskHeader) []byte {
 		n++
 	}
 	if h.Input != "" {
+		n++
+	}
+	if h.Source != "" {
+		n++
+	}
+	if h.SkipBad != "" {
 		n++
 	}
 	b = msgp.AppendMapLen(b, n)
@@ -128,6 +151,14 @@ func appendTaskHeader(b []byte, h *taskHeader) []byte {
 	if h.Input != "" {
 		b = msgp.AppendString(b, "input")
 		b = msgp.AppendString(b, h.Input)
+	}
+	if h.Source != "" {
+		b = msgp.AppendString(b, "source")
+		b = msgp.AppendString(b, h.Source)
+	}
+	if h.SkipBad != "" {
+		b = msgp.AppendString(b, "skip_bad")
+		b = msgp.AppendString(b, h.SkipBad)
 	}
 	b = msgp.AppendString(b, "params")
 	keys := make([]string, 0, len(h.Params))
@@ -228,6 +259,10 @@ func decodeTask(data []byte) (*task, error) {
 			t.Combine, err = d.Str()
 		case "input":
 			t.Input, err = d.Str()
+		case "source":
+			t.Source, err = d.Str()
+		case "skip_bad":
+			t.SkipBad, err = d.Str()
 		case "params":
 			t.Params, err = decodeStringMap(d)
 		case "records":
@@ -357,11 +392,17 @@ type Summary struct {
 	// Files are the files a task with refs wrote ("files"), each
 	// [key, part, records, bytes].
 	Files []outFile
+	// Bad are the input records the task skipped under its stage's
+	// skip_bad_records ("bad"), each [where, error, record].
+	Bad []BadRecord
 }
 
 func appendSummary(b []byte, s Summary) []byte {
 	n := 3
 	if len(s.Files) > 0 {
+		n++
+	}
+	if len(s.Bad) > 0 {
 		n++
 	}
 	b = msgp.AppendMapLen(b, n)
@@ -389,7 +430,45 @@ func appendSummary(b []byte, s Summary) []byte {
 			}
 		}
 	}
+	if len(s.Bad) > 0 {
+		b = msgp.AppendString(b, "bad")
+		b = msgp.AppendArrayLen(b, len(s.Bad))
+		for _, r := range s.Bad {
+			b = msgp.AppendArrayLen(b, 3)
+			b = msgp.AppendString(b, r.Where)
+			b = msgp.AppendString(b, r.Err)
+			b = msgp.AppendString(b, r.Record)
+		}
+	}
 	return b
+}
+
+func decodeBad(d *msgp.Cursor) ([]BadRecord, error) {
+	n, err := d.ArrayLen()
+	if err != nil {
+		return nil, err
+	}
+	bad := make([]BadRecord, 0, n)
+	for i := 0; i < n; i++ {
+		m, err := d.ArrayLen()
+		if err == nil && m != 3 {
+			err = fmt.Errorf("bad record %d: want [where, error, record], got %d elements", i, m)
+		}
+		if err != nil {
+			return nil, err
+		}
+		var r BadRecord
+		if r.Where, err = d.Str(); err == nil {
+			if r.Err, err = d.Str(); err == nil {
+				r.Record, err = d.Str()
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("bad record %d: %w", i, err)
+		}
+		bad = append(bad, r)
+	}
+	return bad, nil
 }
 
 func decodeFiles(d *msgp.Cursor) ([]outFile, error) {
@@ -448,6 +527,8 @@ func decodeSummary(data []byte) (Summary, error) {
 			s.Batches, err = d.Int64()
 		case "files":
 			s.Files, err = decodeFiles(d)
+		case "bad":
+			s.Bad, err = decodeBad(d)
 		default:
 			err = d.Skip()
 		}

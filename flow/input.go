@@ -451,11 +451,10 @@ func fromJSON(v any) any {
 
 // appendLineValue appends the value a line of input (without its end)
 // becomes in format: "text", the line as a string; "json", the decoded
-// JSON value, a blank line giving none (ok false); "csv", the array of
-// its fields (a quoted field cannot span lines).
+// JSON value, a blank line giving none (ok false). CSV is read record by
+// record instead (eachCSVRecord), since a quoted field may span lines.
 func appendLineValue(b []byte, format string, line []byte) (value []byte, ok bool, err error) {
-	switch format {
-	case "json":
+	if format == "json" {
 		if len(bytes.TrimSpace(line)) == 0 {
 			return b, false, nil
 		}
@@ -465,18 +464,6 @@ func appendLineValue(b []byte, format string, line []byte) (value []byte, ok boo
 		}
 		b, err = appendValue(b, v)
 		return b, err == nil, err
-	case "csv":
-		fields, err := csv.NewReader(bytes.NewReader(line)).Read()
-		if err == io.EOF {
-			fields = []string{}
-		} else if err != nil {
-			return b, false, err
-		}
-		b = msgp.AppendArrayLen(b, len(fields))
-		for _, f := range fields {
-			b = msgp.AppendString(b, f)
-		}
-		return b, true, nil
 	}
 	return msgp.AppendStringBytes(b, line), true, nil
 }

@@ -437,7 +437,7 @@ type SplitBy int
 const (
 	SplitLines   SplitBy = iota // lines of text
 	SplitBytes                  // bytes, cut at line ends (default for files and globs: 64 MiB)
-	SplitRecords                // records: JSON lines, or a stage's records (default for stages: 10000)
+	SplitRecords                // records of the input's format, or a stage's records (default for stages: 10000)
 	SplitFiles                  // whole files per task
 )
 

@@ -92,6 +92,9 @@ func Run(ctx context.Context, p *spec.Pipeline, reg *Registry, opts Options) (*R
 	// File inputs are split now, so a missing file fails the run before
 	// anything is submitted.
 	for _, sr := range c.stages {
+		if sr.st.CoGroup() && c.store == nil {
+			return nil, &RunError{Run: c.run, Err: errCoGroupNeedsStorage(sr.st)}
+		}
 		if readsFiles(sr.st) {
 			chunks, err := c.stageChunks(ctx, sr)
 			if err != nil {

@@ -33,7 +33,7 @@ func (c *coordinator) planStage(sr *stageRun) ([]chunk, error) {
 	st := sr.st
 	if st.Kind == spec.KindReduce {
 		if st.CoGroup() {
-			return nil, fmt.Errorf("flow: stage %s reads several stages together, which needs storage: run embedded, or give --storage", st.Name)
+			return nil, errCoGroupNeedsStorage(st)
 		}
 		return c.prepareReduce(sr)
 	}
@@ -53,6 +53,13 @@ func (c *coordinator) planStage(sr *stageRun) ([]chunk, error) {
 		chunks = append(chunks, cs...)
 	}
 	return chunks, nil
+}
+
+// errCoGroupNeedsStorage is the error of a run without storage with a
+// reduce stage reading several stages: their partitions meet only in
+// storage.
+func errCoGroupNeedsStorage(st *spec.Stage) error {
+	return fmt.Errorf("flow: stage %s reads several stages together, which needs storage: run embedded, or give --storage", st.Name)
 }
 
 // planInputInline cuts one input of a stage into chunks that travel in

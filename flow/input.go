@@ -180,6 +180,15 @@ func objectFormat(in spec.Input, key string) string {
 	return "text"
 }
 
+// checkHeader fails an input with header: true whose file is not read
+// as CSV: the header would otherwise be taken for data.
+func checkHeader(in spec.Input, format, name string) error {
+	if in.Header && format != "csv" {
+		return fmt.Errorf("flow: input %s: header: true applies to CSV, and this file reads as %s (set format: csv)", name, format)
+	}
+	return nil
+}
+
 // readCSVHeader returns the fields of the first CSV record r reads.
 func readCSVHeader(r io.Reader, name string) ([]string, error) {
 	fields, err := csv.NewReader(r).Read()
@@ -207,6 +216,9 @@ func splitFileInput(path string, in spec.Input) ([]chunk, error) {
 	}
 	defer f.Close()
 	format := objectFormat(in, path)
+	if err := checkHeader(in, format, path); err != nil {
+		return nil, err
+	}
 	chunks, err := scanSplits(f, in.Split, format == "csv")
 	if err != nil {
 		return nil, fmt.Errorf("flow: input: %w", err)

@@ -136,3 +136,25 @@ output: { to: out.tsv }
 		}
 	}
 }
+
+// TestHeaderOnlyForCSV: header: true on a file that does not read as
+// CSV is an error, not a first line quietly taken for data.
+func TestHeaderOnlyForCSV(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "in.txt"), []byte("a,b\n1,2\n"), 0o644)
+	p := parsePipeline(t, dir, `
+version: 1
+name: h
+stages:
+  - name: read
+    kind: map
+    function: h.map
+    input: { from: file:in.txt, header: true }
+output: { to: out.tsv }
+`, nil)
+	_, err := flow.Plan(p)
+	if err == nil || !strings.Contains(err.Error(), "header: true applies to CSV, and this file reads as text (set format: csv)") {
+		t.Errorf("Plan: %v, want the header refused", err)
+	}
+}

@@ -136,6 +136,9 @@ func planInput(ctx context.Context, in spec.Input, excluded func(path string) bo
 	for _, o := range objs {
 		format := objectFormat(in, o.Key)
 		obj := objectRef{Store: st.URI(), Key: o.Key}
+		if err := checkHeader(in, format, obj.URI()); err != nil {
+			return nil, err
+		}
 		var header []string
 		if format == "csv" && in.Header {
 			rc, err := storage.OpenInput(ctx, st, o.Key)

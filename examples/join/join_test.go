@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/gearflow/gearflow/examples/join"
@@ -67,5 +68,30 @@ func TestJoin(t *testing.T) {
 				t.Errorf("stages %+v: want 3, the join with a task per partition", res.Stages)
 			}
 		})
+	}
+}
+
+// TestJoinNeedsStorage: without storage the partitions of the two
+// stages have nowhere to meet, and the run says so before it submits a
+// single task.
+func TestJoinNeedsStorage(t *testing.T) {
+	t.Parallel()
+	p, err := spec.Load("join.yaml", map[string]string{"out": filepath.Join(t.TempDir(), "out.jsonl")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := flow.NewRegistry()
+	join.Register(reg)
+	var events []flow.Event
+	srv := servertest.Start(t, server.Config{})
+	_, err = flow.Run(t.Context(), p, reg, flow.Options{StateDir: t.TempDir(), Servers: []string{srv.Addr}, Workers: 1,
+		Storage: flow.StorageNone, OnEvent: func(e flow.Event) { events = append(events, e) }})
+	if err == nil || !strings.Contains(err.Error(), "stage user_orders reads several stages together, which needs storage") {
+		t.Fatalf("err = %v, want the cogroup's need of storage", err)
+	}
+	for _, e := range events {
+		if e.Kind == flow.EventTaskDone {
+			t.Errorf("a task ran: %+v", e)
+		}
 	}
 }

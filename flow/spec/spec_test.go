@@ -263,3 +263,60 @@ output: { to: out/parts/, format: jsonl }
 		t.Errorf("an ftp storage: err = %v, want an unknown scheme", err)
 	}
 }
+
+// TestParseInputsAndCoGroup: inputs: gives a stage several named inputs,
+// each with its format, header and split; skip_bad_records reads a count
+// or a percentage, inherited from defaults; a reduce stage with several
+// needs and no input reads them all, named by stage.
+func TestParseInputsAndCoGroup(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	src := `version: 1
+name: shop
+defaults:
+  skip_bad_records: "0.5%"
+stages:
+  - name: tag
+    kind: map
+    function: shop.tag
+    inputs:
+      - { name: users, from: file:users.csv, format: csv, header: true, split: { records: 100 } }
+      - { name: orders, from: "glob:orders/*.jsonl", format: jsonl }
+    partition: { count: 4 }
+  - name: other
+    kind: map
+    function: shop.other
+    input: { from: file:x.txt, format: text }
+    partition: { count: 4 }
+    skip_bad_records: 3
+  - name: joined
+    kind: reduce
+    needs: [tag, other]
+    function: shop.join
+output: { to: out.jsonl }
+`
+	p, err := spec.Parse([]byte(src), filepath.Join(dir, "p.yaml"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag, other, joined := p.Stages[0], p.Stages[1], p.Stages[2]
+	want := []spec.Input{
+		{Name: "users", From: spec.Source{Kind: spec.SourceFile, Value: filepath.Join(dir, "users.csv")},
+			Split: spec.Split{By: spec.SplitRecords, N: 100}, Format: spec.FormatCSVRows, Header: true},
+		{Name: "orders", From: spec.Source{Kind: spec.SourceGlob, Value: filepath.Join(dir, "orders/*.jsonl")},
+			Split: spec.Split{By: spec.SplitBytes, N: spec.DefaultSplitBytes}, Format: spec.FormatJSONLines},
+	}
+	if !reflect.DeepEqual(tag.Inputs, want) || !reflect.DeepEqual(tag.Input, want[0]) {
+		t.Errorf("tag inputs %+v (input %+v), want %+v", tag.Inputs, tag.Input, want)
+	}
+	if tag.SkipBadRecords != (spec.BadRecordLimit{Fraction: 0.005}) || other.SkipBadRecords != (spec.BadRecordLimit{Count: 3}) {
+		t.Errorf("skip_bad_records %+v and %+v, want 0.5%% and 3", tag.SkipBadRecords, other.SkipBadRecords)
+	}
+	if !joined.CoGroup() || len(joined.Inputs) != 2 || joined.Inputs[0].Name != "tag" || joined.Inputs[1].Name != "other" ||
+		joined.Inputs[1].From != (spec.Source{Kind: spec.SourceStage, Value: "other"}) {
+		t.Errorf("joined inputs %+v: want a cogroup of tag and other", joined.Inputs)
+	}
+	if err := p.Validate(); err != nil {
+		t.Errorf("Validate: %v", err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -200,5 +201,64 @@ output: { to: out.tsv }
 				t.Errorf("the function was called %d times, want %d", got, tt.calls)
 			}
 		})
+	}
+}
+
+// TestBadLinesOfByteSplits: lines that do not read as JSON are bad
+// records too; in a bytes split the dead letter names the first split's
+// lines by number and the others' by byte offset, their line numbers
+// being unknown without reading the file before them.
+func TestBadLinesOfByteSplits(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var in strings.Builder
+	for i := 1; i <= 9; i++ {
+		if i == 2 || i == 7 {
+			in.WriteString("{\"n\": x}\n") // 9 bytes, as the others
+			continue
+		}
+		fmt.Fprintf(&in, "{\"n\": %d}\n", i)
+	}
+	input := filepath.Join(dir, "in.jsonl")
+	if err := os.WriteFile(input, []byte(in.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := parsePipeline(t, dir, `
+version: 1
+name: bad
+stages:
+  - name: parse
+    kind: map
+    function: bad.map
+    input: { from: file:in.jsonl, format: jsonl, split: { bytes: 40 } }
+    skip_bad_records: 1
+output: { to: out.jsonl }
+`, nil)
+	reg := flow.NewRegistry()
+	reg.Map("bad.map", func(ctx context.Context, rec flow.Record, emit flow.Emit) error {
+		return emit("", rec.Value)
+	})
+	state := t.TempDir()
+	res, err := flow.Run(t.Context(), p, reg, flow.Options{StateDir: state, RunID: "bytes", Workers: 2, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Stages[0].RecordsOut != 7 {
+		t.Errorf("records out = %d, want 7", res.Stages[0].RecordsOut)
+	}
+	dirs, _ := filepath.Glob(filepath.Join(state, "*bytes*", "bad.jsonl"))
+	if len(dirs) != 1 {
+		t.Fatalf("bad.jsonl files: %v", dirs)
+	}
+	var wheres []string
+	for _, b := range readBadLetters(t, dirs[0]) {
+		wheres = append(wheres, b.Where)
+		if !strings.Contains(b.Err, "invalid character") || b.Record != `{"n": x}` {
+			t.Errorf("bad record %+v: want the JSON error and the line", b)
+		}
+	}
+	sort.Strings(wheres)
+	if want := []string{input + ":2", input + "@54"}; strings.Join(wheres, " ") != strings.Join(want, " ") {
+		t.Errorf("bad records at %q, want %q", wheres, want)
 	}
 }

@@ -163,7 +163,13 @@ func planInput(ctx context.Context, in spec.Input, excluded func(path string) bo
 				chunks = append(chunks, chunk{Split: &splitRef{objectRef: obj, Size: 0, Format: format}})
 			}
 			for off := int64(0); off < o.Size; off += size {
-				chunks = append(chunks, chunk{Split: &splitRef{objectRef: obj, Off: off, Len: min(size, o.Size-off), Size: o.Size, Format: format}})
+				sp := &splitRef{objectRef: obj, Off: off, Len: min(size, o.Size-off), Size: o.Size, Format: format}
+				if off == 0 {
+					// The lines of the first split are numbered; the
+					// others' first line is not known without reading.
+					sp.FirstLine = 1
+				}
+				chunks = append(chunks, chunk{Split: sp})
 			}
 		default:
 			rc, err := st.Open(ctx, o.Key, 0, -1)

@@ -262,3 +262,36 @@ output: { to: out.jsonl }
 		t.Errorf("bad records at %q, want %q", wheres, want)
 	}
 }
+
+// TestPermanentRawNotRetried: a raw stage's function that fails with a
+// permanent error is not retried either.
+func TestPermanentRawNotRetried(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "in.txt"), []byte("a\nb\n"), 0o644)
+	p := parsePipeline(t, dir, `
+version: 1
+name: raw
+stages:
+  - name: up
+    kind: map
+    function: raw.up
+    encoding: raw
+    input: { from: file:in.txt }
+    retry: { max_attempts: 3, initial: 10ms }
+output: { to: out.tsv }
+`, nil)
+	var calls atomic.Int64
+	reg := flow.NewRegistry()
+	reg.Raw("raw.up", func(ctx context.Context, in []byte) ([]byte, error) {
+		calls.Add(1)
+		return nil, flow.Permanent(errors.New("cannot be mended"))
+	})
+	_, err := flow.Run(t.Context(), p, reg, flow.Options{StateDir: t.TempDir(), Workers: 1, Logger: testLogger(t)})
+	if err == nil || !strings.Contains(err.Error(), "permanent: raw.up: cannot be mended") {
+		t.Errorf("err = %v, want the permanent error", err)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("the function ran %d times, want once", n)
+	}
+}

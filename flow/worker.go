@@ -16,7 +16,7 @@ func (r *Registry) Handler(name string) runtime.Handler {
 		return runtime.HandlerFunc(func(ctx context.Context, job *runtime.Job) ([]byte, error) {
 			out, err := f.raw(ctx, job.Payload)
 			if err != nil {
-				return nil, runtime.Exception(&FunctionError{Function: name, Err: err})
+				return nil, runtime.Exception(exceptionError(&FunctionError{Function: name, Err: err}))
 			}
 			return out, nil
 		})

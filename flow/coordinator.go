@@ -95,7 +95,7 @@ func Run(ctx context.Context, p *spec.Pipeline, reg *Registry, opts Options) (*R
 		if sr.st.CoGroup() && c.store == nil {
 			return nil, &RunError{Run: c.run, Err: errCoGroupNeedsStorage(sr.st)}
 		}
-		if readsFiles(sr.st) {
+		if readsOnlyFiles(sr.st) {
 			chunks, err := c.stageChunks(ctx, sr)
 			if err != nil {
 				return nil, &RunError{Run: c.run, Err: fmt.Errorf("stage %s: %w", sr.st.Name, err)}

@@ -158,3 +158,55 @@ output: { to: out.tsv }
 		t.Errorf("Plan: %v, want the header refused", err)
 	}
 }
+
+// TestInputsMixStageAndFile: a map stage may read another stage's output
+// and a file together; its records say which.
+func TestInputsMixStageAndFile(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"embedded", "no storage"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			os.WriteFile(filepath.Join(dir, "a.txt"), []byte("x\ny\n"), 0o644)
+			os.WriteFile(filepath.Join(dir, "b.txt"), []byte("z\n"), 0o644)
+			p := parsePipeline(t, dir, `
+version: 1
+name: mix
+stages:
+  - name: first
+    kind: map
+    function: mix.up
+    input: { from: file:a.txt }
+  - name: both
+    kind: map
+    function: mix.tag
+    inputs:
+      - { from: stage:first }
+      - { name: extra, from: file:b.txt }
+output: { to: out.tsv }
+`, nil)
+			reg := flow.NewRegistry()
+			reg.Map("mix.up", func(ctx context.Context, rec flow.Record, emit flow.Emit) error {
+				return emit("", strings.ToUpper(rec.Value.(string)))
+			})
+			reg.Map("mix.tag", func(ctx context.Context, rec flow.Record, emit flow.Emit) error {
+				return emit(rec.Source, rec.Value)
+			})
+			opts := flow.Options{StateDir: t.TempDir(), Workers: 2, Logger: testLogger(t)}
+			if mode == "no storage" {
+				opts.Servers = []string{servertest.Start(t, server.Config{}).Addr}
+				opts.Storage = flow.StorageNone
+			}
+			if _, err := flow.Run(t.Context(), p, reg, opts); err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(filepath.Join(dir, "out.tsv"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := "first\tX\nfirst\tY\nextra\tz\n"; string(got) != want {
+				t.Errorf("output:\n%s\nwant:\n%s", got, want)
+			}
+		})
+	}
+}

@@ -84,6 +84,18 @@ func readsFiles(st *spec.Stage) bool {
 	return false
 }
 
+// readsOnlyFiles reports whether a stage reads file or glob inputs and
+// nothing else: its tasks can be planned before any stage has run.
+func readsOnlyFiles(st *spec.Stage) bool {
+	ins := st.InputList()
+	for _, in := range ins {
+		if in.From.Kind != spec.SourceFile && in.From.Kind != spec.SourceGlob {
+			return false
+		}
+	}
+	return len(ins) > 0
+}
+
 // inputName is the name an input's records carry as their Source: its
 // name:, else, for a stage's output, the stage's name.
 func inputName(in spec.Input) string {

@@ -210,3 +210,37 @@ output: { to: out.tsv }
 		})
 	}
 }
+
+// TestInputInsideStorageFolder: an input may lie in the storage folder;
+// only the run's own prefix there is left out of a glob.
+func TestInputInsideStorageFolder(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "shared", "in"), 0o755)
+	os.WriteFile(filepath.Join(dir, "shared", "in", "a.txt"), []byte("x\ny\n"), 0o644)
+	p := parsePipeline(t, dir, `
+version: 1
+name: shared
+storage: shared
+stages:
+  - name: read
+    kind: map
+    function: shared.map
+    input: { from: "glob:shared/**", split: files }
+output: { to: out.tsv }
+`, nil)
+	reg := flow.NewRegistry()
+	reg.Map("shared.map", func(ctx context.Context, rec flow.Record, emit flow.Emit) error {
+		return emit(rec.Key, 1)
+	})
+	if _, err := flow.Run(t.Context(), p, reg, flow.Options{StateDir: t.TempDir(), Workers: 1, Logger: testLogger(t)}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "out.tsv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != "a.txt\t1\n" {
+		t.Errorf("output %q, want the one input file", got)
+	}
+}

@@ -58,12 +58,13 @@ func (c *coordinator) storedPlan(ctx context.Context, sr *stageRun) ([]chunk, er
 }
 
 // excluded reports whether path is the run's own: under its state
-// folder, its run directory or its storage, which an input glob such as
-// ** would otherwise match.
+// folder, its run directory or its prefix in a storage folder, which an
+// input glob such as ** would otherwise match. The rest of a storage
+// folder is not excluded: inputs may well lie there.
 func (c *coordinator) excluded(path string) bool {
 	dirs := []string{c.opts.StateDir, c.j.dir}
 	if dir, ok := strings.CutPrefix(c.storeURI, "file://"); ok {
-		dirs = append(dirs, dir)
+		dirs = append(dirs, filepath.Join(dir, c.run))
 	}
 	for _, d := range dirs {
 		if d == "" {

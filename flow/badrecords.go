@@ -207,6 +207,20 @@ func recordText(rec Record) string {
 	return string(data)
 }
 
+// recordPos is where record i of a payload's records was read, as far
+// as the payload says.
+func (t *task) recordPos(i int) Position {
+	pos := Position{File: t.File}
+	switch {
+	case t.File == "":
+	case len(t.Lines) == len(t.Records):
+		pos.Line = t.Lines[i]
+	case t.FirstLine > 0:
+		pos.Line = t.FirstLine + int64(i)
+	}
+	return pos
+}
+
 // where names an input record for messages: its position, or, for a
 // task whose records came in its payload, the task's input and the
 // record's number in it (1-based, after the in records before it).

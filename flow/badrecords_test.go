@@ -61,7 +61,7 @@ func TestSkipBadRecords(t *testing.T) {
 	}{
 		{"embedded", false, "", "%s:7"},
 		{"storage", true, "store", "%s:7"},
-		{"no storage", true, flow.StorageNone, "%s:1-10: record 7"},
+		{"no storage", true, flow.StorageNone, "%s:7"},
 	}
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {

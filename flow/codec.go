@@ -39,8 +39,8 @@ type Record struct {
 	Source string
 	// Pos is where the record was read: a file and its line (or byte
 	// offset), or a record file of an upstream stage. It is the zero
-	// Position when the task's input travelled in its payload (a run
-	// without storage).
+	// Position when that is not known (an upstream stage's records in a
+	// run without storage).
 	Pos Position
 }
 
@@ -105,6 +105,12 @@ type taskHeader struct {
 	// SkipBad is the stage's skip_bad_records, as "10" or "1%"
 	// ("skip_bad"); "" skips none.
 	SkipBad string
+	// File, FirstLine and Lines say where the payload's records were
+	// read ("file", "first_line", "lines"): record i is on line Lines[i]
+	// of File, or, without Lines, on line FirstLine+i.
+	File      string
+	FirstLine int64
+	Lines     []int64
 }
 
 // task is a decoded task payload.
@@ -129,6 +135,15 @@ func appendTaskHeader(b []byte, h *taskHeader) []byte {
 		n++
 	}
 	if h.SkipBad != "" {
+		n++
+	}
+	if h.File != "" {
+		n++
+	}
+	if h.FirstLine > 0 {
+		n++
+	}
+	if len(h.Lines) > 0 {
 		n++
 	}
 	b = msgp.AppendMapLen(b, n)
@@ -159,6 +174,21 @@ func appendTaskHeader(b []byte, h *taskHeader) []byte {
 	if h.SkipBad != "" {
 		b = msgp.AppendString(b, "skip_bad")
 		b = msgp.AppendString(b, h.SkipBad)
+	}
+	if h.File != "" {
+		b = msgp.AppendString(b, "file")
+		b = msgp.AppendString(b, h.File)
+	}
+	if h.FirstLine > 0 {
+		b = msgp.AppendString(b, "first_line")
+		b = msgp.AppendInt(b, h.FirstLine)
+	}
+	if len(h.Lines) > 0 {
+		b = msgp.AppendString(b, "lines")
+		b = msgp.AppendArrayLen(b, len(h.Lines))
+		for _, l := range h.Lines {
+			b = msgp.AppendInt(b, l)
+		}
 	}
 	b = msgp.AppendString(b, "params")
 	keys := make([]string, 0, len(h.Params))
@@ -263,6 +293,12 @@ func decodeTask(data []byte) (*task, error) {
 			t.Source, err = d.Str()
 		case "skip_bad":
 			t.SkipBad, err = d.Str()
+		case "file":
+			t.File, err = d.Str()
+		case "first_line":
+			t.FirstLine, err = d.Int64()
+		case "lines":
+			t.Lines, err = decodeInts(d)
 		case "params":
 			t.Params, err = decodeStringMap(d)
 		case "records":
@@ -361,6 +397,20 @@ func decodeGroups(d *msgp.Cursor) ([]group, error) {
 		groups = append(groups, g)
 	}
 	return groups, nil
+}
+
+func decodeInts(d *msgp.Cursor) ([]int64, error) {
+	n, err := d.ArrayLen()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]int64, n)
+	for i := range out {
+		if out[i], err = d.Int64(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 func decodeStringMap(d *msgp.Cursor) (map[string]string, error) {

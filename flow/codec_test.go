@@ -62,7 +62,8 @@ func TestValueRoundTrip(t *testing.T) {
 func TestTaskPayloadRoundTrip(t *testing.T) {
 	t.Parallel()
 	h := taskHeader{Run: "r1", Stage: "count", Task: 7, Attempt: 2, Kind: TaskMap, Combine: "wc.sum",
-		Input: "in.txt:1-2", Params: map[string]string{"b": "2", "a": "1"}, Source: "users", SkipBad: "1%"}
+		Input: "in.txt:1-2", Params: map[string]string{"b": "2", "a": "1"}, Source: "users", SkipBad: "1%",
+		File: "/data/users.csv", Lines: []int64{2, 4}}
 	recs := []rawRecord{{Key: "", Value: mustValue(t, "a b")}, {Key: "k", Value: mustValue(t, 5)}}
 	got, err := decodeTask(appendMapPayload(nil, &h, recs))
 	if err != nil {

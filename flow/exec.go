@@ -233,8 +233,8 @@ func (r *Registry) eachInput(ctx context.Context, t *task, fn recordFunc, bad ba
 	if t.Refs != nil {
 		return r.eachRefRecord(ctx, t.Refs, fn, bad)
 	}
-	for _, rr := range t.Records {
-		if err := fn(Position{}, rr.Key, rr.Value); err != nil {
+	for i, rr := range t.Records {
+		if err := fn(t.recordPos(i), rr.Key, rr.Value); err != nil {
 			return err
 		}
 	}

@@ -288,10 +288,19 @@ func (c *coordinator) payload(sr *stageRun, task, attempt int) ([]byte, error) {
 			return nil, err
 		}
 		h := c.header(sr, task, attempt)
+		h.File, h.FirstLine = ch.File, ch.FirstLine // a record a line
 		b := appendTaskHeader(make([]byte, 0, 512+len(data)+4*int(ch.Lines)), &h)
 		b = msgp.AppendString(b, "records")
 		return appendTextRecords(b, data), nil
-	case ch.File != "" || len(ch.Files) > 0:
+	case ch.File != "":
+		var lines []int64
+		if recs, lines, err = fileChunkRecordsAt(ch); err != nil {
+			return nil, err
+		}
+		h := c.header(sr, task, attempt)
+		h.File, h.Lines = ch.File, lines
+		return appendMapPayload(nil, &h, recs), nil
+	case len(ch.Files) > 0:
 		recs, err = fileChunkRecords(ch)
 	case ch.Stage != "":
 		recs, err = c.stageChunkRecords(ch)

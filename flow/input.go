@@ -372,20 +372,27 @@ func readChunkFrom(f *os.File, c chunk) ([]byte, error) {
 // value: contents). A line that does not read as its format is a
 // permanent *RecordError naming it.
 func fileChunkRecords(c chunk) ([]rawRecord, error) {
+	recs, _, err := fileChunkRecordsAt(c)
+	return recs, err
+}
+
+// fileChunkRecordsAt is fileChunkRecords that also returns the line each
+// record of a file-range chunk starts on (nil for a files chunk).
+func fileChunkRecordsAt(c chunk) ([]rawRecord, []int64, error) {
 	if len(c.Files) > 0 {
 		recs := make([]rawRecord, 0, len(c.Files))
 		for _, f := range c.Files {
 			data, err := os.ReadFile(f)
 			if err != nil {
-				return nil, fmt.Errorf("flow: input: %w", err)
+				return nil, nil, fmt.Errorf("flow: input: %w", err)
 			}
 			recs = append(recs, rawRecord{Key: filepath.Base(f), Value: msgp.AppendString(nil, string(data))})
 		}
-		return recs, nil
+		return recs, nil, nil
 	}
 	data, err := readFileChunk(c)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	format := "text"
 	if c.JSON {
@@ -395,14 +402,19 @@ func fileChunkRecords(c chunk) ([]rawRecord, error) {
 	}
 	sp := &splitRef{Off: c.Offset, Format: format, FirstLine: c.FirstLine, Header: c.Header}
 	recs := make([]rawRecord, 0, c.Lines)
-	err = readRecords(bufio.NewReader(bytes.NewReader(data)), c.File, sp, c.Offset, func(_ Position, key string, value []byte) error {
+	lines := make([]int64, 0, c.Lines)
+	err = readRecords(bufio.NewReader(bytes.NewReader(data)), c.File, sp, c.Offset, func(pos Position, key string, value []byte) error {
 		recs = append(recs, rawRecord{Key: key, Value: bytes.Clone(value)})
+		lines = append(lines, pos.Line)
 		return nil
 	}, nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return recs, nil
+	if c.FirstLine == 0 {
+		lines = nil // not known
+	}
+	return recs, lines, nil
 }
 
 // cutLine returns the first line of data, without its "\n" and one

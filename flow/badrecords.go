@@ -8,6 +8,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/gearflow/gearflow/flow/internal/msgp"
 	"github.com/gearflow/gearflow/flow/spec"
 )
 
@@ -247,4 +248,33 @@ func (b *badRecords) lineFunc(t *task, in *int64) badLineFunc {
 		}
 		return Permanent(&RecordError{Where: where, Err: err})
 	}
+}
+
+// decodeBad reads a summary's "bad" records.
+func decodeBad(d *msgp.Cursor) ([]BadRecord, error) {
+	n, err := d.ArrayLen()
+	if err != nil {
+		return nil, err
+	}
+	bad := make([]BadRecord, 0, n)
+	for i := 0; i < n; i++ {
+		m, err := d.ArrayLen()
+		if err == nil && m != 3 {
+			err = fmt.Errorf("bad record %d: want [where, error, record], got %d elements", i, m)
+		}
+		if err != nil {
+			return nil, err
+		}
+		var r BadRecord
+		if r.Where, err = d.Str(); err == nil {
+			if r.Err, err = d.Str(); err == nil {
+				r.Record, err = d.Str()
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("bad record %d: %w", i, err)
+		}
+		bad = append(bad, r)
+	}
+	return bad, nil
 }

@@ -439,20 +439,20 @@ type Summary struct {
 	RecordsIn  int64 // "in": input records (or groups) processed
 	RecordsOut int64 // "out": records sent in WORK_DATA batches, or written to Files
 	Batches    int64 // "batches": WORK_DATA packets sent
-	// Files are the files a task with refs wrote ("files"), each
-	// [key, part, records, bytes].
-	Files []outFile
 	// Bad are the input records the task skipped under its stage's
 	// skip_bad_records ("bad"), each [where, error, record].
 	Bad []BadRecord
+	// Files are the files a task with refs wrote ("files"), each
+	// [key, part, records, bytes].
+	Files []outFile
 }
 
 func appendSummary(b []byte, s Summary) []byte {
 	n := 3
-	if len(s.Files) > 0 {
+	if len(s.Bad) > 0 {
 		n++
 	}
-	if len(s.Bad) > 0 {
+	if len(s.Files) > 0 {
 		n++
 	}
 	b = msgp.AppendMapLen(b, n)
@@ -462,6 +462,16 @@ func appendSummary(b []byte, s Summary) []byte {
 	b = msgp.AppendInt(b, s.RecordsOut)
 	b = msgp.AppendString(b, "batches")
 	b = msgp.AppendInt(b, s.Batches)
+	if len(s.Bad) > 0 {
+		b = msgp.AppendString(b, "bad")
+		b = msgp.AppendArrayLen(b, len(s.Bad))
+		for _, r := range s.Bad {
+			b = msgp.AppendArrayLen(b, 3)
+			b = msgp.AppendString(b, r.Where)
+			b = msgp.AppendString(b, r.Err)
+			b = msgp.AppendString(b, r.Record)
+		}
+	}
 	if len(s.Files) > 0 {
 		b = msgp.AppendString(b, "files")
 		b = msgp.AppendArrayLen(b, len(s.Files))
@@ -480,45 +490,7 @@ func appendSummary(b []byte, s Summary) []byte {
 			}
 		}
 	}
-	if len(s.Bad) > 0 {
-		b = msgp.AppendString(b, "bad")
-		b = msgp.AppendArrayLen(b, len(s.Bad))
-		for _, r := range s.Bad {
-			b = msgp.AppendArrayLen(b, 3)
-			b = msgp.AppendString(b, r.Where)
-			b = msgp.AppendString(b, r.Err)
-			b = msgp.AppendString(b, r.Record)
-		}
-	}
 	return b
-}
-
-func decodeBad(d *msgp.Cursor) ([]BadRecord, error) {
-	n, err := d.ArrayLen()
-	if err != nil {
-		return nil, err
-	}
-	bad := make([]BadRecord, 0, n)
-	for i := 0; i < n; i++ {
-		m, err := d.ArrayLen()
-		if err == nil && m != 3 {
-			err = fmt.Errorf("bad record %d: want [where, error, record], got %d elements", i, m)
-		}
-		if err != nil {
-			return nil, err
-		}
-		var r BadRecord
-		if r.Where, err = d.Str(); err == nil {
-			if r.Err, err = d.Str(); err == nil {
-				r.Record, err = d.Str()
-			}
-		}
-		if err != nil {
-			return nil, fmt.Errorf("bad record %d: %w", i, err)
-		}
-		bad = append(bad, r)
-	}
-	return bad, nil
 }
 
 func decodeFiles(d *msgp.Cursor) ([]outFile, error) {
@@ -575,10 +547,10 @@ func decodeSummary(data []byte) (Summary, error) {
 			s.RecordsOut, err = d.Int64()
 		case "batches":
 			s.Batches, err = d.Int64()
-		case "files":
-			s.Files, err = decodeFiles(d)
 		case "bad":
 			s.Bad, err = decodeBad(d)
+		case "files":
+			s.Files, err = decodeFiles(d)
 		default:
 			err = d.Skip()
 		}

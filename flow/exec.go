@@ -204,8 +204,8 @@ func (r *Registry) execute(ctx context.Context, name string, payload []byte, io 
 	if err != nil {
 		return nil, err
 	}
-	sum.RecordsIn = in
 	sum.Bad = bad.list
+	sum.RecordsIn = in
 	// A task that reported progress reports its end too; for a short one
 	// WORK_COMPLETE, whose summary counts the input, says it all.
 	if sentStatus {

@@ -98,8 +98,9 @@
 //     tasks fail ("0.5%" works; the share is above 0 and at most 100%), and
 //     { tolerate: 3 } while at most that many tasks fail.
 //   - dead_letter: path of a JSON lines file that receives the tasks that
-//     failed under continue or tolerate; default none; "file:" prefix
-//     optional; relative to the pipeline file's directory.
+//     failed under continue or tolerate, and the records skipped under
+//     skip_bad_records; default none; "file:" prefix optional; relative
+//     to the pipeline file's directory.
 //   - speculative: bool, default true: allow backup attempts for
 //     stragglers near the end of a stage.
 //   - skip_bad_records: a count of input records per task (10), or a

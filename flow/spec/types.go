@@ -198,7 +198,8 @@ type StageSettings struct {
 	// OnFailure says what a task that runs out of attempts does to the run.
 	OnFailure FailurePolicy
 	// DeadLetter is the absolute path of a JSON lines file that receives
-	// failed tasks under continue/tolerate; "" = none.
+	// failed tasks under continue/tolerate and the bad records skipped
+	// under SkipBadRecords; "" = none.
 	DeadLetter string
 	// Speculative allows backup attempts for stragglers; default true.
 	Speculative bool

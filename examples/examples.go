@@ -4,6 +4,7 @@
 package examples
 
 import (
+	"github.com/gearflow/gearflow/examples/join"
 	"github.com/gearflow/gearflow/examples/logstats"
 	"github.com/gearflow/gearflow/examples/shout"
 	"github.com/gearflow/gearflow/examples/wordcount"
@@ -12,6 +13,7 @@ import (
 
 // Register adds every example's functions to reg.
 func Register(reg *flow.Registry) {
+	join.Register(reg)
 	logstats.Register(reg)
 	shout.Register(reg)
 	wordcount.Register(reg)

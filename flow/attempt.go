@@ -15,7 +15,8 @@ import (
 // header returns the payload header of an attempt of a task of sr.
 func (c *coordinator) header(sr *stageRun, task, attempt int) taskHeader {
 	return taskHeader{Run: c.run, Stage: sr.st.Name, Task: task, Attempt: attempt, Kind: taskKindOf(sr.st.Kind),
-		Combine: sr.st.Combine, Input: sr.chunks[task].String(), Params: sr.st.Params}
+		Combine: sr.st.Combine, Input: sr.chunks[task].String(), Params: sr.st.Params,
+		Source: sr.chunks[task].Source, SkipBad: skipBadOf(sr.st)}
 }
 
 // taskKindOf returns the kind of task a stage of kind k runs.

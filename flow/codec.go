@@ -27,9 +27,21 @@ var ErrMalformed = errors.New("flow: malformed task data")
 // Record is one unit of data: a key and a value. Values are any
 // msgpack-encodable Go value; a value decoded from the wire is nil, bool,
 // int64, uint64, float64, string, []any or map[string]any.
+//
+// A map or task function's input records also say where they come
+// from: Source is the name of the stage's input they were read from
+// (inputs: [{name: users, ...}]; "" for an unnamed input), and Pos their
+// place in it. Records a function emits carry neither.
 type Record struct {
 	Key   string
 	Value any
+	// Source names the input the record was read from.
+	Source string
+	// Pos is where the record was read: a file and its line (or byte
+	// offset), or a record file of an upstream stage. It is the zero
+	// Position when that is not known (an upstream stage's records in a
+	// run without storage).
+	Pos Position
 }
 
 // rawRecord is a record whose value stays msgpack-encoded: the coordinator
@@ -88,6 +100,17 @@ type taskHeader struct {
 	Combine string            // map tasks: combiner function, "" = none
 	Input   string            // where the input came from, for error reports
 	Params  map[string]string // the stage's params
+	// Source is the name of the stage input the task reads ("source").
+	Source string
+	// SkipBad is the stage's skip_bad_records, as "10" or "1%"
+	// ("skip_bad"); "" skips none.
+	SkipBad string
+	// File, FirstLine and Lines say where the payload's records were
+	// read ("file", "first_line", "lines"): record i is on line Lines[i]
+	// of File, or, without Lines, on line FirstLine+i.
+	File      string
+	FirstLine int64
+	Lines     []int64
 }
 
 // task is a decoded task payload.
@@ -106,6 +129,21 @@ func appendTaskHeader(b []byte, h *taskHeader) []byte {
 		n++
 	}
 	if h.Input != "" {
+		n++
+	}
+	if h.Source != "" {
+		n++
+	}
+	if h.SkipBad != "" {
+		n++
+	}
+	if h.File != "" {
+		n++
+	}
+	if h.FirstLine > 0 {
+		n++
+	}
+	if len(h.Lines) > 0 {
 		n++
 	}
 	b = msgp.AppendMapLen(b, n)
@@ -128,6 +166,29 @@ func appendTaskHeader(b []byte, h *taskHeader) []byte {
 	if h.Input != "" {
 		b = msgp.AppendString(b, "input")
 		b = msgp.AppendString(b, h.Input)
+	}
+	if h.Source != "" {
+		b = msgp.AppendString(b, "source")
+		b = msgp.AppendString(b, h.Source)
+	}
+	if h.SkipBad != "" {
+		b = msgp.AppendString(b, "skip_bad")
+		b = msgp.AppendString(b, h.SkipBad)
+	}
+	if h.File != "" {
+		b = msgp.AppendString(b, "file")
+		b = msgp.AppendString(b, h.File)
+	}
+	if h.FirstLine > 0 {
+		b = msgp.AppendString(b, "first_line")
+		b = msgp.AppendInt(b, h.FirstLine)
+	}
+	if len(h.Lines) > 0 {
+		b = msgp.AppendString(b, "lines")
+		b = msgp.AppendArrayLen(b, len(h.Lines))
+		for _, l := range h.Lines {
+			b = msgp.AppendInt(b, l)
+		}
 	}
 	b = msgp.AppendString(b, "params")
 	keys := make([]string, 0, len(h.Params))
@@ -228,6 +289,16 @@ func decodeTask(data []byte) (*task, error) {
 			t.Combine, err = d.Str()
 		case "input":
 			t.Input, err = d.Str()
+		case "source":
+			t.Source, err = d.Str()
+		case "skip_bad":
+			t.SkipBad, err = d.Str()
+		case "file":
+			t.File, err = d.Str()
+		case "first_line":
+			t.FirstLine, err = d.Int64()
+		case "lines":
+			t.Lines, err = decodeInts(d)
 		case "params":
 			t.Params, err = decodeStringMap(d)
 		case "records":
@@ -328,6 +399,20 @@ func decodeGroups(d *msgp.Cursor) ([]group, error) {
 	return groups, nil
 }
 
+func decodeInts(d *msgp.Cursor) ([]int64, error) {
+	n, err := d.ArrayLen()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]int64, n)
+	for i := range out {
+		if out[i], err = d.Int64(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 func decodeStringMap(d *msgp.Cursor) (map[string]string, error) {
 	n, err := d.MapLen()
 	if err != nil {
@@ -354,6 +439,9 @@ type Summary struct {
 	RecordsIn  int64 // "in": input records (or groups) processed
 	RecordsOut int64 // "out": records sent in WORK_DATA batches, or written to Files
 	Batches    int64 // "batches": WORK_DATA packets sent
+	// Bad are the input records the task skipped under its stage's
+	// skip_bad_records ("bad"), each [where, error, record].
+	Bad []BadRecord
 	// Files are the files a task with refs wrote ("files"), each
 	// [key, part, records, bytes].
 	Files []outFile
@@ -361,6 +449,9 @@ type Summary struct {
 
 func appendSummary(b []byte, s Summary) []byte {
 	n := 3
+	if len(s.Bad) > 0 {
+		n++
+	}
 	if len(s.Files) > 0 {
 		n++
 	}
@@ -371,6 +462,16 @@ func appendSummary(b []byte, s Summary) []byte {
 	b = msgp.AppendInt(b, s.RecordsOut)
 	b = msgp.AppendString(b, "batches")
 	b = msgp.AppendInt(b, s.Batches)
+	if len(s.Bad) > 0 {
+		b = msgp.AppendString(b, "bad")
+		b = msgp.AppendArrayLen(b, len(s.Bad))
+		for _, r := range s.Bad {
+			b = msgp.AppendArrayLen(b, 3)
+			b = msgp.AppendString(b, r.Where)
+			b = msgp.AppendString(b, r.Err)
+			b = msgp.AppendString(b, r.Record)
+		}
+	}
 	if len(s.Files) > 0 {
 		b = msgp.AppendString(b, "files")
 		b = msgp.AppendArrayLen(b, len(s.Files))
@@ -446,6 +547,8 @@ func decodeSummary(data []byte) (Summary, error) {
 			s.RecordsOut, err = d.Int64()
 		case "batches":
 			s.Batches, err = d.Int64()
+		case "bad":
+			s.Bad, err = decodeBad(d)
 		case "files":
 			s.Files, err = decodeFiles(d)
 		default:

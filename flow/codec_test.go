@@ -62,7 +62,8 @@ func TestValueRoundTrip(t *testing.T) {
 func TestTaskPayloadRoundTrip(t *testing.T) {
 	t.Parallel()
 	h := taskHeader{Run: "r1", Stage: "count", Task: 7, Attempt: 2, Kind: TaskMap, Combine: "wc.sum",
-		Input: "in.txt:1-2", Params: map[string]string{"b": "2", "a": "1"}}
+		Input: "in.txt:1-2", Params: map[string]string{"b": "2", "a": "1"}, Source: "users", SkipBad: "1%",
+		File: "/data/users.csv", Lines: []int64{2, 4}}
 	recs := []rawRecord{{Key: "", Value: mustValue(t, "a b")}, {Key: "k", Value: mustValue(t, 5)}}
 	got, err := decodeTask(appendMapPayload(nil, &h, recs))
 	if err != nil {
@@ -111,6 +112,7 @@ func TestSummaryRoundTrip(t *testing.T) {
 	for _, s := range []Summary{
 		{RecordsIn: 10, RecordsOut: 1 << 40, Batches: 3},
 		{RecordsIn: 7, RecordsOut: 5, Files: []outFile{{Key: "r/s/task-000001/attempt-1/part-00000.rec", Part: 0, Records: 2, Bytes: 40}, {Key: "r/s/task-000001/attempt-1/part-00003.rec", Part: 3, Records: 3, Bytes: 1 << 33}}},
+		{RecordsIn: 3, RecordsOut: 1, Bad: []BadRecord{{Where: "in.jsonl:2", Err: "invalid character 'x'", Record: `{"n": x}`}, {Where: "in.jsonl@54", Err: "e", Record: ""}}},
 	} {
 		got, err := decodeSummary(appendSummary(nil, s))
 		if err != nil || !reflect.DeepEqual(got, s) {

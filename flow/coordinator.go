@@ -92,7 +92,10 @@ func Run(ctx context.Context, p *spec.Pipeline, reg *Registry, opts Options) (*R
 	// File inputs are split now, so a missing file fails the run before
 	// anything is submitted.
 	for _, sr := range c.stages {
-		if k := sr.st.Input.From.Kind; k == spec.SourceFile || k == spec.SourceGlob {
+		if sr.st.CoGroup() && c.store == nil {
+			return nil, &RunError{Run: c.run, Err: errCoGroupNeedsStorage(sr.st)}
+		}
+		if readsOnlyFiles(sr.st) {
 			chunks, err := c.stageChunks(ctx, sr)
 			if err != nil {
 				return nil, &RunError{Run: c.run, Err: fmt.Errorf("stage %s: %w", sr.st.Name, err)}
@@ -336,9 +339,11 @@ func (c *coordinator) runStage(ctx context.Context, sr *stageRun) error {
 		}
 		sr.chunks = chunks
 	}
-	if st.Input.From.Kind == spec.SourceStage && st.Kind != spec.KindReduce && c.store == nil {
-		if _, err := c.upstreamCounts(c.stages[st.Input.From.Value]); err != nil {
-			return err
+	for _, in := range st.InputList() {
+		if in.From.Kind == spec.SourceStage && st.Kind != spec.KindReduce && c.store == nil {
+			if _, err := c.upstreamCounts(c.stages[in.From.Value]); err != nil {
+				return err
+			}
 		}
 	}
 	sr.outCounts = make([]int64, len(chunks))

@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"iter"
@@ -53,10 +56,18 @@ func (c *storeCache) get(ctx context.Context, uri string) (storage.Store, error)
 	return st, nil
 }
 
+// recordFunc receives an input record and where it was read.
+type recordFunc func(pos Position, key string, value []byte) error
+
+// badLineFunc is told of input that does not read as its format: a line
+// that is not JSON, a CSV record with a stray quote. Returning nil skips
+// it; a nil badLineFunc fails the task with a *RecordError.
+type badLineFunc func(pos Position, line []byte, err error) error
+
 // eachRefRecord calls fn with every input record a task's refs name.
-func (r *Registry) eachRefRecord(ctx context.Context, refs *taskRefs, fn func(key string, value []byte) error) error {
+func (r *Registry) eachRefRecord(ctx context.Context, refs *taskRefs, fn recordFunc, bad badLineFunc) error {
 	if sp := refs.Split; sp != nil {
-		return r.eachSplitRecord(ctx, sp, fn)
+		return r.eachSplitRecord(ctx, sp, fn, bad)
 	}
 	for _, o := range refs.Whole {
 		st, err := r.stores.get(ctx, o.Store)
@@ -72,7 +83,7 @@ func (r *Registry) eachRefRecord(ctx context.Context, refs *taskRefs, fn func(ke
 		if err != nil {
 			return fmt.Errorf("flow: input %s: %w", o.URI(), err)
 		}
-		if err := fn(path.Base(o.Key), msgp.AppendStringBytes(nil, data)); err != nil {
+		if err := fn(Position{File: o.URI(), Line: 1}, path.Base(o.Key), msgp.AppendStringBytes(nil, data)); err != nil {
 			return err
 		}
 	}
@@ -84,7 +95,13 @@ func (r *Registry) eachRefRecord(ctx context.Context, refs *taskRefs, fn func(ke
 		return err
 	}
 	for _, key := range refs.Files {
-		if err := eachStoredRecord(ctx, st, key, fn); err != nil {
+		pos := Position{File: joinURI(st.URI(), key)}
+		err := eachStoredRecord(ctx, st, key, func(key string, value []byte) error {
+			err := fn(pos, key, value)
+			pos.Offset++
+			return err
+		})
+		if err != nil {
 			return err
 		}
 	}
@@ -115,20 +132,26 @@ func eachStoredRecord(ctx context.Context, st storage.Store, key string, fn func
 
 // eachSplitRecord reads the lines of a split and turns each into a
 // record as its format says: text (the line), json (the decoded value;
-// blank lines skipped) or csv (the fields).
-func (r *Registry) eachSplitRecord(ctx context.Context, sp *splitRef, fn func(key string, value []byte) error) error {
+// blank lines skipped) or csv (the fields, or a map by the header; a
+// quoted field may span lines).
+func (r *Registry) eachSplitRecord(ctx context.Context, sp *splitRef, fn recordFunc, bad badLineFunc) error {
 	st, err := r.stores.get(ctx, sp.Store)
 	if err != nil {
 		return err
 	}
 	var rc io.ReadCloser
+	base := sp.Off // the offset of the first line read
 	switch {
 	case sp.Data != nil:
 		rc = io.NopCloser(bytes.NewReader(sp.Data))
 	case sp.Len < 0:
 		rc, err = storage.OpenInput(ctx, st, sp.Key)
+		base = 0
 	default:
 		rc, err = storage.OpenSplit(ctx, st, sp.Key, sp.Off, sp.Len, sp.Size)
+		if s, ok := rc.(interface{ Start() int64 }); ok {
+			base = s.Start()
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("flow: input %s: %w", sp, err)
@@ -140,15 +163,25 @@ func (r *Registry) eachSplitRecord(ctx context.Context, sp *splitRef, fn func(ke
 		br.Reset(nil)
 		readBuffers.Put(br)
 	}()
+	return readRecords(br, sp.URI(), sp, base, fn, bad)
+}
+
+// readRecords reads the records of a split from br, which starts at
+// byte base of the object called name, as sp's Format, FirstLine and
+// Header say.
+func readRecords(br *bufio.Reader, name string, sp *splitRef, base int64, fn recordFunc, bad badLineFunc) error {
+	if bad == nil {
+		bad = func(pos Position, _ []byte, err error) error {
+			return Permanent(&RecordError{Where: pos.String(), Err: err})
+		}
+	}
+	if sp.Format == "csv" {
+		return eachCSVRecord(br, name, sp, base, fn, bad)
+	}
 	var long []byte // a line longer than br's buffer, gathered
 	var value []byte
 	n := int64(0) // lines read
-	where := func() string {
-		if sp.FirstLine > 0 {
-			return fmt.Sprintf("%s:%d", sp.URI(), sp.FirstLine+n-1)
-		}
-		return fmt.Sprintf("%s: line %d of the split at byte %d", sp.URI(), n, sp.Off)
-	}
+	off := base
 	for {
 		line, err := br.ReadSlice('\n')
 		if err == bufio.ErrBufferFull {
@@ -156,7 +189,7 @@ func (r *Registry) eachSplitRecord(ctx context.Context, sp *splitRef, fn func(ke
 			continue
 		}
 		if err != nil && err != io.EOF {
-			return fmt.Errorf("flow: input %s: %w", sp, err)
+			return err
 		}
 		if long != nil {
 			line = append(long, line...)
@@ -166,14 +199,20 @@ func (r *Registry) eachSplitRecord(ctx context.Context, sp *splitRef, fn func(ke
 			return nil
 		}
 		n++
+		pos := Position{File: name, Offset: off}
+		if sp.FirstLine > 0 {
+			pos.Line = sp.FirstLine + n - 1
+		}
+		off += int64(len(line))
 		line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte{'\n'}), []byte{'\r'})
 		var ok bool
 		var lerr error
 		if value, ok, lerr = appendLineValue(value[:0], sp.Format, line); lerr != nil {
-			return fmt.Errorf("flow: input %s: %w", where(), lerr)
-		}
-		if ok {
-			if ferr := fn("", value); ferr != nil {
+			if berr := bad(pos, line, lerr); berr != nil {
+				return berr
+			}
+		} else if ok {
+			if ferr := fn(pos, "", value); ferr != nil {
 				return ferr
 			}
 		}
@@ -183,10 +222,77 @@ func (r *Registry) eachSplitRecord(ctx context.Context, sp *splitRef, fn func(ke
 	}
 }
 
+// eachCSVRecord reads a CSV split record by record: a quoted field may
+// span lines (the planner cuts CSV only between records). With a header,
+// a record is a map from the header's names to its fields, and the
+// split that starts the object skips the header itself.
+func eachCSVRecord(br *bufio.Reader, name string, sp *splitRef, base int64, fn recordFunc, bad badLineFunc) error {
+	cr := csv.NewReader(br)
+	cr.FieldsPerRecord = -1
+	cr.ReuseRecord = true
+	skipHeader := sp.Header != nil && base == 0
+	var value []byte
+	for {
+		start := cr.InputOffset()
+		fields, err := cr.Read()
+		if err == io.EOF {
+			return nil
+		}
+		pos := Position{File: name, Offset: base + start}
+		var line int
+		var pe *csv.ParseError
+		switch {
+		case errors.As(err, &pe):
+			line = pe.StartLine
+		case err != nil:
+			return err
+		default:
+			line, _ = cr.FieldPos(0)
+		}
+		if sp.FirstLine > 0 {
+			pos.Line = sp.FirstLine + int64(line) - 1
+		}
+		if err != nil {
+			if berr := bad(pos, nil, err); berr != nil {
+				return berr
+			}
+			continue
+		}
+		if skipHeader {
+			skipHeader = false
+			continue
+		}
+		if sp.Header != nil {
+			if len(fields) != len(sp.Header) {
+				rec, _ := json.Marshal(fields)
+				if berr := bad(pos, rec, fmt.Errorf("a record of %d fields under a header of %d", len(fields), len(sp.Header))); berr != nil {
+					return berr
+				}
+				continue
+			}
+			value = msgp.AppendMapLen(value[:0], len(fields))
+			for i, f := range fields {
+				value = msgp.AppendString(value, sp.Header[i])
+				value = msgp.AppendString(value, f)
+			}
+		} else {
+			value = msgp.AppendArrayLen(value[:0], len(fields))
+			for _, f := range fields {
+				value = msgp.AppendString(value, f)
+			}
+		}
+		if err := fn(pos, "", value); err != nil {
+			return err
+		}
+	}
+}
+
 // mergeRuns merges a reduce task's sorted runs and calls fn with each
 // key and an iterator over its values, read from the runs as fn goes: a
-// key's values are never all in memory.
-func (r *Registry) mergeRuns(ctx context.Context, refs *taskRefs, fn func(key string, values iter.Seq[[]byte]) error) error {
+// key's values are never all in memory. source, called while the values
+// are read, names the input the value just read is of (refs.Sources),
+// or returns "" when the refs do not say.
+func (r *Registry) mergeRuns(ctx context.Context, refs *taskRefs, fn func(key string, values iter.Seq[[]byte], source func() string) error) error {
 	if len(refs.Runs) == 0 {
 		return nil
 	}
@@ -207,9 +313,15 @@ func (r *Registry) mergeRuns(ctx context.Context, refs *taskRefs, fn func(key st
 	if err != nil {
 		return err
 	}
+	source := func() string {
+		if m.last < len(refs.Sources) {
+			return refs.Sources[m.last]
+		}
+		return ""
+	}
 	for m.more() {
 		key := m.key()
-		if err := fn(key, m.values(key)); err != nil {
+		if err := fn(key, m.values(key), source); err != nil {
 			return err
 		}
 		// Values the function did not read are skipped.
@@ -227,6 +339,7 @@ type merger struct {
 	srcs []mergeSource
 	h    mergeHeap
 	err  error
+	last int // the source of the value values yielded last
 }
 
 func newMerger(srcs []mergeSource) (*merger, error) {
@@ -264,6 +377,7 @@ func (m *merger) values(key string) iter.Seq[[]byte] {
 			} else {
 				m.h.popTop()
 			}
+			m.last = it.src
 			if !yield(it.rec.Value) {
 				return
 			}
@@ -312,7 +426,7 @@ func (r *Registry) newStorageSink(ctx context.Context, t *task) (*storageSink, e
 	}
 	s.sorter = newPartSorter(s.parts, mapSpillBudget)
 	if t.Combine != "" {
-		if cf, ok := r.lookup(t.Combine); ok && cf.kind == TaskReduce {
+		if cf, ok := r.lookup(t.Combine); ok && cf.kind == TaskReduce && cf.reduce != nil {
 			s.combine = func(key string, values [][]byte, emit func(key string, value []byte) error) error {
 				var decodeErr error
 				err := cf.reduce(ctx, key, decodedValues(slices.Values(values), &decodeErr), func(k string, v any) error {

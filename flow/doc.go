@@ -13,7 +13,17 @@
 // gets a key with all its values and emits records; the same ReduceFunc
 // may run map-side as a combiner, on a few values of a key at a time as
 // they gather. Registry.Sum registers SumInt64, whose combiner keeps a
-// running sum per key. A TaskFunc gets a whole input chunk.
+// running sum per key. A TaskFunc gets a whole input chunk. An input
+// record says which of its stage's inputs it is of (Record.Source) and
+// where it was read (Record.Pos: file, line, offset). A CoGroupFunc
+// (Registry.CoGroup) serves a reduce stage that needs several stages: it
+// gets each key's values grouped by stage, and Join makes inner and left
+// joins of it.
+//
+// A map function's error for one record fails its task, naming the
+// record's file and line, unless the stage's skip_bad_records lets the
+// task skip it: the record then goes to the dead letter. An error
+// wrapped with Permanent is not retried.
 //
 // A stage is one map (optionally combined and partitioned by key hash)
 // or one reduce over the partitions of the stage it needs. Stages run as

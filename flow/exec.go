@@ -103,7 +103,7 @@ func (r *Registry) execute(ctx context.Context, name string, payload []byte, io 
 	var comb interface{ flush() error }
 	if t.Combine != "" {
 		cf, ok := r.lookup(t.Combine)
-		if !ok || cf.kind != TaskReduce {
+		if !ok || cf.kind != TaskReduce || cf.reduce == nil {
 			return nil, fmt.Errorf("%w %q (combiner of %s)", ErrUnknownFunction, t.Combine, name)
 		}
 		if cf.sum {
@@ -128,21 +128,45 @@ func (r *Registry) execute(ctx context.Context, name string, payload []byte, io 
 		}
 		return nil
 	}
+	limit, err := parseBadLimit(t.SkipBad)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	bad := &badRecords{limit: limit}
 	switch t.Kind {
 	case TaskMap:
-		err = r.eachInput(ctx, t, func(key string, value []byte) error {
+		err = r.eachInput(ctx, t, func(pos Position, key string, value []byte) error {
 			v, err := DecodeValue(value)
 			if err != nil {
 				return err
 			}
-			if err := f.mapf(ctx, Record{Key: key, Value: v}, out); err != nil {
-				return &FunctionError{Function: name, Err: err}
+			rec := Record{Key: key, Value: v, Source: t.Source, Pos: pos}
+			if err := f.mapf(ctx, rec, out); err != nil {
+				where := t.where(pos, in)
+				if bad.skip(where, err, recordText(rec)) {
+					in++
+					return nil
+				}
+				return &FunctionError{Function: name, Err: &RecordError{Where: where, Err: err}}
 			}
 			return progress()
-		})
+		}, bad.lineFunc(t, &in))
+		if err == nil {
+			err = bad.check(in)
+		}
 	case TaskReduce:
-		err = r.eachGroup(ctx, t, func(key string, values iter.Seq[[]byte]) error {
+		err = r.eachGroup(ctx, t, func(key string, values iter.Seq[[]byte], source func() string) error {
 			var decodeErr error
+			if f.cogroup != nil {
+				groups, err := cogroupValues(values, source, t.Source)
+				if err != nil {
+					return err
+				}
+				if err := f.cogroup(ctx, key, groups, out); err != nil {
+					return &FunctionError{Function: name, Err: err}
+				}
+				return progress()
+			}
 			if err := f.reduce(ctx, key, decodedValues(values, &decodeErr), out); err != nil {
 				return &FunctionError{Function: name, Err: err}
 			}
@@ -153,14 +177,14 @@ func (r *Registry) execute(ctx context.Context, name string, payload []byte, io 
 		})
 	case TaskChunk:
 		var recs []Record
-		err = r.eachInput(ctx, t, func(key string, value []byte) error {
+		err = r.eachInput(ctx, t, func(pos Position, key string, value []byte) error {
 			v, err := DecodeValue(value)
 			if err != nil {
 				return err
 			}
-			recs = append(recs, Record{Key: key, Value: v})
+			recs = append(recs, Record{Key: key, Value: v, Source: t.Source, Pos: pos})
 			return nil
-		})
+		}, nil)
 		if err == nil {
 			if err = f.task(ctx, recs, out); err != nil {
 				err = &FunctionError{Function: name, Err: err}
@@ -180,6 +204,7 @@ func (r *Registry) execute(ctx context.Context, name string, payload []byte, io 
 	if err != nil {
 		return nil, err
 	}
+	sum.Bad = bad.list
 	sum.RecordsIn = in
 	// A task that reported progress reports its end too; for a short one
 	// WORK_COMPLETE, whose summary counts the input, says it all.
@@ -204,12 +229,12 @@ type outputSink interface {
 
 // eachInput calls fn with every input record of a map or task-kind task:
 // the payload's own records, or those its refs name.
-func (r *Registry) eachInput(ctx context.Context, t *task, fn func(key string, value []byte) error) error {
+func (r *Registry) eachInput(ctx context.Context, t *task, fn recordFunc, bad badLineFunc) error {
 	if t.Refs != nil {
-		return r.eachRefRecord(ctx, t.Refs, fn)
+		return r.eachRefRecord(ctx, t.Refs, fn, bad)
 	}
-	for _, rr := range t.Records {
-		if err := fn(rr.Key, rr.Value); err != nil {
+	for i, rr := range t.Records {
+		if err := fn(t.recordPos(i), rr.Key, rr.Value); err != nil {
 			return err
 		}
 	}
@@ -219,12 +244,13 @@ func (r *Registry) eachInput(ctx context.Context, t *task, fn func(key string, v
 // eachGroup calls fn with every key group of a reduce task, keys
 // ascending: the payload's groups, or the merge of the sorted runs its
 // refs name. fn's values must be read before it returns.
-func (r *Registry) eachGroup(ctx context.Context, t *task, fn func(key string, values iter.Seq[[]byte]) error) error {
+func (r *Registry) eachGroup(ctx context.Context, t *task, fn func(key string, values iter.Seq[[]byte], source func() string) error) error {
 	if t.Refs != nil {
 		return r.mergeRuns(ctx, t.Refs, fn)
 	}
+	noSource := func() string { return "" }
 	for _, g := range t.Groups {
-		if err := fn(g.Key, slices.Values(g.Values)); err != nil {
+		if err := fn(g.Key, slices.Values(g.Values), noSource); err != nil {
 			return err
 		}
 	}
@@ -565,4 +591,22 @@ func (c *sumCombiner) flush() error {
 	clear(c.sums)
 	clear(c.order)
 	return nil
+}
+
+// cogroupValues reads a key's values into groups by the input each is
+// of: the one source names, else the task's own input.
+func cogroupValues(values iter.Seq[[]byte], source func() string, input string) (map[string][]any, error) {
+	groups := make(map[string][]any, 2)
+	for b := range values {
+		v, err := DecodeValue(b)
+		if err != nil {
+			return nil, err
+		}
+		src := source()
+		if src == "" {
+			src = input
+		}
+		groups[src] = append(groups[src], v)
+	}
+	return groups, nil
 }

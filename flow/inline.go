@@ -31,25 +31,56 @@ const maxReduceTaskBytes = 8 << 20
 
 func (c *coordinator) planStage(sr *stageRun) ([]chunk, error) {
 	st := sr.st
-	from := st.Input.From
-	switch {
-	case st.Kind == spec.KindReduce:
+	if st.Kind == spec.KindReduce {
+		if st.CoGroup() {
+			return nil, errCoGroupNeedsStorage(st)
+		}
 		return c.prepareReduce(sr)
+	}
+	ins := st.InputList()
+	if len(ins) == 0 {
+		return []chunk{{}}, nil // a task stage with no input runs once
+	}
+	var chunks []chunk
+	for _, in := range ins {
+		cs, err := c.planInputInline(in)
+		if err != nil {
+			return nil, err
+		}
+		for i := range cs {
+			cs[i].Source = inputName(in)
+		}
+		chunks = append(chunks, cs...)
+	}
+	return chunks, nil
+}
+
+// errCoGroupNeedsStorage is the error of a run without storage with a
+// reduce stage reading several stages: their partitions meet only in
+// storage.
+func errCoGroupNeedsStorage(st *spec.Stage) error {
+	return fmt.Errorf("flow: stage %s reads several stages together, which needs storage: run embedded, or give --storage", st.Name)
+}
+
+// planInputInline cuts one input of a stage into chunks that travel in
+// their tasks' payloads.
+func (c *coordinator) planInputInline(in spec.Input) ([]chunk, error) {
+	from := in.From
+	switch {
 	case from.Kind == spec.SourceFile || from.Kind == spec.SourceGlob:
-		split := st.Input.Split
-		if split.By == spec.SplitBytes && split.N > maxPayloadSplit {
+		if in.Split.By == spec.SplitBytes && in.Split.N > maxPayloadSplit {
 			// The chunk travels in the job's payload: keep it well
 			// inside a packet.
-			split.N = maxPayloadSplit
+			in.Split.N = maxPayloadSplit
 		}
-		return planFiles(from, split)
+		return planFileInput(in, c.excluded)
 	case from.Kind == spec.SourceStage:
 		up := c.stages[from.Value]
 		total, err := c.upstreamCounts(up)
 		if err != nil {
 			return nil, err
 		}
-		n := int64(st.Input.Split.N)
+		n := int64(in.Split.N)
 		if n <= 0 {
 			n = spec.DefaultSplitRecords
 		}
@@ -198,14 +229,15 @@ func (c *coordinator) prepareReduce(sr *stageRun) ([]chunk, error) {
 		body = body[:0]
 		return nil
 	}
+	source := inputName(sr.st.Input)
 	for p := 0; p < parts; p++ {
-		cur = chunk{Partition: p}
+		cur = chunk{Partition: p, Source: source}
 		err := shs[p%n].groups(p, func(g group) error {
 			if cur.Count > 0 && len(body) >= maxReduceTaskBytes {
 				if err := flush(); err != nil {
 					return err
 				}
-				cur = chunk{Partition: p}
+				cur = chunk{Partition: p, Source: source}
 			}
 			if cur.Count == 0 {
 				cur.FirstKey = g.Key
@@ -256,10 +288,19 @@ func (c *coordinator) payload(sr *stageRun, task, attempt int) ([]byte, error) {
 			return nil, err
 		}
 		h := c.header(sr, task, attempt)
+		h.File, h.FirstLine = ch.File, ch.FirstLine // a record a line
 		b := appendTaskHeader(make([]byte, 0, 512+len(data)+4*int(ch.Lines)), &h)
 		b = msgp.AppendString(b, "records")
 		return appendTextRecords(b, data), nil
-	case ch.File != "" || len(ch.Files) > 0:
+	case ch.File != "":
+		var lines []int64
+		if recs, lines, err = fileChunkRecordsAt(ch); err != nil {
+			return nil, err
+		}
+		h := c.header(sr, task, attempt)
+		h.File, h.Lines = ch.File, lines
+		return appendMapPayload(nil, &h, recs), nil
+	case len(ch.Files) > 0:
 		recs, err = fileChunkRecords(ch)
 	case ch.Stage != "":
 		recs, err = c.stageChunkRecords(ch)
@@ -303,7 +344,7 @@ func (c *coordinator) attempt(ctx context.Context, sr *stageRun, task, attempt i
 		return filepath.Join(c.j.tmpDir(st.Name), fmt.Sprintf("task-%06d.a%d.rec", task, attempt))
 	}}
 	discard := w.discard
-	fail := func(err error) attemptOutcome { return c.failedAttempt(sr, task, err, discard) }
+	fail := func(err error) attemptOutcome { return c.failedAttempt(sr, task, jobError(err), discard) }
 
 	t, err := c.submit(ctx, sr, task, attempt, payload)
 	if err != nil {
@@ -376,6 +417,9 @@ func (c *coordinator) attempt(ctx context.Context, sr *stageRun, task, attempt i
 				if err := c.j.record(entry); err != nil {
 					return err
 				}
+			}
+			if err := c.badLetters(st, task, attempt, summary.Bad); err != nil {
+				return err
 			}
 			c.mu.Lock()
 			delete(sr.running, task)

@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/csv"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -30,6 +32,10 @@ type chunk struct {
 	Lines     int64  `json:"lines,omitempty"`
 	JSON      bool   `json:"json,omitempty"` // records split: lines are JSON values
 	CSV       bool   `json:"csv,omitempty"`  // a .csv file: lines are rows of fields
+	// Source is the name of the stage input the chunk is of.
+	Source string `json:"source,omitempty"`
+	// Header holds a CSV input's field names (header: true).
+	Header []string `json:"header,omitempty"`
 
 	Files []string `json:"files,omitempty"`
 
@@ -44,6 +50,9 @@ type chunk struct {
 	Whole []objectRef `json:"whole,omitempty"`
 	Keys  []string    `json:"keys,omitempty"`
 	Runs  bool        `json:"runs,omitempty"` // Keys are a reduce partition's sorted runs
+	// KeySources, for a cogroup's partition, names the input each of
+	// Keys is of.
+	KeySources []string `json:"key_sources,omitempty"`
 
 	Groups    string `json:"groups,omitempty"` // file of encoded groups (reduce)
 	Partition int    `json:"partition,omitempty"`
@@ -85,8 +94,15 @@ func (c chunk) String() string {
 	return "no input"
 }
 
-// planFiles cuts a file or glob source into chunks by src's split.
+// planFiles cuts a file or glob source into chunks by split.
 func planFiles(from spec.Source, split spec.Split) ([]chunk, error) {
+	return planFileInput(spec.Input{From: from, Split: split}, nil)
+}
+
+// planFileInput cuts a file or glob input into chunks by its split,
+// leaving out the files excluded says (the run's own state).
+func planFileInput(in spec.Input, excluded func(path string) bool) ([]chunk, error) {
+	from := in.From
 	var files []string
 	switch from.Kind {
 	case spec.SourceFile:
@@ -103,15 +119,18 @@ func planFiles(from spec.Source, split spec.Split) ([]chunk, error) {
 		if err != nil {
 			return nil, fmt.Errorf("flow: glob %q: %w", from.Value, err)
 		}
-		if len(infos) == 0 {
-			return nil, fmt.Errorf("flow: input: glob %q matches no files", from.Value)
-		}
 		for _, in := range infos {
-			files = append(files, filepath.Join(root, filepath.FromSlash(in.Key)))
+			if f := filepath.Join(root, filepath.FromSlash(in.Key)); excluded == nil || !excluded(f) {
+				files = append(files, f)
+			}
+		}
+		if len(files) == 0 {
+			return nil, fmt.Errorf("flow: input: glob %q matches no files", from.Value)
 		}
 	default:
 		return nil, fmt.Errorf("flow: planFiles: source %s is not a file or glob", from)
 	}
+	split := in.Split
 	n := split.N
 	if split.By == spec.SplitFiles {
 		if n <= 0 {
@@ -130,7 +149,7 @@ func planFiles(from spec.Source, split spec.Split) ([]chunk, error) {
 	}
 	var chunks []chunk
 	for _, f := range files {
-		c, err := splitFile(f, split)
+		c, err := splitFileInput(f, in)
 		if err != nil {
 			return nil, err
 		}
@@ -139,22 +158,82 @@ func planFiles(from spec.Source, split spec.Split) ([]chunk, error) {
 	return chunks, nil
 }
 
+// objectFormat says how the lines of the input object named key read:
+// "text", "json" or "csv". An input without format: reads a .csv file
+// (compressed or not) as CSV, any other as JSON lines under a records
+// split and as text otherwise.
+func objectFormat(in spec.Input, key string) string {
+	switch in.Format {
+	case spec.FormatText:
+		return "text"
+	case spec.FormatJSONLines:
+		return "json"
+	case spec.FormatCSVRows:
+		return "csv"
+	}
+	if strings.EqualFold(path.Ext(strings.TrimSuffix(strings.TrimSuffix(key, ".gz"), ".zst")), ".csv") {
+		return "csv"
+	}
+	if in.Split.By == spec.SplitRecords {
+		return "json"
+	}
+	return "text"
+}
+
+// checkHeader fails an input with header: true whose file is not read
+// as CSV: the header would otherwise be taken for data.
+func checkHeader(in spec.Input, format, name string) error {
+	if in.Header && format != "csv" {
+		return fmt.Errorf("flow: input %s: header: true applies to CSV, and this file reads as %s (set format: csv)", name, format)
+	}
+	return nil
+}
+
+// readCSVHeader returns the fields of the first CSV record r reads.
+func readCSVHeader(r io.Reader, name string) ([]string, error) {
+	fields, err := csv.NewReader(r).Read()
+	if err == io.EOF {
+		return []string{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("flow: input %s: header: %w", name, err)
+	}
+	return fields, nil
+}
+
 // splitFile scans one file and cuts it at line ends: every N lines
 // (lines, records) or at the first line end at or after every N bytes.
 func splitFile(path string, split spec.Split) ([]chunk, error) {
+	return splitFileInput(path, spec.Input{Split: split})
+}
+
+// splitFileInput scans one file of in and cuts it: at line ends, or,
+// for CSV, at the ends of records.
+func splitFileInput(path string, in spec.Input) ([]chunk, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("flow: input: %w", err)
 	}
 	defer f.Close()
-	chunks, err := scanLineSplits(f, split)
+	format := objectFormat(in, path)
+	if err := checkHeader(in, format, path); err != nil {
+		return nil, err
+	}
+	chunks, err := scanSplits(f, in.Split, format == "csv")
 	if err != nil {
 		return nil, fmt.Errorf("flow: input: %w", err)
 	}
-	isJSON := split.By == spec.SplitRecords
-	isCSV := !isJSON && strings.EqualFold(filepath.Ext(path), ".csv")
+	var header []string
+	if format == "csv" && in.Header {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return nil, fmt.Errorf("flow: input: %w", err)
+		}
+		if header, err = readCSVHeader(bufio.NewReader(f), path); err != nil {
+			return nil, err
+		}
+	}
 	for i := range chunks {
-		chunks[i].File, chunks[i].JSON, chunks[i].CSV = path, isJSON, isCSV
+		chunks[i].File, chunks[i].JSON, chunks[i].CSV, chunks[i].Header = path, format == "json", format == "csv", header
 	}
 	return chunks, nil
 }
@@ -288,46 +367,54 @@ func readChunkFrom(f *os.File, c chunk) ([]byte, error) {
 
 // fileChunkRecords turns a file-range or files chunk into records: one
 // per line (value: the line without its end), one per JSON line (value:
-// the decoded JSON), one per line of a .csv file (value: the fields, an
-// array of strings; rows cannot span lines), or one per file (key: base
-// name, value: contents).
+// the decoded JSON), one per CSV record (value: the fields, an array of
+// strings, or a map by the header), or one per file (key: base name,
+// value: contents). A line that does not read as its format is a
+// permanent *RecordError naming it.
 func fileChunkRecords(c chunk) ([]rawRecord, error) {
+	recs, _, err := fileChunkRecordsAt(c)
+	return recs, err
+}
+
+// fileChunkRecordsAt is fileChunkRecords that also returns the line each
+// record of a file-range chunk starts on (nil for a files chunk).
+func fileChunkRecordsAt(c chunk) ([]rawRecord, []int64, error) {
 	if len(c.Files) > 0 {
 		recs := make([]rawRecord, 0, len(c.Files))
 		for _, f := range c.Files {
 			data, err := os.ReadFile(f)
 			if err != nil {
-				return nil, fmt.Errorf("flow: input: %w", err)
+				return nil, nil, fmt.Errorf("flow: input: %w", err)
 			}
 			recs = append(recs, rawRecord{Key: filepath.Base(f), Value: msgp.AppendString(nil, string(data))})
 		}
-		return recs, nil
+		return recs, nil, nil
 	}
 	data, err := readFileChunk(c)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	format := "text"
+	if c.JSON {
+		format = "json"
+	} else if c.CSV {
+		format = "csv"
+	}
+	sp := &splitRef{Off: c.Offset, Format: format, FirstLine: c.FirstLine, Header: c.Header}
 	recs := make([]rawRecord, 0, c.Lines)
-	line := c.FirstLine
-	for len(data) > 0 {
-		var l []byte
-		l, data = cutLine(data)
-		format := "text"
-		if c.JSON {
-			format = "json"
-		} else if c.CSV {
-			format = "csv"
-		}
-		raw, ok, err := appendLineValue(nil, format, l)
-		if err != nil {
-			return nil, fmt.Errorf("flow: input %s:%d: %w", c.File, line, err)
-		}
-		if ok {
-			recs = append(recs, rawRecord{Value: raw})
-		}
-		line++
+	lines := make([]int64, 0, c.Lines)
+	err = readRecords(bufio.NewReader(bytes.NewReader(data)), c.File, sp, c.Offset, func(pos Position, key string, value []byte) error {
+		recs = append(recs, rawRecord{Key: key, Value: bytes.Clone(value)})
+		lines = append(lines, pos.Line)
+		return nil
+	}, nil)
+	if err != nil {
+		return nil, nil, err
 	}
-	return recs, nil
+	if c.FirstLine == 0 {
+		lines = nil // not known
+	}
+	return recs, lines, nil
 }
 
 // cutLine returns the first line of data, without its "\n" and one
@@ -388,11 +475,10 @@ func fromJSON(v any) any {
 
 // appendLineValue appends the value a line of input (without its end)
 // becomes in format: "text", the line as a string; "json", the decoded
-// JSON value, a blank line giving none (ok false); "csv", the array of
-// its fields (a quoted field cannot span lines).
+// JSON value, a blank line giving none (ok false). CSV is read record by
+// record instead (eachCSVRecord), since a quoted field may span lines.
 func appendLineValue(b []byte, format string, line []byte) (value []byte, ok bool, err error) {
-	switch format {
-	case "json":
+	if format == "json" {
 		if len(bytes.TrimSpace(line)) == 0 {
 			return b, false, nil
 		}
@@ -402,18 +488,6 @@ func appendLineValue(b []byte, format string, line []byte) (value []byte, ok boo
 		}
 		b, err = appendValue(b, v)
 		return b, err == nil, err
-	case "csv":
-		fields, err := csv.NewReader(bytes.NewReader(line)).Read()
-		if err == io.EOF {
-			fields = []string{}
-		} else if err != nil {
-			return b, false, err
-		}
-		b = msgp.AppendArrayLen(b, len(fields))
-		for _, f := range fields {
-			b = msgp.AppendString(b, f)
-		}
-		return b, true, nil
 	}
 	return msgp.AppendStringBytes(b, line), true, nil
 }

@@ -217,7 +217,7 @@ func (c *coordinator) publishing(st *spec.Stage) bool {
 		return false
 	}
 	for _, other := range c.p.Stages {
-		if other.Input.From.Kind == spec.SourceStage && other.Input.From.Value == st.Name {
+		if readsStage(other, st.Name) {
 			return false
 		}
 	}

@@ -3,6 +3,7 @@ package flow
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/gearflow/gearflow/flow/spec"
 )
@@ -33,17 +34,33 @@ type StagePlan struct {
 func Plan(p *spec.Pipeline) ([]StagePlan, error) {
 	var out []StagePlan
 	for _, st := range p.Stages {
+		var sources []string
+		for _, in := range st.InputList() {
+			sources = append(sources, in.From.String())
+		}
 		sp := StagePlan{Name: st.Name, Kind: st.Kind, Function: st.Function, Combine: st.Combine,
-			Needs: st.Needs, Input: st.Input.From.String(), Partitions: st.Partition.Count, Encoding: st.Encoding, Tasks: -1}
+			Needs: st.Needs, Input: strings.Join(sources, ", "), Partitions: st.Partition.Count, Encoding: st.Encoding, Tasks: -1}
 		switch {
 		case st.Kind == spec.KindReduce:
 			if up := p.Stage(st.Input.From.Value); up != nil {
 				sp.Partitions = max(up.Partition.Count, 1)
 			}
-		case st.Input.From.Kind == spec.SourceFile || st.Input.From.Kind == spec.SourceGlob:
-			chunks, err := planInputRefs(context.Background(), st.Input.From, st.Input.Split)
-			if err != nil {
-				return nil, fmt.Errorf("stage %s: %w", st.Name, err)
+		case readsFiles(st):
+			var chunks []chunk
+			for _, in := range st.InputList() {
+				if in.From.Kind != spec.SourceFile && in.From.Kind != spec.SourceGlob {
+					sp.Tasks = -1 // known once the stage it reads is done
+					chunks = nil
+					break
+				}
+				cs, err := planInput(context.Background(), in, nil)
+				if err != nil {
+					return nil, fmt.Errorf("stage %s: %w", st.Name, err)
+				}
+				chunks = append(chunks, cs...)
+			}
+			if chunks == nil {
+				break
 			}
 			sp.Tasks = len(chunks)
 			for _, c := range chunks[:min(len(chunks), 5)] {
@@ -55,4 +72,35 @@ func Plan(p *spec.Pipeline) ([]StagePlan, error) {
 		out = append(out, sp)
 	}
 	return out, nil
+}
+
+// readsFiles reports whether a stage reads a file or glob input.
+func readsFiles(st *spec.Stage) bool {
+	for _, in := range st.InputList() {
+		if in.From.Kind == spec.SourceFile || in.From.Kind == spec.SourceGlob {
+			return true
+		}
+	}
+	return false
+}
+
+// readsOnlyFiles reports whether a stage reads file or glob inputs and
+// nothing else: its tasks can be planned before any stage has run.
+func readsOnlyFiles(st *spec.Stage) bool {
+	ins := st.InputList()
+	for _, in := range ins {
+		if in.From.Kind != spec.SourceFile && in.From.Kind != spec.SourceGlob {
+			return false
+		}
+	}
+	return len(ins) > 0
+}
+
+// inputName is the name an input's records carry as their Source: its
+// name:, else, for a stage's output, the stage's name.
+func inputName(in spec.Input) string {
+	if in.Name == "" && in.From.Kind == spec.SourceStage {
+		return in.From.Value
+	}
+	return in.Name
 }

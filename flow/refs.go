@@ -29,6 +29,9 @@ type taskRefs struct {
 	Files []string `msgpack:"files,omitempty"`
 	// Runs are record files sorted by key, merged into key groups (reduce).
 	Runs []string `msgpack:"runs,omitempty"`
+	// Sources, for a reduce stage reading several stages (a cogroup),
+	// names the input each of Runs is of.
+	Sources []string `msgpack:"sources,omitempty"`
 	// Out is the prefix the attempt writes its output files under.
 	Out string `msgpack:"out"`
 	// Parts, when positive, has the output partitioned by key hash into
@@ -86,6 +89,10 @@ type splitRef struct {
 	// Data, when set, is the split's bytes, whole lines: a small split
 	// travels with its task (see maxInlineSplit).
 	Data []byte `msgpack:"data,omitempty" json:"data,omitempty"`
+	// Header, for csv with a header, are the field names, read from the
+	// object's first record by the coordinator: a record becomes a map
+	// of them, and the split at offset 0 skips that first record.
+	Header []string `msgpack:"header,omitempty" json:"header,omitempty"`
 }
 
 func (s *splitRef) String() string {

@@ -40,6 +40,14 @@ type MapFunc func(ctx context.Context, rec Record, emit Emit) error
 // alike.
 type ReduceFunc func(ctx context.Context, key string, values iter.Seq[any], emit Emit) error
 
+// CoGroupFunc is the function of a reduce stage that reads several
+// stages together (a cogroup): it gets each key with its values grouped
+// by input, under the name of the stage they came from (or the input's
+// name: given); an input with no value for the key has no entry. A
+// key's values are all in memory at once, as for Spark's cogroup. Join
+// builds one from a function of matched pairs.
+type CoGroupFunc func(ctx context.Context, key string, groups map[string][]any, emit Emit) error
+
 // TaskFunc is the function of a task stage: it receives a whole input
 // chunk at once (empty for a stage with no input) and emits records.
 type TaskFunc func(ctx context.Context, recs []Record, emit Emit) error
@@ -87,6 +95,8 @@ type registered struct {
 	task   TaskFunc
 	raw    RawFunc
 	sum    bool // reduce is SumInt64, registered with Sum
+	// cogroup, when set, serves the reduce kind in place of reduce.
+	cogroup CoGroupFunc
 }
 
 // NewRegistry returns an empty Registry.
@@ -125,6 +135,14 @@ func SumInt64(ctx context.Context, key string, values iter.Seq[any], emit Emit) 
 		n += x
 	}
 	return emit(key, n)
+}
+
+// CoGroup registers the function of a reduce stage that reads several
+// stages (needs: [a, b] and no input): it is called once per key with
+// the key's values grouped by the stage they came from. It panics like
+// Map.
+func (r *Registry) CoGroup(name string, f CoGroupFunc) {
+	r.add(name, f == nil, registered{kind: TaskReduce, cogroup: f})
 }
 
 // Task registers a task function. It panics like Map.

@@ -31,7 +31,8 @@ func testLogger(t *testing.T) *slog.Logger {
 func loadWordcount(t *testing.T, extra map[string]string) (*spec.Pipeline, string) {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "wordcount.tsv")
-	params := map[string]string{"out": out}
+	// Four lines a task, so that the example's small input makes several.
+	params := map[string]string{"out": out, "lines": "4"}
 	for k, v := range extra {
 		params[k] = v
 	}

@@ -424,7 +424,7 @@ func (x *execution) finished(r attemptResult) {
 			x.observe(schedEvent{kind: schedDropped, task: r.task, attempt: r.attempt, err: r.out.err})
 			return
 		}
-		if st.failures < x.maxAttempts {
+		if st.failures < x.maxAttempts && !errors.Is(r.out.err, ErrPermanent) {
 			wait := backoff(s.retry, st.failures, s.jitter)
 			st.readyAt = time.Now().Add(wait)
 			x.waiting = append(x.waiting, r.task)

@@ -254,25 +254,79 @@ func TestUniqueFitsGearmanLimit(t *testing.T) {
 	}
 }
 
+// TestCSVInput: CSV rows are arrays of their fields, or maps by the
+// header with header: true; a quoted field may span lines, and a split
+// never cuts one; blank lines are no records.
 func TestCSVInput(t *testing.T) {
 	t.Parallel()
-	path := writeFile(t, t.TempDir(), "in.csv", "a,b\n\"x, y\",2\n\n")
-	chunks, err := planFiles(spec.Source{Kind: spec.SourceFile, Value: path}, spec.Split{By: spec.SplitLines, N: 10})
-	if err != nil {
-		t.Fatal(err)
+	path := writeFile(t, t.TempDir(), "in.csv", "a,b\n\"x, y\",2\n\n\"two\nlines\",3\n\"say \"\"hi\"\"\n\",4\n")
+	tests := []struct {
+		name   string
+		header bool
+		split  spec.Split
+		chunks int
+		want   []any
+	}{
+		{"rows", false, spec.Split{By: spec.SplitLines, N: 10}, 1, []any{
+			[]any{"a", "b"}, []any{"x, y", "2"}, []any{"two\nlines", "3"}, []any{"say \"hi\"\n", "4"}}},
+		{"header", true, spec.Split{By: spec.SplitLines, N: 10}, 1, []any{
+			map[string]any{"a": "x, y", "b": "2"}, map[string]any{"a": "two\nlines", "b": "3"}, map[string]any{"a": "say \"hi\"\n", "b": "4"}}},
+		{"a record a task", true, spec.Split{By: spec.SplitRecords, N: 1}, 5, []any{
+			map[string]any{"a": "x, y", "b": "2"}, map[string]any{"a": "two\nlines", "b": "3"}, map[string]any{"a": "say \"hi\"\n", "b": "4"}}},
+		{"bytes", true, spec.Split{By: spec.SplitBytes, N: 1}, 5, []any{
+			map[string]any{"a": "x, y", "b": "2"}, map[string]any{"a": "two\nlines", "b": "3"}, map[string]any{"a": "say \"hi\"\n", "b": "4"}}},
 	}
-	recs, err := fileChunkRecords(chunks[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []any
-	for _, r := range recs {
-		v, _ := DecodeValue(r.Value)
-		got = append(got, v)
-	}
-	want := []any{[]any{"a", "b"}, []any{"x, y", "2"}, []any{}}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("rows %#v, want %#v", got, want)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			in := spec.Input{From: spec.Source{Kind: spec.SourceFile, Value: path}, Split: tt.split, Header: tt.header}
+			check := func(t *testing.T, chunks []chunk, read func(chunk) ([]any, error)) {
+				t.Helper()
+				if len(chunks) != tt.chunks {
+					t.Errorf("%d chunks, want %d", len(chunks), tt.chunks)
+				}
+				var got []any
+				for _, c := range chunks {
+					vs, err := read(c)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got = append(got, vs...)
+				}
+				if !reflect.DeepEqual(got, tt.want) {
+					t.Errorf("rows %#v, want %#v", got, tt.want)
+				}
+			}
+			// Through the payload: the coordinator reads the records.
+			chunks, err := planFileInput(in, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			check(t, chunks, func(c chunk) ([]any, error) {
+				recs, err := fileChunkRecords(c)
+				var vs []any
+				for _, r := range recs {
+					v, _ := DecodeValue(r.Value)
+					vs = append(vs, v)
+				}
+				return vs, err
+			})
+			// Through storage: the worker reads its split.
+			chunks, err = planInput(t.Context(), in, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			reg := NewRegistry()
+			check(t, chunks, func(c chunk) ([]any, error) {
+				var vs []any
+				err := reg.eachRefRecord(t.Context(), &taskRefs{Split: c.Split}, func(_ Position, _ string, value []byte) error {
+					v, err := DecodeValue(value)
+					vs = append(vs, v)
+					return err
+				}, nil)
+				return vs, err
+			})
+		})
 	}
 }
 

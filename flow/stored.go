@@ -8,6 +8,7 @@ import (
 	"io"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,26 +25,74 @@ import (
 // naming them. No input or shuffle byte passes through the coordinator
 // or the job server.
 
-// storedPlan plans a stage's tasks from storage.
+// storedPlan plans a stage's tasks from storage: those of each of its
+// inputs in turn, each chunk naming its input.
 func (c *coordinator) storedPlan(ctx context.Context, sr *stageRun) ([]chunk, error) {
 	st := sr.st
-	from := st.Input.From
-	switch {
-	case st.Kind == spec.KindReduce:
+	if st.Kind == spec.KindReduce {
 		return c.planReduceRefs(sr)
-	case from.Kind == spec.SourceFile || from.Kind == spec.SourceGlob:
-		return planInputRefs(ctx, from, st.Input.Split)
-	case from.Kind == spec.SourceStage:
-		return c.planStageRefs(sr)
 	}
-	return []chunk{{}}, nil // a task stage with no input runs once
+	ins := st.InputList()
+	if len(ins) == 0 {
+		return []chunk{{}}, nil // a task stage with no input runs once
+	}
+	var chunks []chunk
+	for _, in := range ins {
+		var cs []chunk
+		var err error
+		switch in.From.Kind {
+		case spec.SourceFile, spec.SourceGlob:
+			cs, err = planInput(ctx, in, c.excluded)
+		case spec.SourceStage:
+			cs, err = c.planStageRefs(c.stages[in.From.Value], in.Split)
+		}
+		if err != nil {
+			return nil, err
+		}
+		for i := range cs {
+			cs[i].Source = inputName(in)
+		}
+		chunks = append(chunks, cs...)
+	}
+	return chunks, nil
+}
+
+// excluded reports whether path is the run's own: under its state
+// folder, its run directory or its prefix in a storage folder, which an
+// input glob such as ** would otherwise match. The rest of a storage
+// folder is not excluded: inputs may well lie there.
+func (c *coordinator) excluded(path string) bool {
+	dirs := []string{c.opts.StateDir, c.j.dir}
+	if dir, ok := strings.CutPrefix(c.storeURI, "file://"); ok {
+		dirs = append(dirs, filepath.Join(dir, c.run))
+	}
+	for _, d := range dirs {
+		if d == "" {
+			continue
+		}
+		if abs, err := filepath.Abs(d); err == nil {
+			d = abs
+		}
+		if rel, err := filepath.Rel(d, path); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			return true
+		}
+	}
+	return false
 }
 
 // planInputRefs lists a file or glob input in its store and cuts each
-// object into splits: by bytes from the objects' sizes alone, or, for
-// lines and records splits (meant for small inputs), by reading the
-// objects for their line ends. A compressed object is one split.
+// object into splits (see planInput).
 func planInputRefs(ctx context.Context, from spec.Source, split spec.Split) ([]chunk, error) {
+	return planInput(ctx, spec.Input{From: from, Split: split}, nil)
+}
+
+// planInput lists a file or glob input in its store, leaving out the
+// files excluded says, and cuts each object into splits: by bytes from
+// the objects' sizes alone, or, for lines and records splits (meant for
+// small inputs) and for CSV, by reading the objects for their line (or
+// record) ends. A compressed object is one split.
+func planInput(ctx context.Context, in spec.Input, excluded func(path string) bool) ([]chunk, error) {
+	from, split := in.From, in.Split
 	root, pattern := storage.Split(from.Value)
 	st, err := storage.Open(ctx, root)
 	if err != nil {
@@ -59,6 +108,11 @@ func planInputRefs(ctx context.Context, from spec.Source, split spec.Split) ([]c
 	} else {
 		if objs, err = st.List(ctx, pattern); err != nil {
 			return nil, fmt.Errorf("flow: input: %w", err)
+		}
+		if dir, local := strings.CutPrefix(st.URI(), "file://"); local && excluded != nil {
+			objs = slices.DeleteFunc(objs, func(o storage.Info) bool {
+				return excluded(filepath.Join(dir, filepath.FromSlash(o.Key)))
+			})
 		}
 		if len(objs) == 0 {
 			return nil, fmt.Errorf("flow: input: %s matches no files", from.Value)
@@ -81,18 +135,27 @@ func planInputRefs(ctx context.Context, from spec.Source, split spec.Split) ([]c
 	}
 	var chunks []chunk
 	for _, o := range objs {
-		format := "text"
-		switch {
-		case split.By == spec.SplitRecords:
-			format = "json"
-		case strings.EqualFold(path.Ext(strings.TrimSuffix(strings.TrimSuffix(o.Key, ".gz"), ".zst")), ".csv"):
-			format = "csv"
-		}
+		format := objectFormat(in, o.Key)
 		obj := objectRef{Store: st.URI(), Key: o.Key}
+		if err := checkHeader(in, format, obj.URI()); err != nil {
+			return nil, err
+		}
+		var header []string
+		if format == "csv" && in.Header {
+			rc, err := storage.OpenInput(ctx, st, o.Key)
+			if err != nil {
+				return nil, fmt.Errorf("flow: input: %w", err)
+			}
+			header, err = readCSVHeader(bufio.NewReader(rc), obj.URI())
+			rc.Close()
+			if err != nil {
+				return nil, err
+			}
+		}
 		switch {
 		case compressed(o.Key):
-			chunks = append(chunks, chunk{Split: &splitRef{objectRef: obj, Len: -1, Size: o.Size, Format: format, FirstLine: 1}})
-		case split.By == spec.SplitBytes:
+			chunks = append(chunks, chunk{Split: &splitRef{objectRef: obj, Len: -1, Size: o.Size, Format: format, FirstLine: 1, Header: header}})
+		case split.By == spec.SplitBytes && format != "csv":
 			size := n
 			if size <= 0 {
 				size = spec.DefaultSplitBytes
@@ -101,7 +164,13 @@ func planInputRefs(ctx context.Context, from spec.Source, split spec.Split) ([]c
 				chunks = append(chunks, chunk{Split: &splitRef{objectRef: obj, Size: 0, Format: format}})
 			}
 			for off := int64(0); off < o.Size; off += size {
-				chunks = append(chunks, chunk{Split: &splitRef{objectRef: obj, Off: off, Len: min(size, o.Size-off), Size: o.Size, Format: format}})
+				sp := &splitRef{objectRef: obj, Off: off, Len: min(size, o.Size-off), Size: o.Size, Format: format}
+				if off == 0 {
+					// The lines of the first split are numbered; the
+					// others' first line is not known without reading.
+					sp.FirstLine = 1
+				}
+				chunks = append(chunks, chunk{Split: sp})
 			}
 		default:
 			rc, err := st.Open(ctx, o.Key, 0, -1)
@@ -119,13 +188,13 @@ func planInputRefs(ctx context.Context, from spec.Source, split spec.Split) ([]c
 				}
 				r = bytes.NewReader(data)
 			}
-			lines, err := scanLineSplits(r, split)
+			lines, err := scanSplits(r, split, format == "csv")
 			rc.Close()
 			if err != nil {
 				return nil, fmt.Errorf("flow: input %s: %w", obj.URI(), err)
 			}
 			for _, l := range lines {
-				sp := &splitRef{objectRef: obj, Off: l.Offset, Len: l.Length, Size: o.Size, Format: format, FirstLine: l.FirstLine}
+				sp := &splitRef{objectRef: obj, Off: l.Offset, Len: l.Length, Size: o.Size, Format: format, FirstLine: l.FirstLine, Header: header}
 				if data != nil && l.Length <= maxInlineSplit && l.Offset+l.Length <= int64(len(data)) {
 					sp.Data = data[l.Offset : l.Offset+l.Length : l.Offset+l.Length]
 				}
@@ -153,6 +222,16 @@ func compressed(key string) bool {
 // scanLineSplits cuts what r reads into chunks of split.N lines (or the
 // first line end past split.N bytes), at line ends.
 func scanLineSplits(r io.Reader, split spec.Split) ([]chunk, error) {
+	return scanSplits(r, split, false)
+}
+
+// scanSplits cuts what r reads into chunks of split.N lines (records
+// for CSV), or at the first line end past split.N bytes. With csv it
+// cuts only at a line end outside quotes, so that a quoted field that
+// spans lines stays in one chunk: in RFC 4180 CSV a quote inside a field
+// is doubled, so a line end is outside quotes when the quotes before it
+// are even in number.
+func scanSplits(r io.Reader, split spec.Split, csv bool) ([]chunk, error) {
 	n := int64(split.N)
 	if n <= 0 {
 		switch split.By {
@@ -166,23 +245,32 @@ func scanLineSplits(r io.Reader, split spec.Split) ([]chunk, error) {
 	}
 	var chunks []chunk
 	cur := chunk{FirstLine: 1}
-	var off, line int64
+	var off, line, records int64
+	quoted := false // inside a quoted CSV field
 	br := bufio.NewReaderSize(r, 256<<10)
 	for {
 		b, err := br.ReadSlice('\n')
+		if csv && bytes.Count(b, []byte{'"'})%2 == 1 {
+			quoted = !quoted
+		}
 		if len(b) > 0 || err == bufio.ErrBufferFull {
 			off += int64(len(b))
 			cur.Length += int64(len(b))
 			if err != bufio.ErrBufferFull {
 				line++
 				cur.Lines++
-				full := cur.Lines >= n
+				if quoted && err == nil {
+					continue // the record goes on past this line
+				}
+				records++
+				full := records >= n
 				if split.By == spec.SplitBytes {
 					full = cur.Length >= n
 				}
 				if full {
 					chunks = append(chunks, cur)
 					cur = chunk{Offset: off, FirstLine: line + 1}
+					records = 0
 				}
 			}
 		}
@@ -205,9 +293,8 @@ func scanLineSplits(r io.Reader, split spec.Split) ([]chunk, error) {
 // planStageRefs gives a map or task stage that reads another stage's
 // output tasks of whole output files of that stage: as many files as
 // keep a task within the split's records (at least one file).
-func (c *coordinator) planStageRefs(sr *stageRun) ([]chunk, error) {
-	up := c.stages[sr.st.Input.From.Value]
-	n := int64(sr.st.Input.Split.N)
+func (c *coordinator) planStageRefs(up *stageRun, split spec.Split) ([]chunk, error) {
+	n := int64(split.N)
 	if n <= 0 {
 		n = spec.DefaultSplitRecords
 	}
@@ -233,24 +320,42 @@ func (c *coordinator) planStageRefs(sr *stageRun) ([]chunk, error) {
 
 // planReduceRefs gives a reduce stage one task per partition of the
 // stage it reads, naming that partition's sorted run from each of its
-// tasks.
+// tasks. A reduce stage reading several stages (a cogroup) names the
+// partition's runs of each, and which input each run is of.
 func (c *coordinator) planReduceRefs(sr *stageRun) ([]chunk, error) {
-	up := c.stages[sr.st.Input.From.Value]
-	parts := max(up.st.Partition.Count, 1)
+	ins := sr.st.InputList()
+	if len(ins) == 0 {
+		return nil, fmt.Errorf("flow: stage %s: a reduce stage with no input", sr.st.Name)
+	}
+	first := c.stages[ins[0].From.Value]
+	parts := max(first.st.Partition.Count, 1)
 	chunks := make([]chunk, parts)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	cogroup := len(ins) > 1
 	for p := range chunks {
-		chunks[p] = chunk{Partition: p, Stage: up.st.Name, Runs: true}
+		chunks[p] = chunk{Partition: p, Stage: first.st.Name, Runs: true}
+		if !cogroup {
+			chunks[p].Source = inputName(ins[0])
+		}
 	}
-	for _, files := range up.files {
-		for _, f := range files {
-			if f.Part < 0 || f.Part >= parts {
-				return nil, fmt.Errorf("flow: stage %s: file %s is of partition %d of %d", up.st.Name, f.Key, f.Part, parts)
+	for _, in := range ins {
+		up := c.stages[in.From.Value]
+		if n := max(up.st.Partition.Count, 1); n != parts {
+			return nil, fmt.Errorf("flow: stage %s: reads %s (%d partitions) and %s (%d partitions)", sr.st.Name, first.st.Name, parts, up.st.Name, n)
+		}
+		for _, files := range up.files {
+			for _, f := range files {
+				if f.Part < 0 || f.Part >= parts {
+					return nil, fmt.Errorf("flow: stage %s: file %s is of partition %d of %d", up.st.Name, f.Key, f.Part, parts)
+				}
+				ch := &chunks[f.Part]
+				ch.Keys = append(ch.Keys, f.Key)
+				if cogroup {
+					ch.KeySources = append(ch.KeySources, inputName(in))
+				}
+				ch.Count += f.Records
 			}
-			ch := &chunks[f.Part]
-			ch.Keys = append(ch.Keys, f.Key)
-			ch.Count += f.Records
 		}
 	}
 	return chunks, nil
@@ -261,11 +366,21 @@ func (c *coordinator) planReduceRefs(sr *stageRun) ([]chunk, error) {
 // task, in emission order).
 func (c *coordinator) partitioned(st *spec.Stage) int {
 	for _, other := range c.p.Stages {
-		if other.Kind == spec.KindReduce && other.Input.From.Kind == spec.SourceStage && other.Input.From.Value == st.Name {
+		if other.Kind == spec.KindReduce && readsStage(other, st.Name) {
 			return max(st.Partition.Count, 1)
 		}
 	}
 	return 0
+}
+
+// readsStage reports whether st reads the output of the stage called name.
+func readsStage(st *spec.Stage, name string) bool {
+	for _, in := range st.InputList() {
+		if in.From.Kind == spec.SourceStage && in.From.Value == name {
+			return true
+		}
+	}
+	return false
 }
 
 // refs returns the references of an attempt's task.
@@ -274,7 +389,7 @@ func (c *coordinator) refs(sr *stageRun, task, attempt int) *taskRefs {
 	r := &taskRefs{Store: c.store.URI(), Split: ch.Split, Whole: ch.Whole,
 		Out: attemptPrefix(c.run, sr.st.Name, task, attempt), Parts: c.partitioned(sr.st)}
 	if sr.st.Kind == spec.KindReduce {
-		r.Runs = ch.Keys
+		r.Runs, r.Sources = ch.Keys, ch.KeySources
 	} else {
 		r.Files = ch.Keys
 	}
@@ -322,7 +437,7 @@ func (c *coordinator) storedAttempt(ctx context.Context, sr *stageRun, task, att
 			}
 		}()
 	}
-	fail := func(err error) attemptOutcome { return c.failedAttempt(sr, task, err, discard) }
+	fail := func(err error) attemptOutcome { return c.failedAttempt(sr, task, jobError(err), discard) }
 	t, err := c.submit(ctx, sr, task, attempt, payload)
 	if err != nil {
 		return fail(err)
@@ -363,6 +478,9 @@ func (c *coordinator) storedAttempt(ctx context.Context, sr *stageRun, task, att
 		discard: discard,
 		commit: func() error {
 			if err := c.j.record(entry); err != nil {
+				return err
+			}
+			if err := c.badLetters(st, task, attempt, summary.Bad); err != nil {
 				return err
 			}
 			c.mu.Lock()
@@ -447,10 +565,10 @@ func defaultStorage(runDir string) string {
 // each (see rawText), and how many there are.
 func (c *coordinator) rawInput(ctx context.Context, refs *taskRefs) ([]byte, int64, error) {
 	var recs []rawRecord
-	err := c.reg.eachRefRecord(ctx, refs, func(key string, value []byte) error {
+	err := c.reg.eachRefRecord(ctx, refs, func(_ Position, key string, value []byte) error {
 		recs = append(recs, rawRecord{Key: key, Value: bytes.Clone(value)})
 		return nil
-	})
+	}, nil)
 	return rawText(recs), int64(len(recs)), err
 }
 

@@ -16,7 +16,7 @@ func (r *Registry) Handler(name string) runtime.Handler {
 		return runtime.HandlerFunc(func(ctx context.Context, job *runtime.Job) ([]byte, error) {
 			out, err := f.raw(ctx, job.Payload)
 			if err != nil {
-				return nil, runtime.Exception(&FunctionError{Function: name, Err: err})
+				return nil, runtime.Exception(exceptionError(&FunctionError{Function: name, Err: err}))
 			}
 			return out, nil
 		})
@@ -24,7 +24,7 @@ func (r *Registry) Handler(name string) runtime.Handler {
 	return runtime.HandlerFunc(func(ctx context.Context, job *runtime.Job) ([]byte, error) {
 		res, err := r.execute(ctx, name, job.Payload, taskIO{data: job.SendData, status: job.SendStatus})
 		if err != nil {
-			return nil, runtime.Exception(err)
+			return nil, runtime.Exception(exceptionError(err))
 		}
 		return res, nil
 	})

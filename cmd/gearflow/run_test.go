@@ -37,7 +37,7 @@ func TestRunEmbeddedWordcount(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	out := filepath.Join(dir, "wc.tsv")
-	code, stdout, stderr := runCmd(t, t.Context(), cmdRun, wordcountYAML, "-p", "out="+out, "--state-dir", filepath.Join(dir, "state"))
+	code, stdout, stderr := runCmd(t, t.Context(), cmdRun, wordcountYAML, "-p", "out="+out, "-p", "lines=4", "--state-dir", filepath.Join(dir, "state"))
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
@@ -57,7 +57,7 @@ func TestRunJSONEvents(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	out := filepath.Join(dir, "wc.tsv")
-	code, stdout, stderr := runCmd(t, t.Context(), cmdRun, wordcountYAML, "--json", "-p", "out="+out, "--state-dir", dir, "--workers", "2")
+	code, stdout, stderr := runCmd(t, t.Context(), cmdRun, wordcountYAML, "--json", "-p", "out="+out, "-p", "lines=4", "--state-dir", dir, "--workers", "2")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}

@@ -16,7 +16,7 @@ import (
 func TestLogstats(t *testing.T) {
 	t.Parallel()
 	out := filepath.Join(t.TempDir(), "top.jsonl")
-	p, err := spec.Load("logstats.yaml", map[string]string{"out": out})
+	p, err := spec.Load("logstats.yaml", map[string]string{"out": out, "lines": "10"})
 	if err != nil {
 		t.Fatal(err)
 	}

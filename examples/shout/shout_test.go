@@ -18,7 +18,7 @@ import (
 func load(t *testing.T) (*spec.Pipeline, string) {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "shout.tsv")
-	p, err := spec.Load("shout.yaml", map[string]string{"out": out})
+	p, err := spec.Load("shout.yaml", map[string]string{"out": out, "lines": "2"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,8 @@ import (
 func TestWordcount(t *testing.T) {
 	t.Parallel()
 	out := filepath.Join(t.TempDir(), "wordcount.tsv")
-	p, err := spec.Load("wordcount.yaml", map[string]string{"out": out})
+	// Four lines a task, so that the small input makes several tasks.
+	p, err := spec.Load("wordcount.yaml", map[string]string{"out": out, "lines": "4"})
 	if err != nil {
 		t.Fatal(err)
 	}

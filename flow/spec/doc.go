@@ -98,10 +98,15 @@
 //     tasks fail ("0.5%" works; the share is above 0 and at most 100%), and
 //     { tolerate: 3 } while at most that many tasks fail.
 //   - dead_letter: path of a JSON lines file that receives the tasks that
-//     failed under continue or tolerate; default none; "file:" prefix
-//     optional; relative to the pipeline file's directory.
+//     failed under continue or tolerate, and the records skipped under
+//     skip_bad_records; default none; "file:" prefix optional; relative
+//     to the pipeline file's directory.
 //   - speculative: bool, default true: allow backup attempts for
 //     stragglers near the end of a stage.
+//   - skip_bad_records: a count of input records per task (10), or a
+//     share of them ("1%"), that may fail their function call or fail to
+//     read before the task fails; each goes to the dead letter. Default 0:
+//     none.
 //
 // # Stages
 //
@@ -119,12 +124,18 @@
 //     patterns relative to the pipeline file's directory; patterns in
 //     path/filepath.Match syntax) and
 //     split (how input is cut into tasks: { lines: N }, { bytes: SIZE },
-//     { records: N } (JSON lines, or a stage's records), or { files: N }
+//     { records: N } (records of its format, or a stage's), or { files: N }
 //     (whole files per task, glob inputs); a bare lines, bytes, records or
 //     files takes the default size). SIZE is a byte count with an optional
 //     unit: 65536, 64KiB, 4MiB, 1MB. The default split is { lines: 10000 }
 //     for files and globs and { records: 10000 } for a stage, which only
-//     splits by records. N is at least 1.
+//     splits by records. N is at least 1. Also name (the input's name,
+//     as functions see it), format (text, jsonl or csv; by default a
+//     .csv file is CSV and a records split reads JSON lines) and header
+//     (CSV: the first record names the fields).
+//   - inputs: several inputs, a list of mappings like input:, each with a
+//     name unique in the stage (a stage: input defaults to the stage's
+//     name); a stage has input or inputs, not both.
 //   - needs: a list of stage names (a "stage:" prefix is accepted) that
 //     must finish first. Each must name a stage, once, and needs may not
 //     form a cycle. A stage read by input: from: stage:NAME is needed
@@ -143,10 +154,12 @@
 //
 // A stage without input reads the output of its single need, when it has
 // exactly one. Otherwise a map stage needs an input, a reduce stage needs
-// the stage it reduces (needs: [NAME]), and a stage with several needs
-// must name the one it reads; a task stage may have no input at all.
-// A reduce stage reads only a stage (never a file), takes no split and no
-// combine: its tasks are the partitions of its input.
+// the stage it reduces (needs: [NAME]), and a map stage with several
+// needs must name the one it reads; a task stage may have no input at
+// all. A reduce stage with several needs and no input reads them all (a
+// cogroup), which must have the same partition count. A reduce stage
+// reads only stages (never a file), takes no split and no combine: its
+// tasks are the partitions of its input.
 //
 // # Output
 //

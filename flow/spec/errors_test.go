@@ -382,10 +382,45 @@ output:
 			},
 		},
 		{
-			name: "reduce with two needs",
-			yaml: strings.Replace(minimal, "output:", "  - name: b\n    kind: task\n    function: t\n  - name: total\n    kind: reduce\n    needs: [count, b]\n    function: wc.sum\noutput:", 1),
+			name: "map with two needs",
+			yaml: strings.Replace(minimal, "output:", "  - name: b\n    kind: task\n    function: t\n  - name: total\n    kind: map\n    needs: [count, b]\n    function: wc.sum\noutput:", 1),
 			want: []string{
-				`p.yaml:11:5: stage "total": a reduce stage with several needs must say which one it reads (hint: add input: { from: stage:NAME } naming one of its needs)`,
+				`p.yaml:11:5: stage "total": a map stage with several needs must say which one it reads (hint: add input: { from: stage:NAME } naming one of its needs)`,
+			},
+		},
+		{
+			name: "cogroup of unlike partitions",
+			yaml: strings.Replace(minimal, "output:", "    partition: { count: 4 }\n  - name: b\n    kind: task\n    function: t\n  - name: total\n    kind: reduce\n    needs: [count, b]\n    function: wc.sum\noutput:", 1),
+			want: []string{
+				`p.yaml:12:5: stage "total": reads count (4 partitions) and b (1 partitions): a cogroup needs the same count (hint: give the stages it reads the same partition: { count: N })`,
+			},
+		},
+		{
+			name: "inputs without a name",
+			yaml: strings.Replace(minimal, "input: { from: file:in.txt }", "inputs: [{ from: file:in.txt }, { name: b, from: file:b.txt }]", 1),
+			want: []string{
+				`p.yaml:7:14: stage "count": inputs[0]: missing required field "name" (hint: add name: NAME; functions see it as the record's Source)`,
+			},
+		},
+		{
+			name: "input and inputs",
+			yaml: strings.Replace(minimal, "input: { from: file:in.txt }", "input: { from: file:in.txt }\n    inputs: [{ name: a, from: file:in.txt }]", 1),
+			want: []string{
+				`p.yaml:8:5: stage "count": give input or inputs, not both (hint: list every input under inputs: and drop input:)`,
+			},
+		},
+		{
+			name: "header on jsonl",
+			yaml: strings.Replace(minimal, "input: { from: file:in.txt }", "input: { from: file:in.txt, format: jsonl, header: true }", 1),
+			want: []string{
+				`p.yaml:7:48: stage "count": input: header applies to csv input, not jsonl (hint: a header names CSV fields: set format: csv)`,
+			},
+		},
+		{
+			name: "bad skip_bad_records",
+			yaml: strings.Replace(minimal, "input: { from: file:in.txt }", "input: { from: file:in.txt }\n    skip_bad_records: lots", 1),
+			want: []string{
+				`p.yaml:8:23: stage "count": skip_bad_records: bad value "lots" (hint: use a count of records per task like 10, or a share of a task's records like "1%")`,
 			},
 		},
 		{

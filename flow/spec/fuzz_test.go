@@ -15,6 +15,27 @@ func FuzzSpec(f *testing.F) {
 	f.Add([]byte(full), "input=in.txt")
 	f.Add([]byte(minimal), "")
 	f.Add([]byte(pipeline("  n: { type: int, default: 2 }\n", "    partition: { count: ${params.n} }\n    input: { from: stage:up }\n", "  to: o.jsonl\n")), "n=3")
+	f.Add([]byte(`version: 1
+name: shop
+defaults: { skip_bad_records: "1%" }
+stages:
+  - name: users
+    kind: map
+    function: m
+    inputs: [{ name: u, from: file:u.csv, format: csv, header: true }, { name: o, from: "glob:o/*.jsonl", format: jsonl, split: records }]
+    partition: { count: 2 }
+  - name: orders
+    kind: map
+    function: m
+    input: { name: o, from: file:o.jsonl }
+    partition: { count: 2 }
+    skip_bad_records: 3
+  - name: j
+    kind: reduce
+    needs: [users, orders]
+    function: j
+output: { to: out.jsonl }
+`), "")
 	// param is one -p override, name=value, or "" for none.
 	f.Fuzz(func(t *testing.T, data []byte, param string) {
 		var params map[string]string

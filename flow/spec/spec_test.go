@@ -130,6 +130,7 @@ func TestParseFull(t *testing.T) {
 				Kind:      spec.KindMap,
 				Function:  "wc.map",
 				Input:     spec.Input{From: spec.Source{Kind: spec.SourceFile, Value: input}, Split: spec.Split{By: spec.SplitLines, N: 20000}},
+				Inputs:    []spec.Input{spec.Input{From: spec.Source{Kind: spec.SourceFile, Value: input}, Split: spec.Split{By: spec.SplitLines, N: 20000}}},
 				Combine:   "wc.sum",
 				Partition: spec.Partition{By: "key", Count: 16},
 				Params:    map[string]string{"lang": "en", "min": "3", "note": "cost is ${HOME}"},
@@ -145,6 +146,7 @@ func TestParseFull(t *testing.T) {
 				Kind:     spec.KindReduce,
 				Function: "wc.sum",
 				Input:    spec.Input{From: spec.Source{Kind: spec.SourceStage, Value: "count"}},
+				Inputs:   []spec.Input{spec.Input{From: spec.Source{Kind: spec.SourceStage, Value: "count"}}},
 				Needs:    []string{"count"},
 				Pos:      spec.Pos{Line: 33, Column: 5},
 				StageSettings: with(func(s *spec.StageSettings) {
@@ -158,6 +160,7 @@ func TestParseFull(t *testing.T) {
 				Kind:     spec.KindTask,
 				Function: "notify.py",
 				Input:    spec.Input{From: spec.Source{Kind: spec.SourceStage, Value: "total"}, Split: spec.Split{By: spec.SplitRecords, N: 100}},
+				Inputs:   []spec.Input{spec.Input{From: spec.Source{Kind: spec.SourceStage, Value: "total"}, Split: spec.Split{By: spec.SplitRecords, N: 100}}},
 				Needs:    []string{"total"}, // implied by input: from: stage:total
 				Encoding: spec.EncodingRaw,
 				Pos:      spec.Pos{Line: 40, Column: 5},
@@ -171,6 +174,7 @@ func TestParseFull(t *testing.T) {
 				Kind:          spec.KindMap,
 				Function:      "logs.scan",
 				Input:         spec.Input{From: spec.Source{Kind: spec.SourceGlob, Value: filepath.Join(dir, "logs/*.log")}, Split: spec.Split{By: spec.SplitFiles, N: 2}},
+				Inputs:        []spec.Input{spec.Input{From: spec.Source{Kind: spec.SourceGlob, Value: filepath.Join(dir, "logs/*.log")}, Split: spec.Split{By: spec.SplitFiles, N: 2}}},
 				Pos:           spec.Pos{Line: 47, Column: 5},
 				StageSettings: with(func(s *spec.StageSettings) { s.Priority = spec.PriorityLow }),
 			},
@@ -179,6 +183,7 @@ func TestParseFull(t *testing.T) {
 				Kind:     spec.KindMap,
 				Function: "bytes.map",
 				Input:    spec.Input{From: spec.Source{Kind: spec.SourceFile, Value: "/data/big.txt"}, Split: spec.Split{By: spec.SplitBytes, N: 4 << 20}},
+				Inputs:   []spec.Input{spec.Input{From: spec.Source{Kind: spec.SourceFile, Value: "/data/big.txt"}, Split: spec.Split{By: spec.SplitBytes, N: 4 << 20}}},
 				Pos:      spec.Pos{Line: 52, Column: 5},
 				StageSettings: with(func(s *spec.StageSettings) {
 					s.Retry.Initial, s.Retry.Max = 0, 0
@@ -256,5 +261,62 @@ output: { to: out/parts/, format: jsonl }
 	}
 	if _, err := spec.Parse([]byte(strings.Replace(src, "tmp/data", "ftp://x/y", 1)), "/work/p.yaml", nil); err == nil || !strings.Contains(err.Error(), "unknown storage scheme") {
 		t.Errorf("an ftp storage: err = %v, want an unknown scheme", err)
+	}
+}
+
+// TestParseInputsAndCoGroup: inputs: gives a stage several named inputs,
+// each with its format, header and split; skip_bad_records reads a count
+// or a percentage, inherited from defaults; a reduce stage with several
+// needs and no input reads them all, named by stage.
+func TestParseInputsAndCoGroup(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	src := `version: 1
+name: shop
+defaults:
+  skip_bad_records: "0.5%"
+stages:
+  - name: tag
+    kind: map
+    function: shop.tag
+    inputs:
+      - { name: users, from: file:users.csv, format: csv, header: true, split: { records: 100 } }
+      - { name: orders, from: "glob:orders/*.jsonl", format: jsonl }
+    partition: { count: 4 }
+  - name: other
+    kind: map
+    function: shop.other
+    input: { from: file:x.txt, format: text }
+    partition: { count: 4 }
+    skip_bad_records: 3
+  - name: joined
+    kind: reduce
+    needs: [tag, other]
+    function: shop.join
+output: { to: out.jsonl }
+`
+	p, err := spec.Parse([]byte(src), filepath.Join(dir, "p.yaml"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag, other, joined := p.Stages[0], p.Stages[1], p.Stages[2]
+	want := []spec.Input{
+		{Name: "users", From: spec.Source{Kind: spec.SourceFile, Value: filepath.Join(dir, "users.csv")},
+			Split: spec.Split{By: spec.SplitRecords, N: 100}, Format: spec.FormatCSVRows, Header: true},
+		{Name: "orders", From: spec.Source{Kind: spec.SourceGlob, Value: filepath.Join(dir, "orders/*.jsonl")},
+			Split: spec.Split{By: spec.SplitBytes, N: spec.DefaultSplitBytes}, Format: spec.FormatJSONLines},
+	}
+	if !reflect.DeepEqual(tag.Inputs, want) || !reflect.DeepEqual(tag.Input, want[0]) {
+		t.Errorf("tag inputs %+v (input %+v), want %+v", tag.Inputs, tag.Input, want)
+	}
+	if tag.SkipBadRecords != (spec.BadRecordLimit{Fraction: 0.005}) || other.SkipBadRecords != (spec.BadRecordLimit{Count: 3}) {
+		t.Errorf("skip_bad_records %+v and %+v, want 0.5%% and 3", tag.SkipBadRecords, other.SkipBadRecords)
+	}
+	if !joined.CoGroup() || len(joined.Inputs) != 2 || joined.Inputs[0].Name != "tag" || joined.Inputs[1].Name != "other" ||
+		joined.Inputs[1].From != (spec.Source{Kind: spec.SourceStage, Value: "other"}) {
+		t.Errorf("joined inputs %+v: want a cogroup of tag and other", joined.Inputs)
+	}
+	if err := p.Validate(); err != nil {
+		t.Errorf("Validate: %v", err)
 	}
 }

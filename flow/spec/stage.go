@@ -10,11 +10,12 @@ import (
 
 var (
 	topFields      = []string{"version", "name", "params", "defaults", "storage", "stages", "output"}
-	settingsFields = []string{"concurrency", "priority", "timeout", "retry", "on_failure", "dead_letter", "speculative"}
-	stageOwnFields = []string{"name", "kind", "function", "input", "combine", "partition", "needs", "encoding", "params"}
+	settingsFields = []string{"concurrency", "priority", "timeout", "retry", "on_failure", "dead_letter", "speculative", "skip_bad_records"}
+	stageOwnFields = []string{"name", "kind", "function", "input", "inputs", "combine", "partition", "needs", "encoding", "params"}
 	stageFields    = append(append([]string{}, stageOwnFields...), settingsFields...)
 	retryFields    = []string{"max_attempts", "backoff", "initial", "max"}
-	inputFields    = []string{"from", "split"}
+	inputFields    = []string{"name", "from", "split", "format", "header"}
+	inputFormats   = []string{"text", "jsonl", "csv"}
 	splitUnits     = []string{"lines", "bytes", "records", "files"}
 	partitionKeys  = []string{"by", "count"}
 	outputFields   = []string{"from", "to", "format"}
@@ -185,7 +186,38 @@ func (p *parser) settings(fs map[string]field, what string, base StageSettings, 
 			s.Speculative = v
 		}
 	}
+	if f, ok := fs["skip_bad_records"]; ok {
+		if v, good := p.badRecords(f.val, what+": skip_bad_records"); good {
+			s.SkipBadRecords = v
+		}
+	}
 	return s
+}
+
+const badRecordsHint = `use a count of records per task like 10, or a share of a task's records like "1%"`
+
+// badRecords reads skip_bad_records: a count (0 skips none) or a
+// percentage.
+func (p *parser) badRecords(n *yaml.Node, what string) (BadRecordLimit, bool) {
+	s, ok := p.str(n, what, "a count or a percentage")
+	if !ok {
+		return BadRecordLimit{}, false
+	}
+	s = strings.TrimSpace(s)
+	if pct, isPct := strings.CutSuffix(s, "%"); isPct {
+		v, err := strconv.ParseFloat(strings.TrimSpace(pct), 64)
+		if err != nil || !(v >= 0 && v <= 100) {
+			p.errorf(n, badRecordsHint, "%s: bad percentage %q", what, s)
+			return BadRecordLimit{}, false
+		}
+		return BadRecordLimit{Fraction: v / 100}, true
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil || v < 0 {
+		p.errorf(n, badRecordsHint, "%s: bad value %q", what, s)
+		return BadRecordLimit{}, false
+	}
+	return BadRecordLimit{Count: v}, true
 }
 
 const failureHint = `use fail_fast, continue, or { tolerate: "1%" } (a percentage of tasks) or { tolerate: 3 } (a count)`
@@ -248,7 +280,7 @@ type stageInfo struct {
 	node      *yaml.Node
 	needsNode *yaml.Node
 	needNodes map[string]*yaml.Node
-	fromNode  *yaml.Node // input.from, when given
+	fromNodes []*yaml.Node // input.from (or each inputs[i].from), when given
 	hasInput  bool
 	ok        bool // the name and kind were read
 }
@@ -371,7 +403,17 @@ func (p *parser) stage(n *yaml.Node, index int, defaults StageSettings) (*Stage,
 	}
 	if f, ok := fs["input"]; ok {
 		info.hasInput = true
-		st.Input, info.fromNode = p.input(f.val, what, st.Kind)
+		in, from := p.input(f.val, what+": input", st.Kind)
+		st.Inputs, info.fromNodes = []Input{in}, []*yaml.Node{from}
+		if g, both := fs["inputs"]; both {
+			p.errorf(g.key, "list every input under inputs: and drop input:", "%s: give input or inputs, not both", what)
+		}
+	} else if f, ok := fs["inputs"]; ok {
+		info.hasInput = true
+		st.Inputs, info.fromNodes = p.inputs(f.val, what, st.Kind)
+	}
+	if len(st.Inputs) > 0 {
+		st.Input = st.Inputs[0]
 	}
 	if f, ok := fs["partition"]; ok {
 		st.Partition = p.partition(f.val, what)
@@ -435,40 +477,91 @@ func storageURI(dir, s string) (string, string) {
 // hasGlob reports whether s has glob syntax: * ? [ or {.
 func hasGlob(s string) bool { return strings.ContainsAny(s, "*?[{") }
 
-// input reads a stage's input: mapping.
+// inputs reads a stage's inputs: list, each entry an input mapping
+// with a name unique in the stage.
+func (p *parser) inputs(n *yaml.Node, what string, kind Kind) ([]Input, []*yaml.Node) {
+	if n.Kind != yaml.SequenceNode || len(n.Content) == 0 {
+		p.errorf(n, "write inputs: [{ name: users, from: users.csv }, { name: orders, from: orders.jsonl }]", "%s: inputs: expected a list of inputs, found %s", what, describe(n))
+		return nil, nil
+	}
+	var ins []Input
+	var froms []*yaml.Node
+	seen := map[string]bool{}
+	for i, e := range n.Content {
+		e = resolve(e)
+		w := what + ": inputs[" + strconv.Itoa(i) + "]"
+		in, from := p.input(e, w, kind)
+		if in.Name == "" && in.From.Kind == SourceStage {
+			in.Name = in.From.Value
+		}
+		switch {
+		case in.Name == "" && from != nil:
+			p.errorf(e, "add name: NAME; functions see it as the record's Source", "%s: missing required field %q", w, "name")
+		case seen[in.Name]:
+			p.errorf(e, "give each input its own name", "%s: name: %q is used twice", w, in.Name)
+		}
+		seen[in.Name] = true
+		ins = append(ins, in)
+		froms = append(froms, from)
+	}
+	return ins, froms
+}
+
+// input reads one input mapping; what names it ("stage \"x\": input").
 func (p *parser) input(n *yaml.Node, what string, kind Kind) (Input, *yaml.Node) {
 	var in Input
-	fs := p.fields(n, what+": input", inputFields)
+	fs := p.fields(n, what, inputFields)
 	if fs == nil {
 		return in, nil
 	}
+	if f, ok := fs["name"]; ok {
+		if s, good := p.str(f.val, what+": name", "a name"); good {
+			if msg := checkName(s); msg != "" {
+				p.errorf(f.val, nameHint, "%s: name: %s", what, msg)
+			}
+			in.Name = s
+		}
+	}
+	if f, ok := fs["format"]; ok {
+		if v, good := p.enum(f.val, what+": format", inputFormats); good {
+			in.Format = map[string]InputFormat{"text": FormatText, "jsonl": FormatJSONLines, "csv": FormatCSVRows}[v]
+		}
+	}
+	if f, ok := fs["header"]; ok {
+		if v, good := p.boolean(f.val, what+": header"); good {
+			in.Header = v
+			if v && in.Format != FormatCSVRows && in.Format != FormatAuto {
+				p.errorf(f.key, "a header names CSV fields: set format: csv", "%s: header applies to csv input, not %s", what, in.Format)
+			}
+		}
+	}
 	f, ok := fs["from"]
 	if !ok {
-		p.errorf(n, sourceHint, "%s: input: missing required field %q", what, "from")
+		p.errorf(n, sourceHint, "%s: missing required field %q", what, "from")
 		return in, nil
 	}
 	fromNode := f.val
-	if s, good := p.str(f.val, what+": input: from", "a source"); good {
+	if s, good := p.str(f.val, what+": from", "a source"); good {
 		prefix, rest, found := strings.Cut(s, ":")
 		switch {
 		case prefix == "s3" && strings.HasPrefix(rest, "//"):
 			if strings.TrimPrefix(rest, "//") == "" || strings.HasPrefix(rest, "///") {
-				p.errorf(f.val, sourceHint, "%s: input: from: %q names no bucket", what, s)
+				p.errorf(f.val, sourceHint, "%s: from: %q names no bucket", what, s)
 			} else if hasGlob(rest) {
 				in.From = Source{Kind: SourceGlob, Value: s}
 			} else {
 				in.From = Source{Kind: SourceFile, Value: s}
 			}
 		case !found || (prefix != "file" && prefix != "glob" && prefix != "stage"):
-			p.errorf(f.val, sourceHint, "%s: input: from: unknown source %q", what, s)
+			p.errorf(f.val, sourceHint, "%s: from: unknown source %q", what, s)
 		case rest == "":
-			p.errorf(f.val, sourceHint, "%s: input: from: %q names nothing", what, s)
+			p.errorf(f.val, sourceHint, "%s: from: %q names nothing", what, s)
 		case prefix == "file":
 			in.From = Source{Kind: SourceFile, Value: absPath(p.dir, strings.TrimPrefix(rest, "//"))}
 		case prefix == "glob":
 			pattern := absPath(p.dir, rest)
 			if _, err := filepath.Match(pattern, ""); err != nil {
-				p.errorf(f.val, "see path/filepath.Match: * ? [a-z] and \\ escapes", "%s: input: from: bad glob pattern %q", what, rest)
+				p.errorf(f.val, "see path/filepath.Match: * ? [a-z] and \\ escapes", "%s: from: bad glob pattern %q", what, rest)
 			} else {
 				in.From = Source{Kind: SourceGlob, Value: pattern}
 			}
@@ -477,7 +570,7 @@ func (p *parser) input(n *yaml.Node, what string, kind Kind) (Input, *yaml.Node)
 		}
 	}
 	if kind == KindReduce && in.From.Kind != SourceStage && in.From.Kind != SourceNone {
-		p.errorf(f.val, "a reduce stage reads the partitions of a stage it needs: from: stage:NAME", "%s: input: a reduce stage cannot read %s", what, in.From.Kind)
+		p.errorf(f.val, "a reduce stage reads the partitions of a stage it needs: from: stage:NAME", "%s: a reduce stage cannot read %s", what, in.From.Kind)
 	}
 	// Default split: by bytes for files, by records for stage output.
 	switch in.From.Kind {
@@ -488,13 +581,13 @@ func (p *parser) input(n *yaml.Node, what string, kind Kind) (Input, *yaml.Node)
 	}
 	if g, ok := fs["split"]; ok {
 		if kind == KindReduce {
-			p.errorf(g.key, "a reduce stage's tasks are the partitions of its input", "%s: input: split does not apply to a reduce stage", what)
-		} else if sp, good := p.split(g.val, what+": input: split"); good {
+			p.errorf(g.key, "a reduce stage's tasks are the partitions of its input", "%s: split does not apply to a reduce stage", what)
+		} else if sp, good := p.split(g.val, what+": split"); good {
 			switch {
 			case in.From.Kind == SourceStage && sp.By != SplitRecords:
-				p.errorf(g.val, "use split: { records: N }", "%s: input: split: a stage's output splits by records, not %s", what, sp.By)
+				p.errorf(g.val, "use split: { records: N }", "%s: split: a stage's output splits by records, not %s", what, sp.By)
 			case sp.By == SplitFiles && in.From.Kind != SourceGlob && in.From.Kind != SourceNone:
-				p.errorf(g.val, "use from: glob:PATTERN to read several files", "%s: input: split: files applies to a glob input", what)
+				p.errorf(g.val, "use from: glob:PATTERN to read several files", "%s: split: files applies to a glob input", what)
 			default:
 				in.Split = sp
 			}
@@ -666,13 +759,16 @@ func (p *parser) links(pl *Pipeline) {
 			}
 		}
 		st.Needs = known
-		if st.Input.From.Kind == SourceStage {
-			src := st.Input.From.Value
+		for i, in := range st.Inputs {
+			if in.From.Kind != SourceStage {
+				continue
+			}
+			src := in.From.Value
 			switch {
 			case src == st.Name:
-				p.errorf(info.fromNode, "a stage cannot read its own output", "%s: input: from: stage %q is this stage", what, src)
+				p.errorf(info.fromNodes[i], "a stage cannot read its own output", "%s: input: from: stage %q is this stage", what, src)
 			case byName[src] == nil:
-				p.errorf(info.fromNode, stageHint(src), "%s: input: from: no stage is called %q", what, src)
+				p.errorf(info.fromNodes[i], stageHint(src), "%s: input: from: no stage is called %q", what, src)
 			case !contains(st.Needs, src):
 				// Reading a stage implies needing it.
 				st.Needs = append(st.Needs, src)
@@ -682,6 +778,14 @@ func (p *parser) links(pl *Pipeline) {
 			switch {
 			case len(st.Needs) == 1 && (len(info.needNodes) == 1):
 				st.Input = Input{From: Source{Kind: SourceStage, Value: st.Needs[0]}, Split: Split{By: SplitRecords, N: DefaultSplitRecords}}
+				st.Inputs = []Input{st.Input}
+			case len(st.Needs) > 1 && len(st.Needs) == len(info.needNodes) && st.Kind == KindReduce:
+				// A cogroup: each key's values, grouped by the need
+				// they came from.
+				for _, need := range st.Needs {
+					st.Inputs = append(st.Inputs, Input{Name: need, From: Source{Kind: SourceStage, Value: need}})
+				}
+				st.Input = st.Inputs[0]
 			case len(info.needNodes) > 1 && st.Kind != KindTask:
 				p.errorf(info.node, "add input: { from: stage:NAME } naming one of its needs", "%s: a %s stage with several needs must say which one it reads", what, st.Kind)
 			case len(info.needNodes) == 0 && st.Kind == KindMap:
@@ -690,11 +794,43 @@ func (p *parser) links(pl *Pipeline) {
 				p.errorf(info.node, "add needs: [STAGE] naming the stage whose output it reduces", "%s: a reduce stage needs the stage it reads", what)
 			}
 		}
-		if st.Input.From.Kind == SourceStage && st.Kind == KindReduce {
-			st.Input.Split = Split{}
+		if st.Kind == KindReduce {
+			for i := range st.Inputs {
+				st.Inputs[i].Split = Split{}
+			}
+			if len(st.Inputs) > 0 {
+				st.Input = st.Inputs[0]
+			}
+			p.cogroupParts(st, info, byName)
 		}
 	}
 	p.cycles(pl, byName)
+}
+
+// cogroupParts checks that the stages a reduce stage reads together are
+// cut into the same number of partitions: partition p of one meets
+// partition p of the others.
+func (p *parser) cogroupParts(st *Stage, info *stageInfo, byName map[string]*Stage) {
+	if len(st.Inputs) < 2 {
+		return
+	}
+	first := ""
+	want := 0
+	for _, in := range st.Inputs {
+		up := byName[in.From.Value]
+		if up == nil {
+			continue
+		}
+		if first == "" {
+			first, want = up.Name, max(up.Partition.Count, 1)
+			continue
+		}
+		if got := max(up.Partition.Count, 1); got != want {
+			p.errorf(info.node, "give the stages it reads the same partition: { count: N }",
+				"stage %q: reads %s (%d partitions) and %s (%d partitions): a cogroup needs the same count", st.Name, first, want, up.Name, got)
+			return
+		}
+	}
 }
 
 // cycles reports each cycle of needs once, naming its stages.

@@ -136,10 +136,16 @@ type Stage struct {
 	// Function is the Gearman function name the stage's tasks are
 	// submitted to.
 	Function string
-	// Input is what the stage reads. For a reduce stage Input.From is
+	// Input is what the stage reads: its first input (Inputs[0]), or
+	// the zero Input when it has none. For a reduce stage Input.From is
 	// always a stage in Needs (by default its single need). A task stage
 	// may have no input (Input.From.Kind == SourceNone).
 	Input Input
+	// Inputs lists every input of the stage, in file order: the one of
+	// input:, the entries of inputs:, or, for a reduce stage with several
+	// needs and no input, one per need (a cogroup: each key's values
+	// come grouped by input). Empty when the stage has no input.
+	Inputs []Input
 	// Combine is the optional map-side combiner function ("" = none).
 	Combine string
 	// Partition shuffles the stage's output by key; Count 0 = no shuffle.
@@ -157,6 +163,22 @@ type Stage struct {
 	// defaults, else the built-in default.
 	StageSettings
 }
+
+// InputList returns the stage's inputs: Inputs, or Input alone for a
+// Stage built in Go that sets only Input, or none.
+func (s *Stage) InputList() []Input {
+	if len(s.Inputs) > 0 {
+		return s.Inputs
+	}
+	if s.Input.From.Kind != SourceNone {
+		return []Input{s.Input}
+	}
+	return nil
+}
+
+// CoGroup reports whether the stage is a reduce stage reading several
+// stages together.
+func (s *Stage) CoGroup() bool { return s.Kind == KindReduce && len(s.InputList()) > 1 }
 
 // Pos is a position in the pipeline file (1-based).
 type Pos struct {
@@ -176,10 +198,48 @@ type StageSettings struct {
 	// OnFailure says what a task that runs out of attempts does to the run.
 	OnFailure FailurePolicy
 	// DeadLetter is the absolute path of a JSON lines file that receives
-	// failed tasks under continue/tolerate; "" = none.
+	// failed tasks under continue/tolerate and the bad records skipped
+	// under SkipBadRecords; "" = none.
 	DeadLetter string
 	// Speculative allows backup attempts for stragglers; default true.
 	Speculative bool
+	// SkipBadRecords is how many input records of a task may fail their
+	// function call before the task fails; the zero value skips none.
+	SkipBadRecords BadRecordLimit
+}
+
+// BadRecordLimit is a stage's skip_bad_records: how many records of a
+// task may fail their function call (each written to the dead letter)
+// before the task itself fails. At most one of Count and Fraction is set;
+// neither set (the zero value) skips no record.
+type BadRecordLimit struct {
+	// Count is the number of bad records a task may skip (10 -> 10).
+	Count int
+	// Fraction is the share of a task's input records that may be bad
+	// ("1%" -> 0.01).
+	Fraction float64
+}
+
+// Zero reports whether the limit skips no record.
+func (b BadRecordLimit) Zero() bool { return b.Count == 0 && b.Fraction == 0 }
+
+// Allows reports whether a task that read in records may have bad of
+// them fail.
+func (b BadRecordLimit) Allows(bad, in int64) bool {
+	if bad == 0 {
+		return true
+	}
+	if b.Fraction > 0 {
+		return float64(bad) <= b.Fraction*float64(in)
+	}
+	return bad <= int64(b.Count)
+}
+
+func (b BadRecordLimit) String() string {
+	if b.Fraction > 0 {
+		return strconv.FormatFloat(b.Fraction*100, 'f', -1, 64) + "%"
+	}
+	return strconv.Itoa(b.Count)
 }
 
 // Retry says how a failed attempt is retried.
@@ -280,8 +340,48 @@ func (f FailurePolicy) String() string {
 
 // Input is what a stage reads and how it is cut into tasks.
 type Input struct {
+	// Name names the input: functions see it as Record.Source, and a
+	// cogroup reduce groups values by it. An entry of inputs: has one
+	// (a stage source defaults to the stage's name); input: may.
+	Name  string
 	From  Source
 	Split Split
+	// Format is how a file's lines become records. FormatAuto reads a
+	// .csv file as CSV, any file as JSON lines under a records split,
+	// and text otherwise.
+	Format InputFormat
+	// Header, for CSV, takes each file's first record as the field
+	// names: records are then maps from field name to value.
+	Header bool
+}
+
+// InputFormat is how the lines of an input file become records.
+type InputFormat int
+
+const (
+	// FormatAuto decides by the file name and the split (see Input).
+	FormatAuto InputFormat = iota
+	// FormatText makes each line a string record.
+	FormatText
+	// FormatJSONLines makes each non-blank line the JSON value it holds.
+	FormatJSONLines
+	// FormatCSVRows makes each CSV record (quoted fields may span lines)
+	// the array of its fields, or a map with Header.
+	FormatCSVRows
+)
+
+func (f InputFormat) String() string {
+	switch f {
+	case FormatAuto:
+		return "auto"
+	case FormatText:
+		return "text"
+	case FormatJSONLines:
+		return "jsonl"
+	case FormatCSVRows:
+		return "csv"
+	}
+	return "InputFormat(" + strconv.Itoa(int(f)) + ")"
 }
 
 // Source is where input comes from.
@@ -338,7 +438,7 @@ type SplitBy int
 const (
 	SplitLines   SplitBy = iota // lines of text
 	SplitBytes                  // bytes, cut at line ends (default for files and globs: 64 MiB)
-	SplitRecords                // records: JSON lines, or a stage's records (default for stages: 10000)
+	SplitRecords                // records of the input's format, or a stage's records (default for stages: 10000)
 	SplitFiles                  // whole files per task
 )
 

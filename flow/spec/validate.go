@@ -75,30 +75,59 @@ func (p *Pipeline) Validate() error {
 		if st.Encoding != EncodingMsgpack && st.Encoding != EncodingRaw {
 			add(st.Pos, "%s: unknown encoding %s", what, st.Encoding)
 		}
-		from := st.Input.From
-		switch from.Kind {
-		case SourceNone:
-			if st.Kind != KindTask {
-				add(st.Pos, "%s: a %s stage needs an input", what, st.Kind)
-			}
-		case SourceFile, SourceGlob:
-			if st.Kind == KindReduce {
-				add(st.Pos, "%s: a reduce stage reads a stage, not %s", what, from)
-			}
-			if !filepath.IsAbs(from.Value) && !strings.HasPrefix(from.Value, "s3://") {
-				add(st.Pos, "%s: input path %q is not absolute", what, from.Value)
-			}
-		case SourceStage:
-			if !contains(st.Needs, from.Value) {
-				add(st.Pos, "%s: input stage %q is not in needs", what, from.Value)
-			}
-		default:
-			add(st.Pos, "%s: unknown input kind %s", what, from.Kind)
+		ins := st.InputList()
+		if len(ins) == 0 && st.Kind != KindTask {
+			add(st.Pos, "%s: a %s stage needs an input", what, st.Kind)
 		}
-		if st.Kind != KindReduce && from.Kind != SourceNone && st.Input.Split.N < 1 {
-			add(st.Pos, "%s: split size must be at least 1", what)
+		if st.SkipBadRecords.Count < 0 || st.SkipBadRecords.Fraction < 0 || st.SkipBadRecords.Fraction > 1 ||
+			(st.SkipBadRecords.Count > 0 && st.SkipBadRecords.Fraction > 0) {
+			add(st.Pos, "%s: bad skip_bad_records %+v", what, st.SkipBadRecords)
+		}
+		names := map[string]bool{}
+		for _, in := range ins {
+			if len(ins) > 1 {
+				if in.Name == "" || names[in.Name] {
+					add(st.Pos, "%s: each of several inputs needs a name of its own (%q)", what, in.Name)
+				}
+				names[in.Name] = true
+			}
+			if in.Header && in.Format != FormatCSVRows && in.Format != FormatAuto {
+				add(st.Pos, "%s: header applies to csv input, not %s", what, in.Format)
+			}
+			validateInput(st, in, what, add)
 		}
 	}
+	p.validateLinks(byName, add)
+	if len(errs) == 0 {
+		return nil
+	}
+	return errors.Join(errs...)
+}
+
+func validateInput(st *Stage, in Input, what string, add func(Pos, string, ...any)) {
+	from := in.From
+	switch from.Kind {
+	case SourceNone:
+	case SourceFile, SourceGlob:
+		if st.Kind == KindReduce {
+			add(st.Pos, "%s: a reduce stage reads a stage, not %s", what, from)
+		}
+		if !filepath.IsAbs(from.Value) && !strings.HasPrefix(from.Value, "s3://") {
+			add(st.Pos, "%s: input path %q is not absolute", what, from.Value)
+		}
+	case SourceStage:
+		if !contains(st.Needs, from.Value) {
+			add(st.Pos, "%s: input stage %q is not in needs", what, from.Value)
+		}
+	default:
+		add(st.Pos, "%s: unknown input kind %s", what, from.Kind)
+	}
+	if st.Kind != KindReduce && from.Kind != SourceNone && in.Split.N < 1 {
+		add(st.Pos, "%s: split size must be at least 1", what)
+	}
+}
+
+func (p *Pipeline) validateLinks(byName map[string]*Stage, add func(Pos, string, ...any)) {
 	for _, st := range p.Stages {
 		if st == nil {
 			continue
@@ -123,10 +152,6 @@ func (p *Pipeline) Validate() error {
 	default:
 		add(Pos{}, "output: unknown format %s", p.Output.Format)
 	}
-	if len(errs) == 0 {
-		return nil
-	}
-	return errors.Join(errs...)
 }
 
 // findCycle returns the first cycle of needs, as a -> b -> a, or nil.

@@ -55,8 +55,13 @@ func OpenSplit(ctx context.Context, st Store, key string, off, length, size int6
 			return nil, err
 		}
 	}
+	r.start = r.pos
 	return r, nil
 }
+
+// Start returns the offset in the object of the split's first line: off,
+// or past the partial line it skipped.
+func (r *splitReader) Start() int64 { return r.start }
 
 // splitReader is the io.ReadCloser OpenSplit returns.
 type splitReader struct {
@@ -64,6 +69,7 @@ type splitReader struct {
 	st        Store
 	key       string
 	size, end int64
+	start     int64 // offset of the first line read
 
 	body  io.ReadCloser // the current ranged read, nil between reads
 	br    *bufio.Reader // over body during the skip, then drained

@@ -1,0 +1,297 @@
+package flow_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/gearflow/gearflow/flow"
+	"github.com/gearflow/gearflow/internal/servertest"
+	"github.com/gearflow/gearflow/server"
+)
+
+// badLetter is one line of a dead letter of bad records.
+type badLetter struct {
+	Stage  string `json:"stage"`
+	Task   int    `json:"task"`
+	Where  string `json:"where"`
+	Err    string `json:"error"`
+	Record string `json:"record"`
+}
+
+func readBadLetters(t *testing.T, path string) []badLetter {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []badLetter
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var b badLetter
+		if err := json.Unmarshal(sc.Bytes(), &b); err != nil {
+			t.Fatalf("dead letter line %q: %v", sc.Text(), err)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// TestSkipBadRecords: a chunk with one line its function fails on, under
+// skip_bad_records, counts its other lines, and the dead letter names the
+// file and line of the bad one; the run succeeds. Embedded (storage in
+// the run's folder), with a job server and shared storage, and with the
+// data going through the job server.
+func TestSkipBadRecords(t *testing.T) {
+	t.Parallel()
+	modes := []struct {
+		name    string
+		servers bool
+		storage string
+		where   string // how the dead letter names the bad line; %s is the input's path
+	}{
+		{"embedded", false, "", "%s:7"},
+		{"storage", true, "store", "%s:7"},
+		{"no storage", true, flow.StorageNone, "%s:7"},
+	}
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			var in strings.Builder
+			for i := 1; i <= 10; i++ {
+				if i == 7 {
+					in.WriteString("{\"n\": \"seven\"}\n")
+					continue
+				}
+				fmt.Fprintf(&in, "{\"n\": %d}\n", i)
+			}
+			input := filepath.Join(dir, "in.jsonl")
+			if err := os.WriteFile(input, []byte(in.String()), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			p := parsePipeline(t, dir, `
+version: 1
+name: bad
+stages:
+  - name: parse
+    kind: map
+    function: bad.map
+    input: { from: file:in.jsonl, format: jsonl, split: { lines: 100 } }
+    skip_bad_records: 2
+    dead_letter: dead.jsonl
+    retry: { max_attempts: 3, initial: 10ms }
+output: { to: out.jsonl }
+`, nil)
+			var calls atomic.Int64
+			reg := flow.NewRegistry()
+			reg.Map("bad.map", func(ctx context.Context, rec flow.Record, emit flow.Emit) error {
+				calls.Add(1)
+				n, ok := rec.Value.(map[string]any)["n"].(int64)
+				if !ok {
+					return fmt.Errorf("n is not a number: %v", rec.Value)
+				}
+				return emit("", n)
+			})
+			opts := flow.Options{StateDir: t.TempDir(), Workers: 2, Logger: testLogger(t)}
+			if m.servers {
+				opts.Servers = []string{servertest.Start(t, server.Config{}).Addr}
+				opts.Storage = m.storage
+				if m.storage == "store" {
+					opts.Storage = filepath.Join(dir, "store")
+				}
+			}
+			res, err := flow.Run(t.Context(), p, reg, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := res.Stages[0].RecordsOut; got != 9 {
+				t.Errorf("records out = %d, want the 9 good ones", got)
+			}
+			if got := calls.Load(); got != 10 {
+				t.Errorf("the function was called %d times, want 10 (one attempt, no retry)", got)
+			}
+			bad := readBadLetters(t, filepath.Join(dir, "dead.jsonl"))
+			if len(bad) != 1 {
+				t.Fatalf("dead letter has %d records, want 1: %+v", len(bad), bad)
+			}
+			wantWhere := fmt.Sprintf(m.where, input)
+			if bad[0].Where != wantWhere || bad[0].Stage != "parse" ||
+				!strings.Contains(bad[0].Err, "n is not a number") || !strings.Contains(bad[0].Record, `"seven"`) {
+				t.Errorf("dead letter = %+v, want where %q, the error and the record", bad[0], wantWhere)
+			}
+		})
+	}
+}
+
+// TestBadRecordsPastLimitFailNamingTheLine: past skip_bad_records the
+// task fails as before, and its error names the line, not the chunk's
+// range; without skip_bad_records a bad line fails the task the same way.
+// An error marked permanent is not retried.
+func TestBadRecordsPastLimitFailNamingTheLine(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		skip      string
+		permanent bool
+		calls     int64 // function calls over all attempts
+	}{
+		{"no skipping, retried", "", false, 3 * 3},
+		{"over the limit", "skip_bad_records: 1", false, 3 * 4},
+		{"permanent, not retried", "", true, 3},
+		{"over a percentage", `skip_bad_records: "20%"`, false, 3 * 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			input := filepath.Join(dir, "in.txt")
+			if err := os.WriteFile(input, []byte("ok\nok\nbad\nbad\nok\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			p := parsePipeline(t, dir, `
+version: 1
+name: bad
+stages:
+  - name: parse
+    kind: map
+    function: bad.map
+    input: { from: file:in.txt, split: { lines: 100 } }
+    retry: { max_attempts: 3, initial: 10ms }
+    `+tt.skip+`
+output: { to: out.tsv }
+`, nil)
+			var calls atomic.Int64
+			reg := flow.NewRegistry()
+			reg.Map("bad.map", func(ctx context.Context, rec flow.Record, emit flow.Emit) error {
+				calls.Add(1)
+				if rec.Value == "bad" {
+					err := errors.New("a bad line")
+					if tt.permanent {
+						return flow.Permanent(err)
+					}
+					return err
+				}
+				return emit("", rec.Value)
+			})
+			_, err := flow.Run(t.Context(), p, reg, flow.Options{StateDir: t.TempDir(), Workers: 1, Logger: testLogger(t)})
+			if err == nil {
+				t.Fatal("the run succeeded")
+			}
+			want := input + ":3: a bad line"
+			if tt.skip == "skip_bad_records: 1" {
+				want = input + ":4: a bad line"
+			}
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not name the line (%q)", err, want)
+			}
+			if strings.Contains(tt.skip, "%") && !strings.Contains(err.Error(), "2 of 5 records failed") {
+				t.Errorf("error %q does not count the bad records", err)
+			}
+			if got := calls.Load(); got != tt.calls {
+				t.Errorf("the function was called %d times, want %d", got, tt.calls)
+			}
+		})
+	}
+}
+
+// TestBadLinesOfByteSplits: lines that do not read as JSON are bad
+// records too; in a bytes split the dead letter names the first split's
+// lines by number and the others' by byte offset, their line numbers
+// being unknown without reading the file before them.
+func TestBadLinesOfByteSplits(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var in strings.Builder
+	for i := 1; i <= 9; i++ {
+		if i == 2 || i == 7 {
+			in.WriteString("{\"n\": x}\n") // 9 bytes, as the others
+			continue
+		}
+		fmt.Fprintf(&in, "{\"n\": %d}\n", i)
+	}
+	input := filepath.Join(dir, "in.jsonl")
+	if err := os.WriteFile(input, []byte(in.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := parsePipeline(t, dir, `
+version: 1
+name: bad
+stages:
+  - name: parse
+    kind: map
+    function: bad.map
+    input: { from: file:in.jsonl, format: jsonl, split: { bytes: 40 } }
+    skip_bad_records: 1
+output: { to: out.jsonl }
+`, nil)
+	reg := flow.NewRegistry()
+	reg.Map("bad.map", func(ctx context.Context, rec flow.Record, emit flow.Emit) error {
+		return emit("", rec.Value)
+	})
+	state := t.TempDir()
+	res, err := flow.Run(t.Context(), p, reg, flow.Options{StateDir: state, RunID: "bytes", Workers: 2, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Stages[0].RecordsOut != 7 {
+		t.Errorf("records out = %d, want 7", res.Stages[0].RecordsOut)
+	}
+	dirs, _ := filepath.Glob(filepath.Join(state, "*bytes*", "bad.jsonl"))
+	if len(dirs) != 1 {
+		t.Fatalf("bad.jsonl files: %v", dirs)
+	}
+	var wheres []string
+	for _, b := range readBadLetters(t, dirs[0]) {
+		wheres = append(wheres, b.Where)
+		if !strings.Contains(b.Err, "invalid character") || b.Record != `{"n": x}` {
+			t.Errorf("bad record %+v: want the JSON error and the line", b)
+		}
+	}
+	sort.Strings(wheres)
+	if want := []string{input + ":2", input + "@54"}; strings.Join(wheres, " ") != strings.Join(want, " ") {
+		t.Errorf("bad records at %q, want %q", wheres, want)
+	}
+}
+
+// TestPermanentRawNotRetried: a raw stage's function that fails with a
+// permanent error is not retried either.
+func TestPermanentRawNotRetried(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "in.txt"), []byte("a\nb\n"), 0o644)
+	p := parsePipeline(t, dir, `
+version: 1
+name: raw
+stages:
+  - name: up
+    kind: map
+    function: raw.up
+    encoding: raw
+    input: { from: file:in.txt }
+    retry: { max_attempts: 3, initial: 10ms }
+output: { to: out.tsv }
+`, nil)
+	var calls atomic.Int64
+	reg := flow.NewRegistry()
+	reg.Raw("raw.up", func(ctx context.Context, in []byte) ([]byte, error) {
+		calls.Add(1)
+		return nil, flow.Permanent(errors.New("cannot be mended"))
+	})
+	_, err := flow.Run(t.Context(), p, reg, flow.Options{StateDir: t.TempDir(), Workers: 1, Logger: testLogger(t)})
+	if err == nil || !strings.Contains(err.Error(), "permanent: raw.up: cannot be mended") {
+		t.Errorf("err = %v, want the permanent error", err)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("the function ran %d times, want once", n)
+	}
+}

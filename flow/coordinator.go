@@ -376,6 +376,7 @@ func (c *coordinator) runStage(ctx context.Context, sr *stageRun) error {
 		if e, ok := counts[i]; ok {
 			sr.res.RecordsIn += e.RecordsIn
 			sr.res.RecordsOut += e.RecordsOut
+			addCounters(&sr.res.Counters, e.Counters)
 			sr.outCounts[i] = e.RecordsOut
 		}
 	}

@@ -361,9 +361,10 @@ func (c *coordinator) attempt(ctx context.Context, sr *stageRun, task, attempt i
 		return attemptOutcome{err: err}
 	}
 	entry := journalEntry{Stage: st.Name, Task: task, Attempt: attempt,
-		RecordsIn: summary.RecordsIn, RecordsOut: summary.RecordsOut}
+		RecordsIn: summary.RecordsIn, RecordsOut: summary.RecordsOut, Counters: summary.Counters}
 	return attemptOutcome{
 		discard: w.discard,
+		worker:  summary.Worker,
 		commit: func() error {
 			if w.f == nil {
 				if err := c.j.commitPacked(entry, w.mem); err != nil {
@@ -382,6 +383,7 @@ func (c *coordinator) attempt(ctx context.Context, sr *stageRun, task, attempt i
 			sr.outCounts[task] = summary.RecordsOut
 			sr.res.RecordsIn += summary.RecordsIn
 			sr.res.RecordsOut += summary.RecordsOut
+			addCounters(&sr.res.Counters, summary.Counters)
 			c.mu.Unlock()
 			return nil
 		},

@@ -34,6 +34,8 @@ type journalEntry struct {
 	// for a task with no output).
 	Stored bool      `json:"stored,omitempty"`
 	Files  []outFile `json:"files,omitempty"`
+	// Counters are the winning attempt's counters.
+	Counters map[string]int64 `json:"counters,omitempty"`
 }
 
 type stageTask struct {
@@ -160,7 +162,7 @@ func (j *journal) writeLocked(e journalEntry) error {
 // appendEntry appends e as JSON, as json.Marshal writes it, without
 // reflection for the usual stage names: a line per committed task.
 func appendEntry(b []byte, e journalEntry) []byte {
-	if !plainJSON(e.Stage) {
+	if !plainJSON(e.Stage) || len(e.Counters) > 0 {
 		line, _ := json.Marshal(e)
 		return append(b, line...)
 	}

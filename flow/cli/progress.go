@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -125,6 +127,23 @@ func (p *progress) stageLine(name string, now time.Time) string {
 	if !sv.finished.IsZero() {
 		fmt.Fprintf(&b, ", done in %v", el.Round(time.Millisecond))
 	}
+	if len(e.Counters) > 0 {
+		b.WriteString("; ")
+		b.WriteString(counterList(e.Counters))
+	}
+	return b.String()
+}
+
+// counterList writes counters as "name=total name=total", names in
+// order.
+func counterList(m map[string]int64) string {
+	var b strings.Builder
+	for i, name := range slices.Sorted(maps.Keys(m)) {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%s=%d", name, m[name])
+	}
 	return b.String()
 }
 
@@ -221,7 +240,7 @@ func (p *progress) summary(res *flow.Result, err error) {
 			Run     string             `json:"run"`
 			OK      bool               `json:"ok"`
 			Error   string             `json:"error,omitempty"`
-			Elapsed float64            `json:"elapsed_seconds"`
+			Elapsed float64            `json:"elapsed_s"`
 			Output  string             `json:"output,omitempty"`
 			Records int64              `json:"output_records"`
 			Dir     string             `json:"dir"`
@@ -244,6 +263,11 @@ func (p *progress) summary(res *flow.Result, err error) {
 	}
 	p.linef("run %s %s in %v: %d/%d tasks done (%d from an earlier attempt of the run), %d failed, %d retries, %d backups; %d records in, %d out",
 		res.Run, status, res.Elapsed.Round(time.Millisecond), done, tasks, resumed, failed, retries, backups, in, out)
+	for _, s := range res.Stages {
+		if len(s.Counters) > 0 {
+			p.linef("  counters of %s: %s", s.Name, counterList(s.Counters))
+		}
+	}
 	for _, f := range res.Failed {
 		p.linef("  failed: %s", f)
 	}

@@ -49,6 +49,7 @@ func WorkerCommand(ctx context.Context, reg *flow.Registry, args []string, stdou
 		return 2
 	}
 	reg.SetLogger(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	reg.SetWorkerID(*id)
 	reg.Register(w)
 	fmt.Fprintf(stdout, "worker %s serving %s on %s with concurrency %d\n", *id, strings.Join(reg.Names(), ", "), strings.Join(servers, ","), *conc)
 	if err := w.Run(ctx); err != nil {

@@ -299,6 +299,13 @@ func (c *coordinator) emitLocked(e Event) {
 	c.opts.OnEvent(e)
 }
 
+// warnLocked emits e as an EventWarning and logs it; c.mu is held.
+func (c *coordinator) warnLocked(e Event) {
+	e.Kind = EventWarning
+	c.log.Warn(e.Message, "stage", e.Stage)
+	c.emitLocked(e)
+}
+
 // observe turns scheduler events into counters and Events.
 func (c *coordinator) observe(sr *stageRun, e schedEvent) {
 	c.mu.Lock()

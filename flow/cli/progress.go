@@ -21,6 +21,7 @@ import (
 // when something changed, or with --json every event as a JSON line.
 type progress struct {
 	w       io.Writer
+	errw    io.Writer // where warnings go, unless asJSON
 	asJSON  bool
 	tty     bool
 	order   []string
@@ -37,10 +38,13 @@ type progress struct {
 type stageView struct {
 	started, finished time.Time
 	last              flow.Event
+	// shuffling is set while the coordinator shuffles the stage's input
+	// (before its tasks are known).
+	shuffling bool
 }
 
-func newProgress(w io.Writer, p *spec.Pipeline, asJSON, tty bool) *progress {
-	pr := &progress{w: w, asJSON: asJSON, tty: tty, stages: map[string]*stageView{}, begin: time.Now(), enc: json.NewEncoder(w)}
+func newProgress(w, errw io.Writer, p *spec.Pipeline, asJSON, tty bool) *progress {
+	pr := &progress{w: w, errw: errw, asJSON: asJSON, tty: tty, stages: map[string]*stageView{}, begin: time.Now(), enc: json.NewEncoder(w)}
 	for _, st := range p.Stages {
 		pr.order = append(pr.order, st.Name)
 	}
@@ -67,11 +71,25 @@ func (p *progress) event(e flow.Event) {
 	case flow.EventRunStarted:
 		p.run, p.dir = e.Run, e.Dir
 		p.linef("run %s started (state in %s)", e.Run, e.Dir)
+	case flow.EventShuffleStarted:
+		p.stages[e.Stage] = &stageView{started: e.Time, last: e, shuffling: true}
+		if !p.tty {
+			p.linef("stage %s: shuffling %d records of its input", e.Stage, e.ShuffleTotal)
+		}
+	case flow.EventShuffleDone:
+		if sv := p.stages[e.Stage]; sv != nil {
+			sv.shuffling = false
+		}
+		p.linef("stage %s: shuffled %d records in %v", e.Stage, e.Shuffled, e.Duration.Round(time.Millisecond))
 	case flow.EventStageStarted:
 		p.stages[e.Stage] = &stageView{started: e.Time, last: e}
 		if e.TasksDone > 0 {
 			p.linef("stage %s: %d of %d tasks already done by an earlier attempt of this run", e.Stage, e.TasksDone, e.TasksTotal)
 		}
+	case flow.EventWarning:
+		p.clearLine()
+		fmt.Fprintf(p.errw, "warning: %s\n", e.Message)
+		return
 	case flow.EventTaskFailed:
 		p.linef("stage %s: task %d failed after %d attempts (input %s): %s", e.Stage, e.Task, e.Attempt, e.Input, e.Err)
 	case flow.EventTaskRetry:
@@ -94,11 +112,16 @@ func (p *progress) event(e flow.Event) {
 
 // linef prints a whole line, clearing a live line first.
 func (p *progress) linef(format string, args ...any) {
+	p.clearLine()
+	fmt.Fprintf(p.w, format+"\n", args...)
+}
+
+// clearLine clears the live line, if one is drawn.
+func (p *progress) clearLine() {
 	if p.drawn {
 		fmt.Fprint(p.w, "\r\033[K")
 		p.drawn = false
 	}
-	fmt.Fprintf(p.w, format+"\n", args...)
 }
 
 func (p *progress) stageLine(name string, now time.Time) string {
@@ -110,6 +133,10 @@ func (p *progress) stageLine(name string, now time.Time) string {
 	}
 	el := end.Sub(sv.started)
 	var b strings.Builder
+	if sv.shuffling {
+		fmt.Fprintf(&b, "%s shuffling %d/%d records, %v", name, e.Shuffled, e.ShuffleTotal, el.Round(time.Second))
+		return b.String()
+	}
 	fmt.Fprintf(&b, "%s %d/%d tasks", name, e.TasksDone, e.TasksTotal)
 	if e.TasksFailed > 0 {
 		fmt.Fprintf(&b, " (%d failed)", e.TasksFailed)

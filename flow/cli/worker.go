@@ -128,6 +128,9 @@ func PlanCommand(ctx context.Context, reg *flow.Registry, args []string, stdout,
 		if sp.Kind.String() != "reduce" && sp.Partitions > 0 {
 			fmt.Fprintf(stdout, "  partitions: %d\n", sp.Partitions)
 		}
+		for _, w := range sp.Warnings {
+			fmt.Fprintf(stdout, "  warning:    %s\n", w)
+		}
 		fns := []string{sp.Function}
 		if sp.Combine != "" {
 			fns = append(fns, sp.Combine)

@@ -11,6 +11,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
+
+	"golang.org/x/term"
 
 	"github.com/gearflow/gearflow/flow"
 	"github.com/gearflow/gearflow/flow/spec"
@@ -33,6 +36,9 @@ type progress struct {
 	changed bool
 	drawn   bool // a live line is on screen
 	enc     *json.Encoder
+	// width returns the terminal's columns, read at each redraw so that
+	// a resized terminal is followed.
+	width func() int
 }
 
 type stageView struct {
@@ -43,21 +49,42 @@ type stageView struct {
 	shuffling bool
 }
 
+// defaultWidth is the live line's width when the terminal's is unknown.
+const defaultWidth = 80
+
 func newProgress(w, errw io.Writer, p *spec.Pipeline, asJSON, tty bool) *progress {
-	pr := &progress{w: w, errw: errw, asJSON: asJSON, tty: tty, stages: map[string]*stageView{}, begin: time.Now(), enc: json.NewEncoder(w)}
+	pr := &progress{w: w, errw: errw, asJSON: asJSON, tty: tty, stages: map[string]*stageView{}, begin: time.Now(),
+		enc: json.NewEncoder(w), width: func() int { return defaultWidth }}
+	if f, ok := w.(*os.File); ok && tty {
+		pr.width = func() int {
+			if cols, _, err := term.GetSize(int(f.Fd())); err == nil && cols > 0 {
+				return cols
+			}
+			return defaultWidth
+		}
+	}
 	for _, st := range p.Stages {
 		pr.order = append(pr.order, st.Name)
 	}
 	return pr
 }
 
+// isTerminal reports whether w is a terminal: not a file, a pipe or
+// /dev/null (a character device, but no terminal).
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// fit cuts line to at most width columns (one per rune: the line is
+// ASCII but for names), ending a cut line in "…".
+func fit(line string, width int) string {
+	width = max(width, 10)
+	if utf8.RuneCountInString(line) <= width {
+		return line
 	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	r := []rune(line)
+	return string(r[:width-1]) + "…"
 }
 
 func (p *progress) event(e flow.Event) {
@@ -234,7 +261,10 @@ func (p *progress) draw(now time.Time) {
 	}
 	line := strings.Join(parts, " | ")
 	if p.tty {
-		fmt.Fprintf(p.w, "\r\033[K%s", line)
+		// One column short of the width: a line that fills the last
+		// column wraps on some terminals, and "\r" then redraws only
+		// the second row, leaving the first behind.
+		fmt.Fprintf(p.w, "\r\033[K%s", fit(line, p.width()-1))
 		p.drawn = true
 		return
 	}

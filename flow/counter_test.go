@@ -14,6 +14,7 @@ import (
 
 	"github.com/gearflow/gearflow/examples/wordcount"
 	"github.com/gearflow/gearflow/flow"
+	"github.com/gearflow/gearflow/internal/gearmandtest"
 	"github.com/gearflow/gearflow/internal/servertest"
 	"github.com/gearflow/gearflow/runtime"
 	"github.com/gearflow/gearflow/server"
@@ -63,18 +64,21 @@ func counterRegistry(release <-chan struct{}, counted *atomic.Int64) *flow.Regis
 // TestCountersWinningAttemptOnly: counters add up to the records of the
 // winning attempts, across a retry (an attempt that counted and failed)
 // and a backup (a straggler that counted and was beaten), embedded and
-// distributed, with and without storage; the totals reach task_done and
-// stage_done events, Result, result.json and StatRun.
+// distributed (our server and gearmand), with and without storage; the
+// totals reach task_done and stage_done events, Result, result.json and
+// StatRun.
 func TestCountersWinningAttemptOnly(t *testing.T) {
 	t.Parallel()
 	modes := []struct {
 		name        string
 		distributed bool
 		storage     string
+		gearmand    bool
 	}{
-		{"embedded", false, ""},
-		{"distributed", true, flow.StorageNone},
-		{"distributed storage", true, "file"},
+		{"embedded", false, "", false},
+		{"distributed", true, flow.StorageNone, false},
+		{"distributed storage", true, "file", false},
+		{"distributed gearmand", true, flow.StorageNone, true},
 	}
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
@@ -91,8 +95,13 @@ func TestCountersWinningAttemptOnly(t *testing.T) {
 			state := t.TempDir()
 			opts := flow.Options{StateDir: state, Workers: 3, Logger: testLogger(t), SpeculateAfter: 200 * time.Millisecond}
 			if m.distributed {
-				srv := servertest.Start(t, server.Config{})
-				w, err := runtime.NewWorker(runtime.WorkerConfig{Servers: []string{srv.Addr}, Concurrency: 4,
+				addr := ""
+				if m.gearmand {
+					addr = gearmandtest.Start(t).Addr
+				} else {
+					addr = servertest.Start(t, server.Config{}).Addr
+				}
+				w, err := runtime.NewWorker(runtime.WorkerConfig{Servers: []string{addr}, Concurrency: 4,
 					ClientID: flow.WorkerClientID("counting-worker", 4)})
 				if err != nil {
 					t.Fatal(err)
@@ -103,7 +112,7 @@ func TestCountersWinningAttemptOnly(t *testing.T) {
 				done := make(chan struct{})
 				go func() { w.Run(wctx); close(done) }()
 				defer func() { stop(); <-done }()
-				opts.Servers, opts.Workers, opts.Storage = []string{srv.Addr}, -1, m.storage
+				opts.Servers, opts.Workers, opts.Storage = []string{addr}, -1, m.storage
 				if m.storage == "file" {
 					opts.Storage = "file://" + filepath.Join(t.TempDir(), "store")
 				}

@@ -21,8 +21,10 @@ const (
 	tinyTaskMin   = 1000
 	// hugeTaskBytes is the input of one task above which it is warned of.
 	hugeTaskBytes = 1 << 30
-	// goodTaskBytes is the input per task that sizing advice aims at.
-	goodTaskBytes = 16 << 20
+	// Sizing advice aims at 64 tasks, of minGoodTaskBytes to
+	// goodTaskBytes each.
+	goodTaskBytes    = 16 << 20
+	minGoodTaskBytes = 1 << 20
 	// compressedRatio is the assumed expansion of a .gz or .zst input,
 	// read whole by one task.
 	compressedRatio = 4
@@ -68,14 +70,20 @@ func sizeWarnings(st *spec.Stage, chunks []chunk) []string {
 	}
 	var out []string
 	if mean := total / int64(known); known >= tinyTaskMin && mean < tinyTaskBytes {
-		advice := fmt.Sprintf("split: { bytes: %s }", sizeString(goodTaskBytes))
+		// Enough tasks to keep a fleet busy, each big enough to dwarf
+		// its round trip.
+		target := min(max(total/64, minGoodTaskBytes), goodTaskBytes)
+		advice := fmt.Sprintf("split: { bytes: %s }", sizeString(target))
 		if lines > 0 && st.Input.Split.By != spec.SplitBytes {
 			perLine := max(total/lines, 1)
-			n := roundLines(goodTaskBytes / perLine)
-			advice = fmt.Sprintf("split: { %s: %d }", splitUnit(st.Input.Split.By), n)
+			advice = fmt.Sprintf("split: { %s: %d }", splitUnit(st.Input.Split.By), roundLines(target/perLine))
 		}
-		out = append(out, fmt.Sprintf("stage %s: %d tasks of %s each on average (%s in all): each task costs a round trip to a worker (about a millisecond) for far less work than that; bigger tasks, such as %s (about %d tasks), would run much faster",
-			st.Name, known, sizeString(mean), sizeString(total), advice, max(total/goodTaskBytes, 1)))
+		tasks := "one task"
+		if n := (total + target - 1) / target; n > 1 {
+			tasks = fmt.Sprintf("about %d tasks", n)
+		}
+		out = append(out, fmt.Sprintf("stage %s: %d tasks of %s each on average (%s in all): each task costs a round trip to a worker (about a millisecond) for far less work than that; bigger tasks, such as %s (%s), would run much faster",
+			st.Name, known, sizeString(mean), sizeString(total), advice, tasks))
 	}
 	if huge > 0 {
 		out = append(out, fmt.Sprintf("stage %s: %d of its %d tasks read more than %s (task %d: %s, %s): such a task runs on one worker alone and a failure redoes all of it; split its input smaller (split: { bytes: 256MiB }), or into several files if it is compressed",

@@ -85,7 +85,9 @@ func (c *coordinator) followJob(ctx context.Context, sr *stageRun, task int, t *
 			if warning != "" {
 				keep(fmt.Errorf("job failed (WORK_FAIL): %s", warning))
 			} else {
-				keep(errors.New("job failed (WORK_FAIL)"))
+				// gearmand and ours send it for a job whose workers
+				// were lost too many times (--job-retries) as well.
+				keep(errors.New("job failed (WORK_FAIL: the worker failed it, or the job server gave up on it after losing its workers too often)"))
 			}
 		case runtime.EventException:
 			keep(fmt.Errorf("%s", ev.Data))
@@ -116,4 +118,23 @@ func (c *coordinator) failedAttempt(sr *stageRun, task int, err error, discard f
 	delete(sr.running, task)
 	c.mu.Unlock()
 	return attemptOutcome{err: err, discard: discard}
+}
+
+// ErrWorkerLost is wrapped by the error of an attempt whose worker went
+// away mid-task: the job server gave the job to another worker, which
+// ran it again from the start, so the attempt's stream holds the lost
+// worker's partial output too and is thrown away (the task runs again).
+var ErrWorkerLost = errors.New("flow: the worker running the task was lost")
+
+// streamMismatch is the error of an attempt whose received records and
+// batches do not add up to its summary's. More than the summary says
+// means the job server re-ran the job after losing its worker; fewer,
+// that this coordinator joined a job already under way.
+func streamMismatch(got, batches int64, s Summary) error {
+	if got > s.RecordsOut || batches > s.Batches {
+		return fmt.Errorf("%w: the job server ran the task again on another worker, whose output followed the lost one's partial output (received %d records in %d batches; the worker that completed sent %d in %d)",
+			ErrWorkerLost, got, batches, s.RecordsOut, s.Batches)
+	}
+	return fmt.Errorf("incomplete stream: the coordinator joined a job that had already sent part of its output (received %d records in %d batches; the worker sent %d in %d)",
+		got, batches, s.RecordsOut, s.Batches)
 }

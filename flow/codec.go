@@ -445,6 +445,13 @@ type Summary struct {
 	// Files are the files a task with refs wrote ("files"), each
 	// [key, part, records, bytes].
 	Files []outFile
+	// Counters are the task's counters ("counters", a map of name to
+	// int; absent when none), added to the stage's totals if the attempt
+	// wins.
+	Counters map[string]int64
+	// Worker names who ran the task ("worker", optional): its client
+	// id, or host and process.
+	Worker string
 }
 
 func appendSummary(b []byte, s Summary) []byte {
@@ -453,6 +460,12 @@ func appendSummary(b []byte, s Summary) []byte {
 		n++
 	}
 	if len(s.Files) > 0 {
+		n++
+	}
+	if len(s.Counters) > 0 {
+		n++
+	}
+	if s.Worker != "" {
 		n++
 	}
 	b = msgp.AppendMapLen(b, n)
@@ -490,7 +503,40 @@ func appendSummary(b []byte, s Summary) []byte {
 			}
 		}
 	}
+	if len(s.Counters) > 0 {
+		b = msgp.AppendString(b, "counters")
+		b = msgp.AppendMapLen(b, len(s.Counters))
+		for _, k := range sortedNames(s.Counters) {
+			b = msgp.AppendString(b, k)
+			b = msgp.AppendInt(b, s.Counters[k])
+		}
+	}
+	if s.Worker != "" {
+		b = msgp.AppendString(b, "worker")
+		b = msgp.AppendString(b, s.Worker)
+	}
 	return b
+}
+
+// decodeCounters reads a summary's "counters" map.
+func decodeCounters(d *msgp.Cursor) (map[string]int64, error) {
+	n, err := d.MapLen()
+	if err != nil || n == 0 {
+		return nil, err
+	}
+	m := make(map[string]int64, n)
+	for i := 0; i < n; i++ {
+		k, err := d.Str()
+		if err != nil {
+			return nil, err
+		}
+		v, err := d.Int64()
+		if err != nil {
+			return nil, fmt.Errorf("counter %q: %w", k, err)
+		}
+		m[k] += v
+	}
+	return m, nil
 }
 
 func decodeFiles(d *msgp.Cursor) ([]outFile, error) {
@@ -551,6 +597,10 @@ func decodeSummary(data []byte) (Summary, error) {
 			s.Bad, err = decodeBad(d)
 		case "files":
 			s.Files, err = decodeFiles(d)
+		case "counters":
+			s.Counters, err = decodeCounters(d)
+		case "worker":
+			s.Worker, err = d.Str()
 		default:
 			err = d.Skip()
 		}

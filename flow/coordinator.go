@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -51,6 +53,10 @@ type stageRun struct {
 	// files[i] are the files task i's committed attempt wrote (with
 	// storage), guarded by coordinator.mu.
 	files [][]outFile
+
+	// shuffled counts the records the coordinator's shuffle for this
+	// reduce stage has read, for its progress.
+	shuffled atomic.Int64
 
 	// guarded by coordinator.mu:
 	res          StageResult
@@ -135,6 +141,13 @@ func Run(ctx context.Context, p *spec.Pipeline, reg *Registry, opts Options) (*R
 
 	c.emit(Event{Kind: EventRunStarted, Dir: c.j.dir})
 	c.log.Info("run started", "pipeline", p.Name, "dir", c.j.dir, "servers", servers)
+	wctx, stopWatch := context.WithCancel(fctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		c.watchWorkers(wctx)
+	}()
+	defer func() { stopWatch(); <-watched }()
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -149,6 +162,8 @@ func Run(ctx context.Context, p *spec.Pipeline, reg *Registry, opts Options) (*R
 		})
 	}
 	wg.Wait()
+	stopWatch()
+	<-watched // no warning follows the stages' end
 
 	res := &Result{Run: c.run, Dir: c.j.dir, Output: p.Output.To}
 	var firstErr error
@@ -333,8 +348,11 @@ func (c *coordinator) runStage(ctx context.Context, sr *stageRun) error {
 	}
 	chunks := sr.chunks
 	if chunks == nil {
+		shuffled := c.showShuffle(sr)
 		var err error
-		if chunks, err = c.stageChunks(ctx, sr); err != nil {
+		chunks, err = c.stageChunks(ctx, sr)
+		shuffled()
+		if err != nil {
 			return err
 		}
 		sr.chunks = chunks
@@ -382,10 +400,16 @@ func (c *coordinator) runStage(ctx context.Context, sr *stageRun) error {
 		if e, ok := counts[i]; ok {
 			sr.res.RecordsIn += e.RecordsIn
 			sr.res.RecordsOut += e.RecordsOut
+			addCounters(&sr.res.Counters, e.Counters)
 			sr.outCounts[i] = e.RecordsOut
 		}
 	}
 	c.emitLocked(Event{Kind: EventStageStarted, Stage: st.Name})
+	if k := st.Input.From.Kind; len(todo) > 0 && (k == spec.SourceFile || k == spec.SourceGlob) {
+		for _, w := range sizeWarnings(st, chunks) {
+			c.warnLocked(Event{Stage: st.Name, Function: st.Function, Message: w})
+		}
+	}
 	c.mu.Unlock()
 	c.log.Info("stage started", "stage", st.Name, "tasks", len(chunks), "todo", len(todo))
 
@@ -486,4 +510,108 @@ func (c *coordinator) stageChunks(ctx context.Context, sr *stageRun) ([]chunk, e
 		return nil, err
 	}
 	return chunks, nil
+}
+
+// watchWorkers says, at once and then every unservedEvery, which
+// functions of the stages still to run no worker serves: their tasks
+// wait in the job servers' queues until one does. It returns when ctx
+// is done.
+func (c *coordinator) watchWorkers(ctx context.Context) {
+	w := unservedWatch{every: unservedEvery}
+	for {
+		var unserved []string
+		stages := map[string][]*stageRun{}
+		for _, st := range c.p.Stages {
+			sr := c.stages[st.Name]
+			select {
+			case <-sr.done:
+				continue
+			default:
+			}
+			_, local := c.reg.Kind(st.Function)
+			known, ok := c.fleet.served(st.Function, local)
+			if !known || ok {
+				continue
+			}
+			if stages[st.Function] == nil {
+				unserved = append(unserved, st.Function)
+			}
+			stages[st.Function] = append(stages[st.Function], sr)
+		}
+		due := w.due(time.Now(), unserved)
+		c.mu.Lock()
+		for _, fn := range unserved {
+			d, ok := due[fn]
+			if !ok {
+				continue
+			}
+			var names []string
+			waiting := 0
+			for _, sr := range stages[fn] {
+				names = append(names, sr.st.Name)
+				if sr.res.Tasks > 0 {
+					waiting += sr.res.Tasks - sr.res.Done - sr.res.Failed
+				}
+			}
+			where := strings.Join(c.fleet.servers, ",")
+			msg := fmt.Sprintf("no worker serves %s (stage %s) on %s; its tasks wait until one does", fn, strings.Join(names, ", "), where)
+			if d > 0 {
+				msg = fmt.Sprintf("still no worker serves %s (stage %s) on %s after %v; %d tasks wait for one",
+					fn, strings.Join(names, ", "), where, d.Round(time.Second), waiting)
+			}
+			c.warnLocked(Event{Stage: names[0], Function: fn, Message: msg})
+		}
+		c.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(fleetPoll):
+		}
+	}
+}
+
+// showShuffle reports the shuffle the coordinator runs before reduce
+// stage sr (a run without storage, whose map output it partitions
+// itself): an event as it starts, progress twice a second, and one as
+// it ends, when the returned function is called.
+func (c *coordinator) showShuffle(sr *stageRun) (done func()) {
+	st := sr.st
+	if st.Kind != spec.KindReduce || c.store != nil {
+		return func() {}
+	}
+	if _, err := os.Stat(filepath.Join(c.j.stageDir(st.Name), "chunks.json")); err == nil {
+		return func() {} // shuffled by an earlier attempt of the run
+	}
+	up := c.stages[st.Input.From.Value]
+	if up == nil {
+		return func() {}
+	}
+	begin := time.Now()
+	c.mu.Lock()
+	total := up.res.RecordsOut
+	c.emitLocked(Event{Kind: EventShuffleStarted, Stage: st.Name, ShuffleTotal: total})
+	c.mu.Unlock()
+	c.log.Info("shuffle started", "stage", st.Name, "records", total)
+	stop := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				c.emit(Event{Kind: EventShuffleProgress, Stage: st.Name, Shuffled: sr.shuffled.Load(), ShuffleTotal: total})
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		<-stopped
+		el := time.Since(begin)
+		c.emit(Event{Kind: EventShuffleDone, Stage: st.Name, Shuffled: sr.shuffled.Load(), ShuffleTotal: total, Duration: el})
+		c.log.Info("shuffle done", "stage", st.Name, "records", sr.shuffled.Load(), "elapsed", el)
+	}
 }

@@ -42,6 +42,18 @@
 // becomes the task's output only when that attempt completes first:
 // retries and backups never double-count.
 //
+// # Counters and events
+//
+// A function adds to named counters with Count(ctx, "bad_dates", 1), as
+// with Hadoop's user counters. An attempt's counters travel with its
+// result, and only the winning attempt's reach the stage's totals:
+// StageResult.Counters, the events, result.json and the journal (so a
+// resumed run keeps them). Options.OnEvent receives the run's events:
+// stage and task progress (task_done with the attempt, its duration and
+// its worker), the shuffle's, and warnings (functions no worker serves,
+// tasks much too small or too large). Events and Result are snake_case
+// in JSON, with durations in float seconds.
+//
 // # Runs and the journal
 //
 // Every run has an id (a UUID) and a directory under Options.StateDir

@@ -1,7 +1,9 @@
 package flow
 
 import (
+	"encoding/json"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 )
@@ -32,12 +34,28 @@ const (
 	// EventProgress: running tasks reported progress (WORK_STATUS); sent
 	// at most twice a second per stage.
 	EventProgress
+	// EventWarning: something the user should hear of, in Message: no
+	// worker serves a stage's Function, a stage's tasks are much too
+	// small or too large for their round trip.
+	EventWarning
+	// EventShuffleStarted: the coordinator began shuffling the needed
+	// stage's output into the partitions of reduce stage Stage;
+	// ShuffleTotal records to read.
+	EventShuffleStarted
+	// EventShuffleProgress: Shuffled of ShuffleTotal records read; sent
+	// at most twice a second.
+	EventShuffleProgress
+	// EventShuffleDone: the shuffle ended after Duration; the stage's
+	// tasks follow.
+	EventShuffleDone
 )
 
 var eventKindNames = map[EventKind]string{
 	EventRunStarted: "run_started", EventStageStarted: "stage_started", EventTaskRetry: "task_retry",
 	EventTaskBackup: "task_backup", EventTaskDone: "task_done", EventTaskFailed: "task_failed",
 	EventStageDone: "stage_done", EventRunDone: "run_done", EventProgress: "progress",
+	EventWarning: "warning", EventShuffleStarted: "shuffle_started", EventShuffleProgress: "shuffle_progress",
+	EventShuffleDone: "shuffle_done",
 }
 
 func (k EventKind) String() string {
@@ -62,7 +80,8 @@ func (k *EventKind) UnmarshalText(b []byte) error {
 }
 
 // Event reports progress of a run. Stage counters are the stage's totals
-// at the time of the event.
+// at the time of the event. In JSON its names are snake_case and its
+// durations float seconds (wait_s, duration_s).
 type Event struct {
 	Kind  EventKind `json:"event"`
 	Time  time.Time `json:"time"`
@@ -74,7 +93,13 @@ type Event struct {
 	Input   string `json:"input,omitempty"`
 	Err     string `json:"error,omitempty"`
 	// Wait is the backoff before a retry.
-	Wait time.Duration `json:"wait_ns,omitempty"`
+	Wait time.Duration `json:"-"`
+	// Duration is the winning attempt's time from its submission to its
+	// completion (EventTaskDone), or the shuffle's (EventShuffleDone).
+	Duration time.Duration `json:"-"`
+	// Worker names who ran the winning attempt (EventTaskDone), as the
+	// worker reported it: a gearflow worker's id, or host/pid.
+	Worker string `json:"worker,omitempty"`
 
 	TasksDone   int   `json:"tasks_done"`
 	TasksFailed int   `json:"tasks_failed,omitempty"`
@@ -85,6 +110,19 @@ type Event struct {
 	// RecordsRunning counts input records that running attempts have
 	// reported done (WORK_STATUS) and that are not in RecordsIn yet.
 	RecordsRunning int64 `json:"records_running,omitempty"`
+	// Counters are the stage's counter totals (see Count): the winning
+	// attempts' of its completed tasks.
+	Counters map[string]int64 `json:"counters,omitempty"`
+
+	// Shuffled and ShuffleTotal count the records a shuffle read and
+	// has to read (EventShuffle...).
+	Shuffled     int64 `json:"shuffled,omitempty"`
+	ShuffleTotal int64 `json:"shuffle_total,omitempty"`
+
+	// Message says what an EventWarning warns of; Function is the
+	// function it is about, if any.
+	Message  string `json:"message,omitempty"`
+	Function string `json:"function,omitempty"`
 
 	// Dir is the run's directory (EventRunStarted); Output the result
 	// file (EventRunDone).
@@ -92,20 +130,74 @@ type Event struct {
 	Output string `json:"output,omitempty"`
 }
 
+// eventFields is Event without its methods, for its JSON.
+type eventFields Event
+
+type eventJSON struct {
+	eventFields
+	WaitSeconds     float64 `json:"wait_s,omitempty"`
+	DurationSeconds float64 `json:"duration_s,omitempty"`
+}
+
+// MarshalJSON writes the event with its durations in seconds.
+func (e Event) MarshalJSON() ([]byte, error) {
+	return json.Marshal(eventJSON{eventFields: eventFields(e), WaitSeconds: e.Wait.Seconds(), DurationSeconds: e.Duration.Seconds()})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (e *Event) UnmarshalJSON(b []byte) error {
+	var j eventJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*e = Event(j.eventFields)
+	e.Wait, e.Duration = seconds(j.WaitSeconds), seconds(j.DurationSeconds)
+	return nil
+}
+
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
 // StageResult sums up one stage of a run.
 type StageResult struct {
-	Name     string
-	Function string
-	Tasks    int // tasks in the stage
-	Done     int // completed, including Resumed
-	Resumed  int // completed by an earlier run of the same run id
-	Failed   int
-	Retries  int
-	Backups  int
+	Name     string `json:"name"`
+	Function string `json:"function"`
+	Tasks    int    `json:"tasks"`   // tasks in the stage
+	Done     int    `json:"done"`    // completed, including Resumed
+	Resumed  int    `json:"resumed"` // completed by an earlier run of the same run id
+	Failed   int    `json:"failed"`
+	Retries  int    `json:"retries"`
+	Backups  int    `json:"backups"`
 	// RecordsIn and RecordsOut count the records (reduce: key groups)
 	// the stage's completed tasks read and emitted.
-	RecordsIn, RecordsOut int64
-	Elapsed               time.Duration
+	RecordsIn  int64 `json:"records_in"`
+	RecordsOut int64 `json:"records_out"`
+	// Counters are the totals of the counters its functions added to
+	// (see Count), the winning attempt's of each completed task.
+	Counters map[string]int64 `json:"counters,omitempty"`
+	Elapsed  time.Duration    `json:"-"` // elapsed_s in JSON
+}
+
+type stageResultFields StageResult
+
+type stageResultJSON struct {
+	stageResultFields
+	ElapsedSeconds float64 `json:"elapsed_s"`
+}
+
+// MarshalJSON writes the stage's result with Elapsed in seconds.
+func (s StageResult) MarshalJSON() ([]byte, error) {
+	return json.Marshal(stageResultJSON{stageResultFields(s), s.Elapsed.Seconds()})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (s *StageResult) UnmarshalJSON(b []byte) error {
+	var j stageResultJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*s = StageResult(j.stageResultFields)
+	s.Elapsed = seconds(j.ElapsedSeconds)
+	return nil
 }
 
 // TaskFailure names a task that ran out of attempts.
@@ -125,17 +217,41 @@ func (f TaskFailure) String() string {
 		f.Stage, f.Task, f.Function, f.Attempts, f.Input, f.Err)
 }
 
-// Result sums up a run.
+// Result sums up a run. In JSON its names are snake_case and Elapsed is
+// elapsed_s, in seconds.
 type Result struct {
-	Run           string
-	Dir           string // the run's directory
-	Output        string // the result file
-	OutputRecords int64
-	Elapsed       time.Duration
-	Stages        []StageResult
+	Run           string        `json:"run"`
+	Dir           string        `json:"dir"`    // the run's directory
+	Output        string        `json:"output"` // the result file
+	OutputRecords int64         `json:"output_records"`
+	Elapsed       time.Duration `json:"-"`
+	Stages        []StageResult `json:"stages"`
 	// Failed lists tasks that ran out of attempts in stages whose
 	// policy let the run go on.
-	Failed []TaskFailure
+	Failed []TaskFailure `json:"failed,omitempty"`
+}
+
+type resultFields Result
+
+type resultJSON struct {
+	resultFields
+	ElapsedSeconds float64 `json:"elapsed_s"`
+}
+
+// MarshalJSON writes the result with Elapsed in seconds.
+func (r Result) MarshalJSON() ([]byte, error) {
+	return json.Marshal(resultJSON{resultFields(r), r.Elapsed.Seconds()})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (r *Result) UnmarshalJSON(b []byte) error {
+	var j resultJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*r = Result(j.resultFields)
+	r.Elapsed = seconds(j.ElapsedSeconds)
+	return nil
 }
 
 // RunError is the error of a run that failed: the failed tasks (if the
@@ -173,11 +289,21 @@ func (c *coordinator) emitLocked(e Event) {
 	if sr := c.stages[e.Stage]; sr != nil {
 		e.TasksDone, e.TasksFailed, e.TasksTotal = sr.res.Done, sr.res.Failed, sr.res.Tasks
 		e.Retries, e.RecordsIn, e.RecordsOut = sr.res.Retries, sr.res.RecordsIn, sr.res.RecordsOut
+		if len(sr.res.Counters) > 0 {
+			e.Counters = maps.Clone(sr.res.Counters) // the handler may keep the event
+		}
 		for _, n := range sr.running {
 			e.RecordsRunning += int64(n)
 		}
 	}
 	c.opts.OnEvent(e)
+}
+
+// warnLocked emits e as an EventWarning and logs it; c.mu is held.
+func (c *coordinator) warnLocked(e Event) {
+	e.Kind = EventWarning
+	c.log.Warn(e.Message, "stage", e.Stage)
+	c.emitLocked(e)
 }
 
 // observe turns scheduler events into counters and Events.
@@ -209,7 +335,7 @@ func (c *coordinator) observe(sr *stageRun, e schedEvent) {
 		return
 	case schedDone:
 		sr.res.Done++
-		ev.Kind = EventTaskDone
+		ev.Kind, ev.Duration, ev.Worker = EventTaskDone, e.elapsed, e.worker
 	case schedFailed:
 		sr.res.Failed++
 		ev.Kind = EventTaskFailed

@@ -41,6 +41,7 @@ var ErrUnknownFunction = errors.New("flow: unknown function")
 type taskIO struct {
 	data   func([]byte) error
 	status func(num, den uint64) error
+	worker string // who runs the task, for the summary ("" = unsaid)
 }
 
 // execute runs the task in payload with the function called name and
@@ -78,7 +79,8 @@ func (r *Registry) execute(ctx context.Context, name string, payload []byte, io 
 			}
 		}()
 	}
-	ctx = context.WithValue(ctx, infoKey{}, TaskInfo{Run: t.Run, Stage: t.Stage, Task: t.Task, Attempt: t.Attempt, Params: t.Params})
+	state := &taskState{info: TaskInfo{Run: t.Run, Stage: t.Stage, Task: t.Task, Attempt: t.Attempt, Params: t.Params}}
+	ctx = context.WithValue(ctx, infoKey{}, state)
 	defer func() {
 		if p := recover(); p != nil {
 			err = &FunctionError{Function: name, Err: fmt.Errorf("panic: %v\n%s", p, debug.Stack())}
@@ -206,6 +208,7 @@ func (r *Registry) execute(ctx context.Context, name string, payload []byte, io 
 	}
 	sum.Bad = bad.list
 	sum.RecordsIn = in
+	sum.Counters, sum.Worker = state.counters.snapshot(), io.worker
 	// A task that reported progress reports its end too; for a short one
 	// WORK_COMPLETE, whose summary counts the input, says it all.
 	if sentStatus {

@@ -136,3 +136,56 @@ func (f *fleet) capacity(fn string) int {
 // queuedPerSlot is how many tasks a stage that follows the fleet keeps in
 // flight for each worker slot.
 const queuedPerSlot = 2
+
+// served reports whether the fleet knows fn's workers (a refresh reached
+// a server) and whether any serves fn; local says the run's own worker
+// does.
+func (f *fleet) served(fn string, local bool) (known, ok bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.slots != nil, f.slots[fn] > 0 || (local && f.local > 0)
+}
+
+// unservedEvery is how often a run says again that a function it needs
+// still has no worker.
+const unservedEvery = 30 * time.Second
+
+// unservedWatch decides when to say that a function has no worker: at
+// once, then every unservedEvery while it has none. A function that
+// gets a worker is forgotten, so that losing it again is said at once.
+type unservedWatch struct {
+	every time.Duration
+	since map[string]time.Time // function -> when it was first found unserved
+	said  map[string]time.Time // function -> when that was last said
+}
+
+// due takes the functions found unserved now and returns those to warn
+// about, each with how long it has been unserved (zero the first time).
+func (w *unservedWatch) due(now time.Time, unserved []string) map[string]time.Duration {
+	if w.since == nil {
+		w.since, w.said = make(map[string]time.Time), make(map[string]time.Time)
+	}
+	now = now.Round(0)
+	keep := make(map[string]bool, len(unserved))
+	out := make(map[string]time.Duration)
+	for _, fn := range unserved {
+		keep[fn] = true
+		first, seen := w.since[fn]
+		if !seen {
+			w.since[fn], w.said[fn] = now, now
+			out[fn] = 0
+			continue
+		}
+		if now.Sub(w.said[fn]) >= w.every {
+			w.said[fn] = now
+			out[fn] = now.Sub(first)
+		}
+	}
+	for fn := range w.since {
+		if !keep[fn] {
+			delete(w.since, fn)
+			delete(w.said, fn)
+		}
+	}
+	return out
+}

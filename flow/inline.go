@@ -198,6 +198,9 @@ func (c *coordinator) prepareReduce(sr *stageRun) ([]chunk, error) {
 		shs[i] = sh
 		wg.Go(func() {
 			errs[i] = c.eachOutputRaw(up, func(key, value []byte) error {
+				if i == 0 {
+					sr.shuffled.Add(1) // for the shuffle's progress
+				}
 				if p := partitionOfBytes(key, parts); p%n == i {
 					return sh.addToPart(p, key, value)
 				}
@@ -391,8 +394,7 @@ func (c *coordinator) attempt(ctx context.Context, sr *stageRun, task, attempt i
 		// The stream does not add up: the job was restarted by the
 		// server after its worker was lost, or this coordinator attached
 		// to a job that had already streamed data.
-		return fail(fmt.Errorf("incomplete stream: received %d records in %d batches, the worker sent %d in %d",
-			got, batches, summary.RecordsOut, summary.Batches))
+		return fail(streamMismatch(got, batches, summary))
 	}
 	// A file's data is made durable here, in parallel with other
 	// attempts; committing is then a rename and a journal line. Output
@@ -402,9 +404,10 @@ func (c *coordinator) attempt(ctx context.Context, sr *stageRun, task, attempt i
 		return attemptOutcome{err: err}
 	}
 	entry := journalEntry{Stage: st.Name, Task: task, Attempt: attempt,
-		RecordsIn: summary.RecordsIn, RecordsOut: summary.RecordsOut}
+		RecordsIn: summary.RecordsIn, RecordsOut: summary.RecordsOut, Counters: summary.Counters}
 	return attemptOutcome{
 		discard: w.discard,
+		worker:  summary.Worker,
 		commit: func() error {
 			if w.f == nil {
 				if err := c.j.commitPacked(entry, w.mem); err != nil {
@@ -426,6 +429,7 @@ func (c *coordinator) attempt(ctx context.Context, sr *stageRun, task, attempt i
 			sr.outCounts[task] = summary.RecordsOut
 			sr.res.RecordsIn += summary.RecordsIn
 			sr.res.RecordsOut += summary.RecordsOut
+			addCounters(&sr.res.Counters, summary.Counters)
 			c.mu.Unlock()
 			return nil
 		},

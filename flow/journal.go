@@ -34,6 +34,8 @@ type journalEntry struct {
 	// for a task with no output).
 	Stored bool      `json:"stored,omitempty"`
 	Files  []outFile `json:"files,omitempty"`
+	// Counters are the winning attempt's counters.
+	Counters map[string]int64 `json:"counters,omitempty"`
 }
 
 type stageTask struct {
@@ -160,7 +162,7 @@ func (j *journal) writeLocked(e journalEntry) error {
 // appendEntry appends e as JSON, as json.Marshal writes it, without
 // reflection for the usual stage names: a line per committed task.
 func appendEntry(b []byte, e journalEntry) []byte {
-	if !plainJSON(e.Stage) {
+	if !plainJSON(e.Stage) || e.Stored || len(e.Files) > 0 || !plainNames(e.Counters) {
 		line, _ := json.Marshal(e)
 		return append(b, line...)
 	}
@@ -191,7 +193,30 @@ func appendEntry(b []byte, e journalEntry) []byte {
 		b = append(b, `,"crc":`...)
 		b = strconv.AppendUint(b, uint64(e.CRC), 10)
 	}
+	if len(e.Counters) > 0 {
+		b = append(b, `,"counters":{`...)
+		for i, k := range sortedNames(e.Counters) {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, '"')
+			b = append(b, k...)
+			b = append(b, `":`...)
+			b = strconv.AppendInt(b, e.Counters[k], 10)
+		}
+		b = append(b, '}')
+	}
 	return append(b, '}')
+}
+
+// plainNames reports whether every name of m needs no escaping in JSON.
+func plainNames(m map[string]int64) bool {
+	for k := range m {
+		if !plainJSON(k) {
+			return false
+		}
+	}
+	return true
 }
 
 // plainJSON reports whether s needs no escaping in a JSON string, as

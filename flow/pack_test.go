@@ -211,6 +211,9 @@ func TestAppendEntryIsJSON(t *testing.T) {
 		{Stage: "s-1.x_y", Task: 0, Attempt: 1, Packed: true, Offset: 1 << 40, Length: 12, CRC: 0xffffffff},
 		{Stage: "s", Packed: true},
 		{Stage: "odd \"<stage>\" é\n", Task: -1, RecordsIn: -5, Millis: 3},
+		{Stage: "c", Packed: true, Length: 3, Counters: map[string]int64{"bad_dates": 3, "a": -1}},
+		{Stage: "c", Counters: map[string]int64{"odd \"name\"": 1}},
+		{Stage: "c", Stored: true, Files: []outFile{{Key: "k", Records: 1}}, Counters: map[string]int64{"n": 1}},
 	} {
 		want, err := json.Marshal(e)
 		if err != nil {

@@ -26,6 +26,9 @@ type StagePlan struct {
 	// number of its tasks when every partition has keys.
 	Partitions int
 	Encoding   spec.Encoding
+	// Warnings say what is wrong with the sizes of its tasks: many much
+	// too small for their round trip, or some too large for one worker.
+	Warnings []string
 }
 
 // Plan works out the tasks of every stage of p without running anything:
@@ -63,6 +66,7 @@ func Plan(p *spec.Pipeline) ([]StagePlan, error) {
 				break
 			}
 			sp.Tasks = len(chunks)
+			sp.Warnings = sizeWarnings(st, chunks)
 			for _, c := range chunks[:min(len(chunks), 5)] {
 				sp.Inputs = append(sp.Inputs, c.String())
 			}

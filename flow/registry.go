@@ -66,8 +66,9 @@ type Registry struct {
 
 	stores storeCache // the stores tasks' refs name, opened once
 
-	logMu sync.Mutex
-	log   *slog.Logger
+	logMu    sync.Mutex // guards log and workerID
+	log      *slog.Logger
+	workerID string
 }
 
 // SetLogger sets where the registry's workers report trouble that no
@@ -214,8 +215,10 @@ type infoKey struct{}
 
 // InfoFrom returns the task a function's context belongs to.
 func InfoFrom(ctx context.Context) (TaskInfo, bool) {
-	i, ok := ctx.Value(infoKey{}).(TaskInfo)
-	return i, ok
+	if s, ok := ctx.Value(infoKey{}).(*taskState); ok {
+		return s.info, true
+	}
+	return TaskInfo{}, false
 }
 
 // FunctionError is an error returned (or a panic raised) by a registered

@@ -83,7 +83,11 @@ type outcomeStage struct {
 	Failed     int     `json:"failed"`
 	RecordsIn  int64   `json:"records_in"`
 	RecordsOut int64   `json:"records_out"`
+	Retries    int     `json:"retries"`
+	Backups    int     `json:"backups"`
 	Elapsed    float64 `json:"elapsed_s"`
+	// Counters are the stage's counter totals (see Count).
+	Counters map[string]int64 `json:"counters,omitempty"`
 }
 
 // writeOutcome records in the run directory how the run ended: err nil
@@ -100,7 +104,8 @@ func (j *journal) writeOutcome(res *Result, err error) error {
 	}
 	for _, s := range res.Stages {
 		o.Stages = append(o.Stages, outcomeStage{Name: s.Name, Tasks: s.Tasks, Done: s.Done, Failed: s.Failed,
-			RecordsIn: s.RecordsIn, RecordsOut: s.RecordsOut, Elapsed: s.Elapsed.Seconds()})
+			RecordsIn: s.RecordsIn, RecordsOut: s.RecordsOut, Retries: s.Retries, Backups: s.Backups,
+			Elapsed: s.Elapsed.Seconds(), Counters: s.Counters})
 	}
 	data, merr := json.MarshalIndent(o, "", "  ")
 	if merr != nil {
@@ -130,11 +135,13 @@ type RunStatus struct {
 }
 
 // StageStatus is one stage of a run: its tasks (-1 while not planned)
-// and those the journal records as done.
+// and those the journal records as done, with their records and counter
+// totals (see Count).
 type StageStatus struct {
 	Name                  string
 	Tasks, Done, Failed   int
 	RecordsIn, RecordsOut int64
+	Counters              map[string]int64
 }
 
 // Age is how long ago the run ended, or was created if it has not.
@@ -199,6 +206,7 @@ func statRunDir(dir string, legacy bool) (*RunStatus, error) {
 				st.Done++
 				st.RecordsIn += e.RecordsIn
 				st.RecordsOut += e.RecordsOut
+				addCounters(&st.Counters, e.Counters)
 			}
 		}
 		if st.Tasks < 0 || st.Done < st.Tasks {

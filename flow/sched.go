@@ -44,6 +44,7 @@ type attemptOutcome struct {
 	err     error
 	commit  func() error
 	discard func()
+	worker  string // who ran the attempt, as its summary says
 }
 
 func (o attemptOutcome) drop() {
@@ -76,6 +77,7 @@ type schedEvent struct {
 	err     error
 	wait    time.Duration // schedRetry: backoff before the next attempt
 	elapsed time.Duration // schedDone: the winning attempt's run time
+	worker  string        // schedDone: who ran it
 }
 
 // taskFailure is a task that ran out of attempts.
@@ -399,7 +401,7 @@ func (x *execution) finished(r attemptResult) {
 			other.canceled = true
 			other.cancel()
 		}
-		x.observe(schedEvent{kind: schedDone, task: r.task, attempt: r.attempt, elapsed: r.elapsed})
+		x.observe(schedEvent{kind: schedDone, task: r.task, attempt: r.attempt, elapsed: r.elapsed, worker: r.out.worker})
 	case ra != nil && ra.canceled:
 		r.out.drop()
 	case errors.Is(r.out.err, errAttemptLost) && st.lost < maxLost:

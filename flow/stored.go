@@ -473,9 +473,10 @@ func (c *coordinator) storedAttempt(ctx context.Context, sr *stageRun, task, att
 		}
 	}
 	entry := journalEntry{Stage: st.Name, Task: task, Attempt: attempt, Stored: true,
-		RecordsIn: summary.RecordsIn, RecordsOut: summary.RecordsOut, Files: summary.Files}
+		RecordsIn: summary.RecordsIn, RecordsOut: summary.RecordsOut, Files: summary.Files, Counters: summary.Counters}
 	return attemptOutcome{
 		discard: discard,
+		worker:  summary.Worker,
 		commit: func() error {
 			if err := c.j.record(entry); err != nil {
 				return err
@@ -489,6 +490,7 @@ func (c *coordinator) storedAttempt(ctx context.Context, sr *stageRun, task, att
 			sr.outCounts[task] = summary.RecordsOut
 			sr.res.RecordsIn += summary.RecordsIn
 			sr.res.RecordsOut += summary.RecordsOut
+			addCounters(&sr.res.Counters, summary.Counters)
 			c.mu.Unlock()
 			return nil
 		},

@@ -2,6 +2,8 @@ package flow
 
 import (
 	"context"
+	"fmt"
+	"os"
 
 	"github.com/gearflow/gearflow/runtime"
 )
@@ -22,7 +24,7 @@ func (r *Registry) Handler(name string) runtime.Handler {
 		})
 	}
 	return runtime.HandlerFunc(func(ctx context.Context, job *runtime.Job) ([]byte, error) {
-		res, err := r.execute(ctx, name, job.Payload, taskIO{data: job.SendData, status: job.SendStatus})
+		res, err := r.execute(ctx, name, job.Payload, taskIO{data: job.SendData, status: job.SendStatus, worker: r.WorkerID()})
 		if err != nil {
 			return nil, runtime.Exception(exceptionError(err))
 		}
@@ -36,4 +38,24 @@ func (r *Registry) Register(w *runtime.Worker) {
 	for _, name := range r.Names() {
 		w.Handle(name, r.Handler(name))
 	}
+}
+
+// SetWorkerID sets the name the registry's tasks report as their worker
+// (task_done events, the journal): a worker's client id, say. The
+// default is the host name and process id.
+func (r *Registry) SetWorkerID(id string) {
+	r.logMu.Lock()
+	defer r.logMu.Unlock()
+	r.workerID = id
+}
+
+// WorkerID returns the name the registry's tasks report as their worker.
+func (r *Registry) WorkerID() string {
+	r.logMu.Lock()
+	defer r.logMu.Unlock()
+	if r.workerID == "" {
+		host, _ := os.Hostname()
+		r.workerID = fmt.Sprintf("%s/%d", host, os.Getpid())
+	}
+	return r.workerID
 }

@@ -239,7 +239,7 @@ func TestMultiServerOutage(t *testing.T) {
 						t.Errorf("summary %v: want ok", ev)
 					}
 					for _, st := range ev["stages"].([]any) {
-						if st := st.(map[string]any); st["Retries"] != float64(0) || st["Failed"] != float64(0) {
+						if st := st.(map[string]any); st["retries"] != float64(0) || st["failed"] != float64(0) {
 							t.Errorf("stage %v: want no retries and no failures", st)
 						}
 					}

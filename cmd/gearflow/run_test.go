@@ -77,6 +77,32 @@ func TestRunJSONEvents(t *testing.T) {
 	if last["event"] != "summary" || last["ok"] != true || last["output"] != out || last["output_records"] != float64(48) {
 		t.Errorf("last line %v: want the summary", last)
 	}
+	// JSON is snake_case with durations in seconds, events and summary
+	// alike; task_done says how long, which attempt and where.
+	for _, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
+		if strings.Contains(line, `"Name"`) || strings.Contains(line, `"Elapsed"`) || strings.Contains(line, "_ns") {
+			t.Errorf("not snake_case with seconds: %s", line)
+		}
+		var ev map[string]any
+		json.Unmarshal([]byte(line), &ev)
+		if ev["event"] == "task_done" {
+			d, _ := ev["duration_s"].(float64)
+			if d <= 0 || d > 60 || ev["attempt"] != float64(1) || ev["worker"] == nil || ev["worker"] == "" {
+				t.Errorf("task_done %s: want duration_s in seconds, attempt and worker", line)
+			}
+		}
+	}
+	if el, _ := last["elapsed_s"].(float64); el <= 0 || el > 600 {
+		t.Errorf("summary elapsed_s = %v, want the run's seconds", last["elapsed_s"])
+	}
+	stages, _ := last["stages"].([]any)
+	if len(stages) != 2 {
+		t.Fatalf("summary stages %v", last["stages"])
+	}
+	st := stages[0].(map[string]any)
+	if st["name"] != "count" || st["tasks"] == nil || st["records_in"] != float64(12) || st["elapsed_s"] == nil {
+		t.Errorf("summary stage %v: want name, tasks, records_in, elapsed_s", st)
+	}
 }
 
 func TestRunBadPipeline(t *testing.T) {

@@ -16,7 +16,6 @@ import (
 	"github.com/gearflow/gearflow/flow"
 	"github.com/gearflow/gearflow/flow/spec"
 	"github.com/gearflow/gearflow/internal/cliflag"
-	"github.com/gearflow/gearflow/runtime"
 )
 
 // Main runs the subcommand named by os.Args[1] with reg's functions and
@@ -235,10 +234,7 @@ func RunCommand(ctx context.Context, reg *flow.Registry, args []string, stdout, 
 	if !ok {
 		return 2
 	}
-	if len(servers) > 0 && *workers <= 0 {
-		warnUnserved(ctx, p, servers, runtime.Admin{TLS: tlsCfg}, stderr)
-	}
-	prog := newProgress(stdout, p, *jsonOut, isTerminal(stdout))
+	prog := newProgress(stdout, stderr, p, *jsonOut, isTerminal(stdout))
 	opts := flow.Options{
 		Servers: servers, TLS: tlsCfg, Workers: *workers, StateDir: *stateDir, RunID: *runID, Storage: *store,
 		PipelineFile: file, Params: ps, MemoryBudget: *budget << 20, SpeculateAfter: *speculate,
@@ -293,31 +289,3 @@ func RunCommand(ctx context.Context, reg *flow.Registry, args []string, stdout, 
 }
 
 func defaultConcurrency() int { return goruntime.GOMAXPROCS(0) }
-
-// warnUnserved tells, before a distributed run starts, which of its
-// functions no worker serves yet: their tasks would wait in the queue.
-func warnUnserved(ctx context.Context, p *spec.Pipeline, servers []string, admin runtime.Admin, stderr io.Writer) {
-	workers := map[string]int{}
-	for _, addr := range servers {
-		st, err := adminStatus(ctx, admin, addr)
-		if err != nil {
-			return // the run reports unreachable servers itself
-		}
-		for f, n := range st {
-			workers[f] += n
-		}
-	}
-	seen := map[string]bool{}
-	for _, st := range p.Stages {
-		for _, f := range []string{st.Function, st.Combine} {
-			if f == "" || st.Combine == f || seen[f] {
-				continue // a combiner runs inside its map task
-			}
-			seen[f] = true
-			if workers[f] == 0 {
-				fmt.Fprintf(stderr, "warning: no worker serves %s (stage %s) on %s yet; its tasks wait until one does (start one with: worker --servers %s)\n",
-					f, st.Name, strings.Join(servers, ","), strings.Join(servers, ","))
-			}
-		}
-	}
-}

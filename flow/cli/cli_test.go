@@ -84,7 +84,7 @@ func TestProgressLines(t *testing.T) {
 	}
 	for _, tty := range []bool{false, true} {
 		var b bytes.Buffer
-		pr := newProgress(&b, p, false, tty)
+		pr := newProgress(&b, &b, p, false, tty)
 		for _, e := range events[:3] {
 			pr.event(e)
 		}

@@ -5,10 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
+
+	"golang.org/x/term"
 
 	"github.com/gearflow/gearflow/flow"
 	"github.com/gearflow/gearflow/flow/spec"
@@ -19,6 +24,7 @@ import (
 // when something changed, or with --json every event as a JSON line.
 type progress struct {
 	w       io.Writer
+	errw    io.Writer // where warnings go, unless asJSON
 	asJSON  bool
 	tty     bool
 	order   []string
@@ -30,28 +36,55 @@ type progress struct {
 	changed bool
 	drawn   bool // a live line is on screen
 	enc     *json.Encoder
+	// width returns the terminal's columns, read at each redraw so that
+	// a resized terminal is followed.
+	width func() int
 }
 
 type stageView struct {
 	started, finished time.Time
 	last              flow.Event
+	// shuffling is set while the coordinator shuffles the stage's input
+	// (before its tasks are known).
+	shuffling bool
 }
 
-func newProgress(w io.Writer, p *spec.Pipeline, asJSON, tty bool) *progress {
-	pr := &progress{w: w, asJSON: asJSON, tty: tty, stages: map[string]*stageView{}, begin: time.Now(), enc: json.NewEncoder(w)}
+// defaultWidth is the live line's width when the terminal's is unknown.
+const defaultWidth = 80
+
+func newProgress(w, errw io.Writer, p *spec.Pipeline, asJSON, tty bool) *progress {
+	pr := &progress{w: w, errw: errw, asJSON: asJSON, tty: tty, stages: map[string]*stageView{}, begin: time.Now(),
+		enc: json.NewEncoder(w), width: func() int { return defaultWidth }}
+	if f, ok := w.(*os.File); ok && tty {
+		pr.width = func() int {
+			if cols, _, err := term.GetSize(int(f.Fd())); err == nil && cols > 0 {
+				return cols
+			}
+			return defaultWidth
+		}
+	}
 	for _, st := range p.Stages {
 		pr.order = append(pr.order, st.Name)
 	}
 	return pr
 }
 
+// isTerminal reports whether w is a terminal: not a file, a pipe or
+// /dev/null (a character device, but no terminal).
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// fit cuts line to at most width columns (one per rune: the line is
+// ASCII but for names), ending a cut line in "…".
+func fit(line string, width int) string {
+	width = max(width, 10)
+	if utf8.RuneCountInString(line) <= width {
+		return line
 	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	r := []rune(line)
+	return string(r[:width-1]) + "…"
 }
 
 func (p *progress) event(e flow.Event) {
@@ -65,11 +98,25 @@ func (p *progress) event(e flow.Event) {
 	case flow.EventRunStarted:
 		p.run, p.dir = e.Run, e.Dir
 		p.linef("run %s started (state in %s)", e.Run, e.Dir)
+	case flow.EventShuffleStarted:
+		p.stages[e.Stage] = &stageView{started: e.Time, last: e, shuffling: true}
+		if !p.tty {
+			p.linef("stage %s: shuffling %d records of its input", e.Stage, e.ShuffleTotal)
+		}
+	case flow.EventShuffleDone:
+		if sv := p.stages[e.Stage]; sv != nil {
+			sv.shuffling = false
+		}
+		p.linef("stage %s: shuffled %d records in %v", e.Stage, e.Shuffled, e.Duration.Round(time.Millisecond))
 	case flow.EventStageStarted:
 		p.stages[e.Stage] = &stageView{started: e.Time, last: e}
 		if e.TasksDone > 0 {
 			p.linef("stage %s: %d of %d tasks already done by an earlier attempt of this run", e.Stage, e.TasksDone, e.TasksTotal)
 		}
+	case flow.EventWarning:
+		p.clearLine()
+		fmt.Fprintf(p.errw, "warning: %s\n", e.Message)
+		return
 	case flow.EventTaskFailed:
 		p.linef("stage %s: task %d failed after %d attempts (input %s): %s", e.Stage, e.Task, e.Attempt, e.Input, e.Err)
 	case flow.EventTaskRetry:
@@ -92,11 +139,16 @@ func (p *progress) event(e flow.Event) {
 
 // linef prints a whole line, clearing a live line first.
 func (p *progress) linef(format string, args ...any) {
+	p.clearLine()
+	fmt.Fprintf(p.w, format+"\n", args...)
+}
+
+// clearLine clears the live line, if one is drawn.
+func (p *progress) clearLine() {
 	if p.drawn {
 		fmt.Fprint(p.w, "\r\033[K")
 		p.drawn = false
 	}
-	fmt.Fprintf(p.w, format+"\n", args...)
 }
 
 func (p *progress) stageLine(name string, now time.Time) string {
@@ -108,6 +160,10 @@ func (p *progress) stageLine(name string, now time.Time) string {
 	}
 	el := end.Sub(sv.started)
 	var b strings.Builder
+	if sv.shuffling {
+		fmt.Fprintf(&b, "%s shuffling %d/%d records, %v", name, e.Shuffled, e.ShuffleTotal, el.Round(time.Second))
+		return b.String()
+	}
 	fmt.Fprintf(&b, "%s %d/%d tasks", name, e.TasksDone, e.TasksTotal)
 	if e.TasksFailed > 0 {
 		fmt.Fprintf(&b, " (%d failed)", e.TasksFailed)
@@ -124,6 +180,23 @@ func (p *progress) stageLine(name string, now time.Time) string {
 	}
 	if !sv.finished.IsZero() {
 		fmt.Fprintf(&b, ", done in %v", el.Round(time.Millisecond))
+	}
+	if len(e.Counters) > 0 {
+		b.WriteString("; ")
+		b.WriteString(counterList(e.Counters))
+	}
+	return b.String()
+}
+
+// counterList writes counters as "name=total name=total", names in
+// order.
+func counterList(m map[string]int64) string {
+	var b strings.Builder
+	for i, name := range slices.Sorted(maps.Keys(m)) {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%s=%d", name, m[name])
 	}
 	return b.String()
 }
@@ -188,7 +261,10 @@ func (p *progress) draw(now time.Time) {
 	}
 	line := strings.Join(parts, " | ")
 	if p.tty {
-		fmt.Fprintf(p.w, "\r\033[K%s", line)
+		// One column short of the width: a line that fills the last
+		// column wraps on some terminals, and "\r" then redraws only
+		// the second row, leaving the first behind.
+		fmt.Fprintf(p.w, "\r\033[K%s", fit(line, p.width()-1))
 		p.drawn = true
 		return
 	}
@@ -221,7 +297,7 @@ func (p *progress) summary(res *flow.Result, err error) {
 			Run     string             `json:"run"`
 			OK      bool               `json:"ok"`
 			Error   string             `json:"error,omitempty"`
-			Elapsed float64            `json:"elapsed_seconds"`
+			Elapsed float64            `json:"elapsed_s"`
 			Output  string             `json:"output,omitempty"`
 			Records int64              `json:"output_records"`
 			Dir     string             `json:"dir"`
@@ -244,6 +320,11 @@ func (p *progress) summary(res *flow.Result, err error) {
 	}
 	p.linef("run %s %s in %v: %d/%d tasks done (%d from an earlier attempt of the run), %d failed, %d retries, %d backups; %d records in, %d out",
 		res.Run, status, res.Elapsed.Round(time.Millisecond), done, tasks, resumed, failed, retries, backups, in, out)
+	for _, s := range res.Stages {
+		if len(s.Counters) > 0 {
+			p.linef("  counters of %s: %s", s.Name, counterList(s.Counters))
+		}
+	}
 	for _, f := range res.Failed {
 		p.linef("  failed: %s", f)
 	}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -184,6 +186,7 @@ func runsShow(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(tw, "  %s\t%d\t%s\t%d\t%d\t%d\n", s.Name, s.Done, tasks, s.Failed, s.RecordsIn, s.RecordsOut)
 	}
 	tw.Flush()
+	printCounters(stdout, r.Stages)
 	if len(r.Failed) > 0 {
 		fmt.Fprintf(stdout, "\nfailed tasks (%d):\n", len(r.Failed))
 		for _, f := range r.Failed {
@@ -378,8 +381,12 @@ func runJSON(r *flow.RunStatus, full bool) map[string]any {
 	m["file"], m["params"], m["own_storage"] = r.File, r.Params, r.OwnStorage
 	var stages []map[string]any
 	for _, s := range r.Stages {
-		stages = append(stages, map[string]any{"name": s.Name, "tasks": s.Tasks, "done": s.Done, "failed": s.Failed,
-			"records_in": s.RecordsIn, "records_out": s.RecordsOut})
+		st := map[string]any{"name": s.Name, "tasks": s.Tasks, "done": s.Done, "failed": s.Failed,
+			"records_in": s.RecordsIn, "records_out": s.RecordsOut}
+		if len(s.Counters) > 0 {
+			st["counters"] = s.Counters
+		}
+		stages = append(stages, st)
 	}
 	m["stages"] = stages
 	m["failed"] = r.Failed
@@ -402,4 +409,25 @@ func humanBytes(n int64) string {
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
+}
+
+// printCounters prints the stages' counters, if any, one a line:
+// "  stage  name  total", names in order.
+func printCounters(w io.Writer, stages []flow.StageStatus) {
+	some := false
+	for _, s := range stages {
+		some = some || len(s.Counters) > 0
+	}
+	if !some {
+		return
+	}
+	fmt.Fprintln(w, "\ncounters:")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  STAGE\tCOUNTER\tTOTAL")
+	for _, s := range stages {
+		for _, name := range slices.Sorted(maps.Keys(s.Counters)) {
+			fmt.Fprintf(tw, "  %s\t%s\t%d\n", s.Name, name, s.Counters[name])
+		}
+	}
+	tw.Flush()
 }

@@ -55,6 +55,7 @@ func WorkerCommand(ctx context.Context, reg *flow.Registry, args []string, stdou
 		return 2
 	}
 	reg.SetLogger(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	reg.SetWorkerID(*id)
 	reg.Register(w)
 	fmt.Fprintf(stdout, "worker %s serving %s on %s with concurrency %d\n", *id, strings.Join(reg.Names(), ", "), strings.Join(servers, ","), *conc)
 	if err := w.Run(ctx); err != nil {
@@ -137,6 +138,9 @@ func PlanCommand(ctx context.Context, reg *flow.Registry, args []string, stdout,
 		}
 		if sp.Kind.String() != "reduce" && sp.Partitions > 0 {
 			fmt.Fprintf(stdout, "  partitions: %d\n", sp.Partitions)
+		}
+		for _, w := range sp.Warnings {
+			fmt.Fprintf(stdout, "  warning:    %s\n", w)
 		}
 		fns := []string{sp.Function}
 		if sp.Combine != "" {

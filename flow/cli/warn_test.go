@@ -1,0 +1,55 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gearflow/gearflow/flow"
+)
+
+// TestPlanAndRunWarnTinyTasks: plan prints the tiny-task warning under
+// its stage; run prints it on stderr, as "warning: …", when the stage
+// starts.
+func TestPlanAndRunWarnTinyTasks(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var b strings.Builder
+	for i := 0; i < 2000; i++ {
+		fmt.Fprintf(&b, "line %d\n", i)
+	}
+	os.WriteFile(filepath.Join(dir, "in.txt"), []byte(b.String()), 0o644)
+	pipeline := filepath.Join(dir, "p.yaml")
+	os.WriteFile(pipeline, []byte(`version: 1
+name: tiny
+stages:
+  - name: up
+    kind: map
+    function: my.upper
+    input: { from: "file:in.txt", split: { lines: 2 } }
+output:
+  to: out.tsv
+`), 0o644)
+	reg := flow.NewRegistry()
+	reg.Map("my.upper", func(ctx context.Context, rec flow.Record, emit flow.Emit) error {
+		return emit("", strings.ToUpper(rec.Value.(string)))
+	})
+	var stdout, stderr bytes.Buffer
+	if code := Dispatch(t.Context(), reg, []string{"plan", pipeline}, &stdout, &stderr); code != 0 {
+		t.Fatalf("plan: %d %s", code, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "  warning:    stage up: 1000 tasks of") {
+		t.Errorf("plan output lacks the warning:\n%s", stdout.String())
+	}
+	stdout.Reset()
+	if code := Dispatch(t.Context(), reg, []string{"run", pipeline, "--state-dir", filepath.Join(dir, "state")}, &stdout, &stderr); code != 0 {
+		t.Fatalf("run: %d %s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "warning: stage up: 1000 tasks of") {
+		t.Errorf("run stderr lacks the warning:\n%s", stderr.String())
+	}
+}

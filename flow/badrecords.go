@@ -191,6 +191,10 @@ func (b *badRecords) check(in int64) error {
 		len(b.list), in, b.limit, first.Where, first.Err)
 }
 
+// BadRecordsCounter is the counter a stage's skipped bad records are
+// counted in, beside the functions' own counters.
+const BadRecordsCounter = "bad_records"
+
 // recordText is a record as a dead letter shows it.
 func recordText(rec Record) string {
 	type jsonRecord struct {

@@ -120,6 +120,9 @@ output: { to: out.jsonl }
 			if got := calls.Load(); got != 10 {
 				t.Errorf("the function was called %d times, want 10 (one attempt, no retry)", got)
 			}
+			if got := res.Stages[0].Counters[flow.BadRecordsCounter]; got != 1 {
+				t.Errorf("counter %s = %d, want the 1 skipped record", flow.BadRecordsCounter, got)
+			}
 			bad := readBadLetters(t, filepath.Join(dir, "dead.jsonl"))
 			if len(bad) != 1 {
 				t.Fatalf("dead letter has %d records, want 1: %+v", len(bad), bad)

@@ -156,6 +156,11 @@ func (r *Registry) execute(ctx context.Context, name string, payload []byte, io 
 		if err == nil {
 			err = bad.check(in)
 		}
+		if err == nil && len(bad.list) > 0 {
+			// Shown with the stage's counters; like them, only the
+			// winning attempt's count.
+			Count(ctx, BadRecordsCounter, int64(len(bad.list)))
+		}
 	case TaskReduce:
 		err = r.eachGroup(ctx, t, func(key string, values iter.Seq[[]byte], source func() string) error {
 			var decodeErr error

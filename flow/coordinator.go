@@ -200,11 +200,19 @@ func Run(ctx context.Context, p *spec.Pipeline, reg *Registry, opts Options) (*R
 	if c.store != nil {
 		c.sweep(ctx)
 	}
-	// A finished run keeps its plan, journal and task outputs; the
-	// scratch space of attempts and the reduce inputs derived from them go.
+	// A finished run keeps its plan and journal; the scratch space of
+	// attempts and the reduce inputs derived from them go, and so do the
+	// task outputs unless asked to keep them.
 	for _, st := range p.Stages {
 		os.RemoveAll(c.j.tmpDir(st.Name))
 		os.RemoveAll(filepath.Join(c.j.stageDir(st.Name), "input"))
+	}
+	if !c.opts.KeepData {
+		if err := c.removeData(ctx); err != nil {
+			c.log.Warn("could not remove the finished run's intermediate data", "err", err)
+		} else {
+			c.j.dataRemoved = true
+		}
 	}
 	if err := c.j.writeOutcome(res, nil); err != nil {
 		c.log.Warn("could not record the run's outcome", "err", err)
@@ -232,6 +240,10 @@ func (c *coordinator) open() error {
 		}
 		c.run = pl.Run
 		c.storeURI = pl.Storage
+		if out, err := readOutcome(dir); err == nil && out.DataRemoved {
+			return fmt.Errorf("flow: run %s finished on %s and its intermediate data was removed: there is nothing to resume (its output: %s; keep the data of later runs with --keep-data)",
+				o.RunID, out.Ended.Local().Format(time.RFC3339), out.Output)
+		}
 		if c.j, err = openJournal(dir); err != nil {
 			return err
 		}

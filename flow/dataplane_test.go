@@ -260,7 +260,7 @@ output: { to: out.tsv }
 	})
 	reg.Sum("wc.sum")
 	state := t.TempDir()
-	res, err := flow.Run(t.Context(), p, reg, flow.Options{StateDir: state, Workers: 3, Logger: testLogger(t)})
+	res, err := flow.Run(t.Context(), p, reg, flow.Options{StateDir: state, Workers: 3, KeepData: true, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,6 +48,9 @@ type journal struct {
 	dir  string
 	lock *os.File // holds the run's flock while open
 	torn int64    // bytes of a torn last line cut from journal.jsonl at open
+	// dataRemoved: the finished run's task outputs were removed; its
+	// outcome says so (runOutcome.DataRemoved).
+	dataRemoved bool
 
 	mu     sync.Mutex                 // guards the fields below
 	f      *os.File                   // journal.jsonl

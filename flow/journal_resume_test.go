@@ -115,7 +115,7 @@ output:
 		calls = map[string]int{}
 		mu.Unlock()
 		os.Remove(out)
-		res, err := flow.Run(t.Context(), p, reg, flow.Options{StateDir: state, RunID: "torn", Resume: resume, Workers: 4, Logger: testLogger(t)})
+		res, err := flow.Run(t.Context(), p, reg, flow.Options{StateDir: state, RunID: "torn", Resume: resume, KeepData: true, Workers: 4, Logger: testLogger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -246,7 +246,7 @@ func TestResumeFailsOnDamagedRunDir(t *testing.T) {
 			reg := flow.NewRegistry()
 			wordcount.Register(reg)
 			state := t.TempDir()
-			if _, err := flow.Run(t.Context(), p, reg, flow.Options{StateDir: state, Storage: flow.StorageNone, RunID: "wc", Workers: 2, Logger: testLogger(t)}); err != nil {
+			if _, err := flow.Run(t.Context(), p, reg, flow.Options{StateDir: state, Storage: flow.StorageNone, RunID: "wc", KeepData: true, Workers: 2, Logger: testLogger(t)}); err != nil {
 				t.Fatal(err)
 			}
 			want := tt.damage(t, flow.RunDir(state, "wc"))

@@ -36,6 +36,12 @@ type Options struct {
 	// names the new run; zero means a new random UUID.
 	RunID  string
 	Resume bool
+	// KeepData keeps a finished run's intermediate data: its stages'
+	// task outputs, in its storage or its run directory. By default they
+	// are removed once the output is written; the run's plan, journal
+	// and result stay, for "gearflow runs show". A failed or interrupted
+	// run keeps them always, for --resume.
+	KeepData bool
 	// PipelineFile and Params (-p overrides) are recorded in the run's
 	// plan, so a resumed run can be told only its id.
 	PipelineFile string

@@ -64,7 +64,7 @@ output:
 		}
 	}
 	state := t.TempDir()
-	res, err := flow.Run(t.Context(), p, reg, flow.Options{StateDir: state, Storage: flow.StorageNone, RunID: "sizes", Logger: testLogger(t)})
+	res, err := flow.Run(t.Context(), p, reg, flow.Options{StateDir: state, Storage: flow.StorageNone, RunID: "sizes", KeepData: true, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

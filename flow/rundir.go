@@ -20,6 +20,7 @@ var ErrNoRun = errors.New("flow: no such run")
 //	journal.jsonl             one line per completed task (appended; fsynced at stage end)
 //	data/                     the run's storage when it names none and runs embedded:
 //	                          <run>/<stage>/task-NNNNNN/attempt-N/{part-NNNNN,out}.rec
+//	                          (removed, with stages/*/*.rec, when the run finishes, unless Options.KeepData)
 //	stages/<stage>/chunks.json       the stage's tasks' inputs, as planned
 //	stages/<stage>/task-NNNNNN.rec   without storage: output of a completed task above maxPacked bytes
 //	stages/<stage>/pack.rec   without storage: the stage's other tasks' outputs, one after another (see journalEntry)

@@ -74,6 +74,9 @@ type runOutcome struct {
 	Err           string         `json:"error,omitempty"`
 	Stages        []outcomeStage `json:"stages"`
 	Failed        []TaskFailure  `json:"failed,omitempty"`
+	// DataRemoved: the finished run's intermediate data is gone
+	// (Options.KeepData was off), so it cannot be resumed.
+	DataRemoved bool `json:"data_removed,omitempty"`
 }
 
 type outcomeStage struct {
@@ -90,12 +93,25 @@ type outcomeStage struct {
 	Counters map[string]int64 `json:"counters,omitempty"`
 }
 
+// readOutcome reads a run directory's result.json.
+func readOutcome(dir string) (*runOutcome, error) {
+	data, err := os.ReadFile(filepath.Join(dir, resultFile))
+	if err != nil {
+		return nil, err
+	}
+	var o runOutcome
+	if err := json.Unmarshal(data, &o); err != nil {
+		return nil, fmt.Errorf("flow: %s: %w", filepath.Join(dir, resultFile), err)
+	}
+	return &o, nil
+}
+
 // writeOutcome records in the run directory how the run ended: err nil
 // is a finished run, a cancelled context an incomplete one, any other
 // error a failed one.
 func (j *journal) writeOutcome(res *Result, err error) error {
 	o := runOutcome{Run: res.Run, State: RunFinished, Ended: time.Now().UTC(), Elapsed: res.Elapsed.Seconds(),
-		Output: res.Output, OutputRecords: res.OutputRecords, Failed: res.Failed}
+		Output: res.Output, OutputRecords: res.OutputRecords, Failed: res.Failed, DataRemoved: j.dataRemoved}
 	switch {
 	case errors.Is(err, context.Canceled):
 		o.State, o.Output, o.Err = RunIncomplete, "", err.Error()

@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"path"
 	"path/filepath"
 	"slices"
@@ -592,4 +595,30 @@ func (c *coordinator) rawOutput(ctx context.Context, h taskHeader, refs *taskRef
 		}
 	}
 	return sink.finish()
+}
+
+// removeData deletes a finished run's task outputs: its prefix in its
+// storage, or, without storage, the output files of its run directory.
+func (c *coordinator) removeData(ctx context.Context) error {
+	var errs []error
+	if c.store != nil {
+		errs = append(errs, c.store.DeletePrefix(ctx, c.run))
+		// The embedded default's folder, now empty, goes too.
+		if err := os.Remove(filepath.Join(c.j.dir, "data")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			c.log.Debug("the run's data folder stays", "err", err)
+		}
+	}
+	for _, st := range c.p.Stages {
+		outs, err := filepath.Glob(filepath.Join(c.j.stageDir(st.Name), "*.rec"))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, f := range outs {
+			if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -183,6 +183,7 @@ func RunCommand(ctx context.Context, reg *flow.Registry, args []string, stdout, 
 	budget := fs.Int64("memory-budget", 256, "MiB of records a shuffle keeps in memory before spilling to disk")
 	speculate := fs.Duration("speculate-after", 0, "least run time before a straggler gets a backup attempt (0: 5s)")
 	runID := fs.String("run-id", "", "id of a new run (default: a random UUID)")
+	keepData := fs.Bool("keep-data", false, "keep the run's intermediate data (its stages' task outputs) after it finishes; by default only its plan, journal and result stay")
 	verbose := fs.BoolP("verbose", "v", false, "log the run's lifecycle to stderr")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to `file` (for go tool pprof)")
 	memProfile := fs.String("memprofile", "", "write a heap profile at the end of the run to `file`")
@@ -238,7 +239,7 @@ func RunCommand(ctx context.Context, reg *flow.Registry, args []string, stdout, 
 	opts := flow.Options{
 		Servers: servers, TLS: tlsCfg, Workers: *workers, StateDir: *stateDir, RunID: *runID, Storage: *store,
 		PipelineFile: file, Params: ps, MemoryBudget: *budget << 20, SpeculateAfter: *speculate,
-		OnEvent: prog.event, Logger: newLogger(stderr, *verbose),
+		KeepData: *keepData, OnEvent: prog.event, Logger: newLogger(stderr, *verbose),
 	}
 	if *resume != "" {
 		opts.RunID, opts.Resume = *resume, true

@@ -27,6 +27,7 @@ import (
 //	put:     1, id, pri, retries, when, flags, fn, unique, reducer, [sched], data
 //	delete:  2, id
 //	retries: 3, id, retries
+//	import:  4, digest, source, jobs, unix time
 //
 // with numbers as uvarints (when as a varint) and strings as a uvarint
 // length then the bytes. A job's id is its handle counter, which a
@@ -48,6 +49,7 @@ const (
 	recPut     = 1
 	recDelete  = 2
 	recRetries = 3
+	recImport  = 4 // a queue imported from elsewhere (store_import.go)
 
 	recHeader = 8
 	// maxRecord bounds a record's length as read back: anything larger
@@ -112,6 +114,12 @@ type store struct {
 
 	syncs atomic.Int64 // fsyncs of the log, for tests
 
+	// imports are the import records replayed, written again at the
+	// head of every new segment so that compaction keeps them. Set
+	// before the writer starts; read only by it after.
+	imports       []byte
+	importDigests map[string]bool
+
 	done chan struct{} // closed when the writer has ended
 	lock *os.File      // holds the directory's lock until close
 }
@@ -150,20 +158,21 @@ func openLocked(dir string) (*store, []storedJob, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	jobs := make(map[uint64]storedJob)
+	rs := replayState{jobs: make(map[uint64]storedJob), imports: make(map[string]bool)}
 	for i, n := range segs {
-		if err := replaySegment(filepath.Join(dir, segName(n)), i == len(segs)-1, jobs); err != nil {
+		if err := replaySegment(filepath.Join(dir, segName(n)), i == len(segs)-1, &rs); err != nil {
 			return nil, nil, err
 		}
 	}
-	list := make([]storedJob, 0, len(jobs))
-	for _, j := range jobs {
+	list := make([]storedJob, 0, len(rs.jobs))
+	for _, j := range rs.jobs {
 		list = append(list, j)
 	}
 	slices.SortFunc(list, func(a, b storedJob) int { return cmp.Compare(a.id, b.id) })
 
 	// Start afresh: the live jobs go to a new segment, the old ones go.
-	st := &store{dir: dir, live: make(map[uint64]recLoc, len(list)), files: make(map[uint64]*os.File), done: make(chan struct{})}
+	st := &store{dir: dir, live: make(map[uint64]recLoc, len(list)), files: make(map[uint64]*os.File), done: make(chan struct{}),
+		imports: rs.importRecs, importDigests: rs.imports}
 	st.cond = sync.NewCond(&st.mu)
 	next := uint64(1)
 	if len(segs) > 0 {
@@ -172,7 +181,7 @@ func openLocked(dir string) (*store, []storedJob, error) {
 	if err := st.openSegment(next); err != nil {
 		return nil, nil, err
 	}
-	var b []byte
+	b := slices.Clone(st.imports)
 	for _, j := range list {
 		start := len(b)
 		b = appendPut(b, j)
@@ -232,7 +241,7 @@ func syncDir(dir string) error {
 // replaySegment applies the records of one segment to jobs. A torn or
 // damaged record ends it; in the last segment that is the write a crash
 // cut short, and the file is truncated there.
-func replaySegment(path string, last bool, jobs map[uint64]storedJob) error {
+func replaySegment(path string, last bool, rs *replayState) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("server: data directory: %w", err)
@@ -243,7 +252,7 @@ func replaySegment(path string, last bool, jobs map[uint64]storedJob) error {
 		if !ok {
 			break
 		}
-		if err := applyRecord(body, jobs); err != nil {
+		if err := rs.apply(b[off:off+recHeader+len(body)], body); err != nil {
 			return fmt.Errorf("server: %s at offset %d: %w", path, off, err)
 		}
 		off += recHeader + len(body)
@@ -281,9 +290,30 @@ func readRecord(b []byte) ([]byte, bool) {
 
 var errRecord = errors.New("malformed record")
 
-func applyRecord(body []byte, jobs map[uint64]storedJob) error {
+// replayState is what the records replayed so far amount to.
+type replayState struct {
+	jobs       map[uint64]storedJob
+	imports    map[string]bool // digests of the queues imported
+	importRecs []byte          // their records, header included
+}
+
+// apply applies one record: rec is the whole of it, body its body.
+func (rs *replayState) apply(rec, body []byte) error {
+	jobs := rs.jobs
 	d := decoder{b: body[1:]}
 	switch body[0] {
+	case recImport:
+		digest := d.bytes()
+		d.bytes() // source
+		d.uvarint()
+		d.varint()
+		if d.err != nil || len(d.b) != 0 {
+			return errRecord
+		}
+		if !rs.imports[string(digest)] {
+			rs.imports[string(digest)] = true
+			rs.importRecs = append(rs.importRecs, rec...)
+		}
 	case recPut:
 		j := d.put()
 		if d.err != nil {
@@ -611,6 +641,9 @@ func (st *store) compact() error {
 		old = append(old, n)
 	}
 	if err := st.openSegment(st.active + 1); err != nil {
+		return err
+	}
+	if err := st.write(st.imports); err != nil {
 		return err
 	}
 	moved := make(map[uint64]recLoc, len(items))

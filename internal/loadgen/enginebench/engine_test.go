@@ -27,8 +27,8 @@ func job(id uint64) storedJob {
 }
 
 // engine is one way to make a job durable: put blocks until job id is
-// synced; withDelete also deletes job del (0: none) in the same commit
-// or, for the log, in the next batch without waiting.
+// synced, and deletes job del (0: none) in the same commit or, for the
+// log, with the next batch without waiting, as the server does.
 type engine interface {
 	put(id, del uint64) error
 	commits() int64 // fsync'd commits so far

@@ -32,9 +32,11 @@ import (
 const DefaultTable = "gearman_queue"
 
 // Read returns the jobs of table in the sqlite file at path, in the
-// order gearmand inserted them (rowid). The file is opened read-only;
-// gearmand should be stopped first, or jobs it takes meanwhile are
-// still imported.
+// order gearmand inserted them (rowid). The file is opened read-only,
+// unless a gearmand that died in a transaction left a journal: sqlite
+// then rolls that transaction back (as gearmand's next start would),
+// which takes a writer. gearmand should be stopped first, or jobs it
+// takes meanwhile are still imported.
 func Read(ctx context.Context, path, table string) ([]server.ImportedJob, error) {
 	if table == "" {
 		table = DefaultTable
@@ -48,8 +50,23 @@ func Read(ctx context.Context, path, table string) ([]server.ImportedJob, error)
 	} else if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("gearmandsqlite: %s is not a file", path)
 	}
+	jobs, err := read(ctx, path, table, "ro")
+	var se interface{ Code() int }
+	if errors.As(err, &se) && se.Code() == sqliteReadonlyRollback {
+		// A journal left by a gearmand that died in a transaction: only
+		// a writer may roll it back, as gearmand's next start would.
+		jobs, err = read(ctx, path, table, "rw")
+	}
+	return jobs, err
+}
+
+// sqliteReadonlyRollback is SQLITE_READONLY_ROLLBACK: a read-only
+// connection found a hot journal it may not roll back.
+const sqliteReadonlyRollback = 776
+
+func read(ctx context.Context, path, table, mode string) ([]server.ImportedJob, error) {
 	// As a URI, escaped: a '?' or '#' in the name is not a parameter.
-	uri := "file:" + (&url.URL{Path: path}).EscapedPath() + "?mode=ro&_pragma=busy_timeout(6000)"
+	uri := "file:" + (&url.URL{Path: path}).EscapedPath() + "?mode=" + mode + "&_pragma=busy_timeout(6000)"
 	db, err := sql.Open("sqlite", uri)
 	if err != nil {
 		return nil, fmt.Errorf("gearmandsqlite: %s: %w", path, err)

@@ -95,3 +95,56 @@ func TestRead(t *testing.T) {
 		}
 	}
 }
+
+// TestReadHotJournal: a queue file whose gearmand died in the middle of
+// a transaction (a hot journal beside it) is read as gearmand's next
+// start would: the transaction rolled back, the jobs before it kept.
+func TestReadHotJournal(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	live := filepath.Join(dir, "live.db")
+	db, err := sql.Open("sqlite", "file:"+live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, s := range []string{
+		strings.Replace(gearmandSchema, "%s", "gearman_queue", 1),
+		`INSERT INTO gearman_queue VALUES ('kept', 'f', 1, 'x', 0)`,
+		`PRAGMA cache_size = 10`, // the transaction spills into the file
+		`BEGIN`,
+	} {
+		if _, err := conn.ExecContext(ctx, s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+	for i := range 5000 {
+		if _, err := conn.ExecContext(ctx, `INSERT INTO gearman_queue VALUES (?, 'f', 1, ?, 0)`, i, strings.Repeat("y", 200)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The files as a crash in the transaction leaves them.
+	crashed := filepath.Join(dir, "crashed.db")
+	for _, suffix := range []string{"", "-journal"} {
+		b, err := os.ReadFile(live + suffix)
+		if err != nil {
+			t.Fatalf("no %s%s mid-transaction: %v", live, suffix, err)
+		}
+		if err := os.WriteFile(crashed+suffix, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	jobs, err := gearmandsqlite.Read(ctx, crashed, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(jobs) != 1 || jobs[0].Unique != "kept" {
+		t.Fatalf("read %d jobs, want only the one committed before the crash", len(jobs))
+	}
+}

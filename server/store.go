@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // The durable queue (Config.DataDir): background jobs are kept in a log
@@ -27,6 +29,7 @@ import (
 //	put:     1, id, pri, retries, when, flags, fn, unique, reducer, [sched], data
 //	delete:  2, id
 //	retries: 3, id, retries
+//	import:  4, digest, source, jobs, unix time
 //
 // with numbers as uvarints (when as a varint) and strings as a uvarint
 // length then the bytes. A job's id is its handle counter, which a
@@ -48,6 +51,7 @@ const (
 	recPut     = 1
 	recDelete  = 2
 	recRetries = 3
+	recImport  = 4 // a queue imported from elsewhere (store_import.go)
 
 	recHeader = 8
 	// maxRecord bounds a record's length as read back: anything larger
@@ -98,25 +102,52 @@ type store struct {
 	seq     uint64 // last record appended
 	needSeq uint64 // last appended record that must be synced
 	synced  uint64 // every record up to here is on disk (synced if asked)
-	err     error  // a write failed: the store takes no more jobs
-	closing bool
-	live    map[uint64]recLoc // live jobs; off -1 while still in buf
-	dead    int64             // bytes of records no live job needs
-	total   int64             // bytes in the segments
+	err     error  // the log cannot be written: the store takes no more jobs
+	// failures are the tickets of batches whose write failed (a full
+	// disk) and was undone, oldest first, adjacent ones merged.
+	failures []failedBatch
+	closing  bool
+	live     map[uint64]recLoc // live jobs; off -1 while still in buf
+	dead     int64             // bytes of records no live job needs
+	total    int64             // bytes in the segments
 
 	// Owned by the writer goroutine:
 	files  map[uint64]*os.File // open segments, for reading in compaction
 	active uint64              // the segment being appended to
 	f      *os.File
 	size   int64 // of the active segment
+	// noCompactUntil: a compaction that failed (for want of space) is
+	// not tried again before then.
+	noCompactUntil time.Time
 
 	syncs atomic.Int64 // fsyncs of the log, for tests
 
 	syncTime latencyHist // time each fsync of the log took (metrics.go)
+	// imports are the import records replayed, written again at the
+	// head of every new segment so that compaction keeps them. Set
+	// before the writer starts; read only by it after.
+	imports       []byte
+	importDigests map[string]bool
 
 	done chan struct{} // closed when the writer has ended
 	lock *os.File      // holds the directory's lock until close
 }
+
+// failedBatch is a range of tickets, first to last, whose records could
+// not be written: their submissions get err.
+type failedBatch struct {
+	first, last uint64
+	err         error
+}
+
+// maxFailures bounds the failed ranges kept. Each outage of the disk
+// merges into one range, and a submission looks its ticket up right
+// after its batch, so only the newest few are ever asked for.
+const maxFailures = 1024
+
+// retryDelay is how long the writer waits after a failed write before
+// it tries the records it still holds (deletes, retry counts) again.
+const retryDelay = 50 * time.Millisecond
 
 // pendingPut is a put record in buf: its id and where in buf it starts.
 type pendingPut struct {
@@ -152,20 +183,21 @@ func openLocked(dir string) (*store, []storedJob, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	jobs := make(map[uint64]storedJob)
+	rs := replayState{jobs: make(map[uint64]storedJob), imports: make(map[string]bool)}
 	for i, n := range segs {
-		if err := replaySegment(filepath.Join(dir, segName(n)), i == len(segs)-1, jobs); err != nil {
+		if err := replaySegment(filepath.Join(dir, segName(n)), i == len(segs)-1, &rs); err != nil {
 			return nil, nil, err
 		}
 	}
-	list := make([]storedJob, 0, len(jobs))
-	for _, j := range jobs {
+	list := make([]storedJob, 0, len(rs.jobs))
+	for _, j := range rs.jobs {
 		list = append(list, j)
 	}
 	slices.SortFunc(list, func(a, b storedJob) int { return cmp.Compare(a.id, b.id) })
 
 	// Start afresh: the live jobs go to a new segment, the old ones go.
-	st := &store{dir: dir, live: make(map[uint64]recLoc, len(list)), files: make(map[uint64]*os.File), done: make(chan struct{})}
+	st := &store{dir: dir, live: make(map[uint64]recLoc, len(list)), files: make(map[uint64]*os.File), done: make(chan struct{}),
+		imports: rs.importRecs, importDigests: rs.imports}
 	st.cond = sync.NewCond(&st.mu)
 	next := uint64(1)
 	if len(segs) > 0 {
@@ -174,7 +206,7 @@ func openLocked(dir string) (*store, []storedJob, error) {
 	if err := st.openSegment(next); err != nil {
 		return nil, nil, err
 	}
-	var b []byte
+	b := slices.Clone(st.imports)
 	for _, j := range list {
 		start := len(b)
 		b = appendPut(b, j)
@@ -234,7 +266,7 @@ func syncDir(dir string) error {
 // replaySegment applies the records of one segment to jobs. A torn or
 // damaged record ends it; in the last segment that is the write a crash
 // cut short, and the file is truncated there.
-func replaySegment(path string, last bool, jobs map[uint64]storedJob) error {
+func replaySegment(path string, last bool, rs *replayState) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("server: data directory: %w", err)
@@ -245,7 +277,7 @@ func replaySegment(path string, last bool, jobs map[uint64]storedJob) error {
 		if !ok {
 			break
 		}
-		if err := applyRecord(body, jobs); err != nil {
+		if err := rs.apply(b[off:off+recHeader+len(body)], body); err != nil {
 			return fmt.Errorf("server: %s at offset %d: %w", path, off, err)
 		}
 		off += recHeader + len(body)
@@ -283,9 +315,30 @@ func readRecord(b []byte) ([]byte, bool) {
 
 var errRecord = errors.New("malformed record")
 
-func applyRecord(body []byte, jobs map[uint64]storedJob) error {
+// replayState is what the records replayed so far amount to.
+type replayState struct {
+	jobs       map[uint64]storedJob
+	imports    map[string]bool // digests of the queues imported
+	importRecs []byte          // their records, header included
+}
+
+// apply applies one record: rec is the whole of it, body its body.
+func (rs *replayState) apply(rec, body []byte) error {
+	jobs := rs.jobs
 	d := decoder{b: body[1:]}
 	switch body[0] {
+	case recImport:
+		digest := d.bytes()
+		d.bytes() // source
+		d.uvarint()
+		d.varint()
+		if d.err != nil || len(d.b) != 0 {
+			return errRecord
+		}
+		if !rs.imports[string(digest)] {
+			rs.imports[string(digest)] = true
+			rs.importRecs = append(rs.importRecs, rec...)
+		}
 	case recPut:
 		j := d.put()
 		if d.err != nil {
@@ -493,12 +546,25 @@ func (st *store) wait(seq uint64) error {
 		st.cond.Wait()
 	}
 	if st.synced >= seq {
+		for i := len(st.failures) - 1; i >= 0 && st.failures[i].last >= seq; i-- {
+			if f := st.failures[i]; f.first <= seq {
+				return f.err
+			}
+		}
 		return nil
 	}
 	return st.err
 }
 
 // run is the writer goroutine.
+//
+// A write that fails (ENOSPC: the disk is full) is undone: the segment
+// is cut back to where the batch began, the submissions of the batch
+// get the error, and the other records of the batch (deletes, retry
+// counts: nobody waits for them) are kept for the next batch. The
+// store goes on, so it recovers by itself when space comes back. Only
+// a log that cannot be cut back, or a failed sync (after which the
+// kernel may have dropped the written pages), stops the store.
 func (st *store) run() {
 	defer close(st.done)
 	var spare []byte
@@ -512,38 +578,55 @@ func (st *store) run() {
 			st.mu.Unlock()
 			return
 		}
-		buf, ids, seq := st.buf, st.bufIDs, st.seq
+		buf, ids, seq, first := st.buf, st.bufIDs, st.seq, st.synced+1
 		mustSync := st.needSeq > st.synced || st.closing
 		st.buf, st.bufIDs = spare[:0], spareIDs[:0]
-		compact := st.dead > compactMin && st.dead > compactRatio*(st.total-st.dead)
+		compact := st.dead > compactMin && st.dead > compactRatio*(st.total-st.dead) &&
+			time.Now().After(st.noCompactUntil)
 		st.mu.Unlock()
 
-		var err error
 		if compact {
-			err = st.compact()
+			if err := st.compact(); err != nil {
+				if !errors.Is(err, errCompactUndone) {
+					st.stop(err)
+					return
+				}
+				// The batch may still fit the active segment.
+				st.noCompactUntil = time.Now().Add(10 * time.Second)
+			}
 		}
 		base := st.size
-		if err == nil {
-			if mustSync {
-				err = st.writeSync(buf)
+		var err error
+		if mustSync {
+			err = st.writeSync(buf)
+		} else {
+			err = st.write(buf)
+		}
+		if err != nil && !errors.Is(err, errSync) {
+			if uerr := st.truncate(base); uerr != nil {
+				err = fmt.Errorf("%w; cutting the failed write off: %w", err, uerr)
 			} else {
-				err = st.write(buf)
+				if !st.failed(buf, ids, first, seq, err) {
+					st.stop(err)
+					return
+				}
+				spare, spareIDs = nil, nil
+				time.Sleep(retryDelay)
+				continue
 			}
+		}
+		if err != nil {
+			st.stop(err)
+			return
 		}
 		st.mu.Lock()
-		if err != nil {
-			if st.err == nil {
-				st.err = fmt.Errorf("server: durable queue: %w", err)
+		for _, p := range ids {
+			if loc, ok := st.live[p.id]; ok && loc.off < 0 {
+				st.live[p.id] = recLoc{seg: st.active, off: base + int64(p.off), n: int64(p.n)}
 			}
-		} else {
-			for _, p := range ids {
-				if loc, ok := st.live[p.id]; ok && loc.off < 0 {
-					st.live[p.id] = recLoc{seg: st.active, off: base + int64(p.off), n: int64(p.n)}
-				}
-			}
-			st.total += int64(len(buf))
-			st.synced = seq
 		}
+		st.total += int64(len(buf))
+		st.synced = seq
 		st.cond.Broadcast()
 		st.mu.Unlock()
 		if cap(buf) <= 4<<20 {
@@ -551,11 +634,77 @@ func (st *store) run() {
 		} else {
 			spare, spareIDs = nil, nil
 		}
-		if err != nil {
-			st.fail()
-			return
+	}
+}
+
+// errSync marks a failed fsync (writeSync).
+var errSync = errors.New("sync")
+
+// failed settles a batch whose write failed and was cut off: its
+// submissions (tickets first to seq) get err, their jobs leave live,
+// and its other records go back to the head of buf. It reports false
+// when the store is closing: nothing more will try them.
+func (st *store) failed(buf []byte, ids []pendingPut, first, seq uint64, err error) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.closing {
+		return false
+	}
+	for _, p := range ids {
+		if loc, ok := st.live[p.id]; ok && loc.off < 0 {
+			delete(st.live, p.id)
 		}
 	}
+	var keep []byte
+	for off := 0; off < len(buf); {
+		body, _ := readRecord(buf[off:]) // framed here: always whole
+		n := recHeader + len(body)
+		if body[0] != recPut {
+			keep = append(keep, buf[off:off+n]...)
+		}
+		off += n
+	}
+	if len(keep) > 0 {
+		for i := range st.bufIDs {
+			st.bufIDs[i].off += len(keep)
+		}
+		st.buf = append(keep, st.buf...)
+	}
+	err = fmt.Errorf("server: durable queue: %w", err)
+	if n := len(st.failures); n > 0 && st.failures[n-1].last+1 == first {
+		st.failures[n-1].last = seq
+	} else {
+		if n == maxFailures {
+			st.failures = slices.Delete(st.failures, 0, 1)
+		}
+		st.failures = append(st.failures, failedBatch{first: first, last: seq, err: err})
+	}
+	st.synced = seq
+	st.cond.Broadcast()
+	return true
+}
+
+// stop ends the store after an error it cannot undo: waiters get it.
+func (st *store) stop(err error) {
+	st.mu.Lock()
+	if st.err == nil {
+		st.err = fmt.Errorf("server: durable queue: %w", err)
+	}
+	st.cond.Broadcast()
+	st.mu.Unlock()
+	st.fail()
+}
+
+// truncate cuts the active segment back to size after a failed write.
+func (st *store) truncate(size int64) error {
+	if err := st.f.Truncate(size); err != nil {
+		return err
+	}
+	if _, err := st.f.Seek(size, io.SeekStart); err != nil {
+		return err
+	}
+	st.size = size
+	return nil
 }
 
 // fail ends the writer after a write error: waiters get the error.
@@ -589,8 +738,16 @@ func (st *store) writeSync(b []byte) error {
 	start := nowNanos()
 	err := st.f.Sync()
 	st.syncTime.observe(nowNanos() - start)
-	return err
+	if err != nil {
+		return fmt.Errorf("%w: %w", errSync, err)
+	}
+	return nil
 }
+
+// errCompactUndone marks a compaction that failed before it removed
+// anything (a full disk): the new segment is gone and the log is as it
+// was.
+var errCompactUndone = errors.New("compaction undone")
 
 // compact copies the live records to a new segment and removes the
 // older ones. Records queued meanwhile wait in buf and are written
@@ -615,23 +772,38 @@ func (st *store) compact() error {
 	for n := range st.files {
 		old = append(old, n)
 	}
+	prevActive, prevF, prevSize := st.active, st.f, st.size
 	if err := st.openSegment(st.active + 1); err != nil {
-		return err
+		return fmt.Errorf("%w: %w", errCompactUndone, err)
 	}
 	moved := make(map[uint64]recLoc, len(items))
-	var rec []byte
-	for _, it := range items {
-		rec = slices.Grow(rec[:0], int(it.loc.n))[:it.loc.n]
-		if _, err := st.files[it.loc.seg].ReadAt(rec, it.loc.off); err != nil {
+	copyLive := func() error {
+		if err := st.write(st.imports); err != nil {
 			return err
 		}
-		moved[it.id] = recLoc{seg: st.active, off: st.size, n: it.loc.n}
-		if err := st.write(rec); err != nil {
-			return err
+		var rec []byte
+		for _, it := range items {
+			rec = slices.Grow(rec[:0], int(it.loc.n))[:it.loc.n]
+			if _, err := st.files[it.loc.seg].ReadAt(rec, it.loc.off); err != nil {
+				return err
+			}
+			moved[it.id] = recLoc{seg: st.active, off: st.size, n: it.loc.n}
+			if err := st.write(rec); err != nil {
+				return err
+			}
 		}
+		return st.f.Sync()
 	}
-	if err := st.f.Sync(); err != nil {
-		return err
+	if err := copyLive(); err != nil {
+		// Back to the segment being appended to; the new one goes.
+		name := filepath.Join(st.dir, segName(st.active))
+		st.f.Close()
+		delete(st.files, st.active)
+		st.active, st.f, st.size = prevActive, prevF, prevSize
+		if rerr := os.Remove(name); rerr != nil {
+			return fmt.Errorf("compaction: %w; removing %s: %w", err, name, rerr)
+		}
+		return fmt.Errorf("%w: %w", errCompactUndone, err)
 	}
 	for _, n := range old {
 		st.files[n].Close()

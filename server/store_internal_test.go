@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gearflow/gearflow/internal/wiretest"
 	"github.com/gearflow/gearflow/protocol"
@@ -171,4 +172,58 @@ func startDurable(t *testing.T, handlePrefix string) (*Server, *wiretest.Conn) {
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
 	return srv, wiretest.Dial(t, l.Addr().String())
+}
+
+// TestStoreCompactionFailureNotFatal: a compaction that cannot create
+// its segment (here a folder holds its name; on a full disk the copy
+// fails the same way) is undone, and the batch goes to the segment in
+// use: the store goes on and replays every job.
+func TestStoreCompactionFailureNotFatal(t *testing.T) {
+	defer func(m int64) { compactMin = m }(compactMin)
+	compactMin = 1 << 40
+	dir := t.TempDir()
+	st, _, err := openStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("x"), 1000)
+	var ticket uint64
+	for id := uint64(1); id <= 100; id++ {
+		ticket = st.put(storedJob{id: id, fn: "f", data: data})
+	}
+	if err := st.wait(ticket); err != nil {
+		t.Fatal(err)
+	}
+	for id := uint64(1); id < 100; id++ {
+		st.del(id)
+	}
+	if err := st.wait(st.put(storedJob{id: 101, fn: "f"})); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, segName(2)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	compactMin = 1 << 10
+	if err := st.wait(st.put(storedJob{id: 102, fn: "f"})); err != nil {
+		t.Fatalf("a failed compaction failed the batch: %v", err)
+	}
+	if !st.noCompactUntil.After(time.Now()) {
+		t.Error("no pause before the next compaction")
+	}
+	if err := st.close(); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(dir, segName(2)))
+	st, jobs, err := openStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.close()
+	var ids []uint64
+	for _, j := range jobs {
+		ids = append(ids, j.id)
+	}
+	if fmt.Sprint(ids) != "[100 101 102]" {
+		t.Fatalf("replayed %v, want [100 101 102]", ids)
+	}
 }

@@ -34,6 +34,7 @@ back) and clients (each keeping --inflight jobs submitted).
 	duration := fs.Duration("duration", 0, "stop submitting after this long (0: only --jobs)")
 	timeout := fs.Duration("timeout", 2*time.Minute, "hard limit: stop and report what was measured")
 	function := fs.String("function", "", "function name (default: a name unique to the run)")
+	uniques := fs.Bool("unique", false, "give each job a unique id of its own (1, 2, ...), as libgearman's clients do; needed against gearmand's persistent queues, which keep one job per empty unique")
 	serverPID := fs.Int("server-pid", 0, "the server's process id, when it runs on this machine: report its CPU time per job too (Linux)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	verbose := fs.BoolP("verbose", "v", false, "log debug messages to stderr")
@@ -70,6 +71,7 @@ back) and clients (each keeping --inflight jobs submitted).
 		Addr:        *server,
 		Mode:        m,
 		Function:    *function,
+		UniqueKeys:  *uniques,
 		Clients:     *clients,
 		InFlight:    *inflight,
 		Workers:     w,

@@ -1,15 +1,23 @@
 package main
 
 import (
+	"bytes"
+	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/gearflow/gearflow/internal/wiretest"
 	"github.com/gearflow/gearflow/protocol"
 )
 
@@ -263,5 +271,137 @@ func durableKillRound(t *testing.T, bin string, total int, killAt int64) {
 	}
 	if twice > recent {
 		t.Errorf("%d finished jobs ran again; at most %d were finished in the last 100 ms", twice, recent)
+	}
+}
+
+// mountTmpfs mounts a tmpfs of size bytes on a new temporary folder and
+// returns it; it is unmounted when the test ends (after the processes
+// the test starts later are killed). Without the right to mount it
+// skips, except in CI, where the test must run.
+func mountTmpfs(t *testing.T, size int) string {
+	t.Helper()
+	dir := t.TempDir()
+	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+strconv.Itoa(size), "tmpfs", dir).CombinedOutput()
+	if err != nil {
+		msg := fmt.Sprintf("cannot mount a tmpfs to fill (%v: %s); run as root to test a full disk", err, bytes.TrimSpace(out))
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	return dir
+}
+
+// fillDisk writes path until the file system holding it is full.
+func fillDisk(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, chunk := range []int{64 << 10, 4 << 10, 512, 1} {
+		b := make([]byte, chunk)
+		for range 1 << 16 { // bounded: a 2 MiB file system fills long before
+			if _, err := f.Write(b); err != nil {
+				if !errors.Is(err, syscall.ENOSPC) {
+					t.Fatalf("filling the disk: %v", err)
+				}
+				break
+			}
+		}
+	}
+	if _, err := f.Write([]byte{0}); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("disk not full after filling it: %v", err)
+	}
+}
+
+// TestDurableDiskFull: `gearflow serve --data-dir` on a disk that fills
+// up refuses background submissions with ERROR QUEUE_ERROR, keeps
+// serving foreground jobs and writing the deletes of jobs that end,
+// and takes background jobs again, without a restart, once space comes
+// back; after a kill -9 the queue holds exactly the acknowledged jobs
+// that did not run.
+func TestDurableDiskFull(t *testing.T) {
+	if testing.Short() {
+		t.Skip("mounts a tmpfs and kills server processes")
+	}
+	t.Parallel()
+	mnt := mountTmpfs(t, 2<<20)
+	bin := buildGearflow(t)
+	dir := filepath.Join(mnt, "data")
+	srv, addr := startDurableServe(t, bin, dir)
+
+	// Each job takes more than a page, so none fits the slack of the
+	// log's last page once the disk is full.
+	payload := func(id string) string { return id + strings.Repeat(".", 8000) }
+	c := wiretest.Dial(t, addr)
+	c.Timeout = 10 * time.Second
+	const before, ran, refused, after = 20, 5, 10, 10
+	for i := range before {
+		c.Submit(t, protocol.SubmitJobBg, "f", "", payload("a"+strconv.Itoa(i)))
+	}
+
+	fillDisk(t, filepath.Join(mnt, "filler"))
+	for i := range refused {
+		c.Req(protocol.SubmitJobBg, "f", "", payload("r"+strconv.Itoa(i)))
+		if text := c.ExpectErrorCode(t, protocol.CodeQueueError); !strings.Contains(text, "no space left") {
+			t.Errorf("QUEUE_ERROR text %q does not say the disk is full", text)
+		}
+	}
+	// Foreground jobs are not written and go on; jobs that end while
+	// the disk is full are deleted once it has room.
+	c.Submit(t, protocol.SubmitJob, "g", "", "fg")
+	w := wiretest.Dial(t, addr)
+	w.Timeout = 10 * time.Second
+	w.CanDo("f")
+	for i := range ran {
+		p := w.GrabAny(t)
+		if want := payload("a" + strconv.Itoa(i)); string(p.Args[2]) != want {
+			t.Fatalf("worker got %.10q..., want %.10q...", p.Args[2], want)
+		}
+		w.Req(protocol.WorkComplete, string(p.Args[0]), "")
+	}
+	w.Sync(t)
+
+	if err := os.Remove(filepath.Join(mnt, "filler")); err != nil {
+		t.Fatal(err)
+	}
+	for i := range after {
+		c.Submit(t, protocol.SubmitJobBg, "f", "", payload("b"+strconv.Itoa(i)))
+	}
+
+	srv.kill()
+	_, addr = startDurableServe(t, bin, dir)
+	w = wiretest.Dial(t, addr)
+	w.Timeout = 10 * time.Second
+	w.CanDo("f")
+	var got []string
+	for range before + refused + after + 1 {
+		w.Req(protocol.GrabJob)
+		p := w.Next(t)
+		if p.Type == protocol.NoJob {
+			break
+		}
+		if p.Type != protocol.JobAssign {
+			t.Fatalf("worker got %s", wiretest.Format(p))
+		}
+		id, _, _ := strings.Cut(string(p.Args[2]), ".")
+		got = append(got, id)
+	}
+	var want []string
+	for i := ran; i < before; i++ {
+		want = append(want, "a"+strconv.Itoa(i))
+	}
+	for i := range after {
+		want = append(want, "b"+strconv.Itoa(i))
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("after kill -9 and restart the queue held\n%v\nwant the acknowledged jobs that did not run\n%v", got, want)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	goruntime "runtime"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gearflow/gearflow/internal/cliflag"
+	"github.com/gearflow/gearflow/internal/gearmandsqlite"
 	"github.com/gearflow/gearflow/protocol"
 	"github.com/gearflow/gearflow/server"
 )
@@ -40,6 +42,8 @@ type serveFlags struct {
 	checkArgs       bool
 	threads         int
 	tls             serveTLSFlags
+	importSQLite    string
+	importTable     string
 	cfg             server.Config
 }
 
@@ -73,6 +77,8 @@ func newServeFlagSet(stderr io.Writer) (*cliflag.Set, *serveFlags) {
 	fs.DurationVar(&f.cfg.ReadTimeout, "read-timeout", 0, "longest a peer may pause inside a packet it has begun to send before it is disconnected (0 = 60s, negative = never)")
 	fs.DurationVar(&f.cfg.IdleTimeout, "idle-timeout", 0, "disconnect a peer that sends nothing for this long; must exceed the longest job and worker sleep (0 = never)")
 	fs.StringVar(&f.cfg.DataDir, "data-dir", "", "keep background jobs in this directory: each is synced to disk before its JOB_CREATED and queued again after a restart or crash (default: in memory only, lost on a crash)")
+	fs.StringVar(&f.importSQLite, "import-gearmand-sqlite", "", "before serving, add the jobs of this gearmand libsqlite3 queue file (--libsqlite3-db) to the --data-dir queue, once: the same jobs imported again add nothing")
+	fs.StringVar(&f.importTable, "import-gearmand-table", gearmandsqlite.DefaultTable, "table of the --import-gearmand-sqlite file (gearmand's --libsqlite3-table)")
 	fs.Int64Var(&f.cfg.MaxBufferBytes, "max-buffer-bytes", 0, "memory all connections may hold in packets being read and unsent replies; past it the biggest holders are disconnected (0 = 1 GiB or 4 x max-outbound-bytes)")
 	// Accepted for gearmand compatibility; they change nothing here.
 	var ignoredInt int
@@ -158,6 +164,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "gearflow serve: --http-pprof needs --http ADDR")
 		return 2
 	}
+	if f.importSQLite != "" && f.cfg.DataDir == "" {
+		fmt.Fprintln(stderr, "gearflow serve: --import-gearmand-sqlite needs --data-dir (the queue the jobs go to)")
+		return 2
+	}
 	if f.checkArgs {
 		return 0
 	}
@@ -202,6 +212,12 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err := f.tls.config(&cfg, logger); err != nil {
 		fmt.Fprintln(stderr, "gearflow serve:", err)
 		return 2
+	}
+	if f.importSQLite != "" {
+		if err := importGearmandSQLite(ctx, logger, cfg.DataDir, f.importSQLite, f.importTable); err != nil {
+			fmt.Fprintln(stderr, "gearflow serve:", err)
+			return 1
+		}
 	}
 	srv, err := server.New(cfg)
 	if err != nil {
@@ -283,6 +299,29 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return 1
 		}
 	}
+}
+
+// importGearmandSQLite adds the jobs of gearmand's sqlite queue file to
+// the durable queue in dir, unless they were added before.
+func importGearmandSQLite(ctx context.Context, logger *slog.Logger, dir, file, table string) error {
+	if abs, err := filepath.Abs(file); err == nil {
+		file = abs
+	}
+	jobs, err := gearmandsqlite.Read(ctx, file, table)
+	if err != nil {
+		return err
+	}
+	res, err := server.ImportJobs(dir, file, jobs)
+	if err != nil {
+		return err
+	}
+	if res.Already {
+		logger.Warn("gearmand queue already imported; nothing added", "file", file, "jobs", len(jobs),
+			"imported_from", res.Source, "imported_at", res.Time.UTC().Format(time.RFC3339), "digest", res.Digest)
+		return nil
+	}
+	logger.Info("gearmand queue imported", "file", file, "table", table, "jobs", res.Jobs, "digest", res.Digest)
+	return nil
 }
 
 // servedCode is the exit code for Serve's error.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"strconv"
 	"time"
 
 	"github.com/gearflow/gearflow/protocol"
@@ -13,10 +14,11 @@ import (
 // All its fields are owned by the goroutine running loop; the run reads
 // the counts after loop returns.
 type client struct {
-	r    *run
-	conn net.Conn
-	rd   *protocol.Reader
-	out  []byte // submissions not yet written
+	r      *run
+	conn   net.Conn
+	rd     *protocol.Reader
+	out    []byte   // submissions not yet written
+	unique [20]byte // scratch for a job's unique id (Config.UniqueKeys)
 
 	// created holds the submit times of jobs awaiting JOB_CREATED, oldest
 	// first: servers answer submissions in order.
@@ -46,7 +48,12 @@ func (c *client) submit(now time.Time) bool {
 	if !c.r.take(now) {
 		return false
 	}
-	c.out = append(c.out, c.r.submitPkt...)
+	if c.r.cfg.UniqueKeys {
+		id := strconv.AppendInt(c.unique[:0], c.r.uniques.Add(1), 10)
+		c.out = protocol.AppendPacket(c.out, protocol.Req, c.r.submitType, []byte(c.r.cfg.Function), id, c.r.payload)
+	} else {
+		c.out = append(c.out, c.r.submitPkt...)
+	}
 	c.created.push(now)
 	c.inflight++
 	return true

@@ -84,6 +84,13 @@ type Config struct {
 	// means a name unique to the run ("gearflow.bench.<nanotime>"), so
 	// jobs left queued by an earlier run never mix with this one.
 	Function string
+	// UniqueKeys gives each job a unique id of its own ("<n>", counting
+	// from 1 in the run), as libgearman's clients send a UUID. Zero
+	// means an empty unique, which no server coalesces, but which
+	// gearmand's persistent queues key on: its sqlite queue keeps one
+	// background job per function and empty unique, so a durable
+	// benchmark against it needs UniqueKeys.
+	UniqueKeys bool
 	// Clients is the number of client connections. Zero means 1.
 	Clients int
 	// InFlight is how many jobs each client keeps submitted at once.

@@ -13,6 +13,8 @@ import (
 	"github.com/gearflow/gearflow/internal/gearmandtest"
 	"github.com/gearflow/gearflow/internal/loadgen"
 	"github.com/gearflow/gearflow/internal/servertest"
+	"github.com/gearflow/gearflow/internal/wiretest"
+	"github.com/gearflow/gearflow/protocol"
 	"github.com/gearflow/gearflow/server"
 )
 
@@ -311,5 +313,35 @@ func TestRunReportsCPU(t *testing.T) {
 	}
 	if p := res.Phases[0]; p.ServerCPUSeconds != nil || p.CoresBusy() != 0 {
 		t.Errorf("no ServerPID: server CPU %v, cores %v; want unknown", p.ServerCPUSeconds, p.CoresBusy())
+	}
+}
+
+// TestRunUniqueKeys: with UniqueKeys every job carries a unique id of
+// its own, so none is coalesced and each reaches a worker with it.
+func TestRunUniqueKeys(t *testing.T) {
+	t.Parallel()
+	s := servertest.Start(t, server.Config{})
+	cfg := loadgen.Config{Addr: s.Addr, Mode: loadgen.ModeBackground, Function: "u", UniqueKeys: true,
+		Clients: 3, InFlight: 4, Jobs: 300, Timeout: 30 * time.Second}
+	if res, err := loadgen.Run(t.Context(), cfg); err != nil || res.Phases[0].Jobs != 300 {
+		t.Fatalf("Run: %v (result %+v)", err, res)
+	}
+	w := wiretest.Dial(t, s.Addr)
+	w.CanDo("u")
+	seen := map[string]bool{}
+	for range 300 {
+		w.Req(protocol.GrabJobUniq)
+		p := w.Next(t)
+		if p.Type != protocol.JobAssignUniq {
+			t.Fatalf("got %s, want JOB_ASSIGN_UNIQ", wiretest.Format(p))
+		}
+		seen[string(p.Args[2])] = true
+		w.Req(protocol.WorkComplete, string(p.Args[0]), "")
+	}
+	w.NoJob(t)
+	for i := 1; i <= 300; i++ {
+		if !seen[strconv.Itoa(i)] {
+			t.Fatalf("no job with unique %d; got %d distinct uniques", i, len(seen))
+		}
 	}
 }

@@ -76,6 +76,8 @@ type run struct {
 	// Encoded packets that every connection sends unchanged.
 	submitPkt, grabPkt, preSleepPkt []byte
 	payload                         []byte
+	submitType                      protocol.Type
+	uniques                         atomic.Int64 // last unique id given (cfg.UniqueKeys)
 
 	// budget
 	remaining atomic.Int64 // jobs left to submit when cfg.Jobs > 0
@@ -104,6 +106,7 @@ func newRun(cfg Config) *run {
 	if cfg.Mode == ModeBackground {
 		typ = protocol.SubmitJobBg
 	}
+	r.submitType = typ
 	r.submitPkt = protocol.AppendPacket(nil, protocol.Req, typ, []byte(cfg.Function), nil, r.payload)
 	r.grabPkt = protocol.AppendPacket(nil, protocol.Req, protocol.GrabJobUniq)
 	r.preSleepPkt = protocol.AppendPacket(nil, protocol.Req, protocol.PreSleep)

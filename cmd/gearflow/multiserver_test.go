@@ -189,7 +189,7 @@ func TestMultiServerOutage(t *testing.T) {
 				for _, w := range workers {
 					w.cmd.Process.Signal(syscall.SIGSTOP)
 				}
-				for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+				for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
 					if killedJobs = serverJobs(victim); killedJobs > 0 {
 						break
 					}

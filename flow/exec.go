@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"log/slog"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -57,6 +58,20 @@ func (r *Registry) execute(ctx context.Context, name string, payload []byte, io 
 	}
 	if t.Kind != f.kind {
 		return nil, fmt.Errorf("flow: %s is a %s function, the task is a %s task", name, f.kind, t.Kind)
+	}
+	// Each task's start and end, at Debug: "gearflow worker -v" shows them.
+	if log := r.logger(); log.Enabled(ctx, slog.LevelDebug) {
+		begin := time.Now()
+		attrs := []any{"function", name, "run", t.Run, "stage", t.Stage, "task", t.Task, "attempt", t.Attempt}
+		log.Debug("task started", attrs...)
+		defer func() {
+			attrs = append(attrs, "took", time.Since(begin).Round(time.Millisecond))
+			if err != nil {
+				log.Debug("task failed", append(attrs, "err", err)...)
+			} else {
+				log.Debug("task done", attrs...)
+			}
+		}()
 	}
 	if t.Refs != nil && t.Refs.TimeoutMillis > 0 {
 		limit := time.Duration(t.Refs.TimeoutMillis) * time.Millisecond

@@ -13,7 +13,7 @@ import (
 
 // TestWorkerServesRun runs "gearflow worker" in-process against our
 // server and a run that has no local workers: the worker serves every
-// task, and stops when its context ends.
+// task, logs each with -v, and stops when its context ends.
 func TestWorkerServesRun(t *testing.T) {
 	t.Parallel()
 	srv := servertest.Start(t, server.Config{})
@@ -21,7 +21,7 @@ func TestWorkerServesRun(t *testing.T) {
 	done := make(chan int)
 	var wout syncBuffer
 	go func() {
-		done <- cmdWorker(ctx, []string{"--servers", srv.Addr, "--concurrency", "2", "--id", "w1"}, &wout, &wout)
+		done <- cmdWorker(ctx, []string{"--servers", srv.Addr, "--concurrency", "2", "--id", "w1", "-v"}, &wout, &wout)
 	}()
 
 	out := filepath.Join(t.TempDir(), "wc.tsv")
@@ -40,6 +40,12 @@ func TestWorkerServesRun(t *testing.T) {
 	}
 	if !strings.Contains(wout.String(), "worker w1 serving") || !strings.Contains(wout.String(), "wc.map") {
 		t.Errorf("worker banner: %q", wout.String())
+	}
+	// -v logs each task's start and end.
+	for _, want := range []string{`msg="task started" function=wc.map`, `msg="task done" function=wc.map`, `msg="task done" function=wc.sum`} {
+		if !strings.Contains(wout.String(), want) {
+			t.Errorf("worker -v output has no %s:\n%s", want, wout.String())
+		}
 	}
 }
 

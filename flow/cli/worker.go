@@ -54,7 +54,12 @@ func WorkerCommand(ctx context.Context, reg *flow.Registry, args []string, stdou
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
-	reg.SetLogger(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	// Trouble always; with -v each task's start and end too.
+	taskLevel := slog.LevelWarn
+	if *verbose {
+		taskLevel = slog.LevelDebug
+	}
+	reg.SetLogger(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: taskLevel})))
 	reg.SetWorkerID(*id)
 	reg.Register(w)
 	fmt.Fprintf(stdout, "worker %s serving %s on %s with concurrency %d\n", *id, strings.Join(reg.Names(), ", "), strings.Join(servers, ","), *conc)

@@ -212,7 +212,7 @@ func TestDistributedStorage(t *testing.T) {
 				if len(before) < 5 {
 					t.Fatalf("journal has %d tasks at the kill, want at least 5", len(before))
 				}
-				resumed := startProcessEnv(t, bin, setup.env, nil, "run", "--resume", runID, "--state-dir", state,
+				resumed := startProcessEnv(t, bin, setup.env, nil, "run", "--resume", runID, "--keep-data", "--state-dir", state,
 					"--servers", servers)
 				select {
 				case <-resumed.done:

@@ -75,7 +75,7 @@ func (f *runsFixture) run(t *testing.T, ctx context.Context, id, fn, storage str
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = flow.Run(ctx, p, f.registry(), flow.Options{StateDir: f.state, RunID: id, Workers: 2,
+	_, err = flow.Run(ctx, p, f.registry(), flow.Options{StateDir: f.state, RunID: id, Workers: 2, KeepData: true,
 		PipelineFile: filepath.Join(f.dir, "p.yaml"), Params: ps, Storage: storage})
 	return err
 }

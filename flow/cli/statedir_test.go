@@ -52,7 +52,7 @@ func TestResumeFromAnotherFolder(t *testing.T) {
 	pipeline, reg := upperPipeline(t, work)
 	t.Chdir(work)
 	var stdout, stderr bytes.Buffer
-	if code := Dispatch(t.Context(), reg, []string{"run", pipeline, "--run-id", "r1"}, &stdout, &stderr); code != 0 {
+	if code := Dispatch(t.Context(), reg, []string{"run", pipeline, "--run-id", "r1", "--keep-data"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("run: %d %s", code, stderr.String())
 	}
 	if _, err := os.Stat(filepath.Join(state, "r1", "plan.json")); err != nil {
@@ -77,7 +77,7 @@ func TestResumeLegacyStateDir(t *testing.T) {
 	pipeline, reg := upperPipeline(t, work)
 	t.Chdir(work)
 	var stdout, stderr bytes.Buffer
-	if code := Dispatch(t.Context(), reg, []string{"run", pipeline, "--run-id", "old", "--state-dir", flow.LegacyStateDir}, &stdout, &stderr); code != 0 {
+	if code := Dispatch(t.Context(), reg, []string{"run", pipeline, "--run-id", "old", "--keep-data", "--state-dir", flow.LegacyStateDir}, &stdout, &stderr); code != 0 {
 		t.Fatalf("run: %d %s", code, stderr.String())
 	}
 	stderr.Reset()

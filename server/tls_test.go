@@ -252,6 +252,16 @@ func TestAdminAllow(t *testing.T) {
 			t.Fatalf("create function = %q, want OK", got)
 		}
 	})
+	t.Run("Unicode look-alike common name", func(t *testing.T) {
+		// "ſ" (U+017F) folds to "s" in
+		// Unicode case folding; names compare in ASCII only.
+		for _, cn := range []string{"op\u017f.example.com", "OP\u017F.EXAMPLE.COM"} {
+			nc, r := dialTLS(t, p.clientCA.Issue(t, cn))
+			if got := adminLine(t, r, nc, "maxqueue lookalike 0"); got != denied {
+				t.Errorf("CN %q: maxqueue = %q, want it refused", cn, got)
+			}
+		}
+	})
 	t.Run("other certificate", func(t *testing.T) {
 		nc, r := dialTLS(t, p.clientCA.Issue(t, "app", "app.example.com"))
 		for _, cmd := range []string{"maxqueue refused 5", "create function refused", "drop function allowedcn",

@@ -83,10 +83,11 @@ func (s *Set) Fail(format string, a ...any) int {
 	return ExitUsage
 }
 
-// normalize rewrites Go's single-dash long flags ("-servers") to
-// pflag's "--servers" when a flag of that long name exists; shorthand
-// groups ("-p4731", "-v") are left alone. Nothing after "--" is
-// touched.
+// normalize rewrites what Go's flag package took and pflag does not:
+// single-dash long flags ("-servers") become "--servers" when a flag of
+// that long name exists, and a shorthand with two dashes ("--p 4731")
+// becomes "-p 4731"; shorthand groups ("-p4731", "-v") are left alone.
+// Nothing after "--" is touched.
 func (s *Set) normalize(args []string) []string {
 	var out []string
 	for i, a := range args {
@@ -97,6 +98,16 @@ func (s *Set) normalize(args []string) []string {
 			name, _, _ := strings.Cut(a[1:], "=")
 			if len(name) > 1 && s.Lookup(name) != nil {
 				a = "-" + a
+			}
+		} else if len(a) > 2 && a[0] == '-' && a[1] == '-' {
+			// Go's flag took "--p" for "-p": a one-letter name with two
+			// dashes is its shorthand.
+			name, value, hasValue := strings.Cut(a[2:], "=")
+			if len(name) == 1 && s.Lookup(name) == nil && s.ShorthandLookup(name) != nil {
+				a = "-" + name
+				if hasValue {
+					a += "=" + value
+				}
 			}
 		}
 		out = append(out, a)

@@ -174,7 +174,7 @@ func RunCommand(ctx context.Context, reg *flow.Registry, args []string, stdout, 
 	ps := cliflag.Params{}
 	var servers cliflag.Servers
 	fs.VarP(ps, "param", "p", "set a pipeline param (repeatable)")
-	fs.Var(&servers, "servers", "job servers; none: start an embedded server")
+	fs.Var(&servers, "servers", "job servers (default: an embedded server and workers in this process)")
 	workers := fs.Int("workers", 0, "tasks the in-process worker runs at once (0: GOMAXPROCS when embedded, none with --servers)")
 	jsonOut := fs.Bool("json", false, "print a stream of JSON events instead of progress lines")
 	resume := fs.String("resume", "", "resume the run with this `id`, redoing only unfinished tasks")

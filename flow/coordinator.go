@@ -306,6 +306,10 @@ func (c *coordinator) chooseStorage(dir string) string {
 // checkFunctions fails early when the in-process worker would be asked
 // for a function the registry lacks or has with the wrong shape.
 func (c *coordinator) checkFunctions() error {
+	embedded := len(c.opts.Servers) == 0
+	if embedded && c.opts.Workers <= 0 {
+		return errors.New("an embedded run needs workers of its own (Workers > 0): its job server is reachable from this process only, so no outside worker can join it; name job servers to run on outside workers")
+	}
 	for _, st := range c.p.Stages {
 		if st.Kind == spec.KindReduce && st.Encoding == spec.EncodingRaw {
 			return fmt.Errorf("stage %s: reduce stages need the msgpack encoding", st.Name)
@@ -315,8 +319,8 @@ func (c *coordinator) checkFunctions() error {
 			if ok && kind != TaskRaw {
 				return fmt.Errorf("stage %s: function %q is a %s function; a raw stage needs a raw function or an outside worker", st.Name, st.Function, kind)
 			}
-			if !ok && len(c.opts.Servers) == 0 {
-				c.log.Warn("no Go function registered for a raw stage; waiting for an outside worker", "stage", st.Name, "func", st.Function)
+			if !ok && embedded {
+				return fmt.Errorf("stage %s: raw function %q is not registered (registered: %v); an embedded run's job server is reachable from this process only, so no outside worker can serve it: register it, or name job servers", st.Name, st.Function, c.reg.Names())
 			}
 			continue
 		}

@@ -298,3 +298,66 @@ output: { to: out.tsv }
 		t.Errorf("the function ran %d times, want once", n)
 	}
 }
+
+// TestBadRecordsSurviveAFailedCommit: a dead letter that cannot be
+// written fails the task's commit, and the resumed run writes the
+// skipped record: it is never lost with the task journaled as done.
+func TestBadRecordsSurviveAFailedCommit(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var in strings.Builder
+	for i := 1; i <= 10; i++ {
+		if i == 7 {
+			in.WriteString("{\"n\": \"seven\"}\n")
+			continue
+		}
+		fmt.Fprintf(&in, "{\"n\": %d}\n", i)
+	}
+	input := filepath.Join(dir, "in.jsonl")
+	if err := os.WriteFile(input, []byte(in.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	blocker := filepath.Join(dir, "dl") // a file where the dead letter's folder goes
+	if err := os.WriteFile(blocker, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := parsePipeline(t, dir, `
+version: 1
+name: bad
+stages:
+  - name: parse
+    kind: map
+    function: bad.map
+    input: { from: file:in.jsonl, format: jsonl, split: { lines: 100 } }
+    skip_bad_records: 2
+    dead_letter: dl/dead.jsonl
+output: { to: out.jsonl }
+`, nil)
+	reg := flow.NewRegistry()
+	reg.Map("bad.map", func(ctx context.Context, rec flow.Record, emit flow.Emit) error {
+		n, ok := rec.Value.(map[string]any)["n"].(int64)
+		if !ok {
+			return fmt.Errorf("n is not a number: %v", rec.Value)
+		}
+		return emit("", n)
+	})
+	opts := flow.Options{StateDir: t.TempDir(), Workers: 2, RunID: "r1", Logger: testLogger(t)}
+	if _, err := flow.Run(t.Context(), p, reg, opts); err == nil {
+		t.Fatal("the run succeeded though its dead letter could not be written")
+	}
+	if err := os.Remove(blocker); err != nil {
+		t.Fatal(err)
+	}
+	opts.Resume = true
+	res, err := flow.Run(t.Context(), p, reg, opts)
+	if err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	if got := res.Stages[0].RecordsOut; got != 9 {
+		t.Errorf("records out = %d, want 9", got)
+	}
+	bad := readBadLetters(t, filepath.Join(dir, "dl", "dead.jsonl"))
+	if len(bad) != 1 || bad[0].Where != input+":7" {
+		t.Errorf("dead letter = %+v, want the one record of line 7", bad)
+	}
+}

@@ -52,7 +52,10 @@ func (c *coordinator) deadLetter(st *spec.Stage, fs []TaskFailure) error {
 // run's bad.jsonl and to the stage's dead-letter file, if it names one:
 // one JSON object a record, naming its stage, task, place, error and
 // the record itself. Only the winning attempt's are written, so a
-// retried or backed-up task never lists a record twice.
+// retried or backed-up task never lists a record twice; they are written
+// before the attempt is journaled, so a coordinator killed between the
+// two writes them again when the run is resumed (at least once, never
+// lost).
 func (c *coordinator) badLetters(st *spec.Stage, task, attempt int, bad []BadRecord) error {
 	if len(bad) == 0 {
 		return nil

@@ -409,6 +409,11 @@ func (c *coordinator) attempt(ctx context.Context, sr *stageRun, task, attempt i
 		discard: w.discard,
 		worker:  summary.Worker,
 		commit: func() error {
+			// Bad records before the journal line: a crash between the
+			// two reruns the task, so they are written again, never lost.
+			if err := c.badLetters(st, task, attempt, summary.Bad); err != nil {
+				return err
+			}
 			if w.f == nil {
 				if err := c.j.commitPacked(entry, w.mem); err != nil {
 					return err
@@ -420,9 +425,6 @@ func (c *coordinator) attempt(ctx context.Context, sr *stageRun, task, attempt i
 				if err := c.j.record(entry); err != nil {
 					return err
 				}
-			}
-			if err := c.badLetters(st, task, attempt, summary.Bad); err != nil {
-				return err
 			}
 			c.mu.Lock()
 			delete(sr.running, task)

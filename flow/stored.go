@@ -481,10 +481,12 @@ func (c *coordinator) storedAttempt(ctx context.Context, sr *stageRun, task, att
 		discard: discard,
 		worker:  summary.Worker,
 		commit: func() error {
-			if err := c.j.record(entry); err != nil {
+			// Bad records before the journal line: a crash between the
+			// two reruns the task, so they are written again, never lost.
+			if err := c.badLetters(st, task, attempt, summary.Bad); err != nil {
 				return err
 			}
-			if err := c.badLetters(st, task, attempt, summary.Bad); err != nil {
+			if err := c.j.record(entry); err != nil {
 				return err
 			}
 			c.mu.Lock()

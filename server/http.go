@@ -57,17 +57,24 @@ func (s *Server) HTTPHandler() http.Handler {
 		}
 		w.Write([]byte("ok\n"))
 	})
+	statusBusy := make(chan struct{}, 2) // snapshots taken at once: each holds the server's lock a while
 	mux.HandleFunc("GET /api/status", func(w http.ResponseWriter, r *http.Request) {
-		st := s.Status()
+		maxWorkers := -1
 		if v := r.URL.Query().Get("max_workers"); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 {
 				http.Error(w, "max_workers must be a number, 0 or more", http.StatusBadRequest)
 				return
 			}
-			st.Workers = st.Workers[:min(n, len(st.Workers))]
+			maxWorkers = n
 		}
-		writeJSON(w, st)
+		select {
+		case statusBusy <- struct{}{}:
+			defer func() { <-statusBusy }()
+		case <-r.Context().Done():
+			return
+		}
+		writeJSON(w, s.status(maxWorkers))
 	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		page, _ := webFiles.ReadFile("web/index.html")
@@ -162,7 +169,12 @@ type Limits struct {
 
 // Status returns a snapshot of the server's state, all of it read at
 // one moment under the server's lock.
-func (s *Server) Status() Status {
+func (s *Server) Status() Status { return s.status(-1) }
+
+// status is Status listing at most maxWorkers workers (all when
+// negative), the lowest connection ids first. Only those are built
+// under the server's lock: the others are counted.
+func (s *Server) status(maxWorkers int) Status {
 	cfg := &s.cfg
 	st := Status{
 		Version: cfg.Version, Time: time.Now().UTC(), Durable: s.store != nil,
@@ -184,10 +196,18 @@ func (s *Server) Status() Status {
 			Submitted: c.submitted, Completed: c.completed, Failed: c.failed, Excepted: c.excepted,
 			Requeued: c.requeued, Dropped: c.dropped})
 	}
+	var workers []*conn
 	for c := range s.conns {
-		if len(c.regs) == 0 {
-			continue
+		if len(c.regs) > 0 {
+			workers = append(workers, c)
 		}
+	}
+	st.WorkerCount = len(workers)
+	if maxWorkers >= 0 && maxWorkers < len(workers) {
+		slices.SortFunc(workers, func(a, b *conn) int { return cmp.Compare(a.id, b.id) })
+		workers = workers[:maxWorkers]
+	}
+	for _, c := range workers {
 		w := WorkerStatus{ID: c.id, Remote: c.ip, ClientID: c.clientID, Sleeping: c.sleeping && !c.noopSent,
 			Functions: make([]string, 0, len(c.regs))}
 		for _, r := range c.regs {
@@ -197,7 +217,6 @@ func (s *Server) Status() Status {
 		st.Workers = append(st.Workers, w)
 	}
 	s.mu.Unlock()
-	st.WorkerCount = len(st.Workers)
 	slices.SortFunc(st.Workers, func(a, b WorkerStatus) int { return cmp.Compare(a.ID, b.ID) })
 	return st
 }

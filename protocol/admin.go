@@ -128,7 +128,7 @@ func ParseAdminCommand(line []byte) (AdminCommand, error) {
 	}
 	c := AdminCommand{Word: words[0]}
 	n := len(words)
-	is := func(i int, s string) bool { return i < n && asciiEqualFold(words[i], s) }
+	is := func(i int, s string) bool { return i < n && EqualFoldASCII(words[i], s) }
 	switch {
 	case is(0, "workers"):
 		c.Kind = AdminWorkers
@@ -192,10 +192,11 @@ func ParseAdminCommand(line []byte) (AdminCommand, error) {
 	return c, nil
 }
 
-// asciiEqualFold compares like C's strcasecmp in the C locale: only ASCII
-// letters fold, so "ſtatus" (U+017F) or a Kelvin sign are not commands,
-// as they are not for gearmand; strings.EqualFold would accept them.
-func asciiEqualFold(a, b string) bool {
+// EqualFoldASCII compares like C's strcasecmp in the C locale: only
+// ASCII letters fold, so "ſtatus" (U+017F) or a Kelvin sign are not
+// commands, as they are not for gearmand; strings.EqualFold would accept
+// them. Names checked for access (certificate names) compare so too.
+func EqualFoldASCII(a, b string) bool {
 	if len(a) != len(b) {
 		return false
 	}

@@ -143,35 +143,15 @@ func (s *Server) adminAllowed(c *conn, cmd protocol.AdminCommand) error {
 	}
 	for _, n := range names {
 		for _, a := range s.cfg.AdminAllow {
-			if asciiEqualFold(n, a) {
+			// ASCII case only: with Unicode folding "opſ.example.com"
+			// (U+017F) would pass for "ops.example.com".
+			if protocol.EqualFoldASCII(n, a) {
 				return nil
 			}
 		}
 	}
 	c.log.Warn("admin command refused", "cmd", cmd.Word, "tls", isTLS, "names", names)
 	return errAdminDenied
-}
-
-// asciiEqualFold compares names ignoring the case of ASCII letters only.
-// strings.EqualFold folds Unicode too, which would let a certificate
-// named "opſ.example.com" (U+017F) pass for "ops.example.com".
-func asciiEqualFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
 
 // localPeer reports whether a is a loopback address or a Unix socket's.

@@ -67,18 +67,7 @@ func TestSkipBadRecords(t *testing.T) {
 		t.Run(m.name, func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
-			var in strings.Builder
-			for i := 1; i <= 10; i++ {
-				if i == 7 {
-					in.WriteString("{\"n\": \"seven\"}\n")
-					continue
-				}
-				fmt.Fprintf(&in, "{\"n\": %d}\n", i)
-			}
-			input := filepath.Join(dir, "in.jsonl")
-			if err := os.WriteFile(input, []byte(in.String()), 0o644); err != nil {
-				t.Fatal(err)
-			}
+			input := writeOneBadLine(t, dir)
 			p := parsePipeline(t, dir, `
 version: 1
 name: bad
@@ -94,14 +83,7 @@ output: { to: out.jsonl }
 `, nil)
 			var calls atomic.Int64
 			reg := flow.NewRegistry()
-			reg.Map("bad.map", func(ctx context.Context, rec flow.Record, emit flow.Emit) error {
-				calls.Add(1)
-				n, ok := rec.Value.(map[string]any)["n"].(int64)
-				if !ok {
-					return fmt.Errorf("n is not a number: %v", rec.Value)
-				}
-				return emit("", n)
-			})
+			reg.Map("bad.map", numberMap(&calls))
 			opts := flow.Options{StateDir: t.TempDir(), Workers: 2, Logger: testLogger(t)}
 			if m.servers {
 				opts.Servers = []string{servertest.Start(t, server.Config{}).Addr}
@@ -305,18 +287,7 @@ output: { to: out.tsv }
 func TestBadRecordsSurviveAFailedCommit(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	var in strings.Builder
-	for i := 1; i <= 10; i++ {
-		if i == 7 {
-			in.WriteString("{\"n\": \"seven\"}\n")
-			continue
-		}
-		fmt.Fprintf(&in, "{\"n\": %d}\n", i)
-	}
-	input := filepath.Join(dir, "in.jsonl")
-	if err := os.WriteFile(input, []byte(in.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	input := writeOneBadLine(t, dir)
 	blocker := filepath.Join(dir, "dl") // a file where the dead letter's folder goes
 	if err := os.WriteFile(blocker, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
@@ -334,13 +305,7 @@ stages:
 output: { to: out.jsonl }
 `, nil)
 	reg := flow.NewRegistry()
-	reg.Map("bad.map", func(ctx context.Context, rec flow.Record, emit flow.Emit) error {
-		n, ok := rec.Value.(map[string]any)["n"].(int64)
-		if !ok {
-			return fmt.Errorf("n is not a number: %v", rec.Value)
-		}
-		return emit("", n)
-	})
+	reg.Map("bad.map", numberMap(nil))
 	opts := flow.Options{StateDir: t.TempDir(), Workers: 2, RunID: "r1", Logger: testLogger(t)}
 	if _, err := flow.Run(t.Context(), p, reg, opts); err == nil {
 		t.Fatal("the run succeeded though its dead letter could not be written")
@@ -359,5 +324,39 @@ output: { to: out.jsonl }
 	bad := readBadLetters(t, filepath.Join(dir, "dl", "dead.jsonl"))
 	if len(bad) != 1 || bad[0].Where != input+":7" {
 		t.Errorf("dead letter = %+v, want the one record of line 7", bad)
+	}
+}
+
+// writeOneBadLine writes dir/in.jsonl: ten {"n": N} lines, of which
+// line 7's n is not a number, and returns its path.
+func writeOneBadLine(t *testing.T, dir string) string {
+	t.Helper()
+	var in strings.Builder
+	for i := 1; i <= 10; i++ {
+		if i == 7 {
+			in.WriteString("{\"n\": \"seven\"}\n")
+			continue
+		}
+		fmt.Fprintf(&in, "{\"n\": %d}\n", i)
+	}
+	input := filepath.Join(dir, "in.jsonl")
+	if err := os.WriteFile(input, []byte(in.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return input
+}
+
+// numberMap emits each record's n, and fails a record whose n is not a
+// number; it counts its calls in calls, if not nil.
+func numberMap(calls *atomic.Int64) flow.MapFunc {
+	return func(ctx context.Context, rec flow.Record, emit flow.Emit) error {
+		if calls != nil {
+			calls.Add(1)
+		}
+		n, ok := rec.Value.(map[string]any)["n"].(int64)
+		if !ok {
+			return fmt.Errorf("n is not a number: %v", rec.Value)
+		}
+		return emit("", n)
 	}
 }

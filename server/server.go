@@ -50,6 +50,9 @@ type Server struct {
 	payloads payloadPool // large request bodies (payload.go)
 
 	store *store // the durable queue (Config.DataDir), or nil; immutable
+	// refusals paces the log lines about background jobs the durable
+	// queue refused. Guarded by mu.
+	refusals refusalLog
 
 	tls *tls.Config // ServeTLS's configuration (Config.TLS, at least TLS 1.2), or nil; immutable
 

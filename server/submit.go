@@ -182,7 +182,9 @@ func (c *conn) resolveParked() {
 		var hb handleBuf
 		h := s.appendHandle(hb[:0], j.id)
 		if err := errs[i]; err != nil {
-			s.log.Error("durable queue failed; refusing background jobs", "err", err)
+			if log, n := s.refusals.refused(); log {
+				s.log.Error("durable queue failed; refusing background jobs", "err", err, "refused", n)
+			}
 			if j.state == jobPending {
 				for _, cl := range j.clients {
 					cl.send(protocol.WorkFail, h)
@@ -194,6 +196,11 @@ func (c *conn) resolveParked() {
 		}
 		if j.state == jobPending {
 			s.placeLocked(c, j)
+		}
+		if pk.ticket != 0 && s.refusals.pending > 0 {
+			if log, n := s.refusals.stored(); log {
+				s.log.Warn("durable queue stores background jobs again", "refused", n)
+			}
 		}
 		c.send(protocol.JobCreated, h)
 	}

@@ -249,10 +249,10 @@ func (s *Server) submitLocked(c *conn, sub submission) (*job, uint64, error) {
 		return nil, 0, refuse(protocol.CodeQueueError, "Job queue is full")
 	}
 
-	s.nextID++
+	id := s.newIDLocked()
 	data, pb := s.keepPayload(c, sub.data)
 	j := &job{
-		id:         s.nextID,
+		id:         id,
 		fn:         fn,
 		unique:     string(sub.unique),
 		data:       data,

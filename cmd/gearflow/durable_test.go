@@ -405,3 +405,53 @@ func TestDurableDiskFull(t *testing.T) {
 		t.Fatalf("after kill -9 and restart the queue held\n%v\nwant the acknowledged jobs that did not run\n%v", got, want)
 	}
 }
+
+// TestDurableHandlesAcrossRestarts: `gearflow serve --data-dir` never
+// issues a handle again after a restart, a graceful one or a kill -9,
+// though the jobs that had it ended and the queue is empty: a client
+// may still hold it and ask GET_STATUS.
+func TestDurableHandlesAcrossRestarts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills server processes")
+	}
+	t.Parallel()
+	bin := buildGearflow(t)
+	dir := t.TempDir()
+	seen := map[string]string{}
+	for _, stop := range []string{"SIGTERM", "kill -9", "end"} {
+		srv, addr := startDurableServe(t, bin, dir)
+		c := wiretest.Dial(t, addr)
+		c.Timeout = 10 * time.Second
+		var hs []string
+		for i := range 3 {
+			hs = append(hs, c.Submit(t, protocol.SubmitJobBg, "f", "", strconv.Itoa(i)))
+		}
+		w := wiretest.Dial(t, addr)
+		w.Timeout = 10 * time.Second
+		w.CanDo("f")
+		for i, h := range hs {
+			w.Grab(t, h, "f", strconv.Itoa(i))
+			w.Req(protocol.WorkComplete, h, "")
+		}
+		w.Sync(t)
+		// A foreground job nobody runs: it dies with its client.
+		hs = append(hs, c.Submit(t, protocol.SubmitJob, "g", "", "fg"))
+		for _, h := range hs {
+			if before, ok := seen[h]; ok {
+				t.Fatalf("handle %s issued again after a restart (first issued before the %s)", h, before)
+			}
+			seen[h] = stop
+		}
+		c.Close()
+		w.Close()
+		switch stop {
+		case "SIGTERM":
+			srv.cmd.Process.Signal(syscall.SIGTERM)
+			if code := exitCode(t, srv, 10*time.Second); code != 0 {
+				t.Fatalf("serve exited %d after SIGTERM", code)
+			}
+		case "kill -9":
+			srv.kill()
+		}
+	}
+}

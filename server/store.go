@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -142,6 +143,10 @@ type store struct {
 	// noCompactUntil: a compaction that failed (for want of space) is
 	// not tried again before then.
 	noCompactUntil time.Time
+	// compactDue: the store started on the old segments, as the disk
+	// had no room to rewrite them (reuseSegments): compact as soon as
+	// there is room.
+	compactDue bool
 
 	syncs atomic.Int64 // fsyncs of the log, for tests
 
@@ -230,7 +235,11 @@ func openLocked(dir string) (*store, []storedJob, error) {
 		st.lastID = max(st.lastID, list[len(list)-1].id)
 	}
 	st.mark = st.lastID + idBlock
-	if err := st.rewrite(segs, list); err != nil {
+	err = st.rewrite(segs, list)
+	if err != nil && noSpace(err) {
+		err = st.reuseSegments(segs, list, rs.locs, total)
+	}
+	if err != nil {
 		st.closeFiles()
 		return nil, nil, err
 	}
@@ -276,6 +285,52 @@ func (st *store) rewrite(segs []uint64, list []storedJob) error {
 	}
 	st.total = st.size
 	return nil
+}
+
+// reuseSegments starts on the segments as they are, when the disk has
+// no room to rewrite them: new records are appended to the last one,
+// and the writer compacts as soon as there is room (compactDue). The
+// reservation of ids is the first record the writer writes, retried
+// until there is room for it.
+func (st *store) reuseSegments(segs []uint64, list []storedJob, locs map[uint64]recLoc, total int64) error {
+	if len(segs) == 0 {
+		if err := st.openSegment(1); err != nil {
+			return err
+		}
+	}
+	for _, n := range segs {
+		f, err := os.OpenFile(filepath.Join(st.dir, segName(n)), os.O_RDWR, 0)
+		if err != nil {
+			return fmt.Errorf("server: data directory: %w", err)
+		}
+		st.files[n] = f
+	}
+	if len(segs) > 0 {
+		last := segs[len(segs)-1]
+		f := st.files[last]
+		size, err := f.Seek(0, io.SeekEnd)
+		if err != nil {
+			return fmt.Errorf("server: data directory: %w", err)
+		}
+		st.active, st.f, st.size = last, f, size
+	}
+	var live int64
+	for _, j := range list {
+		loc := locs[j.id]
+		st.live[j.id] = loc
+		live += loc.n
+	}
+	st.total, st.dead = total, max(total-live, 0)
+	st.compactDue = true
+	st.buf = appendIDs(st.buf, st.mark)
+	st.seq, st.needSeq = 1, 1
+	return nil
+}
+
+// noSpace reports whether err says the disk (or the user's quota) is
+// full.
+func noSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
 
 // closeFiles closes the segments the store has open.
@@ -695,7 +750,7 @@ func (st *store) run() {
 		buf, ids, seq, first := st.buf, st.bufIDs, st.seq, st.synced+1
 		mustSync := st.needSeq > st.synced || st.closing
 		st.buf, st.bufIDs = spare[:0], spareIDs[:0]
-		compact := st.dead > compactMin && st.dead > compactRatio*(st.total-st.dead) &&
+		compact := (st.compactDue || st.dead > compactMin && st.dead > compactRatio*(st.total-st.dead)) &&
 			time.Now().After(st.noCompactUntil)
 		st.mu.Unlock()
 
@@ -707,6 +762,8 @@ func (st *store) run() {
 				}
 				// The batch may still fit the active segment.
 				st.noCompactUntil = time.Now().Add(10 * time.Second)
+			} else {
+				st.compactDue = false
 			}
 		}
 		base := st.size

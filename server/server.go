@@ -32,6 +32,7 @@ type Server struct {
 	delayed   delayHeap   // jobs waiting for their time, earliest first
 	timer     *time.Timer // fires at delayed[0].when
 	nextID    uint64      // last job handle counter issued
+	idLimit   uint64      // with a durable queue, the ids reserved in it (newIDLocked)
 	seq       uint64      // last queueing sequence number
 	connID    uint64
 	closing   bool          // Shutdown or Close began: no new connections
@@ -50,6 +51,9 @@ type Server struct {
 	payloads payloadPool // large request bodies (payload.go)
 
 	store *store // the durable queue (Config.DataDir), or nil; immutable
+	// refusals paces the log lines about background jobs the durable
+	// queue refused. Guarded by mu.
+	refusals refusalLog
 
 	tls *tls.Config // ServeTLS's configuration (Config.TLS, at least TLS 1.2), or nil; immutable
 
@@ -97,6 +101,7 @@ func New(cfg Config) (*Server, error) {
 			return nil, err
 		}
 		s.store = st
+		s.nextID, s.idLimit = st.lastID, st.reserved()
 		s.replay(jobs)
 	}
 	return s, nil
@@ -105,7 +110,8 @@ func New(cfg Config) (*Server, error) {
 // replay queues the jobs of the durable queue, in id order (their order
 // of submission): priorities, order within a priority, EPOCH times,
 // schedules, reducers and retry counts are kept, and so are their
-// handles, as new jobs continue the ids.
+// handles, as new jobs take ids after every id issued before (the
+// durable queue's mark, newIDLocked).
 func (s *Server) replay(jobs []storedJob) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -138,6 +144,21 @@ func (s *Server) replay(jobs []storedJob) {
 	if len(jobs) > 0 {
 		s.log.Info("durable queue replayed", "jobs", len(jobs), "dir", s.cfg.DataDir)
 	}
+}
+
+// newIDLocked issues the next job id. With a durable queue, ids are
+// reserved in it a block at a time, the next block when half the
+// current one is left, and a restart issues ids after the reserved
+// ones: no handle a client got (a finished job's, a foreground job's)
+// names another job after a restart, and no job waits for a sync of its
+// own.
+func (s *Server) newIDLocked() uint64 {
+	s.nextID++
+	if s.store != nil && s.nextID+idBlock/2 > s.idLimit {
+		s.idLimit = s.nextID + idBlock
+		s.store.reserveIDs(s.idLimit)
+	}
+	return s.nextID
 }
 
 // storedJobLocked is j as the durable queue keeps it.

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -30,14 +31,19 @@ import (
 //	delete:  2, id
 //	retries: 3, id, retries
 //	import:  4, digest, source, jobs, unix time
+//	ids:     5, mark
 //
 // with numbers as uvarints (when as a varint) and strings as a uvarint
 // length then the bytes. A job's id is its handle counter, which a
 // restart continues, so every record of a job has one key whatever its
 // unique ("" and "-" jobs never collide, as they do in gearmand's
-// queues). Replay reads the segments in order and keeps the last put of
-// each id not deleted since; a record cut short or failing its checksum
-// ends the log (a torn last write), and is cut off.
+// queues). An ids record says that no job id above its mark has been
+// issued: ids are reserved a block at a time (reserveIDs), so that a
+// restart never issues a handle again, a foreground job's or a finished
+// job's included, which a client may still hold. Replay reads the
+// segments in order and keeps the last put of each id not deleted
+// since; a record cut short or failing its checksum ends the log (a
+// torn last write), and is cut off.
 //
 // One goroutine (run) writes: submissions append their records to a
 // buffer under store.mu and wait; the writer takes the whole buffer,
@@ -52,6 +58,7 @@ const (
 	recDelete  = 2
 	recRetries = 3
 	recImport  = 4 // a queue imported from elsewhere (store_import.go)
+	recIDs     = 5 // the high-water mark of the job ids issued
 
 	recHeader = 8
 	// maxRecord bounds a record's length as read back: anything larger
@@ -62,6 +69,13 @@ const (
 	// times the live ones and the log holds more than compactMin bytes,
 	// the live records are copied to a new segment and the old removed.
 )
+
+// idBlock is how many job ids a reservation covers (reserveIDs). The
+// server asks for the next block when half of the current one is
+// left, so a reservation costs one sync per idBlock/2 jobs and is
+// synced long before the ids run out. A restart skips what is left of
+// the block, so handles jump by up to idBlock there.
+const idBlock = 1 << 16
 
 // Compaction thresholds (variables for tests).
 var (
@@ -89,6 +103,9 @@ type recLoc struct {
 	seg uint64
 	off int64
 	n   int64 // whole record, header included
+	// retries is the job's retry count when a retries record came after
+	// the put (compaction writes it again after the put), else 0.
+	retries uint16
 }
 
 // store is the durable queue of one data directory.
@@ -110,6 +127,13 @@ type store struct {
 	live     map[uint64]recLoc // live jobs; off -1 while still in buf
 	dead     int64             // bytes of records no live job needs
 	total    int64             // bytes in the segments
+	// mark is the highest job id reserved (reserveIDs): no id above it
+	// has been issued. Written at the head of every new segment.
+	mark uint64
+	// lastID is the highest job id issued before the store was opened,
+	// as far as the log knows (its marks and the ids of its jobs): the
+	// server issues ids after it. Immutable.
+	lastID uint64
 
 	// Owned by the writer goroutine:
 	files  map[uint64]*os.File // open segments, for reading in compaction
@@ -119,6 +143,10 @@ type store struct {
 	// noCompactUntil: a compaction that failed (for want of space) is
 	// not tried again before then.
 	noCompactUntil time.Time
+	// compactDue: the store started on the old segments, as the disk
+	// had no room to rewrite them (reuseSegments): compact as soon as
+	// there is room.
+	compactDue bool
 
 	syncs atomic.Int64 // fsyncs of the log, for tests
 
@@ -183,11 +211,15 @@ func openLocked(dir string) (*store, []storedJob, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	rs := replayState{jobs: make(map[uint64]storedJob), imports: make(map[string]bool)}
+	rs := replayState{jobs: make(map[uint64]storedJob), imports: make(map[string]bool), locs: make(map[uint64]recLoc)}
+	var total int64
 	for i, n := range segs {
-		if err := replaySegment(filepath.Join(dir, segName(n)), i == len(segs)-1, &rs); err != nil {
+		rs.seg = n
+		size, err := replaySegment(filepath.Join(dir, segName(n)), i == len(segs)-1, &rs)
+		if err != nil {
 			return nil, nil, err
 		}
+		total += size
 	}
 	list := make([]storedJob, 0, len(rs.jobs))
 	for _, j := range rs.jobs {
@@ -195,18 +227,39 @@ func openLocked(dir string) (*store, []storedJob, error) {
 	}
 	slices.SortFunc(list, func(a, b storedJob) int { return cmp.Compare(a.id, b.id) })
 
-	// Start afresh: the live jobs go to a new segment, the old ones go.
 	st := &store{dir: dir, live: make(map[uint64]recLoc, len(list)), files: make(map[uint64]*os.File), done: make(chan struct{}),
 		imports: rs.importRecs, importDigests: rs.imports}
 	st.cond = sync.NewCond(&st.mu)
+	st.lastID = rs.mark
+	if len(list) > 0 {
+		st.lastID = max(st.lastID, list[len(list)-1].id)
+	}
+	st.mark = st.lastID + idBlock
+	err = st.rewrite(segs, list)
+	if err != nil && noSpace(err) {
+		err = st.reuseSegments(segs, list, rs.locs, total)
+	}
+	if err != nil {
+		st.closeFiles()
+		return nil, nil, err
+	}
+	return st, list, nil
+}
+
+// rewrite starts afresh: the live jobs go to a new segment, after the
+// imports and the reservation of the first block of ids, and the old
+// segments go. When it fails before removing any (a full disk) the new
+// segment is removed and the log is as it was.
+func (st *store) rewrite(segs []uint64, list []storedJob) error {
 	next := uint64(1)
 	if len(segs) > 0 {
 		next = segs[len(segs)-1] + 1
 	}
 	if err := st.openSegment(next); err != nil {
-		return nil, nil, err
+		return err
 	}
 	b := slices.Clone(st.imports)
+	b = appendIDs(b, st.mark)
 	for _, j := range list {
 		start := len(b)
 		b = appendPut(b, j)
@@ -214,20 +267,78 @@ func openLocked(dir string) (*store, []storedJob, error) {
 	}
 	if err := st.writeSync(b); err != nil {
 		st.f.Close()
-		return nil, nil, err
+		delete(st.files, next)
+		st.f = nil
+		clear(st.live)
+		if rerr := os.Remove(filepath.Join(st.dir, segName(next))); rerr != nil {
+			return fmt.Errorf("server: data directory: %w; removing the new segment: %w", err, rerr)
+		}
+		return fmt.Errorf("server: data directory: %w", err)
 	}
 	for _, n := range segs {
-		if err := os.Remove(filepath.Join(dir, segName(n))); err != nil {
-			st.f.Close()
-			return nil, nil, fmt.Errorf("server: data directory: %w", err)
+		if err := os.Remove(filepath.Join(st.dir, segName(n))); err != nil {
+			return fmt.Errorf("server: data directory: %w", err)
 		}
 	}
-	if err := syncDir(dir); err != nil {
-		st.f.Close()
-		return nil, nil, err
+	if err := syncDir(st.dir); err != nil {
+		return err
 	}
 	st.total = st.size
-	return st, list, nil
+	return nil
+}
+
+// reuseSegments starts on the segments as they are, when the disk has
+// no room to rewrite them: new records are appended to the last one,
+// and the writer compacts as soon as there is room (compactDue). The
+// reservation of ids is the first record the writer writes, retried
+// until there is room for it.
+func (st *store) reuseSegments(segs []uint64, list []storedJob, locs map[uint64]recLoc, total int64) error {
+	if len(segs) == 0 {
+		if err := st.openSegment(1); err != nil {
+			return err
+		}
+	}
+	for _, n := range segs {
+		f, err := os.OpenFile(filepath.Join(st.dir, segName(n)), os.O_RDWR, 0)
+		if err != nil {
+			return fmt.Errorf("server: data directory: %w", err)
+		}
+		st.files[n] = f
+	}
+	if len(segs) > 0 {
+		last := segs[len(segs)-1]
+		f := st.files[last]
+		size, err := f.Seek(0, io.SeekEnd)
+		if err != nil {
+			return fmt.Errorf("server: data directory: %w", err)
+		}
+		st.active, st.f, st.size = last, f, size
+	}
+	var live int64
+	for _, j := range list {
+		loc := locs[j.id]
+		st.live[j.id] = loc
+		live += loc.n
+	}
+	st.total, st.dead = total, max(total-live, 0)
+	st.compactDue = true
+	st.buf = appendIDs(st.buf, st.mark)
+	st.seq, st.needSeq = 1, 1
+	return nil
+}
+
+// noSpace reports whether err says the disk (or the user's quota) is
+// full.
+func noSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// closeFiles closes the segments the store has open.
+func (st *store) closeFiles() {
+	for n, f := range st.files {
+		f.Close()
+		delete(st.files, n)
+	}
 }
 
 func listSegments(dir string) ([]uint64, error) {
@@ -263,13 +374,14 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// replaySegment applies the records of one segment to jobs. A torn or
-// damaged record ends it; in the last segment that is the write a crash
-// cut short, and the file is truncated there.
-func replaySegment(path string, last bool, rs *replayState) error {
+// replaySegment applies the records of one segment (rs.seg) to rs and
+// returns the segment's size. A torn or damaged record ends it; in the
+// last segment that is the write a crash cut short, and the file is
+// truncated there.
+func replaySegment(path string, last bool, rs *replayState) (int64, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("server: data directory: %w", err)
+		return 0, fmt.Errorf("server: data directory: %w", err)
 	}
 	off := 0
 	for off < len(b) {
@@ -277,23 +389,23 @@ func replaySegment(path string, last bool, rs *replayState) error {
 		if !ok {
 			break
 		}
+		rs.off = int64(off)
 		if err := rs.apply(b[off:off+recHeader+len(body)], body); err != nil {
-			return fmt.Errorf("server: %s at offset %d: %w", path, off, err)
+			return 0, fmt.Errorf("server: %s at offset %d: %w", path, off, err)
 		}
 		off += recHeader + len(body)
 	}
 	if off < len(b) {
 		if !last {
-			return fmt.Errorf("server: %s: damaged record at offset %d of %d bytes (not the last segment, so not a torn write)", path, off, len(b))
+			return 0, fmt.Errorf("server: %s: damaged record at offset %d of %d bytes (not the last segment, so not a torn write)", path, off, len(b))
 		}
-		// The caller rewrites the live jobs to a new segment and removes
-		// this one; truncating also keeps a second replay consistent
-		// should that fail.
+		// New records follow the whole ones: in a new segment, or in
+		// this one when there is no room for a new one.
 		if err := os.Truncate(path, int64(off)); err != nil {
-			return fmt.Errorf("server: data directory: %w", err)
+			return 0, fmt.Errorf("server: data directory: %w", err)
 		}
 	}
-	return nil
+	return int64(off), nil
 }
 
 // readRecord returns the body of the record at the start of b, or false
@@ -320,6 +432,12 @@ type replayState struct {
 	jobs       map[uint64]storedJob
 	imports    map[string]bool // digests of the queues imported
 	importRecs []byte          // their records, header included
+	mark       uint64          // the highest ids mark
+	// locs is where the live jobs' put records are, and seg and off
+	// where the record being applied is.
+	locs map[uint64]recLoc
+	seg  uint64
+	off  int64
 }
 
 // apply applies one record: rec is the whole of it, body its body.
@@ -339,18 +457,26 @@ func (rs *replayState) apply(rec, body []byte) error {
 			rs.imports[string(digest)] = true
 			rs.importRecs = append(rs.importRecs, rec...)
 		}
+	case recIDs:
+		mark := d.uvarint()
+		if d.err != nil || len(d.b) != 0 {
+			return errRecord
+		}
+		rs.mark = max(rs.mark, mark)
 	case recPut:
 		j := d.put()
 		if d.err != nil {
 			return d.err
 		}
 		jobs[j.id] = j
+		rs.locs[j.id] = recLoc{seg: rs.seg, off: rs.off, n: int64(len(rec))}
 	case recDelete:
 		id := d.uvarint()
 		if d.err != nil {
 			return d.err
 		}
 		delete(jobs, id)
+		delete(rs.locs, id)
 	case recRetries:
 		id, r := d.uvarint(), d.uvarint()
 		if d.err != nil {
@@ -359,6 +485,9 @@ func (rs *replayState) apply(rec, body []byte) error {
 		if j, ok := jobs[id]; ok {
 			j.retries = uint16(min(r, 1<<16-1))
 			jobs[id] = j
+			loc := rs.locs[id]
+			loc.retries = j.retries
+			rs.locs[id] = loc
 		}
 	default:
 		return errRecord
@@ -397,6 +526,25 @@ func appendPut(b []byte, j storedJob) []byte {
 	}
 	b = binary.AppendUvarint(b, uint64(len(j.data)))
 	b = append(b, j.data...)
+	return frameRecord(b, start)
+}
+
+// appendIDs appends an ids record: no job id above mark was issued.
+func appendIDs(b []byte, mark uint64) []byte {
+	start := len(b)
+	b = append(b, make([]byte, recHeader)...)
+	b = append(b, recIDs)
+	b = binary.AppendUvarint(b, mark)
+	return frameRecord(b, start)
+}
+
+// appendRetries appends the retries record of job id.
+func appendRetries(b []byte, id uint64, retries uint16) []byte {
+	start := len(b)
+	b = append(b, make([]byte, recHeader)...)
+	b = append(b, recRetries)
+	b = binary.AppendUvarint(b, id)
+	b = binary.AppendUvarint(b, uint64(retries))
 	return frameRecord(b, start)
 }
 
@@ -516,18 +664,39 @@ func (st *store) del(id uint64) {
 func (st *store) setRetries(id uint64, retries uint16) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if _, ok := st.live[id]; !ok || st.err != nil {
+	loc, ok := st.live[id]
+	if !ok || st.err != nil {
 		return
 	}
+	loc.retries = retries // for compaction, which copies the put
+	st.live[id] = loc
 	start := len(st.buf)
-	st.buf = append(st.buf, make([]byte, recHeader)...)
-	st.buf = append(st.buf, recRetries)
-	st.buf = binary.AppendUvarint(st.buf, id)
-	st.buf = binary.AppendUvarint(st.buf, uint64(retries))
-	st.buf = frameRecord(st.buf, start)
+	st.buf = appendRetries(st.buf, id, retries)
 	st.dead += int64(len(st.buf) - start) // the put record still holds the job
 	st.seq++
 	st.cond.Broadcast()
+}
+
+// reserveIDs records that job ids up to mark may be issued, and asks
+// for a sync. Called under Server.mu: it only copies.
+func (st *store) reserveIDs(mark uint64) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if mark <= st.mark || st.err != nil {
+		return
+	}
+	st.mark = mark
+	st.buf = appendIDs(st.buf, mark)
+	st.seq++
+	st.needSeq = st.seq
+	st.cond.Broadcast()
+}
+
+// reserved returns the highest job id reserved.
+func (st *store) reserved() uint64 {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.mark
 }
 
 // last returns the ticket of the last record queued: waiting for it
@@ -581,7 +750,7 @@ func (st *store) run() {
 		buf, ids, seq, first := st.buf, st.bufIDs, st.seq, st.synced+1
 		mustSync := st.needSeq > st.synced || st.closing
 		st.buf, st.bufIDs = spare[:0], spareIDs[:0]
-		compact := st.dead > compactMin && st.dead > compactRatio*(st.total-st.dead) &&
+		compact := (st.compactDue || st.dead > compactMin && st.dead > compactRatio*(st.total-st.dead)) &&
 			time.Now().After(st.noCompactUntil)
 		st.mu.Unlock()
 
@@ -593,6 +762,8 @@ func (st *store) run() {
 				}
 				// The batch may still fit the active segment.
 				st.noCompactUntil = time.Now().Add(10 * time.Second)
+			} else {
+				st.compactDue = false
 			}
 		}
 		base := st.size
@@ -622,7 +793,7 @@ func (st *store) run() {
 		st.mu.Lock()
 		for _, p := range ids {
 			if loc, ok := st.live[p.id]; ok && loc.off < 0 {
-				st.live[p.id] = recLoc{seg: st.active, off: base + int64(p.off), n: int64(p.n)}
+				st.live[p.id] = recLoc{seg: st.active, off: base + int64(p.off), n: int64(p.n), retries: loc.retries}
 			}
 		}
 		st.total += int64(len(buf))
@@ -755,6 +926,7 @@ var errCompactUndone = errors.New("compaction undone")
 func (st *store) compact() error {
 	st.mu.Lock()
 	deadBefore := st.dead
+	mark := st.mark
 	type item struct {
 		id  uint64
 		loc recLoc
@@ -778,7 +950,7 @@ func (st *store) compact() error {
 	}
 	moved := make(map[uint64]recLoc, len(items))
 	copyLive := func() error {
-		if err := st.write(st.imports); err != nil {
+		if err := st.write(appendIDs(slices.Clone(st.imports), mark)); err != nil {
 			return err
 		}
 		var rec []byte
@@ -787,7 +959,10 @@ func (st *store) compact() error {
 			if _, err := st.files[it.loc.seg].ReadAt(rec, it.loc.off); err != nil {
 				return err
 			}
-			moved[it.id] = recLoc{seg: st.active, off: st.size, n: it.loc.n}
+			moved[it.id] = recLoc{seg: st.active, off: st.size, n: it.loc.n, retries: it.loc.retries}
+			if it.loc.retries != 0 {
+				rec = appendRetries(rec, it.id, it.loc.retries)
+			}
 			if err := st.write(rec); err != nil {
 				return err
 			}
@@ -818,6 +993,7 @@ func (st *store) compact() error {
 	st.mu.Lock()
 	for id, loc := range moved {
 		if cur, ok := st.live[id]; ok && cur.off >= 0 {
+			loc.retries = cur.retries // a setRetries meanwhile is in buf
 			st.live[id] = loc
 		}
 	}
@@ -833,10 +1009,7 @@ func (st *store) close() error {
 	st.cond.Broadcast()
 	st.mu.Unlock()
 	<-st.done
-	for n, f := range st.files {
-		f.Close()
-		delete(st.files, n)
-	}
+	st.closeFiles()
 	st.lock.Close()
 	st.mu.Lock()
 	defer st.mu.Unlock()

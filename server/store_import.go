@@ -81,21 +81,20 @@ func ImportJobs(dir, source string, jobs []ImportedJob) (ImportResult, error) {
 	if err := os.Remove(filepath.Join(dir, importTemp)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return res, fmt.Errorf("server: data directory: %w", err)
 	}
-	st, live, err := openLocked(dir)
+	st, _, err := openLocked(dir)
 	if err != nil {
 		return res, err
 	}
-	defer st.f.Close()
+	defer st.closeFiles()
 	if st.importDigests[string(digest)] {
 		res.Already = true
 		res.Source, res.Time = findImport(st.imports, digest)
 		return res, nil
 	}
 
-	var next uint64
-	for _, j := range live {
-		next = max(next, j.id)
-	}
+	// The ids follow every id the queue has issued, not only those of
+	// its live jobs: a handle a client got is never given to another job.
+	next := st.lastID
 	b := appendImport(nil, digest, source, len(jobs), time.Now())
 	for _, ij := range jobs {
 		next++

@@ -227,3 +227,95 @@ func TestStoreCompactionFailureNotFatal(t *testing.T) {
 		t.Fatalf("replayed %v, want [100 101 102]", ids)
 	}
 }
+
+// TestDurableIDsReservedAhead: a server that issues the ids of its
+// reservation reserves the next block in the log, so a restart issues
+// ids after the ones it issued, not after the first block.
+func TestDurableIDsReservedAhead(t *testing.T) {
+	dir := t.TempDir()
+	srv, err := New(Config{JobHandlePrefix: "H:r", DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	srv.mu.Lock()
+	first := srv.idLimit
+	srv.nextID = first - 1 // the ids of the first block are all but used
+	srv.mu.Unlock()
+	c := wiretest.Dial(t, l.Addr().String())
+	var last string
+	for range 3 {
+		// Foreground jobs: only the reservation keeps their ids.
+		last = c.Submit(t, protocol.SubmitJob, "f", "", "x")
+	}
+	if want := fmt.Sprintf("H:r:%d", first+2); last != want {
+		t.Fatalf("handle %s, want %s", last, want)
+	}
+	c.Close()
+	srv.Close()
+
+	srv, err = New(Config{JobHandlePrefix: "H:r", DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	srv.mu.Lock()
+	next := srv.nextID + 1
+	srv.mu.Unlock()
+	if next <= first+2 {
+		t.Fatalf("after a restart the next id is %d, not after %d, the last issued", next, first+2)
+	}
+}
+
+// TestStoreCompactionKeepsRetries: compaction copies a job's put record
+// and the retry count a later record gave it.
+func TestStoreCompactionKeepsRetries(t *testing.T) {
+	defer func(m int64) { compactMin = m }(compactMin)
+	compactMin = 1 << 40
+	dir := t.TempDir()
+	st, _, err := openStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("x"), 1000)
+	var ticket uint64
+	for id := uint64(1); id <= 100; id++ {
+		ticket = st.put(storedJob{id: id, fn: "f", data: data})
+	}
+	if err := st.wait(ticket); err != nil {
+		t.Fatal(err)
+	}
+	st.setRetries(100, 3)
+	for id := uint64(1); id < 100; id++ {
+		st.del(id)
+	}
+	if err := st.wait(st.put(storedJob{id: 101, fn: "f"})); err != nil {
+		t.Fatal(err)
+	}
+	compactMin = 1 << 10
+	if err := st.wait(st.put(storedJob{id: 102, fn: "f"})); err != nil {
+		t.Fatal(err)
+	}
+	if segs, _ := listSegments(dir); len(segs) != 1 || segs[0] != 2 {
+		t.Fatalf("segments %v: no compaction happened", segs)
+	}
+	if err := st.close(); err != nil {
+		t.Fatal(err)
+	}
+	st, jobs, err := openStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.close()
+	if len(jobs) != 3 || jobs[0].id != 100 || jobs[0].retries != 3 {
+		var got []string
+		for _, j := range jobs {
+			got = append(got, fmt.Sprintf("%d (%d retries)", j.id, j.retries))
+		}
+		t.Fatalf("replayed %v, want job 100 first with 3 retries", got)
+	}
+}

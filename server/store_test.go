@@ -382,3 +382,38 @@ func TestDurableForegroundDiesWithClient(t *testing.T) {
 	w.CanDo("f")
 	w.NoJob(t)
 }
+
+// TestDurableHandlesNotReissued: a restart on the same DataDir never
+// issues a handle again, though the jobs that had it are gone (finished
+// background jobs, foreground ones) and the queue is empty: a client
+// may still hold the handle and ask GET_STATUS about it.
+func TestDurableHandlesNotReissued(t *testing.T) {
+	s := servertest.Start(t, durableConfig(t))
+	seen := map[string]int{}
+	for round := range 3 {
+		c := wiretest.Dial(t, s.Addr)
+		var bg []string
+		for i := range 3 {
+			bg = append(bg, c.Submit(t, protocol.SubmitJobBg, "f", "", fmt.Sprint(round, i)))
+		}
+		fg := c.Submit(t, protocol.SubmitJob, "f", "", "fg")
+		w := wiretest.Dial(t, s.Addr)
+		w.CanDo("f")
+		for i, h := range bg {
+			w.Grab(t, h, "f", fmt.Sprint(round, i))
+			w.Req(protocol.WorkComplete, h, "")
+		}
+		w.Grab(t, fg, "f", "fg")
+		w.Req(protocol.WorkComplete, fg, "")
+		c.Expect(t, protocol.WorkComplete, fg, "")
+		w.Close()
+		c.Close()
+		for _, h := range append(bg, fg) {
+			if r, ok := seen[h]; ok {
+				t.Fatalf("round %d (after %d restarts) issued handle %s again, first issued in round %d", round, round, h, r)
+			}
+			seen[h] = round
+		}
+		s.Restart()
+	}
+}

@@ -182,7 +182,9 @@ func (c *conn) resolveParked() {
 		var hb handleBuf
 		h := s.appendHandle(hb[:0], j.id)
 		if err := errs[i]; err != nil {
-			s.log.Error("durable queue failed; refusing background jobs", "err", err)
+			if log, n := s.refusals.refused(); log {
+				s.log.Error("durable queue failed; refusing background jobs", "err", err, "refused", n)
+			}
 			if j.state == jobPending {
 				for _, cl := range j.clients {
 					cl.send(protocol.WorkFail, h)
@@ -194,6 +196,11 @@ func (c *conn) resolveParked() {
 		}
 		if j.state == jobPending {
 			s.placeLocked(c, j)
+		}
+		if pk.ticket != 0 && s.refusals.pending > 0 {
+			if log, n := s.refusals.stored(); log {
+				s.log.Warn("durable queue stores background jobs again", "refused", n)
+			}
 		}
 		c.send(protocol.JobCreated, h)
 	}
@@ -242,10 +249,10 @@ func (s *Server) submitLocked(c *conn, sub submission) (*job, uint64, error) {
 		return nil, 0, refuse(protocol.CodeQueueError, "Job queue is full")
 	}
 
-	s.nextID++
+	id := s.newIDLocked()
 	data, pb := s.keepPayload(c, sub.data)
 	j := &job{
-		id:         s.nextID,
+		id:         id,
 		fn:         fn,
 		unique:     string(sub.unique),
 		data:       data,

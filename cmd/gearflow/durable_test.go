@@ -405,3 +405,164 @@ func TestDurableDiskFull(t *testing.T) {
 		t.Fatalf("after kill -9 and restart the queue held\n%v\nwant the acknowledged jobs that did not run\n%v", got, want)
 	}
 }
+
+// TestDurableHandlesAcrossRestarts: `gearflow serve --data-dir` never
+// issues a handle again after a restart, a graceful one or a kill -9,
+// though the jobs that had it ended and the queue is empty: a client
+// may still hold it and ask GET_STATUS.
+func TestDurableHandlesAcrossRestarts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills server processes")
+	}
+	t.Parallel()
+	bin := buildGearflow(t)
+	dir := t.TempDir()
+	seen := map[string]string{}
+	for _, stop := range []string{"SIGTERM", "kill -9", "end"} {
+		srv, addr := startDurableServe(t, bin, dir)
+		c := wiretest.Dial(t, addr)
+		c.Timeout = 10 * time.Second
+		var hs []string
+		for i := range 3 {
+			hs = append(hs, c.Submit(t, protocol.SubmitJobBg, "f", "", strconv.Itoa(i)))
+		}
+		w := wiretest.Dial(t, addr)
+		w.Timeout = 10 * time.Second
+		w.CanDo("f")
+		for i, h := range hs {
+			w.Grab(t, h, "f", strconv.Itoa(i))
+			w.Req(protocol.WorkComplete, h, "")
+		}
+		w.Sync(t)
+		// A foreground job nobody runs: it dies with its client.
+		hs = append(hs, c.Submit(t, protocol.SubmitJob, "g", "", "fg"))
+		for _, h := range hs {
+			if before, ok := seen[h]; ok {
+				t.Fatalf("handle %s issued again after a restart (first issued before the %s)", h, before)
+			}
+			seen[h] = stop
+		}
+		c.Close()
+		w.Close()
+		switch stop {
+		case "SIGTERM":
+			srv.cmd.Process.Signal(syscall.SIGTERM)
+			if code := exitCode(t, srv, 10*time.Second); code != 0 {
+				t.Fatalf("serve exited %d after SIGTERM", code)
+			}
+		case "kill -9":
+			srv.kill()
+		}
+	}
+}
+
+// segmentNames returns the names of the log segments in dir.
+func segmentNames(t *testing.T, dir string) []string {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join(dir, "*.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range names {
+		names[i] = filepath.Base(n)
+	}
+	return names
+}
+
+// TestDurableStartOnFullDisk: `gearflow serve --data-dir` restarted (after
+// a kill -9) on a full disk, where the live jobs cannot be rewritten to a
+// new segment, starts on the segments as they are: the acknowledged jobs
+// run, background submissions get QUEUE_ERROR and foreground ones go on;
+// once space comes back it takes background jobs again and compacts the
+// old segments away, and a kill -9 then loses nothing.
+func TestDurableStartOnFullDisk(t *testing.T) {
+	if testing.Short() {
+		t.Skip("mounts a tmpfs and kills server processes")
+	}
+	t.Parallel()
+	mnt := mountTmpfs(t, 2<<20)
+	bin := buildGearflow(t)
+	dir := filepath.Join(mnt, "data")
+	srv, addr := startDurableServe(t, bin, dir)
+
+	payload := func(id string) string { return id + strings.Repeat(".", 8000) }
+	c := wiretest.Dial(t, addr)
+	c.Timeout = 10 * time.Second
+	const queued, ran = 20, 5
+	for i := range queued {
+		c.Submit(t, protocol.SubmitJobBg, "f", "", payload("a"+strconv.Itoa(i)))
+	}
+	c.Close()
+	fillDisk(t, filepath.Join(mnt, "filler"))
+	srv.kill()
+	old := segmentNames(t, dir)
+
+	srv, addr = startDurableServe(t, bin, dir)
+	w := wiretest.Dial(t, addr)
+	w.Timeout = 10 * time.Second
+	w.CanDo("f")
+	for i := range ran {
+		p := w.GrabAny(t)
+		if want := payload("a" + strconv.Itoa(i)); string(p.Args[2]) != want {
+			t.Fatalf("worker got %.10q..., want %.10q...", p.Args[2], want)
+		}
+		w.Req(protocol.WorkComplete, string(p.Args[0]), "")
+	}
+	w.Sync(t)
+	c = wiretest.Dial(t, addr)
+	c.Timeout = 10 * time.Second
+	c.Req(protocol.SubmitJobBg, "f", "", payload("refused"))
+	if text := c.ExpectErrorCode(t, protocol.CodeQueueError); !strings.Contains(text, "no space left") {
+		t.Errorf("QUEUE_ERROR text %q does not say the disk is full", text)
+	}
+	c.Submit(t, protocol.SubmitJob, "g", "", "fg")
+
+	if err := os.Remove(filepath.Join(mnt, "filler")); err != nil {
+		t.Fatal(err)
+	}
+	// Compaction is tried again at most every 10 s after one failed: keep
+	// submitting until the old segments are gone.
+	var after int
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c.Submit(t, protocol.SubmitJobBg, "f", "", payload("b"+strconv.Itoa(after)))
+		after++
+		segs := segmentNames(t, dir)
+		if len(segs) == 1 && segs[0] > old[len(old)-1] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("30 s after space came back the segments are %v (before the restart %v): not compacted", segs, old)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	srv.kill()
+	_, addr = startDurableServe(t, bin, dir)
+	w = wiretest.Dial(t, addr)
+	w.Timeout = 10 * time.Second
+	w.CanDo("f")
+	var got []string
+	for range queued + after + 1 {
+		w.Req(protocol.GrabJob)
+		p := w.Next(t)
+		if p.Type == protocol.NoJob {
+			break
+		}
+		if p.Type != protocol.JobAssign {
+			t.Fatalf("worker got %s", wiretest.Format(p))
+		}
+		id, _, _ := strings.Cut(string(p.Args[2]), ".")
+		got = append(got, id)
+	}
+	var want []string
+	for i := ran; i < queued; i++ {
+		want = append(want, "a"+strconv.Itoa(i))
+	}
+	for i := range after {
+		want = append(want, "b"+strconv.Itoa(i))
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("after kill -9 and restart the queue held\n%v\nwant the acknowledged jobs that did not run\n%v", got, want)
+	}
+}

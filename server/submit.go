@@ -187,7 +187,7 @@ func (c *conn) resolveParked() {
 				for _, cl := range j.clients {
 					cl.send(protocol.WorkFail, h)
 				}
-				s.removeLocked(j)
+				s.removeLocked(j, endDropped)
 			}
 			c.sendError(protocol.CodeQueueError, "Job could not be stored: "+err.Error())
 			continue
@@ -416,14 +416,17 @@ func (s *Server) unqueueLocked(j *job) {
 // CANT_DO, timeout). Within the retry limit the job goes to the tail of
 // its queue; past it, or when nobody waits for it any more, it is dropped.
 func (s *Server) requeueLocked(j *job) {
-	j.fn.counts.requeued++
 	s.unassignLocked(j)
 	if j.retries < 1<<16-1 {
 		j.retries++
 	}
 	j.num, j.den = 0, 0
-	if j.cancelled || (!j.background && len(j.clients) == 0) {
-		s.removeLocked(j)
+	if j.cancelled {
+		s.removeLocked(j, endCancelled)
+		return
+	}
+	if !j.background && len(j.clients) == 0 {
+		s.removeLocked(j, endAbandoned)
 		return
 	}
 	if j.stored && s.store != nil {
@@ -436,10 +439,10 @@ func (s *Server) requeueLocked(j *job) {
 		for _, cl := range j.clients {
 			cl.send(protocol.WorkFail, h)
 		}
-		j.fn.counts.dropped++
-		s.removeLocked(j)
+		s.removeLocked(j, endDropped)
 		return
 	}
+	j.fn.counts.requeued++
 	s.enqueueLocked(nil, j)
 }
 
@@ -460,8 +463,9 @@ func (s *Server) unassignLocked(j *job) {
 	s.runningChangedLocked()
 }
 
-// removeLocked deletes j from every index.
-func (s *Server) removeLocked(j *job) {
+// removeLocked deletes j from every index, counting its end (a job
+// removed twice is counted once).
+func (s *Server) removeLocked(j *job, end jobEnd) {
 	switch j.state {
 	case jobRunning:
 		s.unassignLocked(j)
@@ -476,6 +480,7 @@ func (s *Server) removeLocked(j *job) {
 		return
 	}
 	j.state = jobGone
+	j.fn.counts.ended[end]++
 	if j.stored && s.store != nil {
 		s.store.del(j.id)
 	}

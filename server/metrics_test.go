@@ -460,6 +460,65 @@ func TestMetricsEveryJobEndsOnce(t *testing.T) {
 	}
 }
 
+// TestMetricsScheduledJobs: each run of a scheduled job ends in one
+// counter and brings the job back as rescheduled; cancelled while it
+// waits, or while it runs, it ends as cancelled and does not come back.
+func TestMetricsScheduledJobs(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t, server.Config{})
+	web := httptest.NewServer(srv.Srv.HTTPHandler())
+	t.Cleanup(web.Close)
+	url := web.URL + "/metrics"
+	check := func(submitted, rescheduled, completed, cancelled, delayed, running float64) {
+		t.Helper()
+		l := "function=s"
+		expectMetrics(t, url,
+			sample{"gearflow_server_jobs_submitted_total", l, submitted},
+			sample{"gearflow_server_jobs_rescheduled_total", l, rescheduled},
+			sample{"gearflow_server_jobs_completed_total", l, completed},
+			sample{"gearflow_server_jobs_cancelled_total", l, cancelled},
+			sample{"gearflow_server_delayed_jobs", l, delayed},
+			sample{"gearflow_server_running_jobs", l, running})
+	}
+	client := wiretest.Dial(t, srv.Addr)
+	admin := wiretest.Dial(t, srv.Addr)
+	w := wiretest.Dial(t, srv.Addr)
+	w.CanDo("s")
+	every := func(data string) string {
+		t.Helper()
+		client.Req(protocol.SubmitJobSched, "s", "", "*", "*", "*", "*", "*", data)
+		return client.Created(t)
+	}
+	cancel := func(h string) {
+		t.Helper()
+		if got := admin.Admin(t, "cancel job "+h); got != "OK\r\n" {
+			t.Fatalf("cancel job %s: %q", h, got)
+		}
+	}
+
+	h := every("tick")
+	check(1, 0, 0, 0, 1, 0)
+	for run := range 2 {
+		srv.Srv.RunDelayedNow()
+		w.Grab(t, h, "s", "tick")
+		check(1, float64(run), float64(run), 0, 0, 1)
+		w.Req(protocol.WorkComplete, h, "")
+		w.Sync(t)
+		check(1, float64(run+1), float64(run+1), 0, 1, 0)
+	}
+	cancel(h) // waiting for its next time
+	check(1, 2, 2, 1, 0, 0)
+
+	h = every("tock")
+	srv.Srv.RunDelayedNow()
+	w.Grab(t, h, "s", "tock")
+	cancel(h) // running
+	check(2, 2, 2, 1, 0, 1)
+	w.Req(protocol.WorkComplete, h, "")
+	w.Sync(t)
+	check(2, 2, 2, 2, 0, 0)
+}
+
 func getJSON(t *testing.T, url string, v any) {
 	t.Helper()
 	resp, err := http.Get(url)

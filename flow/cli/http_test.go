@@ -179,6 +179,15 @@ func TestRunPageInBrowser(t *testing.T) {
 		t.Logf("DOM:\n%s", dom)
 	}
 	browsertest.Screenshot(t, base+"/", browsertest.ScreenshotPath(t, "run-page.png"))
+	if !strings.Contains(dom, `id="serverlink">`) {
+		t.Errorf("page does not show the link to the embedded server's page")
+	}
+	// The embedded server's page, under /server/, fetches its status
+	// there and shows the map function's two held jobs running.
+	sdom := browsertest.DOM(t, base+"/server/")
+	if !regexp.MustCompile(`<tr data-function="[^"]+">`).MatchString(sdom) {
+		t.Errorf("the embedded server's page at /server/ lists no function:\n%s", sdom)
+	}
 
 	// The metrics, parsed.
 	code, body := get(t, base+"/metrics")
@@ -255,12 +264,12 @@ func httpGet(t *testing.T, h http.Handler, path string) string {
 	return string(body)
 }
 
-// TestRunServesEmbeddedServer: `run --http` of a run with an embedded
+// TestRunPageServesEmbeddedServer: `run --http` of a run with an embedded
 // job server serves that server's endpoint under /server/ (its metrics,
 // status and page) and its series in the run's own /metrics, while the
 // run is in progress: with two map tasks held, the server has them
 // running.
-func TestRunServesEmbeddedServer(t *testing.T) {
+func TestRunPageServesEmbeddedServer(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	started, release := make(chan struct{}, 2), make(chan struct{})
@@ -347,9 +356,9 @@ func TestRunServesEmbeddedServer(t *testing.T) {
 	}
 }
 
-// TestRunWithoutEmbeddedServer: a run page with no embedded server
+// TestRunPageWithoutEmbeddedServer: a run page with no embedded server
 // answers /server/ with 404 and exports no server series.
-func TestRunWithoutEmbeddedServer(t *testing.T) {
+func TestRunPageWithoutEmbeddedServer(t *testing.T) {
 	t.Parallel()
 	m := newRunMonitor(&spec.Pipeline{Name: "p"}, flow.Options{Servers: []string{"127.0.0.1:4730"}})
 	srv := httptest.NewServer(m.handler())

@@ -414,7 +414,8 @@ func (s *Server) unqueueLocked(j *job) {
 
 // requeueLocked takes a running job back from its worker (worker lost,
 // CANT_DO, timeout). Within the retry limit the job goes to the tail of
-// its queue; past it, or when nobody waits for it any more, it is dropped.
+// its queue; past it, it is dropped. A cancelled job, or a foreground
+// one nobody waits for any more, is removed instead.
 func (s *Server) requeueLocked(j *job) {
 	s.unassignLocked(j)
 	if j.retries < 1<<16-1 {

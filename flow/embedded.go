@@ -14,7 +14,8 @@ import (
 )
 
 // The embedded mode: a job server and workers in the run's own process.
-// This is flow's one use of package server.
+// This is flow's one use of package server (and Options.OnEmbeddedServer
+// hands the server to the caller for monitoring, nothing more).
 //
 // The embedded server listens on nothing another process can reach: no
 // TCP port, no socket file. The run's client and workers reach it
@@ -54,6 +55,9 @@ func (c *coordinator) startServer() (serverConns, func(), error) {
 		defer close(done)
 		srv.Serve(l)
 	}()
+	if c.opts.OnEmbeddedServer != nil {
+		c.opts.OnEmbeddedServer(srv)
+	}
 	stop := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	goruntime "runtime"
 	"time"
+
+	"github.com/gearflow/gearflow/server"
 )
 
 // A run's options and their defaults.
@@ -65,6 +67,13 @@ type Options struct {
 	// their tasks have started, and past twice the median task time).
 	// Zero means 5s.
 	SpeculateAfter time.Duration
+	// OnEmbeddedServer, if set, is given the run's embedded job server
+	// (a run without Servers) once it serves, before any task is
+	// submitted, so that a caller can watch it: its HTTPHandler,
+	// Collector and Status. The server is shut down before Run returns;
+	// reading it afterwards gives its final state. It is called at most
+	// once, and must not block.
+	OnEmbeddedServer func(*server.Server)
 	// OnEvent, if set, receives progress events. It is called from the
 	// run's goroutines, one call at a time, and must not block.
 	OnEvent func(Event)

@@ -254,7 +254,7 @@ func (s *Server) adminCancel(handle string) ([]byte, error) {
 		j.clients = nil
 		s.unindexLocked(j)
 	} else {
-		s.removeLocked(j)
+		s.removeLocked(j, endCancelled)
 	}
 	return []byte(protocol.AdminOK), nil
 }

@@ -54,6 +54,6 @@ func (s *Server) detachLocked(j *job, c *conn) {
 		return
 	}
 	if j.state != jobRunning {
-		s.removeLocked(j)
+		s.removeLocked(j, endAbandoned)
 	}
 }

@@ -128,13 +128,23 @@ type FunctionStatus struct {
 	Running  int        `json:"running"`
 	Workers  int        `json:"workers"`
 	MaxQueue Priorities `json:"max_queue"` // admin "maxqueue" limits; 0 = none
-	// The counters of the jobs since the function was created.
-	Submitted uint64 `json:"submitted"`
-	Completed uint64 `json:"completed"`
-	Failed    uint64 `json:"failed"`
-	Excepted  uint64 `json:"excepted"`
-	Requeued  uint64 `json:"requeued"`
-	Dropped   uint64 `json:"dropped"`
+	// Pending is the background jobs of a durable server whose record
+	// is being synced.
+	Pending int `json:"pending"`
+	// The counters of the jobs since the function was created, as the
+	// jobs_*_total metrics: submitted + restored + rescheduled equals
+	// the jobs ended (completed through abandoned) plus those queued,
+	// delayed, running and pending.
+	Submitted   uint64 `json:"submitted"`
+	Restored    uint64 `json:"restored"`
+	Rescheduled uint64 `json:"rescheduled"`
+	Completed   uint64 `json:"completed"`
+	Failed      uint64 `json:"failed"`
+	Excepted    uint64 `json:"excepted"`
+	Dropped     uint64 `json:"dropped"`
+	Cancelled   uint64 `json:"cancelled"`
+	Abandoned   uint64 `json:"abandoned"`
+	Requeued    uint64 `json:"requeued"`
 }
 
 // Priorities is a figure per job priority.
@@ -189,12 +199,15 @@ func (s *Server) status(maxWorkers int) Status {
 	st.Connections, st.Jobs, st.Running, st.Draining = len(s.conns), s.jobs.len(), s.running, s.draining
 	for _, fn := range s.sortedFunctionsLocked() {
 		c := fn.counts
+		q := Priorities{fn.queues[priHigh].n, fn.queues[priNormal].n, fn.queues[priLow].n}
 		st.Functions = append(st.Functions, FunctionStatus{Name: fn.name,
-			Queued:  Priorities{fn.queues[priHigh].n, fn.queues[priNormal].n, fn.queues[priLow].n},
-			Delayed: fn.delayed, Running: fn.running, Workers: len(fn.workers),
+			Queued: q, Delayed: fn.delayed, Running: fn.running, Workers: len(fn.workers),
+			Pending:   fn.total - q.High - q.Normal - q.Low - fn.delayed - fn.running,
 			MaxQueue:  Priorities{fn.maxQueue[priHigh], fn.maxQueue[priNormal], fn.maxQueue[priLow]},
-			Submitted: c.submitted, Completed: c.completed, Failed: c.failed, Excepted: c.excepted,
-			Requeued: c.requeued, Dropped: c.dropped})
+			Submitted: c.submitted, Restored: c.restored, Rescheduled: c.rescheduled,
+			Completed: c.ended[endCompleted], Failed: c.ended[endFailed], Excepted: c.ended[endExcepted],
+			Dropped: c.ended[endDropped], Cancelled: c.ended[endCancelled], Abandoned: c.ended[endAbandoned],
+			Requeued: c.requeued})
 	}
 	var workers []*conn
 	for c := range s.conns {

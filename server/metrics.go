@@ -24,18 +24,49 @@ type metrics struct {
 	bytesOut atomic.Uint64 // bytes written to peers
 
 	wait latencyHist // queued to assigned, per assignment
-	run  latencyHist // assigned to WORK_COMPLETE, WORK_FAIL or WORK_EXCEPTION
+	run  latencyHist // assigned to WORK_COMPLETE, WORK_FAIL or WORK_EXCEPTION (not of cancelled jobs)
 }
 
 // fnCounts are a function's job counters. Guarded by Server.mu.
+//
+// Every job comes in once (submitted or restored) and every run of it
+// ends once, in exactly one of ended; a scheduled job comes in again
+// (rescheduled) after each run. So at any moment, for each function,
+//
+//	submitted + restored + rescheduled = sum(ended) + queued + delayed + running + pending
+//
+// where the right-hand gauges are read from the server's state.
 type fnCounts struct {
-	submitted uint64 // jobs created (not submissions joined to one by unique)
-	completed uint64 // WORK_COMPLETE
-	failed    uint64 // WORK_FAIL
-	excepted  uint64 // WORK_EXCEPTION
-	requeued  uint64 // taken back from a lost, timed-out or CANT_DO worker
-	dropped   uint64 // past the retry limit (Config.JobRetries)
+	submitted   uint64 // jobs created (not submissions joined to one by unique)
+	restored    uint64 // jobs read back from the durable queue at start
+	rescheduled uint64 // scheduled jobs waiting again for their next time after a run
+	requeued    uint64 // taken back from a lost, timed-out or CANT_DO worker and queued again
+	ended       [numEnds]uint64
 }
+
+// jobEnd is how a job (or a scheduled job's run) ended: each ends in
+// exactly one, counted where it leaves the server (removeLocked) or,
+// for a scheduled job, where it goes back to wait (finishLocked).
+type jobEnd uint8
+
+const (
+	endCompleted jobEnd = iota // WORK_COMPLETE
+	endFailed                  // WORK_FAIL
+	endExcepted                // WORK_EXCEPTION
+	// endDropped: the server gave up on the job and sent its clients
+	// WORK_FAIL: lost by workers as often as Config.JobRetries allows,
+	// or its record could not be stored in the durable queue.
+	endDropped
+	// endCancelled: admin "cancel job". A running job ends when its
+	// worker sends its result (dropped) or loses it, not at the command.
+	endCancelled
+	// endAbandoned: a foreground job every client of which went away,
+	// removed before a worker took it, or when its worker lost it (as
+	// gearmand's ignored jobs). One that its worker finishes counts as
+	// the result it got.
+	endAbandoned
+	numEnds
+)
 
 // latencyBounds are the upper bounds of the latency histograms'
 // buckets: from a fast sync (100 µs) to a long job (an hour). Read only.
@@ -91,9 +122,11 @@ func nowNanos() int64 { return int64(time.Since(clockBase)) }
 type collector struct {
 	s *Server
 
-	info, connections, accepted, workerConns, workers                                   *prometheus.Desc
-	queued, delayed, running, submitted, completed, failed, excepted, requeued, dropped *prometheus.Desc
-	wait, run, bytesIn, bytesOut, buffered, maxConns, maxQueued, storeSync              *prometheus.Desc
+	info, connections, accepted, workerConns, workers                      *prometheus.Desc
+	queued, delayed, running, pending                                      *prometheus.Desc
+	submitted, restored, rescheduled, requeued                             *prometheus.Desc
+	ended                                                                  [numEnds]*prometheus.Desc
+	wait, run, bytesIn, bytesOut, buffered, maxConns, maxQueued, storeSync *prometheus.Desc
 }
 
 // Collector returns a prometheus.Collector of the server's metrics, to
@@ -104,7 +137,7 @@ func (s *Server) Collector() prometheus.Collector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc("gearflow_server_"+name, help, labels, nil)
 	}
-	return &collector{
+	c := &collector{
 		s:           s,
 		info:        d("info", "The server's version; always 1.", "version"),
 		connections: d("connections", "Open connections (clients, workers and admin)."),
@@ -114,14 +147,13 @@ func (s *Server) Collector() prometheus.Collector {
 		queued:      d("queued_jobs", "Jobs waiting for a worker (delayed jobs not included).", "function", "priority"),
 		delayed:     d("delayed_jobs", "Jobs waiting for their time (SUBMIT_JOB_EPOCH, SUBMIT_JOB_SCHED).", fnLabel...),
 		running:     d("running_jobs", "Jobs assigned to a worker.", fnLabel...),
+		pending:     d("pending_jobs", "Background jobs of the durable queue whose record is being synced (only with a data directory).", fnLabel...),
 		submitted:   d("jobs_submitted_total", "Jobs created by submissions (a submission joining a job by its unique id makes none).", fnLabel...),
-		completed:   d("jobs_completed_total", "Jobs ended by WORK_COMPLETE.", fnLabel...),
-		failed:      d("jobs_failed_total", "Jobs ended by WORK_FAIL.", fnLabel...),
-		excepted:    d("jobs_excepted_total", "Jobs ended by WORK_EXCEPTION.", fnLabel...),
-		requeued:    d("jobs_requeued_total", "Running jobs taken back from their worker (disconnect, CANT_DO, timeout) to run again or be dropped.", fnLabel...),
-		dropped:     d("jobs_dropped_total", "Jobs dropped after losing their worker as often as the retry limit allows.", fnLabel...),
+		restored:    d("jobs_restored_total", "Jobs read back from the durable queue when the server started.", fnLabel...),
+		rescheduled: d("jobs_rescheduled_total", "Runs of scheduled jobs (SUBMIT_JOB_SCHED) that ended, the job waiting again for its next time.", fnLabel...),
+		requeued:    d("jobs_requeued_total", "Running jobs taken back from their worker (disconnect, CANT_DO, timeout) and queued to run again.", fnLabel...),
 		wait:        d("job_wait_seconds", "Time jobs waited in the queue before a worker took them, per assignment."),
-		run:         d("job_run_seconds", "Time from assignment to the job's WORK_COMPLETE, WORK_FAIL or WORK_EXCEPTION."),
+		run:         d("job_run_seconds", "Time from assignment to the job's WORK_COMPLETE, WORK_FAIL or WORK_EXCEPTION (cancelled jobs not included)."),
 		bytesIn:     d("received_bytes_total", "Bytes read from peers."),
 		bytesOut:    d("sent_bytes_total", "Bytes written to peers."),
 		buffered:    d("buffered_bytes", "Bytes held in packets being read and replies not yet written, as counted against the buffer limit."),
@@ -129,12 +161,24 @@ func (s *Server) Collector() prometheus.Collector {
 		maxQueued:   d("queued_jobs_limit", "Most jobs per function, queued plus running (MaxQueuedJobs)."),
 		storeSync:   d("store_sync_seconds", "Time each sync of the durable queue took (only with a data directory)."),
 	}
+	c.ended = [numEnds]*prometheus.Desc{
+		endCompleted: d("jobs_completed_total", "Jobs ended by WORK_COMPLETE.", fnLabel...),
+		endFailed:    d("jobs_failed_total", "Jobs ended by WORK_FAIL.", fnLabel...),
+		endExcepted:  d("jobs_excepted_total", "Jobs ended by WORK_EXCEPTION.", fnLabel...),
+		endDropped:   d("jobs_dropped_total", "Jobs the server gave up on, failing them: lost by workers as often as the retry limit allows, or not stored in the durable queue.", fnLabel...),
+		endCancelled: d("jobs_cancelled_total", "Jobs ended by the admin command \"cancel job\" (a running one when its worker ends or loses it).", fnLabel...),
+		endAbandoned: d("jobs_abandoned_total", "Foreground jobs removed because every client waiting for them went away.", fnLabel...),
+	}
+	return c
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.info, c.connections, c.accepted, c.workerConns, c.workers,
-		c.queued, c.delayed, c.running, c.submitted, c.completed, c.failed, c.excepted, c.requeued, c.dropped,
+		c.queued, c.delayed, c.running, c.pending, c.submitted, c.restored, c.rescheduled, c.requeued,
 		c.wait, c.run, c.bytesIn, c.bytesOut, c.buffered, c.maxConns, c.maxQueued, c.storeSync} {
+		ch <- d
+	}
+	for _, d := range c.ended {
 		ch <- d
 	}
 }
@@ -145,6 +189,7 @@ type fnSample struct {
 	queued  [numPriorities]int
 	delayed int
 	running int
+	pending int
 	workers int
 	counts  fnCounts
 }
@@ -164,8 +209,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	fns := make([]fnSample, 0, len(s.functions))
 	for _, fn := range s.functions {
 		fs := fnSample{name: fn.name, delayed: fn.delayed, running: fn.running, workers: len(fn.workers), counts: fn.counts}
+		fs.pending = fn.total - fn.delayed - fn.running
 		for p := priHigh; p < numPriorities; p++ {
 			fs.queued[p] = fn.queues[p].n
+			fs.pending -= fn.queues[p].n
 		}
 		fns = append(fns, fs)
 	}
@@ -191,12 +238,16 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(c.delayed, float64(f.delayed), f.name)
 		gauge(c.running, float64(f.running), f.name)
+		if s.store != nil {
+			gauge(c.pending, float64(f.pending), f.name)
+		}
 		counter(c.submitted, f.counts.submitted, f.name)
-		counter(c.completed, f.counts.completed, f.name)
-		counter(c.failed, f.counts.failed, f.name)
-		counter(c.excepted, f.counts.excepted, f.name)
+		counter(c.restored, f.counts.restored, f.name)
+		counter(c.rescheduled, f.counts.rescheduled, f.name)
 		counter(c.requeued, f.counts.requeued, f.name)
-		counter(c.dropped, f.counts.dropped, f.name)
+		for e, d := range c.ended {
+			counter(d, f.counts.ended[e], f.name)
+		}
 	}
 	ch <- prometheus.MustNewConstHistogram(c.wait, waitN, waitSum, waitB)
 	ch <- prometheus.MustNewConstHistogram(c.run, runN, runSum, runB)

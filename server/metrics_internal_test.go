@@ -2,9 +2,13 @@ package server
 
 import (
 	"fmt"
+	"net"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gearflow/gearflow/internal/wiretest"
+	"github.com/gearflow/gearflow/protocol"
 )
 
 // BenchmarkMetricsHook is what the dispatch paths pay per job for the
@@ -68,5 +72,39 @@ func TestLatencyHistBuckets(t *testing.T) {
 		if count != 1 || got != tt.want {
 			t.Errorf("observe(%d): count %d, first bucket %v; want 1, %v", tt.d, count, got, tt.want)
 		}
+	}
+}
+
+// TestMetricsStoreFailureDrops: a background job whose record the
+// durable queue cannot write is refused (ERROR QUEUE_ERROR) and counted
+// as dropped, so the counters still add up.
+func TestMetricsStoreFailureDrops(t *testing.T) {
+	srv, err := New(Config{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	c := wiretest.Dial(t, l.Addr().String())
+	c.Submit(t, protocol.SubmitJobBg, "f", "", "stored")
+	srv.store.f.Close() // the next write fails
+	c.Req(protocol.SubmitJobBg, "f", "", "refused")
+	c.ExpectErrorCode(t, protocol.CodeQueueError)
+
+	st := srv.Status()
+	if len(st.Functions) != 1 {
+		t.Fatalf("functions %+v, want f", st.Functions)
+	}
+	f := st.Functions[0]
+	in := f.Submitted + f.Restored + f.Rescheduled
+	out := f.Completed + f.Failed + f.Excepted + f.Dropped + f.Cancelled + f.Abandoned +
+		uint64(f.Queued.High+f.Queued.Normal+f.Queued.Low+f.Delayed+f.Running+f.Pending)
+	if f.Submitted != 2 || f.Dropped != 1 || f.Queued.Normal != 1 || in != out {
+		t.Errorf("f: submitted %d, dropped %d, queued %d; %d came in, %d ended or are in the server; want 2, 1, 1 and balanced",
+			f.Submitted, f.Dropped, f.Queued.Normal, in, out)
 	}
 }

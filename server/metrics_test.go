@@ -115,14 +115,58 @@ func lookup(fams map[string]*dto.MetricFamily, s sample) (float64, error) {
 	return 0, fmt.Errorf("%s{%s}: no such series", s.name, s.labels)
 }
 
+// balance checks the identity of the job counters in one scrape, for
+// every function: the jobs that came in (submitted, restored from the
+// durable queue, or back for a scheduled job's next run) are those that
+// ended, each in exactly one way, plus those still in the server.
+func balance(fams map[string]*dto.MetricFamily) error {
+	byFn := func(names ...string) map[string]float64 {
+		sum := map[string]float64{}
+		for _, name := range names {
+			for _, m := range fams[name].GetMetric() {
+				fn := ""
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "function" {
+						fn = l.GetValue()
+					}
+				}
+				sum[fn] += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			}
+		}
+		return sum
+	}
+	p := "gearflow_server_"
+	in := byFn(p+"jobs_submitted_total", p+"jobs_restored_total", p+"jobs_rescheduled_total")
+	out := byFn(p+"jobs_completed_total", p+"jobs_failed_total", p+"jobs_excepted_total", p+"jobs_dropped_total",
+		p+"jobs_cancelled_total", p+"jobs_abandoned_total",
+		p+"queued_jobs", p+"delayed_jobs", p+"running_jobs", p+"pending_jobs")
+	if len(in) == 0 {
+		return fmt.Errorf("no jobs_submitted_total series")
+	}
+	var bad []string
+	for fn, n := range in {
+		if out[fn] != n {
+			bad = append(bad, fmt.Sprintf("function %s: %v jobs came in, %v ended or are in the server", fn, n, out[fn]))
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("job counters do not add up: %s", strings.Join(bad, "; "))
+	}
+	return nil
+}
+
 // expectMetrics scrapes url until every sample has its value, for up to
 // 5 seconds (what a connection's departure does ends shortly after the
 // peer sees its socket close), and fails t with the differences if not.
+// Every scrape must balance (see balance), however early.
 func expectMetrics(t *testing.T, url string, samples ...sample) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		fams := scrape(t, url)
+		if err := balance(fams); err != nil {
+			t.Fatal(err)
+		}
 		var bad []string
 		for _, s := range samples {
 			got, err := lookup(fams, s)
@@ -161,6 +205,15 @@ func jobs(fn string, submitted, completed, failed, excepted, requeued, dropped, 
 		{"gearflow_server_jobs_requeued_total", l, requeued},
 		{"gearflow_server_jobs_dropped_total", l, dropped},
 		{"gearflow_server_running_jobs", l, running},
+	}
+}
+
+// ends are the counters of the other ways a job ends.
+func ends(fn string, cancelled, abandoned float64) []sample {
+	l := "function=" + fn
+	return []sample{
+		{"gearflow_server_jobs_cancelled_total", l, cancelled},
+		{"gearflow_server_jobs_abandoned_total", l, abandoned},
 	}
 }
 
@@ -230,13 +283,14 @@ func TestMetricsFollowJobs(t *testing.T) {
 		[]sample{{"gearflow_server_connections", "", 1}, {"gearflow_server_worker_connections", "", 0},
 			{"gearflow_server_workers", "function=f1", 0}, {"gearflow_server_job_wait_seconds", "", 3}})
 
-	// A second worker loses it too: the retry limit (2) drops it.
+	// A second worker loses it too: the retry limit (2) drops it rather
+	// than requeueing it.
 	w2 := dial()
 	w2.req(protocol.CanDo, "f1")
 	w2.req(protocol.GrabJob)
 	w2.next(t, protocol.JobAssign)
 	w2.Close()
-	check(queued("f1", 0, 0, 0), jobs("f1", 3, 1, 1, 0, 2, 1, 0),
+	check(queued("f1", 0, 0, 0), jobs("f1", 3, 1, 1, 0, 1, 1, 0),
 		[]sample{{"gearflow_server_job_wait_seconds", "", 4}, {"gearflow_server_job_run_seconds", "", 2}})
 
 	// A foreground job ends in an exception.
@@ -251,7 +305,7 @@ func TestMetricsFollowJobs(t *testing.T) {
 	h := string(w3.next(t, protocol.JobAssign).Args[0])
 	w3.req(protocol.WorkException, h, "boom")
 	client.next(t, protocol.WorkException)
-	check(queued("f1", 0, 0, 0), queued("f2", 0, 1, 0), jobs("f1", 4, 1, 1, 1, 2, 1, 0), jobs("f2", 1, 0, 0, 0, 0, 0, 0),
+	check(queued("f1", 0, 0, 0), queued("f2", 0, 1, 0), jobs("f1", 4, 1, 1, 1, 1, 1, 0), jobs("f2", 1, 0, 0, 0, 0, 0, 0),
 		[]sample{{"gearflow_server_connections", "", 2}, {"gearflow_server_connections_accepted_total", "", 4},
 			{"gearflow_server_worker_connections", "", 1},
 			{"gearflow_server_job_wait_seconds", "", 5}, {"gearflow_server_job_run_seconds", "", 3},
@@ -280,6 +334,189 @@ func TestMetricsFollowJobs(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("/api/status?max_workers=-1: %s, want 400", resp.Status)
 	}
+}
+
+// TestMetricsEveryJobEndsOnce runs jobs that end in the ways besides a
+// worker's result: cancelled by admin "cancel job" while queued and
+// while running (its worker then completes it, or disconnects), and
+// foreground jobs every client of which leaves, before a worker takes
+// the job or while it runs (its worker then disconnects, or completes
+// it). Each job must end in exactly one counter, no cancelled or
+// abandoned job may count as completed, requeued or in the run times,
+// and every scrape must balance; with a durable queue too, whose jobs
+// come back as restored after a restart.
+func TestMetricsEveryJobEndsOnce(t *testing.T) {
+	t.Parallel()
+	for _, durable := range []bool{false, true} {
+		t.Run(fmt.Sprint("durable=", durable), func(t *testing.T) {
+			t.Parallel()
+			cfg := server.Config{}
+			if durable {
+				cfg.DataDir = t.TempDir()
+			}
+			srv := servertest.Start(t, cfg)
+			srv.AllowLeftoverJobs() // the last one, queued
+			web := httptest.NewServer(srv.Srv.HTTPHandler())
+			t.Cleanup(web.Close)
+			url := web.URL + "/metrics"
+			runTimes := func(n float64) sample { return sample{"gearflow_server_job_run_seconds", "", n} }
+			check := func(submitted, completed, requeued, running, cancelled, abandoned, queuedN float64, runs float64) {
+				t.Helper()
+				expectMetrics(t, url, append(append(append(jobs("g", submitted, completed, 0, 0, requeued, 0, running),
+					ends("g", cancelled, abandoned)...), queued("g", 0, queuedN, 0)...), runTimes(runs))...)
+			}
+			client := wiretest.Dial(t, srv.Addr)
+			admin := wiretest.Dial(t, srv.Addr)
+			cancel := func(h string) {
+				t.Helper()
+				if got := admin.Admin(t, "cancel job "+h); got != "OK\r\n" {
+					t.Fatalf("cancel job %s: %q", h, got)
+				}
+			}
+			worker := func() *wiretest.Conn {
+				w := wiretest.Dial(t, srv.Addr)
+				w.CanDo("g")
+				return w
+			}
+
+			// A queued job, cancelled: it ends at once.
+			h := client.Submit(t, protocol.SubmitJobBg, "g", "", "a")
+			check(1, 0, 0, 0, 0, 0, 1, 0)
+			cancel(h)
+			check(1, 0, 0, 0, 1, 0, 0, 0)
+
+			// A running job, cancelled: it runs on until its worker
+			// completes it, and then ends as cancelled, not completed.
+			w := worker()
+			h = client.Submit(t, protocol.SubmitJobBg, "g", "", "b")
+			w.Grab(t, h, "g", "b")
+			cancel(h)
+			check(2, 0, 0, 1, 1, 0, 0, 0)
+			w.Req(protocol.WorkComplete, h, "result")
+			w.Sync(t)
+			check(2, 0, 0, 0, 2, 0, 0, 0)
+
+			// A running job, cancelled, whose worker goes away: it is
+			// not requeued.
+			h = client.Submit(t, protocol.SubmitJobBg, "g", "", "c")
+			w.Grab(t, h, "g", "c")
+			cancel(h)
+			w.Close()
+			check(3, 0, 0, 0, 3, 0, 0, 0)
+
+			// A foreground job whose client leaves before any worker
+			// takes it is abandoned.
+			fg := wiretest.Dial(t, srv.Addr)
+			fg.Submit(t, protocol.SubmitJob, "g", "", "d")
+			check(4, 0, 0, 0, 3, 0, 1, 0)
+			fg.Close()
+			check(4, 0, 0, 0, 3, 1, 0, 0)
+
+			// One whose client leaves while it runs, and whose worker then
+			// goes away: abandoned, not requeued.
+			w = worker()
+			fg = wiretest.Dial(t, srv.Addr)
+			h = fg.Submit(t, protocol.SubmitJob, "g", "", "e")
+			w.Grab(t, h, "g", "e")
+			fg.Close()
+			check(5, 0, 0, 1, 3, 1, 0, 0)
+			w.Close()
+			check(5, 0, 0, 0, 3, 2, 0, 0)
+
+			// One whose client leaves while it runs, and whose worker
+			// completes it: completed (nobody hears of it, as in gearmand).
+			w = worker()
+			fg = wiretest.Dial(t, srv.Addr)
+			h = fg.Submit(t, protocol.SubmitJob, "g", "", "f")
+			w.Grab(t, h, "g", "f")
+			fg.Close()
+			check(6, 0, 0, 1, 3, 2, 0, 0)
+			w.Req(protocol.WorkComplete, h, "result")
+			w.Sync(t)
+			check(6, 1, 0, 0, 3, 2, 0, 1)
+
+			// A background job its worker loses is requeued, and one is
+			// left queued.
+			h = client.Submit(t, protocol.SubmitJobBg, "g", "", "g")
+			w.Grab(t, h, "g", "g")
+			w.Close()
+			check(7, 1, 1, 0, 3, 2, 1, 1)
+			if !durable {
+				return
+			}
+
+			// Restarted, the durable server has the queued job back:
+			// restored, not submitted.
+			client.Close()
+			admin.Close()
+			srv.Restart()
+			web2 := httptest.NewServer(srv.Srv.HTTPHandler())
+			t.Cleanup(web2.Close)
+			expectMetrics(t, web2.URL+"/metrics", append(queued("g", 0, 1, 0),
+				sample{"gearflow_server_jobs_submitted_total", "function=g", 0},
+				sample{"gearflow_server_jobs_restored_total", "function=g", 1},
+				sample{"gearflow_server_pending_jobs", "function=g", 0})...)
+		})
+	}
+}
+
+// TestMetricsScheduledJobs: each run of a scheduled job ends in one
+// counter and brings the job back as rescheduled; cancelled while it
+// waits, or while it runs, it ends as cancelled and does not come back.
+func TestMetricsScheduledJobs(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t, server.Config{})
+	web := httptest.NewServer(srv.Srv.HTTPHandler())
+	t.Cleanup(web.Close)
+	url := web.URL + "/metrics"
+	check := func(submitted, rescheduled, completed, cancelled, delayed, running float64) {
+		t.Helper()
+		l := "function=s"
+		expectMetrics(t, url,
+			sample{"gearflow_server_jobs_submitted_total", l, submitted},
+			sample{"gearflow_server_jobs_rescheduled_total", l, rescheduled},
+			sample{"gearflow_server_jobs_completed_total", l, completed},
+			sample{"gearflow_server_jobs_cancelled_total", l, cancelled},
+			sample{"gearflow_server_delayed_jobs", l, delayed},
+			sample{"gearflow_server_running_jobs", l, running})
+	}
+	client := wiretest.Dial(t, srv.Addr)
+	admin := wiretest.Dial(t, srv.Addr)
+	w := wiretest.Dial(t, srv.Addr)
+	w.CanDo("s")
+	every := func(data string) string {
+		t.Helper()
+		client.Req(protocol.SubmitJobSched, "s", "", "*", "*", "*", "*", "*", data)
+		return client.Created(t)
+	}
+	cancel := func(h string) {
+		t.Helper()
+		if got := admin.Admin(t, "cancel job "+h); got != "OK\r\n" {
+			t.Fatalf("cancel job %s: %q", h, got)
+		}
+	}
+
+	h := every("tick")
+	check(1, 0, 0, 0, 1, 0)
+	for run := range 2 {
+		srv.Srv.RunDelayedNow()
+		w.Grab(t, h, "s", "tick")
+		check(1, float64(run), float64(run), 0, 0, 1)
+		w.Req(protocol.WorkComplete, h, "")
+		w.Sync(t)
+		check(1, float64(run+1), float64(run+1), 0, 1, 0)
+	}
+	cancel(h) // waiting for its next time
+	check(1, 2, 2, 1, 0, 0)
+
+	h = every("tock")
+	srv.Srv.RunDelayedNow()
+	w.Grab(t, h, "s", "tock")
+	cancel(h) // running
+	check(2, 2, 2, 1, 0, 1)
+	w.Req(protocol.WorkComplete, h, "")
+	w.Sync(t)
+	check(2, 2, 2, 2, 0, 0)
 }
 
 func getJSON(t *testing.T, url string, v any) {

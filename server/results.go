@@ -40,15 +40,12 @@ func (s *Server) workResult(c *conn, p protocol.Packet) error {
 		s.forwardLocked(c, j, p)
 	case protocol.WorkData, protocol.WorkWarning:
 		s.forwardLocked(c, j, p)
-	case protocol.WorkComplete, protocol.WorkFail:
+	case protocol.WorkComplete:
 		s.forwardLocked(c, j, p)
-		s.metrics.run.observe(nowNanos() - j.when)
-		if p.Type == protocol.WorkComplete {
-			j.fn.counts.completed++
-		} else {
-			j.fn.counts.failed++
-		}
-		s.finishLocked(j)
+		s.finishLocked(j, endCompleted)
+	case protocol.WorkFail:
+		s.forwardLocked(c, j, p)
+		s.finishLocked(j, endFailed)
 	case protocol.WorkException:
 		if !j.cancelled {
 			for _, cl := range j.clients {
@@ -60,9 +57,7 @@ func (s *Server) workResult(c *conn, p protocol.Packet) error {
 				}
 			}
 		}
-		s.metrics.run.observe(nowNanos() - j.when)
-		j.fn.counts.excepted++
-		s.finishLocked(j)
+		s.finishLocked(j, endExcepted)
 	}
 	return nil
 }
@@ -110,17 +105,26 @@ func (s *Server) forwardLocked(w *conn, j *job, p protocol.Packet) {
 	pb.unref() // the outboxes hold their own references
 }
 
-// finishLocked ends a job after its terminal packet. A scheduled job
-// goes back to wait for its next time.
-func (s *Server) finishLocked(j *job) {
-	if j.sched() != nil && !j.cancelled {
+// finishLocked ends running job j after its terminal packet, which
+// says how (end); a cancelled job ends as cancelled, whatever its worker
+// says, and without a run time. A scheduled job goes back to wait for
+// its next time.
+func (s *Server) finishLocked(j *job, end jobEnd) {
+	if j.cancelled {
+		s.removeLocked(j, endCancelled)
+		return
+	}
+	s.metrics.run.observe(nowNanos() - j.when)
+	if j.sched() != nil {
+		j.fn.counts.ended[end]++
+		j.fn.counts.rescheduled++
 		s.unassignLocked(j)
 		j.num, j.den, j.retries = 0, 0, 0
 		j.when = j.sched().next(time.Now()).UnixNano()
 		s.delayLocked(j)
 		return
 	}
-	s.removeLocked(j)
+	s.removeLocked(j, end)
 }
 
 // handleString returns j's handle, for logs.

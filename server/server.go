@@ -138,6 +138,7 @@ func (s *Server) replay(jobs []storedJob) {
 		s.nextID = max(s.nextID, j.id)
 		s.jobs.put(j)
 		fn.total++
+		fn.counts.restored++
 		s.indexLocked(j)
 		s.placeLocked(nil, j)
 	}

@@ -189,7 +189,7 @@ func (c *conn) resolveParked() {
 				for _, cl := range j.clients {
 					cl.send(protocol.WorkFail, h)
 				}
-				s.removeLocked(j)
+				s.removeLocked(j, endDropped)
 			}
 			c.sendError(protocol.CodeQueueError, "Job could not be stored: "+err.Error())
 			continue
@@ -421,16 +421,20 @@ func (s *Server) unqueueLocked(j *job) {
 
 // requeueLocked takes a running job back from its worker (worker lost,
 // CANT_DO, timeout). Within the retry limit the job goes to the tail of
-// its queue; past it, or when nobody waits for it any more, it is dropped.
+// its queue; past it, it is dropped. A cancelled job, or a foreground
+// one nobody waits for any more, is removed instead.
 func (s *Server) requeueLocked(j *job) {
-	j.fn.counts.requeued++
 	s.unassignLocked(j)
 	if j.retries < 1<<16-1 {
 		j.retries++
 	}
 	j.num, j.den = 0, 0
-	if j.cancelled || (!j.background && len(j.clients) == 0) {
-		s.removeLocked(j)
+	if j.cancelled {
+		s.removeLocked(j, endCancelled)
+		return
+	}
+	if !j.background && len(j.clients) == 0 {
+		s.removeLocked(j, endAbandoned)
 		return
 	}
 	if j.stored && s.store != nil {
@@ -443,10 +447,10 @@ func (s *Server) requeueLocked(j *job) {
 		for _, cl := range j.clients {
 			cl.send(protocol.WorkFail, h)
 		}
-		j.fn.counts.dropped++
-		s.removeLocked(j)
+		s.removeLocked(j, endDropped)
 		return
 	}
+	j.fn.counts.requeued++
 	s.enqueueLocked(nil, j)
 }
 
@@ -467,8 +471,9 @@ func (s *Server) unassignLocked(j *job) {
 	s.runningChangedLocked()
 }
 
-// removeLocked deletes j from every index.
-func (s *Server) removeLocked(j *job) {
+// removeLocked deletes j from every index, counting its end (a job
+// removed twice is counted once).
+func (s *Server) removeLocked(j *job, end jobEnd) {
 	switch j.state {
 	case jobRunning:
 		s.unassignLocked(j)
@@ -483,6 +488,7 @@ func (s *Server) removeLocked(j *job) {
 		return
 	}
 	j.state = jobGone
+	j.fn.counts.ended[end]++
 	if j.stored && s.store != nil {
 		s.store.del(j.id)
 	}

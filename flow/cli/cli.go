@@ -257,6 +257,7 @@ func RunCommand(ctx context.Context, reg *flow.Registry, args []string, stdout, 
 		defer stopHTTP()
 		fmt.Fprintf(stderr, "run page at http://%s/\n", bound)
 		opts.OnEvent = func(e flow.Event) { prog.event(e); mon.event(e) }
+		opts.OnEmbeddedServer = mon.setServer
 	}
 	stopProfile, err := startProfiles(*cpuProfile, *memProfile)
 	if err != nil {

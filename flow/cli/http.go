@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,11 +20,14 @@ import (
 
 	"github.com/gearflow/gearflow/flow"
 	"github.com/gearflow/gearflow/flow/spec"
+	"github.com/gearflow/gearflow/server"
 )
 
 // The run page: `run --http ADDR` serves the run in progress, fed by its
 // events, as a page, as JSON (/api/run), as Prometheus metrics
-// (/metrics), and the state directory's runs (/api/runs).
+// (/metrics), and the state directory's runs (/api/runs). A run with an
+// embedded job server also serves that server's endpoint under /server/
+// and its gearflow_server_* series in /metrics.
 
 //go:embed web/run.html
 var runPage []byte
@@ -39,6 +43,8 @@ type runMonitor struct {
 	stateDir string
 	servers  []string
 	workers  int
+
+	embedded atomic.Pointer[embeddedServer] // set once the run's embedded server serves
 
 	mu       sync.Mutex // guards the fields below
 	run      string
@@ -77,6 +83,31 @@ func newRunMonitor(p *spec.Pipeline, opts flow.Options) *runMonitor {
 		m.stages = append(m.stages, &stageState{Name: st.Name, Kind: st.Kind.String(), Function: st.Function, State: "waiting"})
 	}
 	return m
+}
+
+// embeddedServer is what the run endpoint serves of an embedded job
+// server.
+type embeddedServer struct {
+	handler   http.Handler         // the server's own endpoint, under /server/
+	collector prometheus.Collector // its series, in the run's /metrics
+}
+
+// setServer is the run's Options.OnEmbeddedServer.
+func (m *runMonitor) setServer(srv *server.Server) {
+	m.embedded.Store(&embeddedServer{handler: http.StripPrefix("/server", srv.HTTPHandler()), collector: srv.Collector()})
+}
+
+// serverCollector adds the embedded server's series, once there is
+// one, to the run's registry. It describes none, so the registry takes
+// what it collects unchecked: the server may come after registration.
+type serverCollector struct{ m *runMonitor }
+
+func (c serverCollector) Describe(chan<- *prometheus.Desc) {}
+
+func (c serverCollector) Collect(ch chan<- prometheus.Metric) {
+	if e := c.m.embedded.Load(); e != nil {
+		e.collector.Collect(ch)
+	}
 }
 
 // fields returns e as the generic map the page renders: every field an
@@ -160,6 +191,9 @@ type runStatus struct {
 	Failures []map[string]any  `json:"failures"`
 	Retries  []map[string]any  `json:"retries"`
 	Events   map[string]uint64 `json:"events"`
+	// ServerPage is the embedded server's page, relative to the run
+	// page, once the run has one.
+	ServerPage string `json:"server_page,omitempty"`
 }
 
 func (m *runMonitor) status() runStatus {
@@ -170,6 +204,9 @@ func (m *runMonitor) status() runStatus {
 		Error: m.errText, Output: m.output, Servers: append([]string{}, m.servers...), Workers: m.workers,
 		Failures: append([]map[string]any{}, m.failures...), Retries: append([]map[string]any{}, m.retries...),
 		Events: make(map[string]uint64, len(m.events))}
+	if m.embedded.Load() != nil {
+		st.ServerPage = "server/"
+	}
 	end := now
 	if !m.ended.IsZero() {
 		e := m.ended
@@ -246,9 +283,17 @@ func (m *runMonitor) runs() ([]listedRun, error) {
 // handler serves the run page, its JSON, its metrics and the run list.
 func (m *runMonitor) handler() http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(&runCollector{m: m}, collectors.NewGoCollector(),
+	reg.MustRegister(&runCollector{m: m}, serverCollector{m}, collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
+	mux.HandleFunc("/server/", func(w http.ResponseWriter, r *http.Request) {
+		e := m.embedded.Load()
+		if e == nil {
+			http.Error(w, "this run has no embedded job server (yet, or it uses --servers)", http.StatusNotFound)
+			return
+		}
+		e.handler.ServeHTTP(w, r)
+	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{MaxRequestsInFlight: 4}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

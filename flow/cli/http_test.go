@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -19,8 +20,10 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/gearflow/gearflow/flow"
+	"github.com/gearflow/gearflow/flow/spec"
 	"github.com/gearflow/gearflow/internal/browsertest"
 	"github.com/gearflow/gearflow/internal/cliflag"
+	"github.com/gearflow/gearflow/server"
 )
 
 // holdPipeline writes a two-stage word count whose map tasks (one per
@@ -176,6 +179,15 @@ func TestRunPageInBrowser(t *testing.T) {
 		t.Logf("DOM:\n%s", dom)
 	}
 	browsertest.Screenshot(t, base+"/", browsertest.ScreenshotPath(t, "run-page.png"))
+	if !strings.Contains(dom, `id="serverlink">`) {
+		t.Errorf("page does not show the link to the embedded server's page")
+	}
+	// The embedded server's page, under /server/, fetches its status
+	// there and shows the map function's two held jobs running.
+	sdom := browsertest.DOM(t, base+"/server/")
+	if !regexp.MustCompile(`<tr data-function="[^"]+">`).MatchString(sdom) {
+		t.Errorf("the embedded server's page at /server/ lists no function:\n%s", sdom)
+	}
 
 	// The metrics, parsed.
 	code, body := get(t, base+"/metrics")
@@ -250,4 +262,111 @@ func httpGet(t *testing.T, h http.Handler, path string) string {
 		t.Fatalf("GET %s: %d", path, code)
 	}
 	return string(body)
+}
+
+// TestRunPageServesEmbeddedServer: `run --http` of a run with an embedded
+// job server serves that server's endpoint under /server/ (its metrics,
+// status and page) and its series in the run's own /metrics, while the
+// run is in progress: with two map tasks held, the server has them
+// running.
+func TestRunPageServesEmbeddedServer(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	started, release := make(chan struct{}, 2), make(chan struct{})
+	file, reg := holdPipeline(t, dir, started, release)
+	addr := freeAddr(t)
+	exited := make(chan int, 1)
+	go func() {
+		exited <- RunCommand(t.Context(), reg, []string{file, "--state-dir", filepath.Join(dir, "runs"), "--workers", "4", "--http", addr, "--run-id", "r-srv"}, io.Discard, io.Discard)
+	}()
+	released := false
+	defer func() {
+		if !released {
+			close(release)
+			<-exited
+		}
+	}()
+	for range 2 {
+		select {
+		case <-started:
+		case code := <-exited:
+			t.Fatalf("run exited %d before its tasks started", code)
+		case <-time.After(30 * time.Second):
+			t.Fatal("the held tasks did not start in 30 s")
+		}
+	}
+	base := "http://" + addr
+
+	// sums returns, per metric name, the sum of its series' values.
+	sums := func(path string) map[string]float64 {
+		t.Helper()
+		code, body := get(t, base+path)
+		if code != 200 {
+			t.Fatalf("GET %s: %d %s", path, code, body)
+		}
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		fams, err := parser.TextToMetricFamilies(strings.NewReader(string(body)))
+		if err != nil {
+			t.Fatalf("parsing %s: %v", path, err)
+		}
+		out := map[string]float64{}
+		for name, fam := range fams {
+			for _, m := range fam.GetMetric() {
+				out[name] += m.GetGauge().GetValue() + m.GetCounter().GetValue()
+			}
+		}
+		return out
+	}
+	for _, path := range []string{"/server/metrics", "/metrics"} {
+		var got map[string]float64
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			got = sums(path)
+			if got["gearflow_server_running_jobs"] == 2 && got["gearflow_server_jobs_submitted_total"] >= 4 && got["gearflow_server_worker_connections"] >= 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: running_jobs %v, jobs_submitted_total %v, worker_connections %v; want the 2 held tasks running of at least 4 submitted, by at least one worker",
+					path, got["gearflow_server_running_jobs"], got["gearflow_server_jobs_submitted_total"], got["gearflow_server_worker_connections"])
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if path == "/metrics" && got["gearflow_run_info"] != 1 {
+			t.Errorf("/metrics lacks the run's own series beside the server's")
+		}
+	}
+
+	var st server.Status
+	code, body := get(t, base+"/server/api/status")
+	if code != 200 || json.Unmarshal(body, &st) != nil || st.Running != 2 || st.Version != server.Version {
+		t.Errorf("/server/api/status: %d, running %d, version %q; want 200, 2, %q", code, st.Running, st.Version, server.Version)
+	}
+	if code, body := get(t, base+"/server/"); code != 200 || !strings.Contains(string(body), "gearflow server") {
+		t.Errorf("/server/: %d, want the server page", code)
+	}
+	var rs runStatus
+	if code, body := get(t, base+"/api/run"); code != 200 || json.Unmarshal(body, &rs) != nil || rs.ServerPage != "server/" {
+		t.Errorf("/api/run: %d, server_page %q; want server/", code, rs.ServerPage)
+	}
+
+	close(release)
+	released = true
+	if code := <-exited; code != 0 {
+		t.Fatalf("run exited %d", code)
+	}
+}
+
+// TestRunPageWithoutEmbeddedServer: a run page with no embedded server
+// answers /server/ with 404 and exports no server series.
+func TestRunPageWithoutEmbeddedServer(t *testing.T) {
+	t.Parallel()
+	m := newRunMonitor(&spec.Pipeline{Name: "p"}, flow.Options{Servers: []string{"127.0.0.1:4730"}})
+	srv := httptest.NewServer(m.handler())
+	t.Cleanup(srv.Close)
+	if code, _ := get(t, srv.URL+"/server/metrics"); code != http.StatusNotFound {
+		t.Errorf("/server/metrics without an embedded server: %d, want 404", code)
+	}
+	if code, body := get(t, srv.URL+"/metrics"); code != 200 || strings.Contains(string(body), "gearflow_server_") {
+		t.Errorf("/metrics without an embedded server: %d, has server series: %v", code, strings.Contains(string(body), "gearflow_server_"))
+	}
 }

@@ -2,7 +2,9 @@ package server
 
 import (
 	"encoding/binary"
+	"errors"
 	"net"
+	"os"
 	goruntime "runtime"
 	"slices"
 	"syscall"
@@ -116,6 +118,14 @@ func (c *conn) flushInline() {
 	switch {
 	case errno == syscall.EAGAIN:
 		n = 0 // the socket is full: writeLoop waits for it
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// The deadline passed before this write, which never waits,
+		// could begin: this goroutine was held up after refreshing it
+		// (a loaded machine), which says nothing about the peer.
+		// writeLoop writes it with a new deadline and waits for the
+		// peer as long as WriteTimeout allows.
+		n, err = 0, nil
+		c.deadlineSet = time.Time{}
 	case errno != 0:
 		n = 0
 		if err == nil {

@@ -57,6 +57,17 @@ output:
 // three ports.
 func startServe(t *testing.T, bin, port string) (*process, string) {
 	t.Helper()
+	proc, addr, err := tryStartServe(t, bin, port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return proc, addr
+}
+
+// tryStartServe is startServe reporting a port it could not get as an
+// error, for the goroutines of a test, which must not call t.Fatal.
+func tryStartServe(t *testing.T, bin, port string) (*process, string, error) {
+	t.Helper()
 	for attempt := 0; ; attempt++ {
 		p := port
 		if p == "" {
@@ -65,11 +76,11 @@ func startServe(t *testing.T, bin, port string) (*process, string) {
 		proc := startProcess(t, bin, nil, "serve", "-L", "127.0.0.1", "-p", p, "--log-level", "warn")
 		addr := net.JoinHostPort("127.0.0.1", p)
 		if ownServer(t, addr, proc.cmd.Process.Pid) {
-			return proc, addr
+			return proc, addr, nil
 		}
 		proc.kill()
 		if port != "" || attempt == 2 {
-			t.Fatalf("serve did not get port %s", p)
+			return nil, "", fmt.Errorf("serve did not get port %s", p)
 		}
 	}
 }
@@ -210,7 +221,9 @@ func TestMultiServerOutage(t *testing.T) {
 					w.cmd.Process.Signal(syscall.SIGCONT)
 				}
 				time.Sleep(outage)
-				startServe(t, bin, victimPort)
+				if _, _, err := tryStartServe(t, bin, victimPort); err != nil {
+					t.Errorf("restarting the killed server: %v", err)
+				}
 				mu.Lock()
 				n := len(events)
 				mu.Unlock()

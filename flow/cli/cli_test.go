@@ -131,3 +131,16 @@ func TestStartProfiles(t *testing.T) {
 		t.Error("a CPU profile in a missing directory: no error")
 	}
 }
+
+func TestUpstreamDone(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"stage:count":               "count is done",
+		"stage:users, stage:orders": "users and orders are done",
+		"stage:a, stage:b, stage:c": "a, b and c are done",
+	} {
+		if got := upstreamDone(in); got != want {
+			t.Errorf("upstreamDone(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

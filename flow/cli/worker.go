@@ -121,7 +121,7 @@ func PlanCommand(ctx context.Context, reg *flow.Registry, args []string, stdout,
 		case sp.Kind.String() == "reduce":
 			tasks = fmt.Sprintf("one or more per non-empty partition (%d partitions)", sp.Partitions)
 		case sp.Tasks < 0:
-			tasks = "known when " + strings.TrimPrefix(sp.Input, "stage:") + " is done"
+			tasks = "known when " + upstreamDone(sp.Input)
 		}
 		fmt.Fprintf(stdout, "\nstage %s (%s, function %s", sp.Name, sp.Kind, sp.Function)
 		if sp.Combine != "" {
@@ -180,4 +180,18 @@ func adminStatus(ctx context.Context, admin runtime.Admin, addr string) (map[str
 		out[f.Function] = f.Workers
 	}
 	return out, nil
+}
+
+// upstreamDone says which stages a stage's tasks wait for, from its
+// input ("stage:a" or "stage:a, stage:b"): "a is done", "a and b are
+// done".
+func upstreamDone(input string) string {
+	var names []string
+	for _, in := range strings.Split(input, ", ") {
+		names = append(names, strings.TrimPrefix(in, "stage:"))
+	}
+	if len(names) == 1 {
+		return names[0] + " is done"
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1] + " are done"
 }

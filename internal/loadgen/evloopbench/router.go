@@ -2,7 +2,7 @@
 // one protocol core (this file) to measure what the I/O design costs per
 // job: a goroutine per connection on Go's netpoller, as gearflow's
 // server is built (goroutine.go), and a single-threaded epoll loop
-// (epoll_linux.go). It handles what `gearflow bench --mode fg|bg` sends
+// (epoll_linux.go), and gnet v2 with one event loop (gnet.go). It handles what `gearflow bench --mode fg|bg` sends
 // and nothing more: CAN_DO, ECHO_REQ, GRAB_JOB(_UNIQ), PRE_SLEEP,
 // SUBMIT_JOB(_BG), WORK_COMPLETE, and the admin line "getpid". Unique
 // ids are not coalesced and there are no priorities, timeouts or
@@ -346,7 +346,7 @@ func (r *router) gone(c *conn) {
 }
 
 func main() {
-	mode := flag.String("mode", "goroutine", "I/O design: goroutine (one per connection, Go's netpoller) or epoll (one thread, one loop)")
+	mode := flag.String("mode", "goroutine", "I/O design: goroutine (one per connection, Go's netpoller) epoll (one thread, one loop) or gnet (gnet v2, one loop)")
 	addr := flag.String("addr", "127.0.0.1:4730", "address to listen on")
 	flag.Parse()
 	var err error
@@ -355,6 +355,8 @@ func main() {
 		err = serveGoroutines(*addr)
 	case "epoll":
 		err = serveEpoll(*addr)
+	case "gnet":
+		err = serveGnet(*addr)
 	default:
 		err = fmt.Errorf("unknown -mode %q", *mode)
 	}

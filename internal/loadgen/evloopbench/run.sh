@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # run.sh: is an event loop of our own worth building into the server?
 # Measures, side by side in one run with the same load tool (gearflow
-# bench), the job router of this folder in its two I/O designs over one
+# bench), the job router of this folder in three I/O designs over one
 # protocol core -- a goroutine per connection on Go's netpoller (the
-# server's design) and a single-threaded epoll loop -- beside gearflow
-# serve itself and gearmand --threads 0 (a C event loop, for scale).
+# server's design), a single-threaded epoll loop, and gnet v2 with one
+# event loop -- beside gearflow serve itself and gearmand --threads 0 (a
+# C event loop, for scale).
 #
 # Loads: fg64 (foreground echo, 4 clients x 16 in flight, 4 workers,
 # 64 B) and lat (1 client, 1 in flight, 1 worker, 64 B). For each run:
@@ -70,7 +71,7 @@ start() {
 	port=$(free_port)
 	case $name in
 	gearflow) "$WORK/gearflow" serve -L 127.0.0.1 -p "$port" -l "$WORK/$name.log" --log-level warn >"$WORK/$name.out" 2>&1 & ;;
-	goroutine | epoll) "$WORK/evloopbench" -mode "$name" -addr "127.0.0.1:$port" >"$WORK/$name.out" 2>&1 & ;;
+	goroutine | epoll | gnet) "$WORK/evloopbench" -mode "$name" -addr "127.0.0.1:$port" >"$WORK/$name.out" 2>&1 & ;;
 	gearmand-t0)
 		local args=(-L 127.0.0.1 -p "$port" -l "$WORK/$name.log" --threads 0)
 		[ "$(id -u)" = 0 ] && args+=(-u root)
@@ -90,7 +91,7 @@ start() {
 	exit 1
 }
 
-SERVERS=(gearflow goroutine epoll)
+SERVERS=(gearflow goroutine epoll gnet)
 [ -n "$GEARMAND" ] && [ -x "$GEARMAND" ] && SERVERS+=(gearmand-t0)
 for s in "${SERVERS[@]}"; do start "$s"; done
 

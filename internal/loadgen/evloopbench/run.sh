@@ -8,7 +8,8 @@
 # C event loop, for scale).
 #
 # Loads: fg64 (foreground echo, 4 clients x 16 in flight, 4 workers,
-# 64 B) and lat (1 client, 1 in flight, 1 worker, 64 B). For each run:
+# 64 B), fg64k (the same with 64 KiB) and lat (1 client, 1 in flight,
+# 1 worker, 64 B). For each run:
 # jobs/s, the server's CPU per job (gearflow bench --server-pid), its
 # system calls per job (perf stat -e raw_syscalls:sys_enter -p PID, all
 # threads, over the bench command) and latency p50/p99. ROUNDS rounds,
@@ -128,6 +129,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
 	for ((k = 0; k < n; k++)); do
 		s=${SERVERS[$(((k + round - 1) % n))]}
 		bench "$s" fg64 "$round" --mode fg --clients 4 --inflight 16 --workers 4 --payload 64
+		bench "$s" fg64k "$round" --mode fg --clients 4 --inflight 16 --workers 4 --payload 64KiB
 		bench "$s" lat "$round" --mode fg --clients 1 --inflight 1 --workers 1 --payload 64
 	done
 done
@@ -138,7 +140,7 @@ sort -k2,2 -k1,1 -k3,3n "$WORK/results" | column -t
 echo
 # Medians of the rounds, one table per load.
 median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
-for load in fg64 lat; do
+for load in fg64 fg64k lat; do
 	echo "Medians, $load:"
 	echo
 	echo "| server | jobs/s | server CPU µs/job | system calls/job | tool CPU µs/job | p50 µs | p99 µs |"

@@ -42,7 +42,9 @@ func (s *gnetServer) OnTraffic(gc gnet.Conn) gnet.Action {
 	c := gc.Context().(*conn)
 	buf, _ := gc.Peek(-1)
 	used, err := s.r.feed(c, buf)
-	_, _ = gc.Discard(used)
+	if used > 0 {
+		_, _ = gc.Discard(used) // Discard(0) would drop everything buffered
+	}
 	s.flush()
 	if err != nil {
 		return gnet.Close

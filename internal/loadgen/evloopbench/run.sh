@@ -113,7 +113,7 @@ bench() {
 	local sc
 	sc=$(awk -F, '/raw_syscalls:sys_enter/ && $1 ~ /^[0-9]+$/ {print $1}' "$out.perf")
 	jq -r --arg n "$name" --arg l "$load" --arg r "$round" --arg sc "${sc:-0}" '
-		.phases[0] as $p | [$n, $l, $r,
+		.phases[0] as $p | select($p.jobs > 0) | [$n, $l, $r,
 		($p.jobs_per_s | floor),
 		($p.server_cpu_s * 1e6 / $p.jobs * 10 | round / 10),
 		($p.tool_cpu_s * 1e6 / $p.jobs * 10 | round / 10),

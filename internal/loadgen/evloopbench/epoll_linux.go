@@ -3,8 +3,12 @@ package main
 import (
 	"fmt"
 	"net/netip"
+	"os"
 	"runtime"
+	"strconv"
 	"syscall"
+	"time"
+	"unsafe"
 )
 
 // The epoll variant: one thread runs one loop over every socket, as
@@ -61,8 +65,25 @@ func serveEpoll(addr string) error {
 		delete(conns, e.fd)
 		syscall.Close(e.fd) // also takes it out of the epoll set
 	}
+	// EVL_SPIN_US, when set, makes the loop poll without sleeping for
+	// that long before it sleeps in epoll_wait: an experiment on what a
+	// wake-up costs the latency with one job in flight.
+	spin, _ := strconv.Atoi(os.Getenv("EVL_SPIN_US"))
 	for {
-		n, err := syscall.EpollWait(epfd, events, -1)
+		n := 0
+		if spin > 0 {
+			for t0 := time.Now(); n == 0 && time.Since(t0) < time.Duration(spin)*time.Microsecond; {
+				r, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_WAIT, uintptr(epfd),
+					uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+				if e == 0 {
+					n = int(r)
+				}
+			}
+		}
+		var err error
+		if n == 0 {
+			n, err = syscall.EpollWait(epfd, events, -1)
+		}
 		if err == syscall.EINTR {
 			continue
 		}

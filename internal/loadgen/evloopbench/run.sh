@@ -3,8 +3,9 @@
 # Measures, side by side in one run with the same load tool (gearflow
 # bench), the job router of this folder in three I/O designs over one
 # protocol core -- a goroutine per connection on Go's netpoller (the
-# server's design), a single-threaded epoll loop, and gnet v2 with one
-# event loop -- beside gearflow serve itself and gearmand --threads 0 (a
+# server's design), a single-threaded epoll loop (also with 50 µs of
+# polling before it sleeps: epoll-spin), and gnet v2 with one event
+# loop -- beside gearflow serve itself and gearmand --threads 0 (a
 # C event loop, for scale).
 #
 # Loads: fg64 (foreground echo, 4 clients x 16 in flight, 4 workers,
@@ -73,6 +74,7 @@ start() {
 	case $name in
 	gearflow) "$WORK/gearflow" serve -L 127.0.0.1 -p "$port" -l "$WORK/$name.log" --log-level warn >"$WORK/$name.out" 2>&1 & ;;
 	goroutine | epoll | gnet) "$WORK/evloopbench" -mode "$name" -addr "127.0.0.1:$port" >"$WORK/$name.out" 2>&1 & ;;
+	epoll-spin) EVL_SPIN_US=50 "$WORK/evloopbench" -mode epoll -addr "127.0.0.1:$port" >"$WORK/$name.out" 2>&1 & ;;
 	gearmand-t0)
 		local args=(-L 127.0.0.1 -p "$port" -l "$WORK/$name.log" --threads 0)
 		[ "$(id -u)" = 0 ] && args+=(-u root)
@@ -92,7 +94,7 @@ start() {
 	exit 1
 }
 
-SERVERS=(gearflow goroutine epoll gnet)
+SERVERS=(gearflow goroutine epoll epoll-spin gnet)
 [ -n "$GEARMAND" ] && [ -x "$GEARMAND" ] && SERVERS+=(gearmand-t0)
 for s in "${SERVERS[@]}"; do start "$s"; done
 

@@ -111,6 +111,22 @@ func (c *coordinator) submit(ctx context.Context, sr *stageRun, task, attempt in
 	return t, nil
 }
 
+// tallyCommitted adds a committed attempt to its stage: its records, its
+// counters and, with storage, its files. Only the winning attempt's
+// commit calls it, so nothing is counted twice.
+func (c *coordinator) tallyCommitted(sr *stageRun, task int, s *Summary) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(sr.running, task)
+	if s.Files != nil { // only a run with storage has files, and sr.files
+		sr.files[task] = s.Files
+	}
+	sr.outCounts[task] = s.RecordsOut
+	sr.res.RecordsIn += s.RecordsIn
+	sr.res.RecordsOut += s.RecordsOut
+	addCounters(&sr.res.Counters, s.Counters)
+}
+
 // failedAttempt is the outcome of an attempt that failed with err: the
 // task's progress is forgotten, and discard drops what it wrote.
 func (c *coordinator) failedAttempt(sr *stageRun, task int, err error, discard func()) attemptOutcome {

@@ -426,13 +426,7 @@ func (c *coordinator) attempt(ctx context.Context, sr *stageRun, task, attempt i
 					return err
 				}
 			}
-			c.mu.Lock()
-			delete(sr.running, task)
-			sr.outCounts[task] = summary.RecordsOut
-			sr.res.RecordsIn += summary.RecordsIn
-			sr.res.RecordsOut += summary.RecordsOut
-			addCounters(&sr.res.Counters, summary.Counters)
-			c.mu.Unlock()
+			c.tallyCommitted(sr, task, &summary)
 			return nil
 		},
 	}

@@ -489,14 +489,7 @@ func (c *coordinator) storedAttempt(ctx context.Context, sr *stageRun, task, att
 			if err := c.j.record(entry); err != nil {
 				return err
 			}
-			c.mu.Lock()
-			delete(sr.running, task)
-			sr.files[task] = summary.Files
-			sr.outCounts[task] = summary.RecordsOut
-			sr.res.RecordsIn += summary.RecordsIn
-			sr.res.RecordsOut += summary.RecordsOut
-			addCounters(&sr.res.Counters, summary.Counters)
-			c.mu.Unlock()
+			c.tallyCommitted(sr, task, &summary)
 			return nil
 		},
 	}

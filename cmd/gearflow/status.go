@@ -35,7 +35,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if len(pos) > 0 {
 		return fs.Fail("unexpected argument %q", pos[0])
 	}
-	list := splitServerList(*servers)
+	list := cliflag.SplitServers(*servers)
 	if len(list) == 0 {
 		fmt.Fprintln(stderr, "gearflow status: no servers")
 		return 2

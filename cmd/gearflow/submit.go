@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/gearflow/gearflow/flow/cli"
@@ -20,23 +19,6 @@ func defaultGearmanServers() string {
 		return s
 	}
 	return "127.0.0.1:4730"
-}
-
-// splitServerList splits "a:4730,b:4730" and adds the default port to an
-// address without one.
-func splitServerList(s string) []string {
-	var out []string
-	for _, a := range strings.Split(s, ",") {
-		a = strings.TrimSpace(a)
-		if a == "" {
-			continue
-		}
-		if !strings.Contains(a, ":") || strings.HasSuffix(a, "]") {
-			a += ":4730"
-		}
-		out = append(out, a)
-	}
-	return out
 }
 
 func cmdSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -99,7 +81,7 @@ func submitMain(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		fmt.Fprintf(stderr, "gearflow submit: %v\n", err)
 		return 2
 	}
-	client, err := runtime.NewClient(runtime.ClientConfig{Servers: splitServerList(*servers), TLS: tlsCfg})
+	client, err := runtime.NewClient(runtime.ClientConfig{Servers: cliflag.SplitServers(*servers), TLS: tlsCfg})
 	if err != nil {
 		fmt.Fprintf(stderr, "gearflow submit: %v\n", err)
 		return 2

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gearflow/gearflow/internal/cliflag"
 	"github.com/gearflow/gearflow/internal/gearmandtest"
 	"github.com/gearflow/gearflow/internal/servertest"
 	"github.com/gearflow/gearflow/runtime"
@@ -158,9 +159,9 @@ func TestSplitServerList(t *testing.T) {
 		{"[::1]:99", []string{"[::1]:99"}},
 	}
 	for _, tt := range tests {
-		got := splitServerList(tt.in)
+		got := cliflag.SplitServers(tt.in)
 		if strings.Join(got, "|") != strings.Join(tt.want, "|") {
-			t.Errorf("splitServerList(%q) = %q, want %q", tt.in, got, tt.want)
+			t.Errorf("cliflag.SplitServers(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }

@@ -152,15 +152,25 @@ func (s *Servers) String() string { return strings.Join(*s, ",") }
 
 // Set adds the servers of one flag.
 func (s *Servers) Set(v string) error {
-	for _, a := range strings.Split(v, ",") {
-		if a = strings.TrimSpace(a); a != "" {
-			if !strings.Contains(a, ":") {
-				a += ":4730"
-			}
-			*s = append(*s, a)
-		}
-	}
+	*s = append(*s, SplitServers(v)...)
 	return nil
+}
+
+// SplitServers splits "a:4730,b" into addresses, adding Gearman's port
+// 4730 to one without a port ("b", "[::1]").
+func SplitServers(v string) []string {
+	var out []string
+	for _, a := range strings.Split(v, ",") {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			continue
+		}
+		if !strings.Contains(a, ":") || strings.HasSuffix(a, "]") {
+			a += ":4730"
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 // Type names the value in help.

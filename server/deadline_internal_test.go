@@ -22,30 +22,7 @@ import (
 // just now, so not refreshed again before the write, and yet passed.
 func TestInlineWriteAfterLapsedDeadline(t *testing.T) {
 	t.Parallel()
-	srv, err := New(Config{WriteTimeout: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	cl := wiretest.Dial(t, l.Addr().String())
-	cl.Req(protocol.EchoReq, "before")
-	cl.Expect(t, protocol.EchoRes, "before")
-
-	srv.mu.Lock()
-	var c *conn
-	for sc := range srv.conns {
-		c = sc
-	}
-	n := len(srv.conns)
-	srv.mu.Unlock()
-	if n != 1 || c.raw == nil {
-		t.Fatalf("%d connections (raw %v); want the client's, with a raw socket", n, c != nil && c.raw != nil)
-	}
+	_, cl, c := oneRawClient(t, Config{WriteTimeout: time.Minute})
 	c.wmu.Lock()
 	c.deadlineSet = time.Now()
 	if err := c.nc.SetWriteDeadline(time.Now().Add(-time.Millisecond)); err != nil {
@@ -68,30 +45,8 @@ func TestInlineWriteAfterLapsedDeadline(t *testing.T) {
 // not stop, and the connection is not closed as idle.
 func TestReadAfterLapsedDeadline(t *testing.T) {
 	t.Parallel()
-	srv, err := New(Config{IdleTimeout: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	cl := wiretest.Dial(t, l.Addr().String())
-	cl.Req(protocol.EchoReq, "before")
-	cl.Expect(t, protocol.EchoRes, "before")
-
+	srv, cl, c := oneRawClient(t, Config{IdleTimeout: time.Minute})
 	srv.mu.Lock()
-	var c *conn
-	for sc := range srv.conns {
-		c = sc
-	}
-	n := len(srv.conns)
-	if n != 1 || c.raw == nil {
-		srv.mu.Unlock()
-		t.Fatalf("%d connections (raw %v); want the client's, with a raw socket", n, c != nil && c.raw != nil)
-	}
 	// The read loop reads CAN_DO and waits for the lock to serve it.
 	in := srv.metrics.bytesIn.Load()
 	cl.CanDo("f")
@@ -130,4 +85,35 @@ func unread(t *testing.T, raw syscall.RawConn) int {
 		t.Errorf("TIOCINQ: %v %v", err, errno)
 	}
 	return int(n)
+}
+
+// oneRawClient starts a server with cfg and one client that has had an
+// echo answered, and returns the server, the client and the server's
+// conn for it, which must read its socket with raw system calls.
+func oneRawClient(t *testing.T, cfg Config) (*Server, *wiretest.Conn, *conn) {
+	t.Helper()
+	srv, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	cl := wiretest.Dial(t, l.Addr().String())
+	cl.Req(protocol.EchoReq, "before")
+	cl.Expect(t, protocol.EchoRes, "before")
+	srv.mu.Lock()
+	var c *conn
+	for sc := range srv.conns {
+		c = sc
+	}
+	n := len(srv.conns)
+	srv.mu.Unlock()
+	if n != 1 || c.raw == nil {
+		t.Fatalf("%d connections (raw %v); want the client's, with a raw socket", n, c != nil && c.raw != nil)
+	}
+	return srv, cl, c
 }

@@ -248,6 +248,14 @@ func TestRunsGC(t *testing.T) {
 	if code, out, _ := runsCmd(t, "gc", "--older-than", "1d", "--state-dir", f.state); code != 0 || exists() != "a b c failed" {
 		t.Errorf("gc --older-than 1d: %d %q; left %q", code, out, exists())
 	}
+	// --keep-days and --keep-last say the same in days and counts.
+	if code, out, _ := runsCmd(t, "gc", "--keep-days", "1", "--state-dir", f.state); code != 0 || exists() != "a b c failed" {
+		t.Errorf("gc --keep-days 1: %d %q; left %q", code, out, exists())
+	}
+	if code, out, _ := runsCmd(t, "gc", "--keep-days", "0", "--keep-last", "1", "--dry-run", "--state-dir", f.state); code != 0 ||
+		!strings.Contains(out, "would remove a ") || !strings.Contains(out, "would remove b ") || strings.Contains(out, "would remove c ") {
+		t.Errorf("gc --keep-days 0 --keep-last 1 --dry-run: %d %q", code, out)
+	}
 	code, out, _ := runsCmd(t, "gc", "--older-than", "0s", "--keep", "1", "--dry-run", "--state-dir", f.state)
 	if code != 0 || !strings.Contains(out, "would remove a ") || !strings.Contains(out, "would remove b ") || exists() != "a b c failed" {
 		t.Errorf("gc --dry-run: %d %q; left %q", code, out, exists())

@@ -30,7 +30,8 @@
 // '/', '?' one character but '/', '[a-z]' and '[^a-z]' a class, '\' escapes
 // the next character, '{a,b}' either alternative (alternatives may nest and
 // hold '/'), and a whole element "**" any number of elements, none
-// included. Names starting with '.' are hidden: '*', '?', classes and "**"
+// included, but at least one at the end ("a/**" matches the keys under
+// "a/", not "a"). Names starting with '.' are hidden: '*', '?', classes and "**"
 // never match them; an element of the pattern that itself starts with a
 // literal '.' does ("logs/.*", "**/.keep").
 //

@@ -53,6 +53,13 @@ func compileGlob(pattern string) (*glob, error) {
 				return nil, bad(fmt.Sprintf("element %q: unterminated '[' or trailing '\\'", e))
 			}
 		}
+		// A trailing "**" stands for at least one element: "a/**" is
+		// every key under "a/", not "a" itself, so every match keeps
+		// the pattern's literal prefix "a/" (what an S3 listing asks
+		// for). "**" then "*" is that, with the same hidden-name rule.
+		if elems[len(elems)-1] == "**" {
+			elems = append(elems, "*")
+		}
 		g.alts = append(g.alts, elems)
 	}
 	return g, nil

@@ -29,6 +29,9 @@ func TestGlobMatch(t *testing.T) {
 		{"**/.a/c", "x/.a/c", true},
 		{"a/**", "a/b", true},
 		{"a/**", "a/b/c", true},
+		{"a/**", "a", false},
+		{"a/**/**", "a", false},
+		{"{a/**,b}", "a", false},
 		{"a/**/b", "a/b", true},
 		{"a/**/b", "a/x/y/b", true},
 		{"a/**/b", "a/x/y/c", false},
@@ -109,7 +112,12 @@ func referenceMatch(pattern, key string) bool {
 			if e != "**" {
 				continue
 			}
-			for k := 0; k <= len(names); k++ {
+			// a trailing "**" stands for one element or more
+			k0 := 0
+			if i == len(elems)-1 {
+				k0 = 1
+			}
+			for k := k0; k <= len(names); k++ {
 				repl := append(append(append([]string{}, elems[:i]...), repeat("*", k)...), elems[i+1:]...)
 				if try(repl) {
 					return true

@@ -249,7 +249,7 @@ func (s *Server) adminCancel(handle string) ([]byte, error) {
 	if j.state == jobRunning {
 		j.cancelled = true
 		for _, cl := range j.clients {
-			delete(cl.attached, j)
+			cl.detach(j)
 		}
 		j.clients = nil
 		s.unindexLocked(j)

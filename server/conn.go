@@ -95,12 +95,28 @@ type conn struct {
 	// holding is set by the read loop while it dispatches: replies then
 	// wait for the end of the batch, when the read loop writes them.
 	holding atomic.Bool
+	// passQueued is set while c waits in the server's passFlusher.
+	passQueued atomic.Bool
+	// waiting is len(attached), for flushPeers, which holds no lock.
+	waiting atomic.Int32
 
 	deadlineSet time.Time // when the write deadline was last set; guarded by wmu
 
 	wake chan struct{} // capacity 1: the outbox has data
 	room chan struct{} // capacity 1: a write emptied some of the outbox
 	done chan struct{} // closed by close
+}
+
+// attach and detach add j to attached and remove it. The caller holds
+// srv.mu.
+func (c *conn) attach(j *job) {
+	c.attached[j] = struct{}{}
+	c.waiting.Store(int32(len(c.attached)))
+}
+
+func (c *conn) detach(j *job) {
+	delete(c.attached, j)
+	c.waiting.Store(int32(len(c.attached)))
 }
 
 func newConn(s *Server, nc net.Conn, id uint64) *conn {

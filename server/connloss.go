@@ -49,7 +49,7 @@ func (c *conn) cleanup() {
 // to finish, its results discarded.
 func (s *Server) detachLocked(j *job, c *conn) {
 	j.clients = slices.DeleteFunc(j.clients, func(o *conn) bool { return o == c })
-	delete(c.attached, j)
+	c.detach(j)
 	if len(j.clients) > 0 || j.background {
 		return
 	}

@@ -22,6 +22,7 @@ type metrics struct {
 	accepted atomic.Uint64 // connections accepted
 	bytesIn  atomic.Uint64 // bytes read from peers
 	bytesOut atomic.Uint64 // bytes written to peers
+	writes   atomic.Uint64 // write system calls to peers' sockets
 
 	wait latencyHist // queued to assigned, per assignment
 	run  latencyHist // assigned to WORK_COMPLETE, WORK_FAIL or WORK_EXCEPTION (not of cancelled jobs)
@@ -127,6 +128,7 @@ type collector struct {
 	submitted, restored, rescheduled, requeued                             *prometheus.Desc
 	ended                                                                  [numEnds]*prometheus.Desc
 	wait, run, bytesIn, bytesOut, buffered, maxConns, maxQueued, storeSync *prometheus.Desc
+	writes                                                                 *prometheus.Desc
 }
 
 // Collector returns a prometheus.Collector of the server's metrics, to
@@ -156,6 +158,7 @@ func (s *Server) Collector() prometheus.Collector {
 		run:         d("job_run_seconds", "Time from assignment to the job's WORK_COMPLETE, WORK_FAIL or WORK_EXCEPTION (cancelled jobs not included)."),
 		bytesIn:     d("received_bytes_total", "Bytes read from peers."),
 		bytesOut:    d("sent_bytes_total", "Bytes written to peers."),
+		writes:      d("socket_writes_total", "Writes to peers' sockets (write system calls); replies that go out together share one."),
 		buffered:    d("buffered_bytes", "Bytes held in packets being read and replies not yet written, as counted against the buffer limit."),
 		maxConns:    d("connections_limit", "Most open connections (MaxConnections)."),
 		maxQueued:   d("queued_jobs_limit", "Most jobs per function, queued plus running (MaxQueuedJobs)."),
@@ -175,7 +178,7 @@ func (s *Server) Collector() prometheus.Collector {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.info, c.connections, c.accepted, c.workerConns, c.workers,
 		c.queued, c.delayed, c.running, c.pending, c.submitted, c.restored, c.rescheduled, c.requeued,
-		c.wait, c.run, c.bytesIn, c.bytesOut, c.buffered, c.maxConns, c.maxQueued, c.storeSync} {
+		c.wait, c.run, c.bytesIn, c.bytesOut, c.writes, c.buffered, c.maxConns, c.maxQueued, c.storeSync} {
 		ch <- d
 	}
 	for _, d := range c.ended {
@@ -253,6 +256,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstHistogram(c.run, runN, runSum, runB)
 	counter(c.bytesIn, s.metrics.bytesIn.Load())
 	counter(c.bytesOut, s.metrics.bytesOut.Load())
+	counter(c.writes, s.metrics.writes.Load())
 	gauge(c.buffered, float64(s.held.Load()))
 	gauge(c.maxConns, float64(s.cfg.MaxConnections))
 	gauge(c.maxQueued, float64(s.cfg.MaxQueuedJobs))

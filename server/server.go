@@ -50,6 +50,8 @@ type Server struct {
 
 	payloads payloadPool // large request bodies (payload.go)
 
+	pass passFlusher // writes replies queued for other connections (outbox.go)
+
 	store *store // the durable queue (Config.DataDir), or nil; immutable
 	// refusals paces the log lines about background jobs the durable
 	// queue refused. Guarded by mu.

@@ -398,7 +398,7 @@ func (s *Server) unindexLocked(j *job) {
 // on that to finish each of several tasks sharing one unique.
 func (s *Server) attachLocked(j *job, c *conn) {
 	j.clients = append(j.clients, c)
-	c.attached[j] = struct{}{}
+	c.attach(j)
 }
 
 // enqueueLocked appends j to its priority list and wakes workers. via is
@@ -493,7 +493,7 @@ func (s *Server) removeLocked(j *job, end jobEnd) {
 		s.store.del(j.id)
 	}
 	for _, cl := range j.clients {
-		delete(cl.attached, j)
+		cl.detach(j)
 	}
 	j.clients = nil
 	s.unindexLocked(j)

@@ -12,20 +12,35 @@ import (
 )
 
 // conn is one TCP connection to a job server. Exactly one goroutine (the
-// owner's read loop) calls readPacket; any goroutine may call write, which
-// encodes the packets into one buffer and writes it with a single
-// syscall under writeMu, so packets of concurrent writers never interleave
-// and each request costs one write.
+// owner's read loop) calls readPacket; any goroutine may call write.
+// Writes are combined (group commit): a caller that finds no write in
+// progress writes its packets at once; callers that arrive while one is
+// in progress append theirs to the next batch and wait, and that whole
+// batch goes out in one write when the socket is free. Packets of
+// concurrent writers never interleave, an idle connection pays no added
+// latency, and many concurrent submits cost a few writes, not one each.
 type conn struct {
 	addr         string   // immutable
 	nc           net.Conn // immutable
 	reader       *protocol.Reader
 	writeTimeout time.Duration // immutable
 
-	writeMu sync.Mutex // guards buf and writes to nc
-	buf     []byte
+	mu      sync.Mutex  // guards the fields below; orders bytes and before callbacks
+	writing bool        // a goroutine owns nc for writing
+	next    *writeBatch // packets queued while writing: the next write; nil if none
+	spare   []byte      // a free buffer for the next batch (at most 1 MiB)
 
 	closeOnce sync.Once
+}
+
+// writeBatch is the packets of the callers that arrive during one
+// write, sent together in the next. Its first caller (the leader) waits
+// for turn and writes buf; the others wait for done.
+type writeBatch struct {
+	buf  []byte        // appended under conn.mu while the batch is conn.next
+	turn chan struct{} // closed when the socket is the leader's
+	done chan struct{} // closed after the write, with err set
+	err  error
 }
 
 // connOpts are the connection settings ClientConfig and WorkerConfig
@@ -99,32 +114,88 @@ func tlsForAddr(cfg *tls.Config, addr string) *tls.Config {
 // until the next call. Only the read loop calls it.
 func (c *conn) readPacket() (protocol.Packet, error) { return c.reader.ReadPacket() }
 
-// write sends pkts in one write. before, if not nil, runs under writeMu
-// before the bytes go out: the client uses it to queue the pending reply
-// in the same order as requests reach the wire. A failed write closes the
-// connection, so the read loop ends and fails everything pending.
+// maxSpareBuf is the largest write buffer a conn keeps for reuse, so
+// one large payload's buffer is not pinned for the connection's life.
+const maxSpareBuf = 1 << 20
+
+// write sends pkts, in one write together with the packets of any
+// callers that arrive while another write is in progress, and returns
+// once that write has succeeded or failed. before, if not nil, runs
+// under the lock that orders the bytes, before they go out: the client
+// uses it to queue the pending reply in the same order as requests reach
+// the wire. A failed write closes the connection, so the read loop ends
+// and fails everything pending; every caller whose packets it carried
+// gets its error.
 func (c *conn) write(before func(), pkts ...protocol.Packet) error {
-	c.writeMu.Lock()
-	defer c.writeMu.Unlock()
+	c.mu.Lock()
 	if before != nil {
 		before()
 	}
-	c.buf = c.buf[:0]
-	for _, p := range pkts {
-		c.buf = p.Append(c.buf)
+	if !c.writing {
+		c.writing = true
+		buf := c.spare[:0]
+		c.spare = nil
+		c.mu.Unlock()
+		// Whatever arrives now goes after these bytes, so they can be
+		// encoded outside the lock.
+		for _, p := range pkts {
+			buf = p.Append(buf)
+		}
+		err := c.send(buf)
+		c.release(buf)
+		return err
 	}
+	b, leader := c.next, false
+	if b == nil {
+		b = &writeBatch{buf: c.spare[:0], turn: make(chan struct{}), done: make(chan struct{})}
+		c.spare, c.next, leader = nil, b, true
+	}
+	for _, p := range pkts {
+		b.buf = p.Append(b.buf)
+	}
+	c.mu.Unlock()
+	if !leader {
+		<-b.done
+		return b.err
+	}
+	// release took the batch out of c.next before handing the turn, so
+	// nobody appends to it any more.
+	<-b.turn
+	b.err = c.send(b.buf)
+	close(b.done)
+	c.release(b.buf)
+	return b.err
+}
+
+// send writes buf within the write timeout. A failed write closes the
+// connection.
+func (c *conn) send(buf []byte) error {
 	if c.writeTimeout > 0 {
 		_ = c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 	}
-	_, err := c.nc.Write(c.buf)
-	if cap(c.buf) > 1<<20 {
-		c.buf = nil // do not pin one large payload's buffer
-	}
-	if err != nil {
+	if _, err := c.nc.Write(buf); err != nil {
 		c.close()
 		return errorf(ErrConnectionLost, "%s: %v", c.addr, err)
 	}
 	return nil
+}
+
+// release ends a write: it keeps buf for the next batch unless buf is
+// large, and hands the socket to the leader of the batch that queued
+// meanwhile, if any. Each leader writes only its own batch, so no caller
+// waits for more than the write in progress and its own.
+func (c *conn) release(buf []byte) {
+	c.mu.Lock()
+	if cap(buf) <= maxSpareBuf && cap(buf) > cap(c.spare) {
+		c.spare = buf[:0]
+	}
+	b := c.next
+	c.next = nil
+	c.writing = b != nil
+	c.mu.Unlock()
+	if b != nil {
+		close(b.turn)
+	}
 }
 
 // close closes the socket; the read loop then ends. Safe to call more

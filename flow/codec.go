@@ -256,7 +256,7 @@ func decodeTask(data []byte) (*task, error) {
 	}
 	t := &task{}
 	var version int64
-	var haveData bool
+	var dataFields []string // in order
 	for i := 0; i < n; i++ {
 		field, err := d.Str()
 		if err != nil {
@@ -303,16 +303,16 @@ func decodeTask(data []byte) (*task, error) {
 			t.Params, err = decodeStringMap(d)
 		case "records":
 			t.Records, err = decodeRecordsInto(nil, d)
-			haveData = true
+			dataFields = append(dataFields, field)
 		case "groups":
 			t.Groups, err = decodeGroups(d)
-			haveData = true
+			dataFields = append(dataFields, field)
 		case "refs":
 			var raw []byte
 			if raw, err = d.Raw(); err == nil {
 				t.Refs, err = decodeRefs(raw)
 			}
-			haveData = true
+			dataFields = append(dataFields, field)
 		default:
 			err = d.Skip() // fields from newer versions
 		}
@@ -326,8 +326,17 @@ func decodeTask(data []byte) (*task, error) {
 	if t.Kind == 0 {
 		return nil, fmt.Errorf("%w: payload has no kind", ErrMalformed)
 	}
-	if !haveData && t.Kind != TaskChunk {
+	// The executor reads one data field, the one the kind calls for:
+	// any other would be dropped without a word, and its records lost.
+	switch {
+	case len(dataFields) == 0 && t.Kind != TaskChunk:
 		return nil, fmt.Errorf("%w: payload has no records, groups or refs", ErrMalformed)
+	case len(dataFields) > 1:
+		return nil, fmt.Errorf("%w: payload has more than one of records, groups and refs: %s", ErrMalformed, strings.Join(dataFields, ", "))
+	case len(dataFields) == 1 && dataFields[0] == "records" && t.Kind == TaskReduce:
+		return nil, fmt.Errorf("%w: a reduce payload has groups or refs, not records", ErrMalformed)
+	case len(dataFields) == 1 && dataFields[0] == "groups" && t.Kind != TaskReduce:
+		return nil, fmt.Errorf("%w: a %s payload has records or refs, not groups", ErrMalformed, t.Kind)
 	}
 	return t, nil
 }

@@ -87,6 +87,12 @@ func TestTaskPayloadRoundTrip(t *testing.T) {
 func TestDecodeTaskErrors(t *testing.T) {
 	t.Parallel()
 	good := appendMapPayload(nil, &taskHeader{Run: "r", Stage: "s", Kind: TaskMap}, nil)
+	// The executor would read only one data field and drop the other.
+	reduce := taskHeader{Run: "r", Stage: "s", Kind: TaskReduce}
+	recs := []rawRecord{{Key: "a", Value: []byte{0x01}}}
+	twice := appendMapPayload(nil, &taskHeader{Run: "r", Stage: "s", Kind: TaskMap}, recs)
+	twice[0]++ // one more map entry: a second "records"
+	twice = appendRecords(msgp.AppendString(twice, "records"), recs)
 	tests := []struct {
 		name string
 		in   []byte
@@ -96,6 +102,9 @@ func TestDecodeTaskErrors(t *testing.T) {
 		{"truncated", good[:len(good)-3]},
 		{"wrong version", bytes.Replace(good, []byte{0xa1, 'v', 0x01}, []byte{0xa1, 'v', 0x09}, 1)},
 		{"no kind", msgp.AppendInt(msgp.AppendString(msgp.AppendMapLen(nil, 1), "v"), 1)},
+		{"reduce with records", appendRecords(msgp.AppendString(appendTaskHeader(nil, &reduce), "records"), recs)},
+		{"map with groups", appendReducePayload(nil, &taskHeader{Run: "r", Stage: "s", Kind: TaskMap}, []group{{Key: "a", Values: [][]byte{{0x01}}}})},
+		{"records twice", twice},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -207,7 +207,11 @@ func (r *Reader) readBody(size int) ([]byte, error) {
 func (r *Reader) readLine() (Packet, error) {
 	line, err := r.br.ReadSlice('\n')
 	if err != nil {
-		if errors.Is(err, bufio.ErrBufferFull) {
+		// A partial line of MaxLineSize bytes is too long whether the
+		// stream then ends or not (its newline would be one byte more):
+		// the error must not depend on whether the end of the stream
+		// comes with the bytes that fill the buffer or after them.
+		if errors.Is(err, bufio.ErrBufferFull) || len(line) >= r.cfg.MaxLineSize {
 			return Packet{}, ErrLineTooLong
 		}
 		if err == io.EOF && len(line) > 0 {

@@ -437,13 +437,23 @@ func TestReaderTextErrors(t *testing.T) {
 		{"over MaxLineSize", strings.Repeat("a", 100) + "\n", protocol.ReaderConfig{AllowText: true, MaxLineSize: 50}, protocol.ErrLineTooLong},
 		{"over buffer", strings.Repeat("a", 40000) + "\n", protocol.ReaderConfig{AllowText: true}, protocol.ErrLineTooLong},
 		{"default limit", strings.Repeat("a", protocol.DefaultMaxLineSize+1) + "\n", protocol.ReaderConfig{AllowText: true}, protocol.ErrLineTooLong},
+		{"unterminated under MaxLineSize", strings.Repeat("a", 49), protocol.ReaderConfig{AllowText: true, MaxLineSize: 50}, io.ErrUnexpectedEOF},
+		{"unterminated at MaxLineSize", strings.Repeat("a", 50), protocol.ReaderConfig{AllowText: true, MaxLineSize: 50}, protocol.ErrLineTooLong},
+		// Fills the 16 KiB buffer exactly: the error is the same whether
+		// the end of the stream comes with the last bytes or after them.
+		{"unterminated filling the buffer", strings.Repeat("a", 16<<10), protocol.ReaderConfig{AllowText: true, MaxLineSize: 512}, protocol.ErrLineTooLong},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			r := protocol.NewReader(strings.NewReader(tc.in), tc.cfg)
-			if _, err := r.ReadPacket(); !errors.Is(err, tc.want) {
-				t.Fatalf("err = %v, want %v", err, tc.want)
+			for name, in := range map[string]io.Reader{
+				"strings.Reader": strings.NewReader(tc.in),
+				"DataErrReader":  iotest.DataErrReader(strings.NewReader(tc.in)),
+			} {
+				r := protocol.NewReader(in, tc.cfg)
+				if _, err := r.ReadPacket(); !errors.Is(err, tc.want) {
+					t.Fatalf("%s: err = %v, want %v", name, err, tc.want)
+				}
 			}
 		})
 	}

@@ -3,6 +3,7 @@ package loadgen
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"time"
@@ -66,10 +67,13 @@ func parseProcStat(b []byte) (time.Duration, error) {
 	if len(f) < 13 {
 		return 0, fmt.Errorf("loadgen: /proc stat has %d fields, want at least 15", len(f)+2)
 	}
+	// The sum, in clock ticks, must fit a time.Duration: a larger one
+	// would wrap to a negative or wrong CPU time.
+	const maxTicks = math.MaxInt64 / int64(clockTick)
 	var ticks int64
 	for _, s := range f[11:13] {
 		n, err := strconv.ParseInt(string(s), 10, 64)
-		if err != nil || n < 0 {
+		if err != nil || n < 0 || n > maxTicks-ticks {
 			return 0, fmt.Errorf("loadgen: /proc stat CPU time %q", s)
 		}
 		ticks += n

@@ -19,6 +19,10 @@ func TestParseProcStat(t *testing.T) {
 		{"too short", "7 (x) R 1 2 3", 0, false},
 		{"not a number", "7 (x) R 1 7 7 0 -1 0 0 0 0 0 5x 6 0 0", 0, false},
 		{"negative", "7 (x) R 1 7 7 0 -1 0 0 0 0 0 -5 6 0 0", 0, false},
+		{"largest", "7 (x) R 1 7 7 0 -1 0 0 0 0 0 922337203685 0 0 0", 922337203685 * clockTick, true},
+		{"past time.Duration", "7 (x) R 1 7 7 0 -1 0 0 0 0 0 922337203686 0 0 0", 0, false},
+		{"sum past time.Duration", "7 (x) R 1 7 7 0 -1 0 0 0 0 0 922337203685 1 0 0", 0, false},
+		{"sum past int64", "7 (x) R 1 7 7 0 -1 0 0 0 0 0 9223372036854775807 9223372036854775807 0 0", 0, false},
 	}
 	for _, tt := range tests {
 		got, err := parseProcStat([]byte(tt.stat))

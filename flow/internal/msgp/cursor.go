@@ -79,7 +79,7 @@ func (c *Cursor) MapLen() (int, error) {
 		return int(b & 0x0f), nil
 	case b == 0xde:
 		n, err := c.be(2)
-		return int(n), err
+		return c.count(n, 2, err)
 	case b == 0xdf:
 		n, err := c.be(4)
 		return c.count(n, 2, err)
@@ -97,7 +97,7 @@ func (c *Cursor) ArrayLen() (int, error) {
 		return int(b & 0x0f), nil
 	case b == 0xdc:
 		n, err := c.be(2)
-		return int(n), err
+		return c.count(n, 1, err)
 	case b == 0xdd:
 		n, err := c.be(4)
 		return c.count(n, 1, err)

@@ -41,3 +41,31 @@ func FuzzCursorSkip(f *testing.F) {
 		}
 	})
 }
+
+// TestForgedLengthsRefused checks that a header claiming more elements
+// than the input could hold is refused before a caller allocates for
+// them, for every array and map length encoding.
+func TestForgedLengthsRefused(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		data []byte
+		read func(*msgp.Cursor) (int, error)
+	}{
+		{"array16", []byte{0xdc, 0xff, 0xff}, (*msgp.Cursor).ArrayLen},
+		{"array32", []byte{0xdd, 0xff, 0xff, 0xff, 0xff}, (*msgp.Cursor).ArrayLen},
+		{"map16", []byte{0xde, 0xff, 0xff, 0x01}, (*msgp.Cursor).MapLen},
+		{"map32", []byte{0xdf, 0xff, 0xff, 0xff, 0xff}, (*msgp.Cursor).MapLen},
+	} {
+		if n, err := tc.read(msgp.NewCursor(tc.data)); err == nil {
+			t.Errorf("%s: length %d accepted from a %d-byte input", tc.name, n, len(tc.data))
+		}
+	}
+	// A length the input can hold is still read.
+	if n, err := msgp.NewCursor([]byte{0xdc, 0x00, 0x02, 0x01, 0x02}).ArrayLen(); n != 2 || err != nil {
+		t.Errorf("array16 of 2: %d, %v", n, err)
+	}
+	if n, err := msgp.NewCursor([]byte{0xde, 0x00, 0x01, 0x01, 0x02}).MapLen(); n != 1 || err != nil {
+		t.Errorf("map16 of 1: %d, %v", n, err)
+	}
+}

@@ -168,6 +168,10 @@ func (c *conn) resolveParked() {
 		return
 	}
 	s := c.srv
+	// While it waits for the sync, c is not in a batch: what other read
+	// loops queue for it meanwhile goes out without waiting for the sync
+	// (see flushPeers).
+	holding := c.holding.Swap(false)
 	c.flushPeers()
 	c.flushInline()
 	errs := make([]error, len(c.parked))
@@ -176,6 +180,7 @@ func (c *conn) resolveParked() {
 			errs[i] = s.store.wait(pk.ticket)
 		}
 	}
+	c.holding.Store(holding)
 	s.mu.Lock()
 	for i, pk := range c.parked {
 		j := pk.j

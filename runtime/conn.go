@@ -25,23 +25,34 @@ type conn struct {
 	reader       *protocol.Reader
 	writeTimeout time.Duration // immutable
 
-	mu      sync.Mutex  // guards the fields below; orders bytes and before callbacks
-	writing bool        // a goroutine owns nc for writing
-	next    *writeBatch // packets queued while writing: the next write; nil if none
-	spare   []byte      // a free buffer for the next batch (at most 1 MiB)
+	mu      sync.Mutex    // guards the fields below; orders bytes and before callbacks
+	writing bool          // a goroutine owns nc for writing
+	queue   []*writeBatch // batches waiting for the socket, in wire order
+	spare   []byte        // a free buffer for the next batch (at most 1 MiB)
 
 	closeOnce sync.Once
 }
 
-// writeBatch is the packets of the callers that arrive during one
-// write, sent together in the next. Its first caller (the leader) waits
-// for turn and writes buf; the others wait for done.
+// writeBatch is packets of callers that arrived during a write, sent
+// together in one later write. Its first caller (the leader) waits for
+// turn and writes; the others wait for done. Small packets are encoded
+// into buf as they come, up to maxBatch bytes; a larger caller's
+// packets make a batch of their own, kept as pkts and encoded only when
+// its turn comes, so a waiting payload is not copied. Each batch gets
+// the write timeout of its own, as each caller's write did before
+// writes were combined.
 type writeBatch struct {
-	buf  []byte        // appended under conn.mu while the batch is conn.next
-	turn chan struct{} // closed when the socket is the leader's
-	done chan struct{} // closed after the write, with err set
+	buf  []byte            // appended under conn.mu while the batch is the queue's last
+	pkts []protocol.Packet // a lone large caller's packets, or nil
+	turn chan struct{}     // closed when the socket is the leader's
+	done chan struct{}     // closed after the write, with err set
 	err  error
 }
+
+// maxBatch bounds the bytes of small packets combined into one write:
+// past it the system calls saved are few, and the batch must still go
+// out within one write timeout.
+const maxBatch = 256 << 10
 
 // connOpts are the connection settings ClientConfig and WorkerConfig
 // share.
@@ -145,22 +156,40 @@ func (c *conn) write(before func(), pkts ...protocol.Packet) error {
 		c.release(buf)
 		return err
 	}
-	b, leader := c.next, false
-	if b == nil {
-		b = &writeBatch{buf: c.spare[:0], turn: make(chan struct{}), done: make(chan struct{})}
-		c.spare, c.next, leader = nil, b, true
-	}
+	size := 0
 	for _, p := range pkts {
-		b.buf = p.Append(b.buf)
+		size += protocol.HeaderSize + p.BodySize()
+	}
+	var b *writeBatch
+	if n := len(c.queue); n > 0 && c.queue[n-1].pkts == nil && len(c.queue[n-1].buf)+size <= maxBatch {
+		b = c.queue[n-1]
+	}
+	leader := b == nil
+	if leader {
+		b = &writeBatch{turn: make(chan struct{}), done: make(chan struct{})}
+		if size > maxBatch {
+			b.pkts = pkts
+		} else {
+			b.buf, c.spare = c.spare[:0], nil
+		}
+		c.queue = append(c.queue, b)
+	}
+	if b.pkts == nil {
+		for _, p := range pkts {
+			b.buf = p.Append(b.buf)
+		}
 	}
 	c.mu.Unlock()
 	if !leader {
 		<-b.done
 		return b.err
 	}
-	// release took the batch out of c.next before handing the turn, so
-	// nobody appends to it any more.
+	// release took the batch off the queue before handing it the turn,
+	// so nobody appends to it any more.
 	<-b.turn
+	for _, p := range b.pkts {
+		b.buf = p.Append(b.buf)
+	}
 	b.err = c.send(b.buf)
 	close(b.done)
 	c.release(b.buf)
@@ -181,16 +210,22 @@ func (c *conn) send(buf []byte) error {
 }
 
 // release ends a write: it keeps buf for the next batch unless buf is
-// large, and hands the socket to the leader of the batch that queued
-// meanwhile, if any. Each leader writes only its own batch, so no caller
-// waits for more than the write in progress and its own.
+// large, and hands the socket to the leader of the first batch queued,
+// if any. Each leader writes only its own batch.
 func (c *conn) release(buf []byte) {
 	c.mu.Lock()
 	if cap(buf) <= maxSpareBuf && cap(buf) > cap(c.spare) {
 		c.spare = buf[:0]
 	}
-	b := c.next
-	c.next = nil
+	var b *writeBatch
+	if len(c.queue) > 0 {
+		b = c.queue[0]
+		c.queue[0] = nil
+		c.queue = c.queue[1:]
+		if len(c.queue) == 0 {
+			c.queue = nil // let the backing array go
+		}
+	}
 	c.writing = b != nil
 	c.mu.Unlock()
 	if b != nil {

@@ -165,3 +165,108 @@ func TestWriteDropsLargeBuffer(t *testing.T) {
 		t.Errorf("kept a buffer of %d bytes after a large write, want at most %d", cap(c.spare), maxSpareBuf)
 	}
 }
+
+// sizedConn records the size of every Write, holding the first until
+// gate is closed.
+type sizedConn struct {
+	net.Conn
+	gate    chan struct{}
+	entered chan struct{}
+	mu      sync.Mutex
+	sizes   []int
+}
+
+func (s *sizedConn) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	s.sizes = append(s.sizes, len(b))
+	first := len(s.sizes) == 1
+	s.mu.Unlock()
+	if first {
+		close(s.entered)
+		<-s.gate
+	}
+	return s.Conn.Write(b)
+}
+
+// TestWriteBatchesBounded checks the bounds of combining: small packets
+// queued behind a write share writes of at most maxBatch bytes, and a
+// packet larger than that goes out in a write of its own, not copied
+// while it waits. Without them a batch of many callers' packets had to
+// go out within one write timeout, and held a copy of every waiting
+// payload.
+func TestWriteBatchesBounded(t *testing.T) {
+	t.Parallel()
+	nc, sc := loopbackPair(t)
+	go func() { _, _ = io.Copy(io.Discard, sc) }()
+	w := &sizedConn{Conn: nc, gate: make(chan struct{}), entered: make(chan struct{})}
+	c := &conn{addr: "test", nc: w, writeTimeout: 10 * time.Second}
+
+	small := protocol.New(protocol.Req, protocol.EchoReq, make([]byte, 20<<10))
+	large := protocol.New(protocol.Req, protocol.EchoReq, make([]byte, maxBatch+1))
+	smallSize := protocol.HeaderSize + small.BodySize()
+	largeSize := protocol.HeaderSize + large.BodySize()
+
+	errs := make(chan error, 64)
+	go func() { errs <- c.write(nil, echoReq(-1)) }()
+	select {
+	case <-w.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the first write did not start")
+	}
+	// 40 small callers (800 KiB in all) and 2 large ones queue behind it.
+	joined := make(chan struct{}, 64)
+	const nSmall, nLarge = 40, 2
+	for i := range nSmall + nLarge {
+		p := small
+		if i%20 == 10 {
+			p = large
+		}
+		go func() { errs <- c.write(func() { joined <- struct{}{} }, p) }()
+	}
+	for range nSmall + nLarge {
+		select {
+		case <-joined:
+		case <-time.After(5 * time.Second):
+			close(w.gate)
+			t.Fatal("callers did not queue")
+		}
+	}
+	c.mu.Lock()
+	for _, b := range c.queue {
+		if b.pkts != nil && len(b.buf) != 0 {
+			t.Errorf("a large packet's batch holds %d encoded bytes while it waits", len(b.buf))
+		}
+	}
+	c.mu.Unlock()
+	close(w.gate)
+	for range nSmall + nLarge + 1 {
+		select {
+		case err := <-errs:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a writer did not return")
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var total, larges int
+	for _, n := range w.sizes[1:] {
+		total += n
+		switch {
+		case n == largeSize:
+			larges++
+		case n > maxBatch:
+			t.Errorf("a write of %d bytes, more than maxBatch (%d) and not one large packet", n, maxBatch)
+		case n%smallSize != 0:
+			t.Errorf("a write of %d bytes mixes a large packet with small ones", n)
+		}
+	}
+	if larges != nLarge || total != nSmall*smallSize+nLarge*largeSize {
+		t.Errorf("writes %v: %d large ones, %d bytes; want %d, %d", w.sizes[1:], larges, total, nLarge, nSmall*smallSize+nLarge*largeSize)
+	}
+	if len(w.sizes)-1 >= nSmall {
+		t.Errorf("%d writes for %d queued callers: nothing combined", len(w.sizes)-1, nSmall+nLarge)
+	}
+}

@@ -26,11 +26,13 @@ var (
 // Two goroutines serve it: serve reads and dispatches packets; writeLoop
 // writes the outbox in batches when woken. Replies are queued in the
 // outbox, never written under srv.mu. When a read loop has answered
-// every request it holds and would wait for the network, it writes the
-// replies it queued itself, for its own socket and for the peers it sent
-// to, with one non-blocking write each (flushInline): no other goroutine
-// is woken for them. wmu makes sure one goroutine writes a socket at a
-// time; whatever a non-blocking write leaves goes to writeLoop.
+// every request it holds and would wait for the network, it writes its
+// own socket with one non-blocking write (flushInline), and has the
+// peers it queued replies for written (flushPeers): by their own read
+// loop if that is mid-batch, once at the end of the scheduler's pass if
+// more replies may follow (passFlusher), or at once. wmu makes sure one
+// goroutine writes a socket at a time; whatever a non-blocking write
+// leaves goes to writeLoop.
 type conn struct {
 	srv    *Server
 	nc     net.Conn

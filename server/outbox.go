@@ -107,7 +107,9 @@ type passFlusher struct {
 	running bool // a flush goroutine is running; it ends when conns is empty
 }
 
-// add has c's outbox written at the end of this pass.
+// add has c's outbox written at the end of this pass. Only read loops
+// call it: one of the server's goroutines is running, so adding the
+// flusher to the server's wait group is safe while Close waits on it.
 func (f *passFlusher) add(c *conn) {
 	if !c.passQueued.CompareAndSwap(false, true) {
 		return // already waiting
@@ -118,7 +120,14 @@ func (f *passFlusher) add(c *conn) {
 	f.running = true
 	f.mu.Unlock()
 	if start {
-		go f.run()
+		s := c.srv
+		s.wg.Add(1)
+		s.goroutines.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer s.goroutines.Add(-1)
+			f.run()
+		}()
 	}
 }
 
@@ -153,11 +162,11 @@ func (f *passFlusher) run() {
 // non-blocking write (writev when large payloads are queued), when no
 // other goroutine is writing this socket. Whatever it cannot write now
 // (the socket is full, a write is in progress, there is no raw socket)
-// is left to writeLoop. It reports whether there was anything to write.
-func (c *conn) flushInline() bool {
+// is left to writeLoop.
+func (c *conn) flushInline() {
 	if c.raw == nil || !c.wmu.TryLock() {
 		c.kick()
-		return true
+		return
 	}
 	c.outMu.Lock()
 	if c.closed || len(c.segs) >= maxIovecs || len(c.out) == 0 && len(c.segs) == 0 {
@@ -167,7 +176,7 @@ func (c *conn) flushInline() bool {
 		if queued {
 			c.kick()
 		}
-		return queued
+		return
 	}
 	if q := c.queuedLocked(); q >= accountMin { // small ones are not counted
 		c.inflight = q
@@ -216,7 +225,7 @@ func (c *conn) flushInline() bool {
 		releaseRefs(refs)
 		c.wmu.Unlock()
 		c.close(err)
-		return true
+		return
 	}
 	c.srv.metrics.bytesOut.Add(uint64(n))
 	// Skip what was written; the rest goes first, before anything
@@ -244,7 +253,7 @@ func (c *conn) flushInline() bool {
 		c.outMu.Unlock()
 		c.wmu.Unlock()
 		c.kick()
-		return true
+		return
 	}
 	clear(segs) // drop the payloads
 	c.spareSegs = segs[:0]
@@ -262,7 +271,6 @@ func (c *conn) flushInline() bool {
 	}
 	c.wmu.Unlock()
 	c.signalRoom()
-	return true
 }
 
 // send queues a reply packet for the peer. It never blocks on the

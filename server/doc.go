@@ -20,10 +20,14 @@
 // never touch the network under the lock. Each connection has a read
 // goroutine and a writer goroutine, and every packet goes through its
 // outbox. When a read loop has handled every request it has buffered, it
-// flushes the outboxes it filled in that pass, its own and its peers'
-// (NOOPs, forwarded WORK_* packets), with one non-blocking write each,
-// as nats-server's flushClients does: a reply costs no goroutine
-// wake-up. What a socket cannot take at once, large payloads (written
+// writes its own outbox with one non-blocking write, and the outboxes
+// of its peers (NOOPs, forwarded WORK_* packets) the same way, as
+// nats-server's flushClients does: a reply costs no goroutine wake-up.
+// Only a client still waiting for more jobs is written once at the end
+// of the scheduler's pass instead, by a flusher goroutine that yields
+// to the read loops woken with it, so that the replies several read
+// loops queued for it share one write. What a socket cannot take at
+// once, large payloads (written
 // with writev from the job, not copied) and packets queued by timers
 // go to the writer goroutine, which writes the whole outbox in one call
 // with a deadline, so replies batch under load. One goroutine writes a

@@ -73,7 +73,7 @@ func (c *conn) flushPeers() {
 		switch {
 		case p.holding.Load():
 		case p.waiting.Load() > 0:
-			c.srv.pass.add(p)
+			c.srv.passes[p.id%uint64(len(c.srv.passes))].add(p)
 		default:
 			p.flushInline()
 		}
@@ -84,6 +84,9 @@ func (c *conn) flushPeers() {
 
 // passFlusher writes, once per pass of the scheduler, the outboxes of
 // clients still waiting for jobs that read loops queued replies for.
+// A server has one per processor (GOMAXPROCS when it was made), so
+// that one goroutine does not make every such write on a large machine;
+// a connection always goes to the same one.
 //
 // The read loops the network poller wakes together run one after
 // another. Under load a client's replies come from several of them (a

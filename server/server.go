@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	goruntime "runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -50,7 +51,9 @@ type Server struct {
 
 	payloads payloadPool // large request bodies (payload.go)
 
-	pass passFlusher // writes replies queued for other connections (outbox.go)
+	// passes write replies queued for other connections (outbox.go):
+	// one flusher per processor, a connection always in the same one.
+	passes []passFlusher
 
 	store *store // the durable queue (Config.DataDir), or nil; immutable
 	// refusals paces the log lines about background jobs the durable
@@ -88,6 +91,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server: JobRetries %d is negative (0 means unlimited)", cfg.JobRetries)
 	}
 	s := &Server{
+		passes:    make([]passFlusher, goruntime.GOMAXPROCS(0)),
 		cfg:       cfg,
 		log:       cfg.Logger,
 		prefix:    cfg.JobHandlePrefix + ":",

@@ -3,6 +3,7 @@ package loadgen_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"os"
 	goruntime "runtime"
@@ -343,5 +344,31 @@ func TestRunUniqueKeys(t *testing.T) {
 		if !seen[strconv.Itoa(i)] {
 			t.Fatalf("no job with unique %d; got %d distinct uniques", i, len(seen))
 		}
+	}
+}
+
+// TestRunTimeoutWhileRegistering: a server that accepts connections but
+// never answers holds the workers' registration until the run's timeout
+// ends it; the run then reports the timeout. It used to start a nil
+// worker's loop and panic.
+func TestRunTimeoutWhileRegistering(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _, _ = io.Copy(io.Discard, c); c.Close() }()
+		}
+	}()
+	cfg := loadgen.Config{Addr: l.Addr().String(), Clients: 1, InFlight: 1, Workers: 4, Jobs: 10, Timeout: 300 * time.Millisecond}
+	if _, err := loadgen.Run(t.Context(), cfg); !errors.Is(err, loadgen.ErrTimeout) {
+		t.Fatalf("Run error %v, want ErrTimeout", err)
 	}
 }

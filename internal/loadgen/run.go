@@ -205,6 +205,9 @@ func (r *run) startWorkers(ctx context.Context, start <-chan struct{}) error {
 		return err
 	}
 	for _, w := range workers {
+		if w == nil {
+			continue // the run ended (closeAll) while it registered
+		}
 		r.wg.Go(func() {
 			select {
 			case <-start:

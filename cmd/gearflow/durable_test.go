@@ -443,6 +443,12 @@ func TestDurableHandlesAcrossRestarts(t *testing.T) {
 			w.Req(protocol.WorkComplete, h, "")
 		}
 		w.Sync(t)
+		// The deletes of the ended jobs go to the log after their
+		// WORK_COMPLETEs without the server waiting for the disk, so a
+		// kill -9 right after may bring them back (at-least-once). A
+		// background job's JOB_CREATED comes once the log is synced up
+		// to it, those deletes included.
+		hs = append(hs, c.Submit(t, protocol.SubmitJobBg, "barrier", "", stop))
 		// A foreground job nobody runs: it dies with its client.
 		hs = append(hs, c.Submit(t, protocol.SubmitJob, "g", "", "fg"))
 		for _, h := range hs {

@@ -3,7 +3,6 @@
 package server
 
 import (
-	"net"
 	"syscall"
 	"testing"
 	"time"
@@ -92,17 +91,7 @@ func unread(t *testing.T, raw syscall.RawConn) int {
 // conn for it, which must read its socket with raw system calls.
 func oneRawClient(t *testing.T, cfg Config) (*Server, *wiretest.Conn, *conn) {
 	t.Helper()
-	srv, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	cl := wiretest.Dial(t, l.Addr().String())
+	srv, cl := serveLoopback(t, cfg)
 	cl.Req(protocol.EchoReq, "before")
 	cl.Expect(t, protocol.EchoRes, "before")
 	srv.mu.Lock()

@@ -2,12 +2,10 @@ package server
 
 import (
 	"fmt"
-	"net"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/gearflow/gearflow/internal/wiretest"
 	"github.com/gearflow/gearflow/protocol"
 )
 
@@ -79,17 +77,7 @@ func TestLatencyHistBuckets(t *testing.T) {
 // durable queue cannot write is refused (ERROR QUEUE_ERROR) and counted
 // as dropped, so the counters still add up.
 func TestMetricsStoreFailureDrops(t *testing.T) {
-	srv, err := New(Config{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	c := wiretest.Dial(t, l.Addr().String())
+	srv, c := serveLoopback(t, Config{DataDir: t.TempDir()})
 	c.Submit(t, protocol.SubmitJobBg, "f", "", "stored")
 	srv.store.f.Close() // the next write fails
 	c.Req(protocol.SubmitJobBg, "f", "", "refused")

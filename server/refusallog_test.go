@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"log/slog"
-	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -11,7 +10,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/gearflow/gearflow/internal/wiretest"
 	"github.com/gearflow/gearflow/protocol"
 )
 
@@ -44,18 +42,8 @@ func (b *lockedBuffer) lines(substr string) []string {
 // refusal.
 func TestDurableRefusalsLogRateLimited(t *testing.T) {
 	var logs lockedBuffer
-	srv, err := New(Config{JobHandlePrefix: "H:l", DataDir: t.TempDir(),
+	srv, c := serveLoopback(t, Config{JobHandlePrefix: "H:l", DataDir: t.TempDir(),
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	c := wiretest.Dial(t, l.Addr().String())
 	c.Submit(t, protocol.SubmitJobBg, "f", "", "stored")
 	srv.store.f.Close() // every write fails from now on
 

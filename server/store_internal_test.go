@@ -157,11 +157,11 @@ func TestDurablePipelinedOrder(t *testing.T) {
 	}
 }
 
-// startDurable starts a server with a durable queue in a temporary
-// folder and dials it; the server is closed when the test ends.
-func startDurable(t *testing.T, handlePrefix string) (*Server, *wiretest.Conn) {
+// serveLoopback starts a server with cfg on a loopback port and dials
+// it; the server is closed when the test ends.
+func serveLoopback(t *testing.T, cfg Config) (*Server, *wiretest.Conn) {
 	t.Helper()
-	srv, err := New(Config{JobHandlePrefix: handlePrefix, DataDir: t.TempDir()})
+	srv, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,6 +172,13 @@ func startDurable(t *testing.T, handlePrefix string) (*Server, *wiretest.Conn) {
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
 	return srv, wiretest.Dial(t, l.Addr().String())
+}
+
+// startDurable starts a server with a durable queue in a temporary
+// folder and dials it; the server is closed when the test ends.
+func startDurable(t *testing.T, handlePrefix string) (*Server, *wiretest.Conn) {
+	t.Helper()
+	return serveLoopback(t, Config{JobHandlePrefix: handlePrefix, DataDir: t.TempDir()})
 }
 
 // TestStoreCompactionFailureNotFatal: a compaction that cannot create
@@ -233,20 +240,11 @@ func TestStoreCompactionFailureNotFatal(t *testing.T) {
 // ids after the ones it issued, not after the first block.
 func TestDurableIDsReservedAhead(t *testing.T) {
 	dir := t.TempDir()
-	srv, err := New(Config{JobHandlePrefix: "H:r", DataDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
+	srv, c := serveLoopback(t, Config{JobHandlePrefix: "H:r", DataDir: dir})
 	srv.mu.Lock()
 	first := srv.idLimit
 	srv.nextID = first - 1 // the ids of the first block are all but used
 	srv.mu.Unlock()
-	c := wiretest.Dial(t, l.Addr().String())
 	var last string
 	for range 3 {
 		// Foreground jobs: only the reservation keeps their ids.
@@ -258,7 +256,7 @@ func TestDurableIDsReservedAhead(t *testing.T) {
 	c.Close()
 	srv.Close()
 
-	srv, err = New(Config{JobHandlePrefix: "H:r", DataDir: dir})
+	srv, err := New(Config{JobHandlePrefix: "H:r", DataDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}

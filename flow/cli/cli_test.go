@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,22 +40,7 @@ func TestDispatch(t *testing.T) {
 func TestCustomRegistry(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "in.txt"), []byte("b\na\nb\n"), 0o644)
-	pipeline := filepath.Join(dir, "p.yaml")
-	os.WriteFile(pipeline, []byte(`version: 1
-name: upper
-stages:
-  - name: up
-    kind: map
-    function: my.upper
-    input: { from: "file:in.txt" }
-output:
-  to: out.tsv
-`), 0o644)
-	reg := flow.NewRegistry()
-	reg.Map("my.upper", func(ctx context.Context, rec flow.Record, emit flow.Emit) error {
-		return emit("", strings.ToUpper(rec.Value.(string)))
-	})
+	pipeline, reg := upperPipeline(t, dir)
 	var stdout, stderr bytes.Buffer
 	if code := Dispatch(t.Context(), reg, []string{"validate", pipeline}, &stdout, &stderr); code != 0 {
 		t.Fatalf("validate: %d %s", code, stderr.String())

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -18,18 +17,7 @@ import (
 func TestCountersShown(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "in.txt"), []byte("b\na\nb\n\n"), 0o644)
-	pipeline := filepath.Join(dir, "p.yaml")
-	os.WriteFile(pipeline, []byte(`version: 1
-name: upper
-stages:
-  - name: up
-    kind: map
-    function: my.upper
-    input: { from: "file:in.txt" }
-output:
-  to: out.tsv
-`), 0o644)
+	pipeline := writeUpperPipeline(t, dir, "b\na\nb\n\n", "")
 	reg := flow.NewRegistry()
 	reg.Map("my.upper", func(ctx context.Context, rec flow.Record, emit flow.Emit) error {
 		s := rec.Value.(string)

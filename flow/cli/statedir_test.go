@@ -15,8 +15,20 @@ import (
 // dir and returns its path and a registry with its function.
 func upperPipeline(t *testing.T, dir string) (string, *flow.Registry) {
 	t.Helper()
-	if err := os.WriteFile(filepath.Join(dir, "in.txt"), []byte("b\na\nb\n"), 0o644); err != nil {
+	return writeUpperPipeline(t, dir, "b\na\nb\n", ""), upperRegistry()
+}
+
+// writeUpperPipeline writes in.txt holding input and p.yaml, a pipeline
+// whose one stage "up" maps it through my.upper to out.tsv, split as
+// split says (YAML; "" for the default), and returns p.yaml's path.
+func writeUpperPipeline(t *testing.T, dir, input, split string) string {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, "in.txt"), []byte(input), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	from := `{ from: "file:in.txt" }`
+	if split != "" {
+		from = `{ from: "file:in.txt", split: ` + split + ` }`
 	}
 	pipeline := filepath.Join(dir, "p.yaml")
 	err := os.WriteFile(pipeline, []byte(`version: 1
@@ -25,18 +37,23 @@ stages:
   - name: up
     kind: map
     function: my.upper
-    input: { from: "file:in.txt" }
+    input: `+from+`
 output:
   to: out.tsv
 `), 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return pipeline
+}
+
+// upperRegistry has my.upper, which upper-cases each line.
+func upperRegistry() *flow.Registry {
 	reg := flow.NewRegistry()
 	reg.Map("my.upper", func(ctx context.Context, rec flow.Record, emit flow.Emit) error {
 		return emit("", strings.ToUpper(rec.Value.(string)))
 	})
-	return pipeline, reg
+	return reg
 }
 
 // TestResumeFromAnotherFolder: the default state directory does not

@@ -2,14 +2,10 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/gearflow/gearflow/flow"
 )
 
 // TestPlanAndRunWarnTinyTasks: plan prints the tiny-task warning under
@@ -22,22 +18,8 @@ func TestPlanAndRunWarnTinyTasks(t *testing.T) {
 	for i := 0; i < 2000; i++ {
 		fmt.Fprintf(&b, "line %d\n", i)
 	}
-	os.WriteFile(filepath.Join(dir, "in.txt"), []byte(b.String()), 0o644)
-	pipeline := filepath.Join(dir, "p.yaml")
-	os.WriteFile(pipeline, []byte(`version: 1
-name: tiny
-stages:
-  - name: up
-    kind: map
-    function: my.upper
-    input: { from: "file:in.txt", split: { lines: 2 } }
-output:
-  to: out.tsv
-`), 0o644)
-	reg := flow.NewRegistry()
-	reg.Map("my.upper", func(ctx context.Context, rec flow.Record, emit flow.Emit) error {
-		return emit("", strings.ToUpper(rec.Value.(string)))
-	})
+	pipeline := writeUpperPipeline(t, dir, b.String(), "{ lines: 2 }")
+	reg := upperRegistry()
 	var stdout, stderr bytes.Buffer
 	if code := Dispatch(t.Context(), reg, []string{"plan", pipeline}, &stdout, &stderr); code != 0 {
 		t.Fatalf("plan: %d %s", code, stderr.String())

@@ -64,6 +64,12 @@ type conn struct {
 	parked []parked
 
 	wmu sync.Mutex // held while writing to nc; before outMu, never under srv.mu
+	// writeFn is c.writeOnce, made once; wsegs is what it writes and wn,
+	// werrno what the write returned. Guarded by wmu.
+	writeFn func(fd uintptr) bool
+	wsegs   [][]byte
+	wn      int
+	werrno  syscall.Errno
 
 	// Guarded by srv.mu:
 	regs       []*registration   // functions this worker can do, in CAN_DO order
@@ -135,13 +141,14 @@ func newConn(s *Server, nc net.Conn, id uint64) *conn {
 		room:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 	}
+	c.writeFn = c.writeOnce
 	if a, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
 		c.ip = a.IP.String()
 	}
 	c.log = s.log.With("conn", id, "remote", nc.RemoteAddr().String())
 	var r io.Reader = nc
 	if c.raw != nil {
-		r = rawReader{c.raw}
+		r = newRawReader(c.raw)
 	}
 	s.metrics.accepted.Add(1)
 	c.timed = &timedReader{c: c, r: countingReader{r, &s.metrics.bytesIn}}

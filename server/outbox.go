@@ -161,6 +161,19 @@ func (f *passFlusher) run() {
 	}
 }
 
+// writeOnce is the callback of flushInline's RawConn.Write, made once
+// per connection so that a write allocates nothing: one non-blocking
+// write of c.wsegs. Its argument and results are guarded by wmu.
+func (c *conn) writeOnce(fd uintptr) bool {
+	if len(c.wsegs) == 1 {
+		c.wn, c.werrno = rawWrite(fd, c.wsegs[0]) // see rawio.go
+	} else {
+		c.wn, c.werrno = rawWritev(fd, c.wsegs)
+	}
+	c.srv.metrics.writes.Add(1)
+	return true // never wait: writeLoop does that
+}
+
 // flushInline writes the outbox from the calling goroutine with one
 // non-blocking write (writev when large payloads are queued), when no
 // other goroutine is writing this socket. Whatever it cannot write now
@@ -196,17 +209,10 @@ func (c *conn) flushInline() {
 	// The poller refuses any write once the deadline writePending set
 	// has passed, even this one that never waits: keep it ahead.
 	c.refreshDeadline()
-	var n int
-	var errno syscall.Errno
-	err := c.raw.Write(func(fd uintptr) bool {
-		if len(segs) == 1 {
-			n, errno = rawWrite(fd, segs[0]) // see rawio.go
-		} else {
-			n, errno = rawWritev(fd, segs)
-		}
-		c.srv.metrics.writes.Add(1)
-		return true // never wait: writeLoop does that
-	})
+	c.wsegs, c.wn, c.werrno = segs, 0, 0
+	err := c.raw.Write(c.writeFn)
+	n, errno := c.wn, c.werrno
+	c.wsegs = nil
 	switch {
 	case errno == syscall.EAGAIN:
 		n = 0 // the socket is full: writeLoop waits for it
@@ -314,21 +320,22 @@ func (c *conn) sendAssign(t protocol.Type, handle, fn []byte, unique, reducer st
 	c.flushLocked(before)
 }
 
-// sendShared queues a packet whose last argument nothing will modify
-// while the connection may still be writing it (a job's payload, or a
-// body the read loop detached): a large one is written from where it is
-// instead of being copied into the outbox, holding pb, the pooled buffer
-// it is in (or nil), until then.
-func (c *conn) sendShared(t protocol.Type, pb *payloadBuf, args ...[]byte) {
-	c.sendSharedVia(nil, t, pb, args...)
+// sendShared queues a packet whose arguments are head and then last,
+// where nothing will modify last while the connection may still be
+// writing it (a job's payload, or a body the read loop detached): a large
+// one is written from where it is instead of being copied into the
+// outbox, holding pb, the pooled buffer it is in (or nil), until then.
+// head is copied, so a caller may pass arguments on its stack (a handle
+// in a handleBuf) without their escaping.
+func (c *conn) sendShared(t protocol.Type, pb *payloadBuf, head [][]byte, last []byte) {
+	c.sendSharedVia(nil, t, pb, head, last)
 }
 
 // sendSharedVia is sendShared on behalf of via's read loop, as sendVia
 // is to send.
-func (c *conn) sendSharedVia(via *conn, t protocol.Type, pb *payloadBuf, args ...[]byte) {
-	last := len(args) - 1
-	size := last
-	for _, a := range args {
+func (c *conn) sendSharedVia(via *conn, t protocol.Type, pb *payloadBuf, head [][]byte, last []byte) {
+	size := len(head) + len(last)
+	for _, a := range head {
 		size += len(a)
 	}
 	c.outMu.Lock()
@@ -338,11 +345,11 @@ func (c *conn) sendSharedVia(via *conn, t protocol.Type, pb *payloadBuf, args ..
 	}
 	before := c.queuedLocked()
 	b := appendHeader(c.out, t, size)
-	for _, a := range args[:last] {
+	for _, a := range head {
 		b = append(append(b, a...), 0)
 	}
 	c.out = b
-	c.appendSharedLocked(args[last], pb)
+	c.appendSharedLocked(last, pb)
 	if via == nil || via == c {
 		c.flushLocked(before)
 		return

@@ -99,8 +99,9 @@ func (s *Server) forwardLocked(w *conn, j *job, p protocol.Packet) {
 		}
 		return
 	}
+	head, last := p.Args[:len(p.Args)-1], p.Args[len(p.Args)-1]
 	for _, cl := range j.clients {
-		cl.sendSharedVia(w, p.Type, pb, p.Args...)
+		cl.sendSharedVia(w, p.Type, pb, head, last)
 	}
 	pb.unref() // the outboxes hold their own references
 }

@@ -234,7 +234,7 @@ func (s *Server) grab(c *conn, t protocol.Type) {
 	h := s.appendHandle(hb[:0], j.id)
 	switch {
 	case t == protocol.GrabJob:
-		c.sendShared(protocol.JobAssign, j.pbuf, h, j.fn.nameB, j.data)
+		c.sendShared(protocol.JobAssign, j.pbuf, [][]byte{h, j.fn.nameB}, j.data)
 	case t == protocol.GrabJobAll && j.reducer() != "":
 		c.sendAssign(protocol.JobAssignAll, h, j.fn.nameB, j.unique, j.reducer(), j.data, j.pbuf)
 	default:

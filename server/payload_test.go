@@ -103,6 +103,21 @@ func TestPooledPayloads(t *testing.T) {
 	if p := client.expect(protocol.WorkComplete); !bytes.Equal(p.Args[0], handle) || !bytes.Equal(p.Args[1], data) {
 		t.Fatalf("client got %q with %d bytes", p.Args[0], len(p.Args[1]))
 	}
+
+	// The same through GRAB_JOB, whose JOB_ASSIGN has no unique: the
+	// payload goes out from its pooled buffer behind handle and function.
+	client.send(protocol.SubmitJob, "big", "", string(data))
+	handle = client.expect(protocol.JobCreated).Args[0]
+	worker.send(protocol.GrabJob)
+	assign = worker.expect(protocol.JobAssign)
+	if !bytes.Equal(assign.Args[0], handle) || string(assign.Args[1]) != "big" || !bytes.Equal(assign.Args[2], data) {
+		t.Fatalf("GRAB_JOB got handle %q, function %q, %d bytes; want %q, big, the whole payload",
+			assign.Args[0], assign.Args[1], len(assign.Arg(2)), handle)
+	}
+	worker.send(protocol.WorkComplete, string(handle), string(data))
+	if p := client.expect(protocol.WorkComplete); !bytes.Equal(p.Args[1], data) {
+		t.Fatalf("client got %d bytes", len(p.Args[1]))
+	}
 	client.nc.Close()
 	worker.nc.Close()
 

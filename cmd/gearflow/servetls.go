@@ -112,7 +112,11 @@ func (k *keyPair) load() error {
 	for i, name := range []string{k.certFile, k.keyFile} {
 		fi, err := os.Stat(name)
 		if err != nil {
-			return err
+			// The error loading them names the flags and the file.
+			if _, lerr := tls.LoadX509KeyPair(k.certFile, k.keyFile); lerr != nil {
+				err = lerr
+			}
+			return fmt.Errorf("--tls-cert/--tls-key: %w", err)
 		}
 		mt[i] = fi.ModTime()
 	}

@@ -35,9 +35,9 @@ func TestServeTLSFlags(t *testing.T) {
 		{"bad tls address", []string{"--check-args", "--tls-listen", "4731", "--tls-cert", cert, "--tls-key", key}, 2, "--tls-listen \"4731\""},
 		{"tls only", []string{"--check-args", "--listen", "none", "--tls-listen", "127.0.0.1:4731", "--tls-cert", cert, "--tls-key", key,
 			"--tls-client-ca", caFile, "--admin-allow", "ops,ops2"}, 0, ""},
-		{"key is not a key", []string{"-p", "0", "--tls-listen", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", caFile}, 2, "--tls-cert/--tls-key"},
+		{"key is not a key", []string{"-p", "0", "--tls-listen", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", caFile}, 1, "--tls-cert/--tls-key"},
 		{"client CA is not PEM", []string{"-p", "0", "--tls-listen", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", key,
-			"--tls-client-ca", filepath.Join(dir, "server-key.pem")}, 2, "no PEM certificate"},
+			"--tls-client-ca", filepath.Join(dir, "server-key.pem")}, 1, "no PEM certificate"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -48,6 +48,99 @@ func TestServeTLSFlags(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestServeCheckArgsFiles checks that --check-args reads the files serve
+// reads at start, and fails as the start would on one it cannot use,
+// without opening a listener or the data directory or creating a file.
+func TestServeCheckArgsFiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, "ca")
+	cert, key := tlstest.Write(t, ca.Issue(t, "server", "127.0.0.1"), dir, "server")
+	caFile := ca.WriteCA(t, dir, "ca")
+	missing := filepath.Join(dir, "missing.pem")
+	noFolder := filepath.Join(dir, "no-such-folder", "serve.log")
+	tlsArgs := func(cert, key string, more ...string) []string {
+		return append([]string{"--tls-listen", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", key}, more...)
+	}
+	tests := []struct {
+		name string
+		args []string
+		msg  string
+	}{
+		{"missing certificate", tlsArgs(missing, key), "gearflow serve: --tls-cert/--tls-key: open " + missing + ": no such file or directory\n"},
+		{"missing key", tlsArgs(cert, missing), "gearflow serve: --tls-cert/--tls-key: open " + missing + ": no such file or directory\n"},
+		{"key is a certificate", tlsArgs(cert, caFile), "gearflow serve: --tls-cert/--tls-key: tls: found a certificate rather than a key in the PEM for the private key\n"},
+		{"key of another certificate", tlsArgs(caFile, key), "gearflow serve: --tls-cert/--tls-key: tls: private key does not match public key\n"},
+		{"missing client CA", tlsArgs(cert, key, "--tls-client-ca", missing), "gearflow serve: --tls-client-ca: open " + missing + ": no such file or directory\n"},
+		{"client CA is a key", tlsArgs(cert, key, "--tls-client-ca", key), "gearflow serve: --tls-client-ca: no PEM certificate in " + key + "\n"},
+		{"log file in a missing folder", []string{"-l", noFolder}, "gearflow serve: open " + noFolder + ": no such file or directory\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var out, errb bytes.Buffer
+			args := append([]string{"--check-args", "-L", "127.0.0.1", "-p", "0"}, tt.args...)
+			code := cmdServe(t.Context(), args, &out, &errb)
+			if code != 1 || errb.String() != tt.msg {
+				t.Errorf("serve %v = %d, stderr %q; want 1, %q", args, code, errb.String(), tt.msg)
+			}
+			// The start fails the same way, before it listens: should
+			// it serve, the context ends it, with another exit code.
+			out.Reset()
+			errb.Reset()
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			code = cmdServe(ctx, args[1:], &out, &errb)
+			if code != 1 || errb.String() != tt.msg {
+				t.Errorf("serve %v = %d, stderr %q; want 1, %q", args[1:], code, errb.String(), tt.msg)
+			}
+		})
+	}
+
+	// A pid file is written once serve listens: only the check is run.
+	t.Run("pid file in a missing folder", func(t *testing.T) {
+		t.Parallel()
+		var out, errb bytes.Buffer
+		code := cmdServe(t.Context(), []string{"--check-args", "-P", noFolder}, &out, &errb)
+		if want := "gearflow serve: open " + noFolder + ": no such file or directory\n"; code != 1 || errb.String() != want {
+			t.Errorf("serve --check-args -P %s = %d, stderr %q; want 1, %q", noFolder, code, errb.String(), want)
+		}
+	})
+
+	// Good files pass, and the check leaves the data directory, the log
+	// and pid files uncreated and a port in use alone.
+	t.Run("good files", func(t *testing.T) {
+		t.Parallel()
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		_, port, _ := net.SplitHostPort(l.Addr().String())
+		sub := t.TempDir()
+		dataDir, logFile, pidFile := filepath.Join(sub, "data"), filepath.Join(sub, "serve.log"), filepath.Join(sub, "serve.pid")
+		args := []string{"--check-args", "-L", "127.0.0.1", "-p", port, "--data-dir", dataDir, "-l", logFile, "-P", pidFile,
+			"--tls-listen", l.Addr().String(), "--tls-cert", cert, "--tls-key", key}
+		var out, errb bytes.Buffer
+		if code := cmdServe(t.Context(), args, &out, &errb); code != 0 {
+			t.Fatalf("serve %v = %d, stderr %q; want 0", args, code, errb.String())
+		}
+		if !strings.Contains(errb.String(), "level=WARN msg=\"TLS without --tls-client-ca") {
+			t.Errorf("serve %v: stderr %q; want the warning of a TLS listener without --tls-client-ca", args, errb.String())
+		}
+		for _, p := range []string{dataDir, logFile, pidFile} {
+			if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("serve --check-args made %s (%v)", p, err)
+			}
+		}
+		errb.Reset()
+		args = append(args, "--tls-client-ca", caFile, "--log-level", "warn")
+		if code := cmdServe(t.Context(), args, &out, &errb); code != 0 || errb.Len() != 0 {
+			t.Errorf("serve %v = %d, stderr %q; want 0 and nothing", args, code, errb.String())
+		}
+	})
 }
 
 // tlsFiles are the certificate files of a TLS test: a CA that signs

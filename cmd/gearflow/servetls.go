@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gearflow/gearflow/internal/tlsfiles"
 	"github.com/gearflow/gearflow/server"
 	"github.com/spf13/pflag"
 )
@@ -76,14 +76,11 @@ func (f *serveTLSFlags) config(cfg *server.Config, logger *slog.Logger) error {
 	}
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: kp.get}
 	if f.clientCA != "" {
-		pem, err := os.ReadFile(f.clientCA)
+		pool, err := tlsfiles.CertPool("--tls-client-ca", f.clientCA)
 		if err != nil {
-			return fmt.Errorf("--tls-client-ca: %w", err)
+			return err
 		}
-		tc.ClientCAs = x509.NewCertPool()
-		if !tc.ClientCAs.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("--tls-client-ca: no PEM certificate in %s", f.clientCA)
-		}
+		tc.ClientCAs = pool
 		tc.ClientAuth = tls.RequireAndVerifyClientCert
 	} else {
 		logger.Warn("TLS without --tls-client-ca: any peer may connect to the TLS listener; its connections are encrypted, not authenticated")

@@ -2,11 +2,10 @@ package cli
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
 
+	"github.com/gearflow/gearflow/internal/tlsfiles"
 	"github.com/spf13/pflag"
 )
 
@@ -38,14 +37,11 @@ func (f *TLSFlags) Config() (*tls.Config, error) {
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: f.serverName}
 	if f.ca != "" {
-		pem, err := os.ReadFile(f.ca)
+		pool, err := tlsfiles.CertPool("--tls-ca", f.ca)
 		if err != nil {
-			return nil, fmt.Errorf("--tls-ca: %w", err)
+			return nil, err
 		}
-		cfg.RootCAs = x509.NewCertPool()
-		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--tls-ca: no PEM certificate in %s", f.ca)
-		}
+		cfg.RootCAs = pool
 	}
 	if (f.cert == "") != (f.key == "") {
 		return nil, errors.New("--tls-cert and --tls-key go together")

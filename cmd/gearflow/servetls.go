@@ -29,7 +29,7 @@ func (f *serveTLSFlags) register(fs *pflag.FlagSet, cfg *server.Config) {
 	fs.StringVar(&f.listen, "tls-listen", "", "also listen for TLS connections on this `host:port` (with --tls-cert and --tls-key); the plaintext listener then defaults to 127.0.0.1 (set --listen to change it, --listen none to close it)")
 	fs.StringVar(&f.cert, "tls-cert", "", "server certificate PEM `file` for --tls-listen (read again when it changes)")
 	fs.StringVar(&f.key, "tls-key", "", "private key PEM `file` of --tls-cert (read again when it changes)")
-	fs.StringVar(&f.clientCA, "tls-client-ca", "", "require TLS clients to present a certificate signed by a CA in this PEM `file`; others are refused at the handshake")
+	fs.StringVar(&f.clientCA, "tls-client-ca", "", "require TLS clients to present a certificate signed by a CA in this PEM `file`; others are refused at the handshake (read again when it changes)")
 	fs.DurationVar(&cfg.HandshakeTimeout, "tls-handshake-timeout", 0, "disconnect a TLS peer that has not completed its handshake within this long (0 = 10s)")
 	fs.Func("admin-allow", "limit admin commands that change state (cancel job, create/drop function, maxqueue, shutdown) to TLS clients whose certificate's common name or DNS name is in this comma-separated `list`, and to plaintext peers on loopback; others get ERR PERMISSION_DENIED (default: any peer, as gearmand)", func(s string) error {
 		f.adminAllow, f.adminSet = s, true
@@ -76,12 +76,14 @@ func (f *serveTLSFlags) config(cfg *server.Config, logger *slog.Logger) error {
 	}
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: kp.get}
 	if f.clientCA != "" {
-		pool, err := tlsfiles.CertPool("--tls-client-ca", f.clientCA)
+		// Read again when the file changes, as the certificate is: a
+		// rotated client CA is used from the next handshake on.
+		cas, err := tlsfiles.LoadPool("--tls-client-ca", f.clientCA, logger)
 		if err != nil {
 			return err
 		}
-		tc.ClientCAs = pool
 		tc.ClientAuth = tls.RequireAndVerifyClientCert
+		tlsfiles.FollowClientCAs(tc, cas)
 	} else {
 		logger.Warn("TLS without --tls-client-ca: any peer may connect to the TLS listener; its connections are encrypted, not authenticated")
 	}

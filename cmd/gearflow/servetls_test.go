@@ -346,3 +346,91 @@ func TestServeCertificateReload(t *testing.T) {
 }
 
 func slogDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// startTLSServe runs "gearflow serve" with a TLS listener (and its
+// plaintext one on loopback) on fresh ports, with args added, logging
+// to logFile, and returns it with both addresses once both listen.
+func startTLSServe(t *testing.T, bin, logFile string, args ...string) (proc *process, plainAddr, tlsAddr string) {
+	t.Helper()
+	for attempt := 0; ; attempt++ {
+		plain, tlsPort := freePort(t), freePort(t)
+		proc, plainAddr, tlsAddr = restartTLSServe(t, bin, logFile, plain, tlsPort, args...)
+		if proc != nil {
+			return proc, plainAddr, tlsAddr
+		}
+		if attempt == 2 {
+			t.Fatal("serve did not get ports of its own in 3 attempts")
+		}
+	}
+}
+
+// restartTLSServe is startTLSServe on given ports; it returns a nil
+// process if they are not its own.
+func restartTLSServe(t *testing.T, bin, logFile, plain, tlsPort string, args ...string) (*process, string, string) {
+	t.Helper()
+	if err := os.Remove(logFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	plainAddr, tlsAddr := "127.0.0.1:"+plain, "127.0.0.1:"+tlsPort
+	proc := startProcess(t, bin, nil, append([]string{"serve", "-p", plain, "--tls-listen", tlsAddr,
+		"--log-level", "info", "-l", logFile}, args...)...)
+	if !ownServer(t, plainAddr, proc.cmd.Process.Pid) {
+		proc.kill()
+		return nil, "", ""
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		log, _ := os.ReadFile(logFile)
+		if strings.Contains(string(log), "addr="+tlsAddr+" tls=true") {
+			return proc, plainAddr, tlsAddr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("TLS listener not up:\n%s", log)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestServeClientCAReload runs "gearflow serve" with --tls-client-ca
+// and replaces the CA file while it runs, as a CA rotation does: from
+// then on clients of the new CA are served and those of the old one
+// refused, without a restart.
+func TestServeClientCAReload(t *testing.T) {
+	t.Parallel()
+	bin := buildGearflow(t)
+	f := newTLSFiles(t)
+	caA, caB := tlstest.NewCA(t, "client CA A"), tlstest.NewCA(t, "client CA B")
+	clientCAFile := caA.WriteCA(t, f.dir, "clients")
+	logFile := filepath.Join(t.TempDir(), "serve.log")
+	_, _, tlsAddr := startTLSServe(t, bin, logFile, "--tls-cert", f.serverCert, "--tls-key", f.serverKy, "--tls-client-ca", clientCAFile)
+	ctx := testCtx(t, 60*time.Second)
+	status := func(ca *tlstest.CA) error {
+		admin := runtime.Admin{TLS: tlstest.ClientConfig(f.ca, ca.Issue(t, "client"))}
+		_, err := admin.Status(ctx, tlsAddr)
+		return err
+	}
+	if err := status(caA); err != nil {
+		t.Fatalf("client of CA A with A in --tls-client-ca: %v", err)
+	}
+	if err := status(caB); err == nil {
+		t.Fatal("client of CA B with A in --tls-client-ca: served")
+	}
+
+	// The rotation: a new file renamed over the old one.
+	tmp := clientCAFile + ".new"
+	if err := os.WriteFile(tmp, caB.PEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, clientCAFile); err != nil {
+		t.Fatal(err)
+	}
+	if err := status(caB); err != nil {
+		t.Errorf("client of CA B after the file changed to B: %v", err)
+	}
+	if err := status(caA); err == nil || !strings.Contains(err.Error(), "unknown certificate authority") {
+		t.Errorf("client of CA A after the file changed to B: %v; want unknown certificate authority", err)
+	}
+	if log, _ := os.ReadFile(logFile); !strings.Contains(string(log), "tls CA file reloaded") {
+		t.Errorf("the log does not say the CA file was reloaded:\n%s", log)
+	}
+}

@@ -1,10 +1,18 @@
 package tlsfiles_test
 
 import (
+	"bytes"
+	"crypto/tls"
 	"crypto/x509"
+	"io"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/gearflow/gearflow/internal/tlsfiles"
 	"github.com/gearflow/gearflow/internal/tlstest"
@@ -57,5 +65,159 @@ func TestCertPool(t *testing.T) {
 	}
 	if err := verify(other); err == nil {
 		t.Error("a certificate of a CA not in the file verified")
+	}
+}
+
+// syncBuffer is a bytes.Buffer for a logger and a test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// replace writes data to file as a renewal does: into a new file
+// renamed over it.
+func replace(t *testing.T, file string, data []byte) {
+	t.Helper()
+	tmp := file + ".new"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, file); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tlsServer serves cfg on loopback: each client it accepts gets one
+// byte, and its connection is closed.
+func tlsServer(t *testing.T, cfg *tls.Config) string {
+	t.Helper()
+	l, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			nc, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer nc.Close()
+				nc.SetDeadline(time.Now().Add(10 * time.Second))
+				nc.Write([]byte{1}) // fails with the handshake
+			})
+		}
+	})
+	t.Cleanup(func() { l.Close(); wg.Wait() })
+	return l.Addr().String()
+}
+
+// connect makes a TLS connection to addr with cfg and returns nil once
+// the server has sent its byte, else the error.
+func connect(addr string, cfg *tls.Config) error {
+	_, err := connectState(addr, cfg)
+	return err
+}
+
+// connectState is connect returning the connection's state too.
+func connectState(addr string, cfg *tls.Config) (tls.ConnectionState, error) {
+	d := &net.Dialer{Timeout: 10 * time.Second}
+	tc, err := tls.DialWithDialer(d, "tcp", addr, cfg)
+	if err != nil {
+		return tls.ConnectionState{}, err
+	}
+	defer tc.Close()
+	tc.SetDeadline(time.Now().Add(10 * time.Second))
+	// TLS 1.3 lets the client finish before the server has checked its
+	// certificate: a refusal comes with the first read.
+	_, err = io.ReadFull(tc, make([]byte, 1))
+	return tc.ConnectionState(), err
+}
+
+// TestFollowClientCAs: a server's client CA file is followed, over real
+// handshakes on loopback. A certificate of the CA in the file is taken,
+// one of a CA taken out of it is refused from the next handshake on
+// (even one that would resume a session), and a broken file keeps the
+// CAs before, with one warning.
+func TestFollowClientCAs(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	serverCA, a, b := tlstest.NewCA(t, "server CA"), tlstest.NewCA(t, "client CA A"), tlstest.NewCA(t, "client CA B")
+	caFile := a.WriteCA(t, dir, "clients")
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	cas, err := tlsfiles.LoadPool("--tls-client-ca", caFile, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{serverCA.Issue(t, "server", "127.0.0.1")}, ClientAuth: tls.RequireAndVerifyClientCert}
+	tlsfiles.FollowClientCAs(cfg, cas)
+	addr := tlsServer(t, cfg)
+
+	clientA := tlstest.ClientConfig(serverCA, a.Issue(t, "a"))
+	clientA.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+	clientB := tlstest.ClientConfig(serverCA, b.Issue(t, "b"))
+	if err := connect(addr, clientA); err != nil {
+		t.Fatalf("client of CA A with A in the file: %v", err)
+	}
+	if err := connect(addr, clientB); err == nil || !strings.Contains(err.Error(), "unknown certificate authority") {
+		t.Fatalf("client of CA B with A in the file: %v; want unknown certificate authority", err)
+	}
+	if st, err := connectState(addr, clientA); err != nil || !st.DidResume {
+		t.Fatalf("client of CA A again: resumed %v, %v; want its session resumed", st.DidResume, err)
+	}
+
+	replace(t, caFile, b.PEM)
+	if err := connect(addr, clientB); err != nil {
+		t.Errorf("client of CA B after B replaced A: %v", err)
+	}
+	if err := connect(addr, clientA); err == nil || !strings.Contains(err.Error(), "unknown certificate authority") {
+		t.Errorf("client of CA A after B replaced A (with a session to resume): %v; want unknown certificate authority", err)
+	}
+	clientA.ClientSessionCache = nil
+	if err := connect(addr, clientA); err == nil {
+		t.Error("client of CA A after B replaced A: taken")
+	}
+	if n := strings.Count(logs.String(), "tls CA file reloaded"); n != 1 {
+		t.Errorf("%d reloads logged, want 1:\n%s", n, logs.String())
+	}
+
+	// A broken file, then none: B is still taken, with one warning each.
+	replace(t, caFile, []byte("-----BEGIN CERTIFICATE-----\nMII"))
+	for range 3 {
+		if err := connect(addr, clientB); err != nil {
+			t.Errorf("client of CA B with a broken file: %v", err)
+		}
+	}
+	if err := os.Remove(caFile); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := connect(addr, clientB); err != nil {
+			t.Errorf("client of CA B with no file: %v", err)
+		}
+	}
+	if n := strings.Count(logs.String(), "level=WARN msg=\"tls CA file not reloaded; keeping the previous one\""); n != 2 {
+		t.Errorf("%d warnings logged, want 2 (one for the broken file, one for none):\n%s", n, logs.String())
+	}
+	// Both CAs: both taken.
+	replace(t, caFile, append(append([]byte{}, a.PEM...), b.PEM...))
+	for _, c := range []*tls.Config{clientA, clientB} {
+		if err := connect(addr, c); err != nil {
+			t.Errorf("client with A and B in the file: %v", err)
+		}
 	}
 }

@@ -6,10 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/gearflow/gearflow/internal/tlsfiles"
 	"github.com/gearflow/gearflow/server"
@@ -70,11 +67,13 @@ func (f *serveTLSFlags) config(cfg *server.Config, logger *slog.Logger) error {
 	if f.listen == "" {
 		return nil
 	}
-	kp := &keyPair{certFile: f.cert, keyFile: f.key, log: logger}
-	if err := kp.load(); err != nil {
+	// Read again when the files change, so a renewed certificate is
+	// served without a restart.
+	kp, err := tlsfiles.LoadKeyPair(f.cert, f.key, logger)
+	if err != nil {
 		return err
 	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: kp.get}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: kp.GetCertificate}
 	if f.clientCA != "" {
 		// Read again when the file changes, as the certificate is: a
 		// rotated client CA is used from the next handshake on.
@@ -92,58 +91,6 @@ func (f *serveTLSFlags) config(cfg *server.Config, logger *slog.Logger) error {
 	}
 	cfg.TLS = tc
 	return nil
-}
-
-// keyPair is the server's certificate, read again from its files when
-// they change, so a renewed certificate is served without a restart.
-type keyPair struct {
-	certFile, keyFile string
-	log               *slog.Logger
-
-	mu      sync.Mutex // guards the fields below
-	cert    *tls.Certificate
-	modTime [2]time.Time // of the files the certificate was read from
-}
-
-// load reads the key pair if its files changed since the last read.
-func (k *keyPair) load() error {
-	var mt [2]time.Time
-	for i, name := range []string{k.certFile, k.keyFile} {
-		fi, err := os.Stat(name)
-		if err != nil {
-			// The error loading them names the flags and the file.
-			if _, lerr := tls.LoadX509KeyPair(k.certFile, k.keyFile); lerr != nil {
-				err = lerr
-			}
-			return fmt.Errorf("--tls-cert/--tls-key: %w", err)
-		}
-		mt[i] = fi.ModTime()
-	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.cert != nil && mt == k.modTime {
-		return nil
-	}
-	cert, err := tls.LoadX509KeyPair(k.certFile, k.keyFile)
-	if err != nil {
-		return fmt.Errorf("--tls-cert/--tls-key: %w", err)
-	}
-	if k.cert != nil {
-		k.log.Info("tls certificate reloaded", "file", k.certFile)
-	}
-	k.cert, k.modTime = &cert, mt
-	return nil
-}
-
-// get is tls.Config.GetCertificate: the current certificate. A file
-// that cannot be read (half-written by a renewal) keeps the one before.
-func (k *keyPair) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-	if err := k.load(); err != nil {
-		k.log.Warn("tls certificate not reloaded; serving the previous one", "err", err)
-	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.cert, nil
 }
 
 // servedListener is a listener of serve and how the server serves it.

@@ -3,8 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -299,53 +299,96 @@ func testCtx(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-// TestServeCertificateReload checks that serve's certificate is read
-// again when its files change, and that a broken file keeps the one
-// before.
+// TestServeCertificateReload runs "gearflow serve" and renews its
+// certificate files while it runs: the next connection gets the new
+// certificate, without a restart.
 func TestServeCertificateReload(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	ca := tlstest.NewCA(t, "ca")
-	certFile, keyFile := tlstest.Write(t, ca.Issue(t, "first", "127.0.0.1"), dir, "server")
-	kp := &keyPair{certFile: certFile, keyFile: keyFile, log: slogDiscard()}
-	if err := kp.load(); err != nil {
-		t.Fatal(err)
-	}
-	cn := func() string {
-		c, err := kp.get(nil)
+	bin := buildGearflow(t)
+	f := newTLSFiles(t)
+	logFile := filepath.Join(t.TempDir(), "serve.log")
+	_, _, tlsAddr := startTLSServe(t, bin, logFile, "--tls-cert", f.serverCert, "--tls-key", f.serverKy)
+	serverName := func() string {
+		t.Helper()
+		tc, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", tlsAddr, tlstest.ClientConfig(f.ca))
 		if err != nil {
 			t.Fatal(err)
 		}
-		return c.Leaf.Subject.CommonName
+		defer tc.Close()
+		return tc.ConnectionState().PeerCertificates[0].Subject.CommonName
 	}
-	if got := cn(); got != "first" {
-		t.Fatalf("certificate %q, want first", got)
+	if got := serverName(); got != "server" {
+		t.Fatalf("server certificate %q, want server", got)
 	}
-	// A renewal: new files, with a later modification time.
-	tlstest.Write(t, ca.Issue(t, "second", "127.0.0.1"), dir, "server")
-	later := time.Now().Add(time.Minute)
-	for _, f := range []string{certFile, keyFile} {
-		if err := os.Chtimes(f, later, later); err != nil {
+	renewed, renewedKey := tlstest.Write(t, f.ca.Issue(t, "server renewed", "127.0.0.1"), t.TempDir(), "server")
+	for _, r := range [][2]string{{renewed, f.serverCert}, {renewedKey, f.serverKy}} {
+		if err := os.Rename(r[0], r[1]); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got := cn(); got != "second" {
-		t.Fatalf("after the files changed: certificate %q, want second", got)
-	}
-	// A half-written renewal keeps the certificate served.
-	if err := os.WriteFile(certFile, []byte("-----BEGIN CERT"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	even := later.Add(time.Minute)
-	if err := os.Chtimes(certFile, even, even); err != nil {
-		t.Fatal(err)
-	}
-	if got := cn(); got != "second" {
-		t.Fatalf("after a broken write: certificate %q, want second", got)
+	if got := serverName(); got != "server renewed" {
+		t.Errorf("after the renewal: server certificate %q, want server renewed", got)
 	}
 }
 
-func slogDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+// TestWorkerCertificateRenewal runs a "gearflow worker" process over
+// TLS, then renews its certificate files with a certificate of a new
+// client CA and restarts the server with that CA only: the worker,
+// still running, reconnects with the renewed certificate.
+func TestWorkerCertificateRenewal(t *testing.T) {
+	t.Parallel()
+	bin := buildGearflow(t)
+	f := newTLSFiles(t)
+	caA, caB := tlstest.NewCA(t, "client CA A"), tlstest.NewCA(t, "client CA B")
+	caAFile, caBFile := caA.WriteCA(t, f.dir, "clients-a"), caB.WriteCA(t, f.dir, "clients-b")
+	logFile := filepath.Join(t.TempDir(), "serve.log")
+	serveArgs := func(clientCA string) []string {
+		return []string{"--tls-cert", f.serverCert, "--tls-key", f.serverKy, "--tls-client-ca", clientCA}
+	}
+	proc, plainAddr, tlsAddr := startTLSServe(t, bin, logFile, serveArgs(caAFile)...)
+	workerCert, workerKey := tlstest.Write(t, caA.Issue(t, "worker"), f.dir, "worker")
+	startProcess(t, bin, nil, "worker", "--servers", tlsAddr, "--tls-ca", f.caFile, "--tls-cert", workerCert, "--tls-key", workerKey)
+	// workers returns the workers the server lists, over plaintext.
+	workers := func() int {
+		st, err := adminStatusOf(plainAddr)
+		if err != nil {
+			return -1
+		}
+		n := 0
+		for _, fs := range st {
+			n = max(n, fs.Workers)
+		}
+		return n
+	}
+	waitWorker := func(what string) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for workers() < 1 {
+			if time.Now().After(deadline) {
+				log, _ := os.ReadFile(logFile)
+				t.Fatalf("%s: no worker registered in 20s; server log:\n%s", what, log)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitWorker("first start")
+
+	// The renewal, then a server that takes CA B only: the certificate
+	// the worker read at start is refused there.
+	renewed, renewedKey := tlstest.Write(t, caB.Issue(t, "worker"), t.TempDir(), "worker")
+	for _, r := range [][2]string{{renewed, workerCert}, {renewedKey, workerKey}} {
+		if err := os.Rename(r[0], r[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	proc.kill()
+	_, plain, _ := net.SplitHostPort(plainAddr)
+	_, tlsPort, _ := net.SplitHostPort(tlsAddr)
+	if proc, _, _ = restartTLSServe(t, bin, logFile, plain, tlsPort, serveArgs(caBFile)...); proc == nil {
+		t.Fatal("the restarted server did not get its ports back")
+	}
+	waitWorker("after the renewal and a restart")
+}
 
 // startTLSServe runs "gearflow serve" with a TLS listener (and its
 // plaintext one on loopback) on fresh ports, with args added, logging

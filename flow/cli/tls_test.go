@@ -1,10 +1,14 @@
 package cli
 
 import (
+	"bytes"
 	"crypto/tls"
 	"errors"
+	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -127,5 +131,43 @@ func TestTLSFlagsHandshake(t *testing.T) {
 	}
 	if got := peer.handshake(t, cfg); got != "worker" {
 		t.Errorf("the server saw %q, want worker", got)
+	}
+}
+
+// TestTLSFlagsCertificateRenewal: a configuration of the flags, made
+// once as a long-running worker makes it, presents the renewed
+// --tls-cert from the next handshake after its files changed, and the
+// one before while a renewal is half-written.
+func TestTLSFlagsCertificateRenewal(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, "ca")
+	peer := startTLSPeer(t, ca)
+	cert, key := tlstest.Write(t, ca.Issue(t, "worker 1"), dir, "worker")
+	var logs bytes.Buffer
+	f := TLSFlags{Log: slog.New(slog.NewTextHandler(&logs, nil)), ca: ca.WriteCA(t, dir, "ca"), cert: cert, key: key}
+	cfg, err := f.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := peer.handshake(t, cfg); got != "worker 1" {
+		t.Fatalf("the server saw %q, want worker 1", got)
+	}
+	// The renewal: new files renamed over the old ones.
+	newCert, newKey := tlstest.Write(t, ca.Issue(t, "worker 2"), t.TempDir(), "worker")
+	if err := os.Rename(newCert, cert); err != nil {
+		t.Fatal(err)
+	}
+	if got := peer.handshake(t, cfg); got != "worker 1" {
+		t.Errorf("with the certificate renewed and not yet its key: the server saw %q, want worker 1", got)
+	}
+	if err := os.Rename(newKey, key); err != nil {
+		t.Fatal(err)
+	}
+	if got := peer.handshake(t, cfg); got != "worker 2" {
+		t.Errorf("after the renewal: the server saw %q, want worker 2", got)
+	}
+	if !strings.Contains(logs.String(), "level=WARN msg=\"tls certificate not reloaded") || !strings.Contains(logs.String(), "tls certificate reloaded") {
+		t.Errorf("log %q; want a warning for the half renewal and a line for the reload", logs.String())
 	}
 }

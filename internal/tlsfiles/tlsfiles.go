@@ -1,7 +1,9 @@
 // Package tlsfiles reads the PEM files of the TLS flags of gearflow's
-// commands (serve's --tls-client-ca, the clients' and workers'
-// --tls-ca), and reads them again when they change, so that a rotated
-// CA takes effect at the next handshake, without a restart.
+// commands (serve's --tls-cert, --tls-key and --tls-client-ca; the
+// clients' and workers' --tls-ca, --tls-cert and --tls-key). Key pairs
+// and serve's client CAs are read again when their files change, so
+// that a renewed certificate or a rotated client CA takes effect at the
+// next handshake, without a restart; --tls-ca is read once.
 //
 // A file is read again when its modification time, size or identity
 // (a rename or a symbolic link moved over it) differs from when it was
@@ -34,6 +36,56 @@ func CertPool(flag, file string) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("%s: no PEM certificate in %s", flag, file)
 	}
 	return pool, nil
+}
+
+// KeyPairFlags names the flags of a key pair in its errors.
+const KeyPairFlags = "--tls-cert/--tls-key"
+
+// loadKeyPair is tls.LoadX509KeyPair with the flags' names in its error.
+func loadKeyPair(certFile, keyFile string) (*tls.Certificate, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", KeyPairFlags, err)
+	}
+	return &cert, nil
+}
+
+// KeyPair is a certificate and its private key, read from their PEM
+// files again when they change. Its methods are safe for concurrent use.
+type KeyPair struct {
+	files *watched[*tls.Certificate]
+}
+
+// LoadKeyPair reads a certificate chain and its key from certFile and
+// keyFile, as tls.LoadX509KeyPair does; failed reloads are logged to
+// log. Its error begins with KeyPairFlags.
+func LoadKeyPair(certFile, keyFile string, log *slog.Logger) (*KeyPair, error) {
+	w, err := watch([]string{certFile, keyFile}, "tls certificate", log, func() (*tls.Certificate, error) {
+		return loadKeyPair(certFile, keyFile)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &KeyPair{files: w}, nil
+}
+
+// Certificate returns the certificate, read again first if its files
+// changed. Its Leaf is set.
+func (k *KeyPair) Certificate() *tls.Certificate { return k.files.current() }
+
+// GetCertificate is the server's tls.Config.GetCertificate: the current
+// certificate, whatever the client asks for.
+func (k *KeyPair) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return k.Certificate(), nil
+}
+
+// GetClientCertificate is the client's tls.Config.GetClientCertificate:
+// the current certificate. It is sent even when the server names other
+// CAs as acceptable (crypto/tls's Certificates would send none then), so
+// that a server that refuses it says why ("unknown certificate
+// authority") rather than that none was sent.
+func (k *KeyPair) GetClientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	return k.Certificate(), nil
 }
 
 // Pool is a pool of CA certificates read from a PEM file, read again

@@ -221,3 +221,156 @@ func TestFollowClientCAs(t *testing.T) {
 		}
 	}
 }
+
+// renew writes cert to the files of a key pair as a renewal does: each
+// into a new file renamed over the old one, the certificate first.
+func renew(t *testing.T, cert tls.Certificate, certFile, keyFile string) {
+	t.Helper()
+	dir := t.TempDir()
+	newCert, newKey := tlstest.Write(t, cert, dir, "renewed")
+	for _, f := range [][2]string{{newCert, certFile}, {newKey, keyFile}} {
+		if err := os.Rename(f[0], f[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestKeyPairReload: a key pair is read again when its files change,
+// over real handshakes on loopback, on both sides: the server presents
+// its renewed certificate (GetCertificate) and the client its renewed
+// one (GetClientCertificate) from the next handshake on. Files that
+// cannot be used keep the certificate before, with one warning.
+func TestKeyPairReload(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, "ca")
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	serverCert, serverKey := tlstest.Write(t, ca.Issue(t, "server 1", "127.0.0.1"), dir, "server")
+	clientCert, clientKey := tlstest.Write(t, ca.Issue(t, "client 1"), dir, "client")
+	server, err := tlsfiles.LoadKeyPair(serverCert, serverKey, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := tlsfiles.LoadKeyPair(clientCert, clientKey, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The server sends the name of the client's certificate.
+	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{GetCertificate: server.GetCertificate,
+		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: ca.Pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			nc, err := l.Accept()
+			if err != nil {
+				return
+			}
+			tc := nc.(*tls.Conn)
+			tc.SetDeadline(time.Now().Add(10 * time.Second))
+			if tc.Handshake() == nil {
+				tc.Write([]byte(tc.ConnectionState().PeerCertificates[0].Subject.CommonName + "\n"))
+			}
+			tc.Close()
+		}
+	})
+	t.Cleanup(func() { l.Close(); wg.Wait() })
+	clientCfg := &tls.Config{RootCAs: ca.Pool, GetClientCertificate: client.GetClientCertificate}
+	// names returns the names of the server's and the client's
+	// certificates in a new connection.
+	names := func() (server, client string) {
+		t.Helper()
+		tc, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", l.Addr().String(), clientCfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tc.Close()
+		tc.SetDeadline(time.Now().Add(10 * time.Second))
+		line, err := io.ReadAll(tc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tc.ConnectionState().PeerCertificates[0].Subject.CommonName, strings.TrimSpace(string(line))
+	}
+	if s, c := names(); s != "server 1" || c != "client 1" {
+		t.Fatalf("certificates %q and %q, want server 1 and client 1", s, c)
+	}
+
+	renew(t, ca.Issue(t, "server 2", "127.0.0.1"), serverCert, serverKey)
+	renew(t, ca.Issue(t, "client 2"), clientCert, clientKey)
+	if s, c := names(); s != "server 2" || c != "client 2" {
+		t.Errorf("after the renewals: certificates %q and %q, want server 2 and client 2", s, c)
+	}
+	if n := strings.Count(logs.String(), "tls certificate reloaded"); n != 2 {
+		t.Errorf("%d reloads logged, want 2:\n%s", n, logs.String())
+	}
+
+	// Half a renewal: a certificate without its key, then a broken
+	// key, then a missing one. Each keeps the certificate before, with
+	// one warning, however many handshakes look.
+	third := ca.Issue(t, "client 3")
+	thirdCert, thirdKey := tlstest.Write(t, third, t.TempDir(), "third")
+	steps := []struct {
+		name string
+		do   func() error
+	}{
+		{"new certificate, old key", func() error { return os.Rename(thirdCert, clientCert) }},
+		{"broken key", func() error { return os.WriteFile(clientKey, []byte("-----BEGIN PRIVATE KEY-----\nMIG"), 0o600) }},
+		{"no key", func() error { return os.Remove(clientKey) }},
+	}
+	for i, st := range steps {
+		if err := st.do(); err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			if _, c := names(); c != "client 2" {
+				t.Errorf("%s: client certificate %q, want client 2 kept", st.name, c)
+			}
+		}
+		if n := strings.Count(logs.String(), "level=WARN msg=\"tls certificate not reloaded; keeping the previous one\""); n != i+1 {
+			t.Errorf("%s: %d warnings logged, want %d:\n%s", st.name, n, i+1, logs.String())
+		}
+	}
+	// The key arrives: the renewal is whole.
+	if err := os.Rename(thirdKey, clientKey); err != nil {
+		t.Fatal(err)
+	}
+	if _, c := names(); c != "client 3" {
+		t.Errorf("after the key arrived: client certificate %q, want client 3", c)
+	}
+}
+
+func TestLoadKeyPairErrors(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, "ca")
+	cert, key := tlstest.Write(t, ca.Issue(t, "leaf"), dir, "leaf")
+	caFile := ca.WriteCA(t, dir, "ca")
+	missing := filepath.Join(dir, "missing.pem")
+	tests := []struct {
+		name      string
+		cert, key string
+		err       string
+	}{
+		{"missing certificate", missing, key, "--tls-cert/--tls-key: open " + missing + ": no such file or directory"},
+		{"missing key", cert, missing, "--tls-cert/--tls-key: open " + missing + ": no such file or directory"},
+		{"key of another certificate", caFile, key, "--tls-cert/--tls-key: tls: private key does not match public key"},
+	}
+	for _, tt := range tests {
+		kp, err := tlsfiles.LoadKeyPair(tt.cert, tt.key, nil)
+		if kp != nil || err == nil || err.Error() != tt.err {
+			t.Errorf("%s: LoadKeyPair = %v, %v; want %q", tt.name, kp, err, tt.err)
+		}
+	}
+	kp, err := tlsfiles.LoadKeyPair(cert, key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := kp.Certificate(); c.Leaf == nil || c.Leaf.Subject.CommonName != "leaf" {
+		t.Errorf("Certificate() = %v, want the leaf's, parsed", c.Leaf)
+	}
+}

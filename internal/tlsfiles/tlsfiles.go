@@ -113,10 +113,12 @@ func (p *Pool) CertPool() *x509.CertPool { return p.files.current() }
 // FollowClientCAs makes cfg, a server's configuration, verify client
 // certificates against clientCAs as they are at each handshake: it sets
 // cfg.ClientCAs to the current pool and cfg.GetConfigForClient to a
-// function returning a copy of cfg (as it is when FollowClientCAs
-// returns) with the pool of the moment. The copy is made again only
-// when the pool changes. Connections already made stay as they are: a
-// client whose CA was taken out is refused at its next handshake.
+// function returning a copy of cfg, as it is when FollowClientCAs is
+// called, with the pool of the moment; so it is called last, once cfg
+// is complete (a change to cfg or its clones afterwards does not reach
+// the handshakes). The copy is made again only when the pool changes.
+// Connections already made stay as they are: a client whose CA was
+// taken out is refused at its next handshake.
 func FollowClientCAs(cfg *tls.Config, clientCAs *Pool) {
 	cfg.ClientCAs = clientCAs.CertPool()
 	base := cfg.Clone()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -67,7 +68,7 @@ func newServeFlagSet(stderr io.Writer) (*cliflag.Set, *serveFlags) {
 	fs.StringVar(&f.httpAddr, "http", "", "serve /metrics (Prometheus), /healthz, /api/status and a status page on this address, e.g. 127.0.0.1:9090 (no access control: keep it on loopback or behind a proxy; default off)")
 	fs.BoolVar(&f.httpPprof, "http-pprof", false, "also serve net/http/pprof under /debug/pprof/ of --http")
 	fs.StringVar(&f.pprof, "pprof", "", "same as --http ADDR --http-pprof (kept for old scripts)")
-	fs.BoolVar(&f.checkArgs, "check-args", false, "check the flags and exit")
+	fs.BoolVar(&f.checkArgs, "check-args", false, "check the flags and the files serve reads at start (TLS certificates, keys and CAs; the folders of the log and pid files), then exit; listeners and --data-dir are not tried")
 	f.tls.register(fs.FlagSet, &f.cfg)
 	fs.IntVar(&f.cfg.MaxPacketSize, "max-packet-size", 0, "largest packet body accepted, in bytes (0 = 64 MiB)")
 	fs.IntVar(&f.cfg.MaxConnections, "max-connections", 0, "most open connections (0 = 10000)")
@@ -169,7 +170,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 2
 	}
 	if f.checkArgs {
-		return 0
+		return f.checkFiles(level, stderr)
 	}
 	if f.threads >= 0 {
 		// On a machine shared with its clients one thread wastes the
@@ -211,7 +212,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if err := f.tls.config(&cfg, logger); err != nil {
 		fmt.Fprintln(stderr, "gearflow serve:", err)
-		return 2
+		return 1
 	}
 	if f.importSQLite != "" {
 		if err := importGearmandSQLite(ctx, logger, cfg.DataDir, f.importSQLite, f.importTable); err != nil {
@@ -299,6 +300,55 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return 1
 		}
 	}
+}
+
+// checkFiles is the end of --check-args: it reads the files serve reads
+// at start (the TLS certificates and keys), and looks for the folders
+// of the log and pid files, without opening a listener or the data
+// directory, or creating a file. It prints what the start would print
+// about them, at the same level (the warnings of a TLS configuration
+// too, here on stderr), and returns the start's exit code.
+func (f *serveFlags) checkFiles(level slog.Level, stderr io.Writer) int {
+	files := []string{f.pidFile}
+	if f.logFile != "stderr" && f.logFile != "none" {
+		files = append(files, f.logFile)
+	}
+	for _, name := range files {
+		if err := checkWritable(name); err != nil {
+			fmt.Fprintln(stderr, "gearflow serve:", err)
+			return 1
+		}
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	cfg := f.cfg
+	if err := f.tls.config(&cfg, logger); err != nil {
+		fmt.Fprintln(stderr, "gearflow serve:", err)
+		return 1
+	}
+	return 0
+}
+
+// checkWritable returns the error opening name for writing (creating it
+// if need be) would return, as far as it can tell without creating it
+// or opening anything but an existing regular file: a missing folder,
+// or a file that cannot be written.
+func checkWritable(name string) error {
+	if name == "" {
+		return nil
+	}
+	if fi, err := os.Stat(name); err == nil && !fi.Mode().IsRegular() {
+		return nil // a device or a FIFO: opening it may block or act
+	}
+	wf, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND, 0)
+	if err == nil {
+		return wf.Close()
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		if di, derr := os.Stat(filepath.Dir(name)); derr == nil && di.IsDir() {
+			return nil // created at start
+		}
+	}
+	return err
 }
 
 // importGearmandSQLite adds the jobs of gearmand's sqlite queue file to

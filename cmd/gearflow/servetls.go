@@ -2,16 +2,13 @@ package main
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"strings"
-	"sync"
-	"time"
 
+	"github.com/gearflow/gearflow/internal/tlsfiles"
 	"github.com/gearflow/gearflow/server"
 	"github.com/spf13/pflag"
 )
@@ -29,7 +26,7 @@ func (f *serveTLSFlags) register(fs *pflag.FlagSet, cfg *server.Config) {
 	fs.StringVar(&f.listen, "tls-listen", "", "also listen for TLS connections on this `host:port` (with --tls-cert and --tls-key); the plaintext listener then defaults to 127.0.0.1 (set --listen to change it, --listen none to close it)")
 	fs.StringVar(&f.cert, "tls-cert", "", "server certificate PEM `file` for --tls-listen (read again when it changes)")
 	fs.StringVar(&f.key, "tls-key", "", "private key PEM `file` of --tls-cert (read again when it changes)")
-	fs.StringVar(&f.clientCA, "tls-client-ca", "", "require TLS clients to present a certificate signed by a CA in this PEM `file`; others are refused at the handshake")
+	fs.StringVar(&f.clientCA, "tls-client-ca", "", "require TLS clients to present a certificate signed by a CA in this PEM `file`; others are refused at the handshake (read again when it changes)")
 	fs.DurationVar(&cfg.HandshakeTimeout, "tls-handshake-timeout", 0, "disconnect a TLS peer that has not completed its handshake within this long (0 = 10s)")
 	fs.Func("admin-allow", "limit admin commands that change state (cancel job, create/drop function, maxqueue, shutdown) to TLS clients whose certificate's common name or DNS name is in this comma-separated `list`, and to plaintext peers on loopback; others get ERR PERMISSION_DENIED (default: any peer, as gearmand)", func(s string) error {
 		f.adminAllow, f.adminSet = s, true
@@ -70,21 +67,22 @@ func (f *serveTLSFlags) config(cfg *server.Config, logger *slog.Logger) error {
 	if f.listen == "" {
 		return nil
 	}
-	kp := &keyPair{certFile: f.cert, keyFile: f.key, log: logger}
-	if err := kp.load(); err != nil {
+	// Read again when the files change, so a renewed certificate is
+	// served without a restart.
+	kp, err := tlsfiles.LoadKeyPair(f.cert, f.key, logger)
+	if err != nil {
 		return err
 	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: kp.get}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: kp.GetCertificate}
 	if f.clientCA != "" {
-		pem, err := os.ReadFile(f.clientCA)
+		// Read again when the file changes, as the certificate is: a
+		// rotated client CA is used from the next handshake on.
+		cas, err := tlsfiles.LoadPool("--tls-client-ca", f.clientCA, logger)
 		if err != nil {
-			return fmt.Errorf("--tls-client-ca: %w", err)
-		}
-		tc.ClientCAs = x509.NewCertPool()
-		if !tc.ClientCAs.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("--tls-client-ca: no PEM certificate in %s", f.clientCA)
+			return err
 		}
 		tc.ClientAuth = tls.RequireAndVerifyClientCert
+		tlsfiles.FollowClientCAs(tc, cas)
 	} else {
 		logger.Warn("TLS without --tls-client-ca: any peer may connect to the TLS listener; its connections are encrypted, not authenticated")
 	}
@@ -93,54 +91,6 @@ func (f *serveTLSFlags) config(cfg *server.Config, logger *slog.Logger) error {
 	}
 	cfg.TLS = tc
 	return nil
-}
-
-// keyPair is the server's certificate, read again from its files when
-// they change, so a renewed certificate is served without a restart.
-type keyPair struct {
-	certFile, keyFile string
-	log               *slog.Logger
-
-	mu      sync.Mutex // guards the fields below
-	cert    *tls.Certificate
-	modTime [2]time.Time // of the files the certificate was read from
-}
-
-// load reads the key pair if its files changed since the last read.
-func (k *keyPair) load() error {
-	var mt [2]time.Time
-	for i, name := range []string{k.certFile, k.keyFile} {
-		fi, err := os.Stat(name)
-		if err != nil {
-			return err
-		}
-		mt[i] = fi.ModTime()
-	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.cert != nil && mt == k.modTime {
-		return nil
-	}
-	cert, err := tls.LoadX509KeyPair(k.certFile, k.keyFile)
-	if err != nil {
-		return fmt.Errorf("--tls-cert/--tls-key: %w", err)
-	}
-	if k.cert != nil {
-		k.log.Info("tls certificate reloaded", "file", k.certFile)
-	}
-	k.cert, k.modTime = &cert, mt
-	return nil
-}
-
-// get is tls.Config.GetCertificate: the current certificate. A file
-// that cannot be read (half-written by a renewal) keeps the one before.
-func (k *keyPair) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-	if err := k.load(); err != nil {
-		k.log.Warn("tls certificate not reloaded; serving the previous one", "err", err)
-	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.cert, nil
 }
 
 // servedListener is a listener of serve and how the server serves it.

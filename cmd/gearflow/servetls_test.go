@@ -3,8 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -35,9 +35,9 @@ func TestServeTLSFlags(t *testing.T) {
 		{"bad tls address", []string{"--check-args", "--tls-listen", "4731", "--tls-cert", cert, "--tls-key", key}, 2, "--tls-listen \"4731\""},
 		{"tls only", []string{"--check-args", "--listen", "none", "--tls-listen", "127.0.0.1:4731", "--tls-cert", cert, "--tls-key", key,
 			"--tls-client-ca", caFile, "--admin-allow", "ops,ops2"}, 0, ""},
-		{"key is not a key", []string{"-p", "0", "--tls-listen", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", caFile}, 2, "--tls-cert/--tls-key"},
+		{"key is not a key", []string{"-p", "0", "--tls-listen", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", caFile}, 1, "--tls-cert/--tls-key"},
 		{"client CA is not PEM", []string{"-p", "0", "--tls-listen", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", key,
-			"--tls-client-ca", filepath.Join(dir, "server-key.pem")}, 2, "no PEM certificate"},
+			"--tls-client-ca", filepath.Join(dir, "server-key.pem")}, 1, "no PEM certificate"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -48,6 +48,99 @@ func TestServeTLSFlags(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestServeCheckArgsFiles checks that --check-args reads the files serve
+// reads at start, and fails as the start would on one it cannot use,
+// without opening a listener or the data directory or creating a file.
+func TestServeCheckArgsFiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, "ca")
+	cert, key := tlstest.Write(t, ca.Issue(t, "server", "127.0.0.1"), dir, "server")
+	caFile := ca.WriteCA(t, dir, "ca")
+	missing := filepath.Join(dir, "missing.pem")
+	noFolder := filepath.Join(dir, "no-such-folder", "serve.log")
+	tlsArgs := func(cert, key string, more ...string) []string {
+		return append([]string{"--tls-listen", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", key}, more...)
+	}
+	tests := []struct {
+		name string
+		args []string
+		msg  string
+	}{
+		{"missing certificate", tlsArgs(missing, key), "gearflow serve: --tls-cert/--tls-key: open " + missing + ": no such file or directory\n"},
+		{"missing key", tlsArgs(cert, missing), "gearflow serve: --tls-cert/--tls-key: open " + missing + ": no such file or directory\n"},
+		{"key is a certificate", tlsArgs(cert, caFile), "gearflow serve: --tls-cert/--tls-key: tls: found a certificate rather than a key in the PEM for the private key\n"},
+		{"key of another certificate", tlsArgs(caFile, key), "gearflow serve: --tls-cert/--tls-key: tls: private key does not match public key\n"},
+		{"missing client CA", tlsArgs(cert, key, "--tls-client-ca", missing), "gearflow serve: --tls-client-ca: open " + missing + ": no such file or directory\n"},
+		{"client CA is a key", tlsArgs(cert, key, "--tls-client-ca", key), "gearflow serve: --tls-client-ca: no PEM certificate in " + key + "\n"},
+		{"log file in a missing folder", []string{"-l", noFolder}, "gearflow serve: open " + noFolder + ": no such file or directory\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var out, errb bytes.Buffer
+			args := append([]string{"--check-args", "-L", "127.0.0.1", "-p", "0"}, tt.args...)
+			code := cmdServe(t.Context(), args, &out, &errb)
+			if code != 1 || errb.String() != tt.msg {
+				t.Errorf("serve %v = %d, stderr %q; want 1, %q", args, code, errb.String(), tt.msg)
+			}
+			// The start fails the same way, before it listens: should
+			// it serve, the context ends it, with another exit code.
+			out.Reset()
+			errb.Reset()
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			code = cmdServe(ctx, args[1:], &out, &errb)
+			if code != 1 || errb.String() != tt.msg {
+				t.Errorf("serve %v = %d, stderr %q; want 1, %q", args[1:], code, errb.String(), tt.msg)
+			}
+		})
+	}
+
+	// A pid file is written once serve listens: only the check is run.
+	t.Run("pid file in a missing folder", func(t *testing.T) {
+		t.Parallel()
+		var out, errb bytes.Buffer
+		code := cmdServe(t.Context(), []string{"--check-args", "-P", noFolder}, &out, &errb)
+		if want := "gearflow serve: open " + noFolder + ": no such file or directory\n"; code != 1 || errb.String() != want {
+			t.Errorf("serve --check-args -P %s = %d, stderr %q; want 1, %q", noFolder, code, errb.String(), want)
+		}
+	})
+
+	// Good files pass, and the check leaves the data directory, the log
+	// and pid files uncreated and a port in use alone.
+	t.Run("good files", func(t *testing.T) {
+		t.Parallel()
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		_, port, _ := net.SplitHostPort(l.Addr().String())
+		sub := t.TempDir()
+		dataDir, logFile, pidFile := filepath.Join(sub, "data"), filepath.Join(sub, "serve.log"), filepath.Join(sub, "serve.pid")
+		args := []string{"--check-args", "-L", "127.0.0.1", "-p", port, "--data-dir", dataDir, "-l", logFile, "-P", pidFile,
+			"--tls-listen", l.Addr().String(), "--tls-cert", cert, "--tls-key", key}
+		var out, errb bytes.Buffer
+		if code := cmdServe(t.Context(), args, &out, &errb); code != 0 {
+			t.Fatalf("serve %v = %d, stderr %q; want 0", args, code, errb.String())
+		}
+		if !strings.Contains(errb.String(), "level=WARN msg=\"TLS without --tls-client-ca") {
+			t.Errorf("serve %v: stderr %q; want the warning of a TLS listener without --tls-client-ca", args, errb.String())
+		}
+		for _, p := range []string{dataDir, logFile, pidFile} {
+			if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("serve --check-args made %s (%v)", p, err)
+			}
+		}
+		errb.Reset()
+		args = append(args, "--tls-client-ca", caFile, "--log-level", "warn")
+		if code := cmdServe(t.Context(), args, &out, &errb); code != 0 || errb.Len() != 0 {
+			t.Errorf("serve %v = %d, stderr %q; want 0 and nothing", args, code, errb.String())
+		}
+	})
 }
 
 // tlsFiles are the certificate files of a TLS test: a CA that signs
@@ -206,50 +299,181 @@ func testCtx(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-// TestServeCertificateReload checks that serve's certificate is read
-// again when its files change, and that a broken file keeps the one
-// before.
+// TestServeCertificateReload runs "gearflow serve" and renews its
+// certificate files while it runs: the next connection gets the new
+// certificate, without a restart.
 func TestServeCertificateReload(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	ca := tlstest.NewCA(t, "ca")
-	certFile, keyFile := tlstest.Write(t, ca.Issue(t, "first", "127.0.0.1"), dir, "server")
-	kp := &keyPair{certFile: certFile, keyFile: keyFile, log: slogDiscard()}
-	if err := kp.load(); err != nil {
-		t.Fatal(err)
-	}
-	cn := func() string {
-		c, err := kp.get(nil)
+	bin := buildGearflow(t)
+	f := newTLSFiles(t)
+	logFile := filepath.Join(t.TempDir(), "serve.log")
+	_, _, tlsAddr := startTLSServe(t, bin, logFile, "--tls-cert", f.serverCert, "--tls-key", f.serverKy)
+	serverName := func() string {
+		t.Helper()
+		tc, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", tlsAddr, tlstest.ClientConfig(f.ca))
 		if err != nil {
 			t.Fatal(err)
 		}
-		return c.Leaf.Subject.CommonName
+		defer tc.Close()
+		return tc.ConnectionState().PeerCertificates[0].Subject.CommonName
 	}
-	if got := cn(); got != "first" {
-		t.Fatalf("certificate %q, want first", got)
+	if got := serverName(); got != "server" {
+		t.Fatalf("server certificate %q, want server", got)
 	}
-	// A renewal: new files, with a later modification time.
-	tlstest.Write(t, ca.Issue(t, "second", "127.0.0.1"), dir, "server")
-	later := time.Now().Add(time.Minute)
-	for _, f := range []string{certFile, keyFile} {
-		if err := os.Chtimes(f, later, later); err != nil {
+	renewed, renewedKey := tlstest.Write(t, f.ca.Issue(t, "server renewed", "127.0.0.1"), t.TempDir(), "server")
+	for _, r := range [][2]string{{renewed, f.serverCert}, {renewedKey, f.serverKy}} {
+		if err := os.Rename(r[0], r[1]); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got := cn(); got != "second" {
-		t.Fatalf("after the files changed: certificate %q, want second", got)
-	}
-	// A half-written renewal keeps the certificate served.
-	if err := os.WriteFile(certFile, []byte("-----BEGIN CERT"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	even := later.Add(time.Minute)
-	if err := os.Chtimes(certFile, even, even); err != nil {
-		t.Fatal(err)
-	}
-	if got := cn(); got != "second" {
-		t.Fatalf("after a broken write: certificate %q, want second", got)
+	if got := serverName(); got != "server renewed" {
+		t.Errorf("after the renewal: server certificate %q, want server renewed", got)
 	}
 }
 
-func slogDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+// TestWorkerCertificateRenewal runs a "gearflow worker" process over
+// TLS, then renews its certificate files with a certificate of a new
+// client CA and restarts the server with that CA only: the worker,
+// still running, reconnects with the renewed certificate.
+func TestWorkerCertificateRenewal(t *testing.T) {
+	t.Parallel()
+	bin := buildGearflow(t)
+	f := newTLSFiles(t)
+	caA, caB := tlstest.NewCA(t, "client CA A"), tlstest.NewCA(t, "client CA B")
+	caAFile, caBFile := caA.WriteCA(t, f.dir, "clients-a"), caB.WriteCA(t, f.dir, "clients-b")
+	logFile := filepath.Join(t.TempDir(), "serve.log")
+	serveArgs := func(clientCA string) []string {
+		return []string{"--tls-cert", f.serverCert, "--tls-key", f.serverKy, "--tls-client-ca", clientCA}
+	}
+	proc, plainAddr, tlsAddr := startTLSServe(t, bin, logFile, serveArgs(caAFile)...)
+	workerCert, workerKey := tlstest.Write(t, caA.Issue(t, "worker"), f.dir, "worker")
+	startProcess(t, bin, nil, "worker", "--servers", tlsAddr, "--tls-ca", f.caFile, "--tls-cert", workerCert, "--tls-key", workerKey)
+	// workers returns the workers the server lists, over plaintext.
+	workers := func() int {
+		st, err := adminStatusOf(plainAddr)
+		if err != nil {
+			return -1
+		}
+		n := 0
+		for _, fs := range st {
+			n = max(n, fs.Workers)
+		}
+		return n
+	}
+	waitWorker := func(what string) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for workers() < 1 {
+			if time.Now().After(deadline) {
+				log, _ := os.ReadFile(logFile)
+				t.Fatalf("%s: no worker registered in 20s; server log:\n%s", what, log)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitWorker("first start")
+
+	// The renewal, then a server that takes CA B only: the certificate
+	// the worker read at start is refused there.
+	renewed, renewedKey := tlstest.Write(t, caB.Issue(t, "worker"), t.TempDir(), "worker")
+	for _, r := range [][2]string{{renewed, workerCert}, {renewedKey, workerKey}} {
+		if err := os.Rename(r[0], r[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	proc.kill()
+	_, plain, _ := net.SplitHostPort(plainAddr)
+	_, tlsPort, _ := net.SplitHostPort(tlsAddr)
+	if proc, _, _ = restartTLSServe(t, bin, logFile, plain, tlsPort, serveArgs(caBFile)...); proc == nil {
+		t.Fatal("the restarted server did not get its ports back")
+	}
+	waitWorker("after the renewal and a restart")
+}
+
+// startTLSServe runs "gearflow serve" with a TLS listener (and its
+// plaintext one on loopback) on fresh ports, with args added, logging
+// to logFile, and returns it with both addresses once both listen.
+func startTLSServe(t *testing.T, bin, logFile string, args ...string) (proc *process, plainAddr, tlsAddr string) {
+	t.Helper()
+	for attempt := 0; ; attempt++ {
+		plain, tlsPort := freePort(t), freePort(t)
+		proc, plainAddr, tlsAddr = restartTLSServe(t, bin, logFile, plain, tlsPort, args...)
+		if proc != nil {
+			return proc, plainAddr, tlsAddr
+		}
+		if attempt == 2 {
+			t.Fatal("serve did not get ports of its own in 3 attempts")
+		}
+	}
+}
+
+// restartTLSServe is startTLSServe on given ports; it returns a nil
+// process if they are not its own.
+func restartTLSServe(t *testing.T, bin, logFile, plain, tlsPort string, args ...string) (*process, string, string) {
+	t.Helper()
+	if err := os.Remove(logFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	plainAddr, tlsAddr := "127.0.0.1:"+plain, "127.0.0.1:"+tlsPort
+	proc := startProcess(t, bin, nil, append([]string{"serve", "-p", plain, "--tls-listen", tlsAddr,
+		"--log-level", "info", "-l", logFile}, args...)...)
+	if !ownServer(t, plainAddr, proc.cmd.Process.Pid) {
+		proc.kill()
+		return nil, "", ""
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		log, _ := os.ReadFile(logFile)
+		if strings.Contains(string(log), "addr="+tlsAddr+" tls=true") {
+			return proc, plainAddr, tlsAddr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("TLS listener not up:\n%s", log)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestServeClientCAReload runs "gearflow serve" with --tls-client-ca
+// and replaces the CA file while it runs, as a CA rotation does: from
+// then on clients of the new CA are served and those of the old one
+// refused, without a restart.
+func TestServeClientCAReload(t *testing.T) {
+	t.Parallel()
+	bin := buildGearflow(t)
+	f := newTLSFiles(t)
+	caA, caB := tlstest.NewCA(t, "client CA A"), tlstest.NewCA(t, "client CA B")
+	clientCAFile := caA.WriteCA(t, f.dir, "clients")
+	logFile := filepath.Join(t.TempDir(), "serve.log")
+	_, _, tlsAddr := startTLSServe(t, bin, logFile, "--tls-cert", f.serverCert, "--tls-key", f.serverKy, "--tls-client-ca", clientCAFile)
+	ctx := testCtx(t, 60*time.Second)
+	status := func(ca *tlstest.CA) error {
+		admin := runtime.Admin{TLS: tlstest.ClientConfig(f.ca, ca.Issue(t, "client"))}
+		_, err := admin.Status(ctx, tlsAddr)
+		return err
+	}
+	if err := status(caA); err != nil {
+		t.Fatalf("client of CA A with A in --tls-client-ca: %v", err)
+	}
+	if err := status(caB); err == nil {
+		t.Fatal("client of CA B with A in --tls-client-ca: served")
+	}
+
+	// The rotation: a new file renamed over the old one.
+	tmp := clientCAFile + ".new"
+	if err := os.WriteFile(tmp, caB.PEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, clientCAFile); err != nil {
+		t.Fatal(err)
+	}
+	if err := status(caB); err != nil {
+		t.Errorf("client of CA B after the file changed to B: %v", err)
+	}
+	if err := status(caA); err == nil || !strings.Contains(err.Error(), "unknown certificate authority") {
+		t.Errorf("client of CA A after the file changed to B: %v; want unknown certificate authority", err)
+	}
+	if log, _ := os.ReadFile(logFile); !strings.Contains(string(log), "tls CA file reloaded") {
+		t.Errorf("the log does not say the CA file was reloaded:\n%s", log)
+	}
+}

@@ -2,11 +2,11 @@ package cli
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
-	"fmt"
+	"log/slog"
 	"os"
 
+	"github.com/gearflow/gearflow/internal/tlsfiles"
 	"github.com/spf13/pflag"
 )
 
@@ -14,6 +14,11 @@ import (
 // servers (run --servers, worker, plan, and gearflow's submit and
 // status), spelled the same in each.
 type TLSFlags struct {
+	// Log receives a line when the --tls-cert files are read again, and
+	// a warning when they changed but cannot be read (the certificate
+	// before is presented then). Nil means stderr.
+	Log *slog.Logger
+
 	on         bool
 	ca         string
 	cert       string
@@ -25,37 +30,43 @@ type TLSFlags struct {
 func (f *TLSFlags) Register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.on, "tls", false, "connect to the job servers with TLS, verifying them against the system's CAs (implied by the other --tls flags)")
 	fs.StringVar(&f.ca, "tls-ca", "", "verify the job servers' certificates against the CA certificates in this PEM `file` instead of the system's")
-	fs.StringVar(&f.cert, "tls-cert", "", "client certificate PEM `file` to present to servers that require one (with --tls-key)")
+	fs.StringVar(&f.cert, "tls-cert", "", "client certificate PEM `file` to present to servers that require one (with --tls-key; read again when it changes)")
 	fs.StringVar(&f.key, "tls-key", "", "private key PEM `file` of --tls-cert")
 	fs.StringVar(&f.serverName, "tls-server-name", "", "`name` the servers' certificates must carry (default: the host of each --servers address)")
 }
 
 // Config returns the TLS configuration the flags ask for, or nil when
-// they ask for none (plaintext).
+// they ask for none (plaintext). Its client certificate is read again
+// from --tls-cert and --tls-key at a handshake after they changed, and
+// presented whatever CAs the server names as acceptable, so that a
+// server that refuses it says why.
 func (f *TLSFlags) Config() (*tls.Config, error) {
 	if !f.on && f.ca == "" && f.cert == "" && f.key == "" && f.serverName == "" {
 		return nil, nil
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: f.serverName}
 	if f.ca != "" {
-		pem, err := os.ReadFile(f.ca)
+		pool, err := tlsfiles.CertPool("--tls-ca", f.ca)
 		if err != nil {
-			return nil, fmt.Errorf("--tls-ca: %w", err)
+			return nil, err
 		}
-		cfg.RootCAs = x509.NewCertPool()
-		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--tls-ca: no PEM certificate in %s", f.ca)
-		}
+		cfg.RootCAs = pool
 	}
 	if (f.cert == "") != (f.key == "") {
 		return nil, errors.New("--tls-cert and --tls-key go together")
 	}
 	if f.cert != "" {
-		cert, err := tls.LoadX509KeyPair(f.cert, f.key)
-		if err != nil {
-			return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		// Read again when the files change: a long-running worker
+		// presents a renewed certificate from its next connection on.
+		log := f.Log
+		if log == nil {
+			log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 		}
-		cfg.Certificates = []tls.Certificate{cert}
+		kp, err := tlsfiles.LoadKeyPair(f.cert, f.key, log)
+		if err != nil {
+			return nil, err
+		}
+		cfg.GetClientCertificate = kp.GetClientCertificate
 	}
 	return cfg, nil
 }

@@ -37,6 +37,8 @@ func WorkerCommand(ctx context.Context, reg *flow.Registry, args []string, stdou
 	if len(servers) == 0 {
 		return fs.Fail("--servers is required")
 	}
+	logger := newLogger(stderr, *verbose)
+	tlsFlags.Log = logger // a renewed --tls-cert is read again, and says so
 	tlsCfg, err := tlsFlags.Config()
 	if err != nil {
 		return fs.Fail("%v", err)
@@ -49,7 +51,7 @@ func WorkerCommand(ctx context.Context, reg *flow.Registry, args []string, stdou
 		*id = fmt.Sprintf("gearflow-worker-%s-%d", host, os.Getpid())
 	}
 	w, err := runtime.NewWorker(runtime.WorkerConfig{Servers: servers, Concurrency: *conc, ClientID: flow.WorkerClientID(*id, *conc),
-		TLS: tlsCfg, Logger: newLogger(stderr, *verbose)})
+		TLS: tlsCfg, Logger: logger})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2

@@ -19,7 +19,10 @@
 # BG_JOBS (100000), MEM_JOBS (1000000), GEARMAND (/usr/sbin/gearmand),
 # TIMEOUT (5m, per bench run), KEEP=1 keeps the work directory with the raw
 # results, PPROF=127.0.0.1:PORT makes the default gearflow serve offer
-# net/http/pprof there (for profiling it during the run).
+# net/http/pprof there (for profiling it during the run), PROFILE=1 adds
+# one more fg64 and fg64k run per server under "perf record" and a table
+# of where each server's CPU per job goes: kernel, the payload copies
+# within it, user space.
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -239,6 +242,48 @@ for ((round = 0; round < ROUNDS; round++)); do
 	done
 done
 
+# profile_bench NAME FLAGS...: one bench run against server NAME under
+# "perf record" (samples only, no call graphs: cheap enough not to move
+# the figures much); records the server's CPU per job split into kernel
+# time outside the payload copies, the copies (_copy_from_iter: a write
+# copying into a socket; _copy_to_iter: a read copying out), and user
+# space.
+profile_bench() {
+	local name=$1 sc=$2
+	shift 2
+	local out perfpid json jobs cpu kernel copies
+	out=$(mktemp "$WORK/prof.$name.XXXXXX")
+	perf record -F 999 -p "${SPIDS[$name]}" -o "$out.data" >/dev/null 2>&1 &
+	perfpid=$!
+	sleep 0.3
+	json=$("$WORK/gearflow" bench --server "127.0.0.1:${PORTS[$name]}" --server-pid "${SPIDS[$name]}" --json --timeout "$TIMEOUT" "$@" 2>"$out.err") || true
+	kill -INT "$perfpid" 2>/dev/null || true
+	wait "$perfpid" 2>/dev/null || true
+	check_alive "$name"
+	jobs=$(jq '.phases[0].jobs // 0' <<<"$json" 2>/dev/null || echo 0)
+	[ "${jobs:-0}" -gt 0 ] || return 0
+	cpu=$(jq '.phases[0].server_cpu_s * 1e6 / .phases[0].jobs' <<<"$json")
+	kernel=$(perf report -i "$out.data" --no-children --sort dso --stdio 2>/dev/null |
+		awk '/\[kernel\.kallsyms\]/ {sub("%", "", $1); k += $1} END {print k + 0}')
+	copies=$(perf report -i "$out.data" --no-children --sort sym --stdio 2>/dev/null |
+		awk '$3 == "_copy_from_iter" || $3 == "_copy_to_iter" {sub("%", "", $1); c += $1} END {print c + 0}')
+	record "$sc" "$name" kernel_share "$kernel"
+	record "$sc" "$name" kernel_nocopy_us "$(awk -v c="$cpu" -v k="$kernel" -v p="$copies" 'BEGIN {print c * (k - p) / 100}')"
+	record "$sc" "$name" copies_us "$(awk -v c="$cpu" -v p="$copies" 'BEGIN {print c * p / 100}')"
+	record "$sc" "$name" user_us "$(awk -v c="$cpu" -v k="$kernel" 'BEGIN {print c * (100 - k) / 100}')"
+	log "profile $sc $name done"
+}
+
+if [ "${PROFILE:-0}" = 1 ] && [ -n "$PERF" ]; then
+	for sc in "${SCENARIOS[@]:0:2}"; do # fg64, fg64k
+		name=${sc%%|*} flags=${sc#*|}
+		for s in "${SERVERS[@]}"; do
+			# shellcheck disable=SC2086 # flags are words
+			profile_bench "$s" "$name" $flags
+		done
+	done
+fi
+
 # Memory: fresh processes, one at a time; the servers above stop first so
 # the measured one has the machine to itself.
 for s in "${SERVERS[@]}"; do
@@ -327,6 +372,22 @@ if [ -n "$PERF" ]; then
 	row "fg 64 KiB" fg64k syscalls_per_job low 0 "%.2f"
 	row "fg 1 in flight" lat syscalls_per_job low 0 "%.2f"
 	row "bg submit + drain" bg syscalls_per_job low 0 "%.2f"
+fi
+if [ "${PROFILE:-0}" = 1 ] && [ -n "$PERF" ]; then
+	echo
+	echo "Where the server's CPU per job goes (one more run each under \`perf record -F 999 -p PID\`, µs/job;"
+	echo "copies: _copy_from_iter + _copy_to_iter, the payload copied into and out of sockets):"
+	echo
+	echo "| load | gearflow | gearflow --threads 0 | gearmand --threads 0 | gearmand (4 threads) | ratio | target | met |"
+	echo "|---|---:|---:|---:|---:|---:|---:|:---:|"
+	row "fg 64 B, kernel share %" fg64 kernel_share low 0 "%.1f"
+	row "fg 64 B, kernel outside the copies" fg64 kernel_nocopy_us low 0 "%.1f"
+	row "fg 64 B, copies" fg64 copies_us low 0 "%.1f"
+	row "fg 64 B, user space" fg64 user_us low 0 "%.1f"
+	row "fg 64 KiB, kernel share %" fg64k kernel_share low 0 "%.1f"
+	row "fg 64 KiB, kernel outside the copies" fg64k kernel_nocopy_us low 0 "%.1f"
+	row "fg 64 KiB, copies" fg64k copies_us low 0 "%.1f"
+	row "fg 64 KiB, user space" fg64k user_us low 0 "%.1f"
 fi
 echo
 echo "The load tool beside each server: cores the tool and the server kept busy together (CPU time ÷ wall"

@@ -169,15 +169,22 @@ func (b *badRecords) skip(where string, err error, record string) bool {
 	if b.limit.Fraction == 0 && len(b.list) >= b.limit.Count {
 		return false
 	}
-	if len(record) > maxBadRecordText {
-		cut := maxBadRecordText
-		for cut > 0 && !utf8.RuneStart(record[cut]) {
-			cut--
-		}
-		record = record[:cut] + "…"
-	}
-	b.list = append(b.list, BadRecord{Where: where, Err: err.Error(), Record: record})
+	b.list = append(b.list, BadRecord{Where: where, Err: err.Error(), Record: cutBadText(record)})
 	return true
+}
+
+// cutBadText cuts the text of a bad record to maxBadRecordText bytes, at
+// a rune's start, marking the cut with "…". Cutting a cut text again
+// leaves it as it is.
+func cutBadText(s string) string {
+	if len(s) <= maxBadRecordText {
+		return s
+	}
+	cut := maxBadRecordText
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // check fails a task whose bad records, out of in read, exceed a
@@ -251,6 +258,24 @@ func (b *badRecords) lineFunc(t *task, in *int64) badLineFunc {
 			return nil
 		}
 		return Permanent(&RecordError{Where: where, Err: err})
+	}
+}
+
+// failLine is what a task without a badLineFunc does with input that
+// does not read as its format: it fails, naming the line, with a
+// permanent error, since reading it again gives the same.
+func failLine(pos Position, _ []byte, err error) error {
+	return Permanent(&RecordError{Where: pos.String(), Err: err})
+}
+
+// collectLines returns a badLineFunc that keeps the lines that do not
+// read in *lines, each before the record whose index *next says, for a
+// payload that carries them to its task (see taskHeader.BadLines).
+func collectLines(lines *[]badLine, next func() int) badLineFunc {
+	return func(pos Position, line []byte, err error) error {
+		*lines = append(*lines, badLine{Before: next(), Line: pos.Line, Offset: pos.Offset,
+			Err: err.Error(), Text: cutBadText(string(line))})
+		return nil
 	}
 }
 

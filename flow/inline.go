@@ -296,12 +296,16 @@ func (c *coordinator) payload(sr *stageRun, task, attempt int) ([]byte, error) {
 		b = msgp.AppendString(b, "records")
 		return appendTextRecords(b, data), nil
 	case ch.File != "":
+		// Lines that do not read go to the task with the records, which
+		// skips them under skip_bad_records or fails naming them, as a
+		// task reading its input from storage does.
 		var lines []int64
-		if recs, lines, err = fileChunkRecordsAt(ch); err != nil {
+		var bad []badLine
+		if recs, lines, bad, err = fileChunkRecordsAt(ch, true); err != nil {
 			return nil, err
 		}
 		h := c.header(sr, task, attempt)
-		h.File, h.Lines = ch.File, lines
+		h.File, h.Lines, h.BadLines = ch.File, lines, bad
 		return appendMapPayload(nil, &h, recs), nil
 	case len(ch.Files) > 0:
 		recs, err = fileChunkRecords(ch)

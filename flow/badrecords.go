@@ -307,3 +307,25 @@ func decodeBad(d *msgp.Cursor) ([]BadRecord, error) {
 	}
 	return bad, nil
 }
+
+// unreportedLines fails an attempt that completed without reporting
+// among its bad records the unreadable lines its payload carried
+// (bad_lines, read from file): its worker does not know them and went
+// on without them, and they would be lost without a word.
+func unreportedLines(lines []badLine, file string, reported []BadRecord) error {
+	if len(lines) == 0 {
+		return nil
+	}
+	seen := make(map[string]bool, len(reported))
+	for _, b := range reported {
+		seen[b.Where] = true
+	}
+	for _, l := range lines {
+		where := Position{File: file, Line: l.Line, Offset: l.Offset}.String()
+		if !seen[where] {
+			return fmt.Errorf("the task completed without reporting its input line %s, which does not read (%s), as a bad record: its worker does not know the payload's bad_lines (docs/TASKFORMAT.md) and would lose the line without a word",
+				where, l.Err)
+		}
+	}
+	return nil
+}

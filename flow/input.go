@@ -382,7 +382,7 @@ func fileChunkRecords(c chunk) ([]rawRecord, error) {
 // failing on the first: each placed before the record it came before.
 func fileChunkRecordsAt(c chunk, keepBad bool) (recs []rawRecord, lines []int64, bad []badLine, err error) {
 	if len(c.Files) > 0 {
-		recs := make([]rawRecord, 0, len(c.Files))
+		recs = make([]rawRecord, 0, len(c.Files))
 		for _, f := range c.Files {
 			data, err := os.ReadFile(f)
 			if err != nil {

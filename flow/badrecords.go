@@ -169,15 +169,22 @@ func (b *badRecords) skip(where string, err error, record string) bool {
 	if b.limit.Fraction == 0 && len(b.list) >= b.limit.Count {
 		return false
 	}
-	if len(record) > maxBadRecordText {
-		cut := maxBadRecordText
-		for cut > 0 && !utf8.RuneStart(record[cut]) {
-			cut--
-		}
-		record = record[:cut] + "…"
-	}
-	b.list = append(b.list, BadRecord{Where: where, Err: err.Error(), Record: record})
+	b.list = append(b.list, BadRecord{Where: where, Err: err.Error(), Record: cutBadText(record)})
 	return true
+}
+
+// cutBadText cuts the text of a bad record to maxBadRecordText bytes, at
+// a rune's start, marking the cut with "…". Cutting a cut text again
+// leaves it as it is.
+func cutBadText(s string) string {
+	if len(s) <= maxBadRecordText {
+		return s
+	}
+	cut := maxBadRecordText
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // check fails a task whose bad records, out of in read, exceed a
@@ -254,6 +261,24 @@ func (b *badRecords) lineFunc(t *task, in *int64) badLineFunc {
 	}
 }
 
+// failLine is what a task without a badLineFunc does with input that
+// does not read as its format: it fails, naming the line, with a
+// permanent error, since reading it again gives the same.
+func failLine(pos Position, _ []byte, err error) error {
+	return Permanent(&RecordError{Where: pos.String(), Err: err})
+}
+
+// collectLines returns a badLineFunc that keeps the lines that do not
+// read in *lines, each before the record whose index *next says, for a
+// payload that carries them to its task (see taskHeader.BadLines).
+func collectLines(lines *[]badLine, next func() int) badLineFunc {
+	return func(pos Position, line []byte, err error) error {
+		*lines = append(*lines, badLine{Before: next(), Line: pos.Line, Offset: pos.Offset,
+			Err: err.Error(), Text: cutBadText(string(line))})
+		return nil
+	}
+}
+
 // decodeBad reads a summary's "bad" records.
 func decodeBad(d *msgp.Cursor) ([]BadRecord, error) {
 	n, err := d.ArrayLen()
@@ -281,4 +306,26 @@ func decodeBad(d *msgp.Cursor) ([]BadRecord, error) {
 		bad = append(bad, r)
 	}
 	return bad, nil
+}
+
+// unreportedLines fails an attempt that completed without reporting
+// among its bad records the unreadable lines its payload carried
+// (bad_lines, read from file): its worker does not know them and went
+// on without them, and they would be lost without a word.
+func unreportedLines(lines []badLine, file string, reported []BadRecord) error {
+	if len(lines) == 0 {
+		return nil
+	}
+	seen := make(map[string]bool, len(reported))
+	for _, b := range reported {
+		seen[b.Where] = true
+	}
+	for _, l := range lines {
+		where := Position{File: file, Line: l.Line, Offset: l.Offset}.String()
+		if !seen[where] {
+			return fmt.Errorf("the task completed without reporting its input line %s, which does not read (%s), as a bad record: its worker does not know the payload's bad_lines (docs/TASKFORMAT.md) and would lose the line without a word",
+				where, l.Err)
+		}
+	}
+	return nil
 }

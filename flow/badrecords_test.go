@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -358,5 +360,229 @@ func numberMap(calls *atomic.Int64) flow.MapFunc {
 			return fmt.Errorf("n is not a number: %v", rec.Value)
 		}
 		return emit("", n)
+	}
+}
+
+// runMode is how a test runs a pipeline: embedded (storage in the run's
+// folder), with a job server and shared storage, or with a job server
+// and the data going through it.
+type runMode struct {
+	name    string
+	servers bool
+	storage string // "store": a folder of the test's
+}
+
+var runModes = []runMode{
+	{"embedded", false, ""},
+	{"storage", true, "store"},
+	{"no storage", true, flow.StorageNone},
+}
+
+// options returns the run options of mode m for a test whose files are
+// in dir.
+func (m runMode) options(t *testing.T, dir string) flow.Options {
+	opts := flow.Options{StateDir: t.TempDir(), Workers: 2, Logger: testLogger(t)}
+	if m.servers {
+		opts.Servers = []string{servertest.Start(t, server.Config{}).Addr}
+		opts.Storage = m.storage
+		if m.storage == "store" {
+			opts.Storage = filepath.Join(dir, "store")
+		}
+	}
+	return opts
+}
+
+// TestUnreadableLinesInEveryMode: input lines that do not read as their
+// format (jsonl lines that are not JSON; CSV records with a stray quote
+// or the wrong number of fields) are skipped under skip_bad_records
+// alike whether the workers read the input (embedded, storage) or the
+// coordinator reads it to put its records in the tasks (no storage):
+// the same dead letter, naming each by file and line, the same counter,
+// the same output.
+func TestUnreadableLinesInEveryMode(t *testing.T) {
+	t.Parallel()
+	inputs := []struct {
+		name, file, content, input string
+		bad                        map[int]string // line → the record the dead letter shows
+		out                        int64
+	}{
+		{
+			name: "jsonl", file: "in.jsonl",
+			// Line 5 reads but fails the function; 3, 6 and 10 do not
+			// read; 10 comes after its task's last record.
+			content: "{\"n\": 1}\n{\"n\": 2}\nnot json\n{\"n\": 4}\n{\"n\": \"five\"}\n{\"n\": 6\n{\"n\": 7}\n\n{\"n\": 9}\n{\"n\": x}\n",
+			input:   "{ from: file:in.jsonl, format: jsonl, split: { lines: 4 } }",
+			bad:     map[int]string{3: "not json", 5: `{"key":"","value":{"n":"five"}}`, 6: `{"n": 6`, 10: `{"n": x}`},
+			out:     5,
+		},
+		{
+			name: "csv", file: "in.csv",
+			// Line 3 has a field too many, 4 a stray quote (no text: the
+			// CSV reader gives none), 7 a field too few.
+			content: "name,n\na,1\nb,2,extra\nc\"d\"e,3\nf,4\ng,5\nh\ni,6\n",
+			input:   "{ from: file:in.csv, header: true, split: { lines: 3 } }",
+			bad:     map[int]string{3: `["b","2","extra"]`, 4: "", 7: `["h"]`},
+			out:     4,
+		},
+	}
+	for _, in := range inputs {
+		t.Run(in.name, func(t *testing.T) {
+			t.Parallel()
+			type result struct {
+				bad      []badLetter
+				counter  int64
+				in       int64
+				out      string
+				recsOut  int64
+				modeName string
+			}
+			results := make([]result, len(runModes))
+			for i, m := range runModes {
+				dir := t.TempDir()
+				input := filepath.Join(dir, in.file)
+				if err := os.WriteFile(input, []byte(in.content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				p := parsePipeline(t, dir, `
+version: 1
+name: unreadable
+stages:
+  - name: parse
+    kind: map
+    function: bad.map
+    input: `+in.input+`
+    skip_bad_records: 2
+    dead_letter: dead.jsonl
+    retry: { max_attempts: 3, initial: 10ms }
+output: { to: out.jsonl }
+`, nil)
+				reg := flow.NewRegistry()
+				reg.Map("bad.map", func(ctx context.Context, rec flow.Record, emit flow.Emit) error {
+					if v, ok := rec.Value.(map[string]any); ok && in.name == "jsonl" {
+						if _, ok := v["n"].(int64); !ok {
+							return fmt.Errorf("n is not a number: %v", v["n"])
+						}
+					}
+					return emit("", rec.Value)
+				})
+				res, err := flow.Run(t.Context(), p, reg, m.options(t, dir))
+				if err != nil {
+					t.Fatalf("%s: %v", m.name, err)
+				}
+				out, err := os.ReadFile(filepath.Join(dir, "out.jsonl"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				bad := readBadLetters(t, filepath.Join(dir, "dead.jsonl"))
+				runBad, _ := filepath.Glob(filepath.Join(res.Dir, "bad.jsonl"))
+				if len(runBad) != 1 || len(readBadLetters(t, runBad[0])) != len(bad) {
+					t.Errorf("%s: the run's bad.jsonl (%v) does not hold the %d bad records", m.name, runBad, len(bad))
+				}
+				sort.Slice(bad, func(a, b int) bool { return bad[a].Where < bad[b].Where })
+				for j := range bad {
+					bad[j].Where = strings.TrimPrefix(bad[j].Where, dir) // compared across modes
+				}
+				st := res.Stages[0]
+				results[i] = result{bad: bad, counter: st.Counters[flow.BadRecordsCounter], in: st.RecordsIn,
+					out: string(out), recsOut: st.RecordsOut, modeName: m.name}
+
+				if len(bad) != len(in.bad) {
+					t.Errorf("%s: dead letter has %d records, want %d: %+v", m.name, len(bad), len(in.bad), bad)
+					continue
+				}
+				for _, b := range bad {
+					line, err := strconv.Atoi(strings.TrimPrefix(b.Where, "/"+in.file+":"))
+					want, ok := in.bad[line]
+					if err != nil || !ok || b.Record != want || b.Err == "" || b.Stage != "parse" {
+						t.Errorf("%s: dead letter record %+v, want one of lines %v with its text", m.name, b, in.bad)
+					}
+				}
+				if results[i].counter != int64(len(in.bad)) {
+					t.Errorf("%s: counter %s = %d, want %d", m.name, flow.BadRecordsCounter, results[i].counter, len(in.bad))
+				}
+				if st.RecordsOut != in.out {
+					t.Errorf("%s: records out = %d, want %d", m.name, st.RecordsOut, in.out)
+				}
+			}
+			for _, r := range results[1:] {
+				first := results[0]
+				if !reflect.DeepEqual(r.bad, first.bad) {
+					t.Errorf("dead letter %s:\n%+v\n%s:\n%+v", r.modeName, r.bad, first.modeName, first.bad)
+				}
+				if r.counter != first.counter || r.in != first.in || r.recsOut != first.recsOut || r.out != first.out {
+					t.Errorf("%s: counter %d, in %d, out %d, output %q; %s: %d, %d, %d, %q", r.modeName, r.counter, r.in, r.recsOut, r.out,
+						first.modeName, first.counter, first.in, first.recsOut, first.out)
+				}
+			}
+		})
+	}
+}
+
+// TestUnreadableLinesPastTheLimit: past skip_bad_records, or without
+// it, a line that does not read fails its task, in every mode, with a
+// permanent error naming its file and line: the task is not retried, and
+// the function saw the records before the line, as the limit counts
+// lines and function errors together in input order.
+func TestUnreadableLinesPastTheLimit(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, file, content, input, skip string
+		line                             int   // the line the error names
+		calls                            int64 // function calls
+	}{
+		{"jsonl over the limit", "in.jsonl", "{\"n\": 1}\n{\"n\": \"two\"}\nnot json\n{\"n\": 4}\n{\"n\": 5\n{\"n\": 6}\n",
+			"{ from: file:in.jsonl, format: jsonl, split: { lines: 100 } }", "skip_bad_records: 2", 5, 3},
+		{"jsonl without skipping", "in.jsonl", "{\"n\": 1}\n{\"n\": 2}\n{\"n\": 3\n{\"n\": 4}\n",
+			"{ from: file:in.jsonl, format: jsonl, split: { lines: 100 } }", "", 3, 2},
+		{"csv without skipping", "in.csv", "a,1\nb,2\nc\"d\"e,3\nf,4\n",
+			"{ from: file:in.csv, split: { lines: 100 } }", "", 3, 2},
+	}
+	for _, tt := range tests {
+		for _, m := range runModes {
+			t.Run(tt.name+"/"+m.name, func(t *testing.T) {
+				t.Parallel()
+				dir := t.TempDir()
+				input := filepath.Join(dir, tt.file)
+				if err := os.WriteFile(input, []byte(tt.content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				p := parsePipeline(t, dir, `
+version: 1
+name: unreadable
+stages:
+  - name: parse
+    kind: map
+    function: bad.map
+    input: `+tt.input+`
+    retry: { max_attempts: 3, initial: 10ms }
+    `+tt.skip+`
+output: { to: out.jsonl }
+`, nil)
+				var calls atomic.Int64
+				reg := flow.NewRegistry()
+				reg.Map("bad.map", func(ctx context.Context, rec flow.Record, emit flow.Emit) error {
+					calls.Add(1)
+					if v, ok := rec.Value.(map[string]any); ok {
+						if _, ok := v["n"].(int64); !ok {
+							return fmt.Errorf("n is not a number: %v", v["n"])
+						}
+					}
+					return emit("", rec.Value)
+				})
+				_, err := flow.Run(t.Context(), p, reg, m.options(t, dir))
+				if err == nil {
+					t.Fatal("the run succeeded")
+				}
+				if want := fmt.Sprintf("%s:%d: ", input, tt.line); !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not name the line (%q)", err, want)
+				}
+				if !errors.Is(err, flow.ErrPermanent) && !strings.Contains(err.Error(), "permanent") {
+					t.Errorf("error %q is not permanent", err)
+				}
+				if got := calls.Load(); got != tt.calls {
+					t.Errorf("the function was called %d times, want %d (once per record before the line, no retry)", got, tt.calls)
+				}
+			})
+		}
 	}
 }

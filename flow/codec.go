@@ -111,6 +111,27 @@ type taskHeader struct {
 	File      string
 	FirstLine int64
 	Lines     []int64
+	// BadLines are the lines of the payload's input that did not read
+	// as its format ("bad_lines"), in input order: the coordinator, which
+	// read the input to put its records in the payload, leaves them to
+	// the task to skip or fail on, as a task reading its own input would.
+	BadLines []badLine
+}
+
+// badLine is an input line that did not read as its format, carried in
+// a payload as [before, line, offset, error, text].
+type badLine struct {
+	// Before is the index of the record the line came before, in the
+	// payload's records (their number for a line after all of them).
+	Before int
+	// Line and Offset are where the line starts in the payload's file,
+	// as a Position has them (Line 0: not known).
+	Line, Offset int64
+	// Err is why the line did not read.
+	Err string
+	// Text is the line, cut to maxBadRecordText bytes; "" for a CSV
+	// record that did not parse, as a worker reading it has none either.
+	Text string
 }
 
 // task is a decoded task payload.
@@ -144,6 +165,9 @@ func appendTaskHeader(b []byte, h *taskHeader) []byte {
 		n++
 	}
 	if len(h.Lines) > 0 {
+		n++
+	}
+	if len(h.BadLines) > 0 {
 		n++
 	}
 	b = msgp.AppendMapLen(b, n)
@@ -188,6 +212,18 @@ func appendTaskHeader(b []byte, h *taskHeader) []byte {
 		b = msgp.AppendArrayLen(b, len(h.Lines))
 		for _, l := range h.Lines {
 			b = msgp.AppendInt(b, l)
+		}
+	}
+	if len(h.BadLines) > 0 {
+		b = msgp.AppendString(b, "bad_lines")
+		b = msgp.AppendArrayLen(b, len(h.BadLines))
+		for _, l := range h.BadLines {
+			b = msgp.AppendArrayLen(b, 5)
+			b = msgp.AppendInt(b, int64(l.Before))
+			b = msgp.AppendInt(b, l.Line)
+			b = msgp.AppendInt(b, l.Offset)
+			b = msgp.AppendString(b, l.Err)
+			b = msgp.AppendString(b, l.Text)
 		}
 	}
 	b = msgp.AppendString(b, "params")
@@ -299,6 +335,8 @@ func decodeTask(data []byte) (*task, error) {
 			t.FirstLine, err = d.Int64()
 		case "lines":
 			t.Lines, err = decodeInts(d)
+		case "bad_lines":
+			t.BadLines, err = decodeBadLines(d)
 		case "params":
 			t.Params, err = decodeStringMap(d)
 		case "records":
@@ -338,7 +376,66 @@ func decodeTask(data []byte) (*task, error) {
 	case len(dataFields) == 1 && dataFields[0] == "groups" && t.Kind != TaskReduce:
 		return nil, fmt.Errorf("%w: a %s payload has records or refs, not groups", ErrMalformed, t.Kind)
 	}
+	if len(t.BadLines) > 0 {
+		// Bad lines sit between the payload's records: without them
+		// there is nothing to place them by.
+		if len(dataFields) != 1 || dataFields[0] != "records" {
+			return nil, fmt.Errorf("%w: a payload with bad_lines has records, not groups or refs", ErrMalformed)
+		}
+		prev := 0
+		for i, l := range t.BadLines {
+			if l.Before < prev || l.Before > len(t.Records) {
+				return nil, fmt.Errorf("%w: bad line %d comes before record %d, out of order or past the %d records", ErrMalformed, i, l.Before, len(t.Records))
+			}
+			prev = l.Before
+		}
+	}
 	return t, nil
+}
+
+// decodeBadLines reads a payload's "bad_lines".
+func decodeBadLines(d *msgp.Cursor) ([]badLine, error) {
+	n, err := d.ArrayLen()
+	if err != nil {
+		return nil, err
+	}
+	lines := make([]badLine, 0, n)
+	for i := 0; i < n; i++ {
+		m, err := d.ArrayLen()
+		if err == nil && m != 5 {
+			err = fmt.Errorf("want [before, line, offset, error, text], got %d elements", m)
+		}
+		var l badLine
+		var before int64
+		if err == nil {
+			before, err = d.Int64()
+		}
+		if err == nil {
+			l.Line, err = d.Int64()
+		}
+		if err == nil {
+			l.Offset, err = d.Int64()
+		}
+		if err == nil {
+			l.Err, err = d.Str()
+		}
+		if err == nil {
+			l.Text, err = d.Str()
+		}
+		switch {
+		case err != nil:
+		case before < 0 || before > math.MaxInt32 || l.Line < 0 || l.Offset < 0:
+			err = fmt.Errorf("before %d, line %d, offset %d: out of range", before, l.Line, l.Offset)
+		case l.Err == "":
+			err = errors.New("no error")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("bad line %d: %w", i, err)
+		}
+		l.Before = int(before)
+		lines = append(lines, l)
+	}
+	return lines, nil
 }
 
 // decodeBatch decodes one WORK_DATA batch, appending its records to dst.

@@ -63,7 +63,9 @@ func TestTaskPayloadRoundTrip(t *testing.T) {
 	t.Parallel()
 	h := taskHeader{Run: "r1", Stage: "count", Task: 7, Attempt: 2, Kind: TaskMap, Combine: "wc.sum",
 		Input: "in.txt:1-2", Params: map[string]string{"b": "2", "a": "1"}, Source: "users", SkipBad: "1%",
-		File: "/data/users.csv", Lines: []int64{2, 4}}
+		File: "/data/users.csv", Lines: []int64{2, 4},
+		BadLines: []badLine{{Before: 0, Line: 1, Offset: 0, Err: "bare \" in non-quoted-field", Text: ""},
+			{Before: 2, Line: 5, Offset: 30, Err: "a record of 3 fields under a header of 2", Text: `["a","b","c"]`}}}
 	recs := []rawRecord{{Key: "", Value: mustValue(t, "a b")}, {Key: "k", Value: mustValue(t, 5)}}
 	got, err := decodeTask(appendMapPayload(nil, &h, recs))
 	if err != nil {
@@ -73,7 +75,7 @@ func TestTaskPayloadRoundTrip(t *testing.T) {
 		t.Errorf("decoded %+v, want %+v %+v", got, h, recs)
 	}
 
-	h.Kind, h.Combine = TaskReduce, ""
+	h.Kind, h.Combine, h.BadLines = TaskReduce, "", nil
 	groups := []group{{Key: "a", Values: [][]byte{mustValue(t, 1), mustValue(t, 2)}}, {Key: "b", Values: [][]byte{mustValue(t, 3)}}}
 	got, err = decodeTask(appendReducePayload(nil, &h, groups))
 	if err != nil {
@@ -93,10 +95,27 @@ func TestDecodeTaskErrors(t *testing.T) {
 	twice := appendMapPayload(nil, &taskHeader{Run: "r", Stage: "s", Kind: TaskMap}, recs)
 	twice[0]++ // one more map entry: a second "records"
 	twice = appendRecords(msgp.AppendString(twice, "records"), recs)
+	badLines := func(kind TaskKind, recs []rawRecord, lines ...badLine) []byte {
+		h := &taskHeader{Run: "r", Stage: "s", Kind: kind, File: "f", BadLines: lines}
+		if kind == TaskReduce {
+			return appendReducePayload(nil, h, []group{{Key: "a", Values: [][]byte{{0x01}}}})
+		}
+		return appendMapPayload(nil, h, recs)
+	}
+	line := badLine{Line: 3, Err: "not JSON", Text: "x"}
+	shortLine := badLines(TaskMap, recs, line)
+	i := bytes.Index(shortLine, []byte("bad_lines"))
+	shortLine[i+len("bad_lines")+1] = 0x94 // [before, line, offset, error]
 	tests := []struct {
 		name string
 		in   []byte
 	}{
+		{"bad line past the records", badLines(TaskMap, recs, badLine{Before: 2, Line: 3, Err: "e"})},
+		{"bad lines out of order", badLines(TaskMap, recs, badLine{Before: 1, Line: 3, Err: "e"}, badLine{Before: 0, Line: 1, Err: "e"})},
+		{"bad lines in a reduce payload", badLines(TaskReduce, nil, line)},
+		{"bad line without its error", badLines(TaskMap, recs, badLine{Line: 3})},
+		{"bad line at a negative line", badLines(TaskMap, recs, badLine{Line: -1, Err: "e"})},
+		{"bad line of four elements", shortLine},
 		{"empty", nil},
 		{"not a map", []byte{0x91, 0x01}},
 		{"truncated", good[:len(good)-3]},
@@ -135,6 +154,9 @@ func TestSummaryRoundTrip(t *testing.T) {
 func FuzzDecodeTask(f *testing.F) {
 	h := taskHeader{Run: "r", Stage: "s", Task: 1, Attempt: 1, Kind: TaskMap, Params: map[string]string{"x": "y"}}
 	f.Add(appendMapPayload(nil, &h, []rawRecord{{Key: "a", Value: []byte{0x01}}}))
+	h.File, h.BadLines = "in.jsonl", []badLine{{Before: 0, Line: 1, Err: "invalid character 'x'", Text: "x"}, {Before: 1, Line: 3, Offset: 8, Err: "e", Text: ""}}
+	f.Add(appendMapPayload(nil, &h, []rawRecord{{Key: "a", Value: []byte{0x01}}}))
+	h.File, h.BadLines = "", nil
 	h.Kind = TaskReduce
 	f.Add(appendReducePayload(nil, &h, []group{{Key: "a", Values: [][]byte{{0x01}, {0xa1, 'x'}}}}))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -152,7 +174,8 @@ func FuzzDecodeTask(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-encoded payload does not decode: %v", err)
 		}
-		if tk2.Run != tk.Run || tk2.Task != tk.Task || len(tk2.Records) != len(tk.Records) || len(tk2.Groups) != len(tk.Groups) {
+		if tk2.Run != tk.Run || tk2.Task != tk.Task || len(tk2.Records) != len(tk.Records) || len(tk2.Groups) != len(tk.Groups) ||
+			!reflect.DeepEqual(tk2.BadLines, tk.BadLines) {
 			t.Fatalf("round trip changed the task: %+v vs %+v", tk, tk2)
 		}
 	})

@@ -171,9 +171,7 @@ func (r *Registry) eachSplitRecord(ctx context.Context, sp *splitRef, fn recordF
 // Header say.
 func readRecords(br *bufio.Reader, name string, sp *splitRef, base int64, fn recordFunc, bad badLineFunc) error {
 	if bad == nil {
-		bad = func(pos Position, _ []byte, err error) error {
-			return Permanent(&RecordError{Where: pos.String(), Err: err})
-		}
+		bad = failLine
 	}
 	if sp.Format == "csv" {
 		return eachCSVRecord(br, name, sp, base, fn, bad)

@@ -134,7 +134,7 @@ func (r *Registry) execute(ctx context.Context, name string, payload []byte, io 
 		}
 	}
 	var in int64
-	total := uint64(len(t.Records) + len(t.Groups))
+	total := uint64(len(t.Records) + len(t.BadLines) + len(t.Groups))
 	lastStatus := time.Now()
 	sentStatus := false
 	progress := func() error {
@@ -256,12 +256,32 @@ func (r *Registry) eachInput(ctx context.Context, t *task, fn recordFunc, bad ba
 	if t.Refs != nil {
 		return r.eachRefRecord(ctx, t.Refs, fn, bad)
 	}
+	if bad == nil {
+		bad = failLine
+	}
+	// The lines the coordinator could not read come in their place
+	// among the records, as a task reading the file would meet them.
+	lines := t.BadLines
+	badLines := func(before int) error {
+		for len(lines) > 0 && lines[0].Before <= before {
+			l := lines[0]
+			lines = lines[1:]
+			pos := Position{File: t.File, Line: l.Line, Offset: l.Offset}
+			if err := bad(pos, []byte(l.Text), errors.New(l.Err)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	for i, rr := range t.Records {
+		if err := badLines(i); err != nil {
+			return err
+		}
 		if err := fn(t.recordPos(i), rr.Key, rr.Value); err != nil {
 			return err
 		}
 	}
-	return nil
+	return badLines(len(t.Records))
 }
 
 // eachGroup calls fn with every key group of a reduce task, keys

@@ -265,8 +265,9 @@ func (c *coordinator) prepareReduce(sr *stageRun) ([]chunk, error) {
 	return chunks, nil
 }
 
-// payload encodes attempt's task payload.
-func (c *coordinator) payload(sr *stageRun, task, attempt int) ([]byte, error) {
+// payload encodes attempt's task payload, and returns the input lines
+// it carries as unreadable (taskHeader.BadLines).
+func (c *coordinator) payload(sr *stageRun, task, attempt int) ([]byte, []badLine, error) {
 	st := sr.st
 	ch := sr.chunks[task]
 	var recs []rawRecord
@@ -276,46 +277,51 @@ func (c *coordinator) payload(sr *stageRun, task, attempt int) ([]byte, error) {
 		h := c.header(sr, task, attempt)
 		groups, err := os.ReadFile(ch.Groups)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		b := appendTaskHeader(nil, &h)
 		b = msgp.AppendString(b, "groups")
-		return append(b, groups...), nil
+		return append(b, groups...), nil, nil
 	case st.Encoding == spec.EncodingRaw && ch.File != "":
-		return c.inputs.readChunk(ch)
+		data, err := c.inputs.readChunk(ch)
+		return data, nil, err
 	case ch.File != "" && !ch.JSON && !ch.CSV:
 		// Text lines go from the file into the payload with no record
 		// in between.
 		data, err := c.inputs.readChunk(ch)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		h := c.header(sr, task, attempt)
 		h.File, h.FirstLine = ch.File, ch.FirstLine // a record a line
 		b := appendTaskHeader(make([]byte, 0, 512+len(data)+4*int(ch.Lines)), &h)
 		b = msgp.AppendString(b, "records")
-		return appendTextRecords(b, data), nil
+		return appendTextRecords(b, data), nil, nil
 	case ch.File != "":
+		// Lines that do not read go to the task with the records, which
+		// skips them under skip_bad_records or fails naming them, as a
+		// task reading its input from storage does.
 		var lines []int64
-		if recs, lines, err = fileChunkRecordsAt(ch); err != nil {
-			return nil, err
+		var bad []badLine
+		if recs, lines, bad, err = fileChunkRecordsAt(ch, true); err != nil {
+			return nil, nil, err
 		}
 		h := c.header(sr, task, attempt)
-		h.File, h.Lines = ch.File, lines
-		return appendMapPayload(nil, &h, recs), nil
+		h.File, h.Lines, h.BadLines = ch.File, lines, bad
+		return appendMapPayload(nil, &h, recs), bad, nil
 	case len(ch.Files) > 0:
 		recs, err = fileChunkRecords(ch)
 	case ch.Stage != "":
 		recs, err = c.stageChunkRecords(ch)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if st.Encoding == spec.EncodingRaw {
-		return rawText(recs), nil
+		return rawText(recs), nil, nil
 	}
 	h := c.header(sr, task, attempt)
-	return appendMapPayload(nil, &h, recs), nil
+	return appendMapPayload(nil, &h, recs), nil, nil
 }
 
 // rawText renders records as the text lines a raw-encoded task gets:
@@ -339,7 +345,7 @@ func rawText(recs []rawRecord) []byte {
 // if the attempt completes and wins.
 func (c *coordinator) attempt(ctx context.Context, sr *stageRun, task, attempt int) attemptOutcome {
 	st := sr.st
-	payload, err := c.payload(sr, task, attempt)
+	payload, badLines, err := c.payload(sr, task, attempt)
 	if err != nil {
 		return attemptOutcome{err: fmt.Errorf("flow: task input: %w", err)}
 	}
@@ -389,6 +395,9 @@ func (c *coordinator) attempt(ctx context.Context, sr *stageRun, task, attempt i
 	})
 	if jobErr != nil {
 		return fail(jobErr)
+	}
+	if err := unreportedLines(badLines, sr.chunks[task].File, summary.Bad); err != nil {
+		return fail(err)
 	}
 	if got != summary.RecordsOut || batches != summary.Batches {
 		// The stream does not add up: the job was restarted by the

@@ -372,27 +372,29 @@ func readChunkFrom(f *os.File, c chunk) ([]byte, error) {
 // value: contents). A line that does not read as its format is a
 // permanent *RecordError naming it.
 func fileChunkRecords(c chunk) ([]rawRecord, error) {
-	recs, _, err := fileChunkRecordsAt(c)
+	recs, _, _, err := fileChunkRecordsAt(c, false)
 	return recs, err
 }
 
 // fileChunkRecordsAt is fileChunkRecords that also returns the line each
-// record of a file-range chunk starts on (nil for a files chunk).
-func fileChunkRecordsAt(c chunk) ([]rawRecord, []int64, error) {
+// record of a file-range chunk starts on (nil for a files chunk), and,
+// with keepBad, the lines that do not read as their format instead of
+// failing on the first: each placed before the record it came before.
+func fileChunkRecordsAt(c chunk, keepBad bool) (recs []rawRecord, lines []int64, bad []badLine, err error) {
 	if len(c.Files) > 0 {
-		recs := make([]rawRecord, 0, len(c.Files))
+		recs = make([]rawRecord, 0, len(c.Files))
 		for _, f := range c.Files {
 			data, err := os.ReadFile(f)
 			if err != nil {
-				return nil, nil, fmt.Errorf("flow: input: %w", err)
+				return nil, nil, nil, fmt.Errorf("flow: input: %w", err)
 			}
 			recs = append(recs, rawRecord{Key: filepath.Base(f), Value: msgp.AppendString(nil, string(data))})
 		}
-		return recs, nil, nil
+		return recs, nil, nil, nil
 	}
 	data, err := readFileChunk(c)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	format := "text"
 	if c.JSON {
@@ -401,20 +403,24 @@ func fileChunkRecordsAt(c chunk) ([]rawRecord, []int64, error) {
 		format = "csv"
 	}
 	sp := &splitRef{Off: c.Offset, Format: format, FirstLine: c.FirstLine, Header: c.Header}
-	recs := make([]rawRecord, 0, c.Lines)
-	lines := make([]int64, 0, c.Lines)
+	recs = make([]rawRecord, 0, c.Lines)
+	lines = make([]int64, 0, c.Lines)
+	var badFn badLineFunc // nil: fail on the first
+	if keepBad {
+		badFn = collectLines(&bad, func() int { return len(recs) })
+	}
 	err = readRecords(bufio.NewReader(bytes.NewReader(data)), c.File, sp, c.Offset, func(pos Position, key string, value []byte) error {
 		recs = append(recs, rawRecord{Key: key, Value: bytes.Clone(value)})
 		lines = append(lines, pos.Line)
 		return nil
-	}, nil)
+	}, badFn)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if c.FirstLine == 0 {
 		lines = nil // not known
 	}
-	return recs, lines, nil
+	return recs, lines, bad, nil
 }
 
 // cutLine returns the first line of data, without its "\n" and one

@@ -1,0 +1,65 @@
+// An abraxas worker serving the functions the interop tests call.
+// Usage: node worker.js HOST:PORT [PREFIX]
+// Functions are registered as PREFIX + name (default "node."). It prints
+// "ready" once connected and runs until killed.
+'use strict';
+var fs = require('fs');
+var Gearman = require('abraxas');
+
+var addr = process.argv[2];
+var prefix = process.argv[3] || 'node.';
+
+var client = Gearman.Client.connect({servers: [addr], maxJobs: 8});
+client.on('connection-error', function (err) {
+    console.error('connection-error: ' + err.message);
+});
+
+// upper: the payload in upper case, returned as the handler's value.
+client.registerWorker(prefix + 'upper', function (task) {
+    return task.payload.toString().toUpperCase();
+});
+
+// stream: the payload is a count N. Sends N partial results with WORK_DATA
+// ("chunk-0;" ...) through the task's socket, each followed by a
+// WORK_STATUS of (i+1)/N as abraxas encodes it (percent*100 over 100), a
+// WORK_WARNING, then completes with "done". Abraxas only streams writes
+// itself in its own server's streaming mode, so a user talking to gearmand
+// sends WORK_DATA this way.
+client.registerWorker(prefix + 'stream', function (task) {
+    var n = parseInt(task.payload.toString(), 10);
+    for (var i = 0; i < n; i++) {
+        task.socket.workData(task.jobid, 'chunk-' + i + ';');
+        task.status((i + 1) / n);
+    }
+    task.warn('careful');
+    task.end('done');
+});
+
+// reverse: the payload's bytes in reverse order (used with ~1 MiB).
+client.registerWorker(prefix + 'reverse', function (task) {
+    return Buffer.from(task.payload).reverse();
+});
+
+// fail: throws, which abraxas reports as WORK_EXCEPTION then WORK_FAIL.
+client.registerWorker(prefix + 'fail', function (task) {
+    throw new Error('boom: ' + task.payload.toString());
+});
+
+// hold: reports a status of 0.25, then waits until the file named by the
+// payload exists (at most 20 s) and completes with "released".
+client.registerWorker(prefix + 'hold', function (task) {
+    task.status(0.25);
+    var path = task.payload.toString();
+    var deadline = Date.now() + 20000;
+    var poll = setInterval(function () {
+        if (fs.existsSync(path) || Date.now() > deadline) {
+            clearInterval(poll);
+            task.end('released');
+        }
+    }, 20);
+});
+
+// A worker that loses its connection logs it: the tests check that no
+// server drops an abraxas worker.
+client.on('disconnect', function () { console.error('disconnected'); });
+client.on('connect', function () { console.log('ready'); });

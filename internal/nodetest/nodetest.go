@@ -7,10 +7,11 @@
 // The scripts are in testdata/. They find abraxas through NODE_PATH,
 // which is set to the folder named by the environment variable
 // GEARFLOW_NODE_MODULES (a node_modules folder). CI (.ci/run) installs
-// the pinned version there; on a developer's machine:
+// abraxas there with every package of its tree pinned; on a developer's
+// machine, abraxas and its wire code pinned are enough:
 //
-//	npm install --no-save --prefix "$HOME/.cache/gearflow/npm-abraxas-2.1.10" abraxas@2.1.10
-//	export GEARFLOW_NODE_MODULES="$HOME/.cache/gearflow/npm-abraxas-2.1.10/node_modules"
+//	npm install --no-save --prefix "$HOME/.cache/gearflow/npm-abraxas" abraxas@2.1.10 gearman-packet@1.1.0
+//	export GEARFLOW_NODE_MODULES="$HOME/.cache/gearflow/npm-abraxas/node_modules"
 //
 // Without node or the modules, tests skip with that hint; with
 // GEARFLOW_REQUIRE_INTEROP=1 (set by CI) they fail instead.
@@ -42,7 +43,7 @@ const ModulesEnv = "GEARFLOW_NODE_MODULES"
 const AbraxasVersion = "2.1.10"
 
 const installHint = "install Node.js (apt-get install nodejs npm) and abraxas: " +
-	"npm install --no-save --prefix DIR abraxas@" + AbraxasVersion +
+	"npm install --no-save --prefix DIR abraxas@" + AbraxasVersion + " gearman-packet@1.1.0" +
 	" and set " + ModulesEnv + "=DIR/node_modules"
 
 // RunTimeout bounds a script run by Run.

@@ -13,6 +13,7 @@ var client = Gearman.Client.connect({servers: [addr], maxJobs: 8});
 client.on('connection-error', function (err) {
     console.error('connection-error: ' + err.message);
 });
+client.setClientId('node-worker');
 
 // upper: the payload in upper case, returned as the handler's value.
 client.registerWorker(prefix + 'upper', function (task) {
@@ -45,11 +46,14 @@ client.registerWorker(prefix + 'fail', function (task) {
     throw new Error('boom: ' + task.payload.toString());
 });
 
-// hold: reports a status of 0.25, then waits until the file named by the
-// payload exists (at most 20 s) and completes with "released".
+// hold: the payload is "PROGRESS PATH". Reports PROGRESS (a fraction,
+// which abraxas sends as PROGRESS*100 over 100), then waits until the file
+// PATH exists (at most 20 s) and completes with "released".
 client.registerWorker(prefix + 'hold', function (task) {
-    task.status(0.25);
-    var path = task.payload.toString();
+    var payload = task.payload.toString();
+    var space = payload.indexOf(' ');
+    task.status(parseFloat(payload.slice(0, space)));
+    var path = payload.slice(space + 1);
     var deadline = Date.now() + 20000;
     var poll = setInterval(function () {
         if (fs.existsSync(path) || Date.now() > deadline) {

@@ -529,11 +529,6 @@ func TestAbraxasClientGoWorker(t *testing.T) {
 func TestAbraxasPriorityOrder(t *testing.T) {
 	t.Parallel()
 	forEachServer(t, func(t *testing.T, addr string) {
-		type outcome struct {
-			res []jobOutcome
-			err error
-		}
-		done := make(chan outcome, 1)
 		var mu sync.Mutex
 		var order []string
 		specs := []jobSpec{
@@ -541,19 +536,7 @@ func TestAbraxasPriorityOrder(t *testing.T) {
 			{Func: "go.order", Payload: "normal"},
 			{Func: "go.order", Payload: "high", Options: map[string]any{"priority": "high"}},
 		}
-		go func() {
-			// Only the test's goroutine may fail the test: run
-			// here, check below.
-			arg, err := json.Marshal(specs)
-			var res []jobOutcome
-			if err == nil {
-				var out []byte
-				if out, err = nodetest.Exec(t, clientScript, addr, "jobs", string(arg)); err == nil {
-					err = json.Unmarshal(out, &res)
-				}
-			}
-			done <- outcome{res, err}
-		}()
+		done := runJobsAsync(t, addr, specs)
 		waitQueued(t, addr, "go.order", len(specs))
 		runGoWorker(t, runtime.WorkerConfig{Servers: []string{addr}, Concurrency: 1}, map[string]runtime.Handler{
 			"go.order": runtime.HandlerFunc(func(ctx context.Context, job *runtime.Job) ([]byte, error) {
@@ -563,17 +546,9 @@ func TestAbraxasPriorityOrder(t *testing.T) {
 				return job.Payload, nil
 			}),
 		})
-		var o outcome
-		select {
-		case o = <-done:
-		case <-time.After(nodetest.RunTimeout + 10*time.Second):
-			t.Fatal("client.js did not finish")
-		}
-		if o.err != nil || len(o.res) != len(specs) {
-			t.Fatalf("client.js reported %+v, %v", o.res, o.err)
-		}
+		res := awaitJobs(t, done, len(specs))
 		for i, s := range specs {
-			wantResult(t, s.Payload, o.res[i], s.Payload)
+			wantResult(t, s.Payload, res[i], s.Payload)
 		}
 		mu.Lock()
 		defer mu.Unlock()
@@ -786,9 +761,26 @@ func TestAbraxasWorkerServerRestart(t *testing.T) {
 			t.Parallel()
 			addr, restart := k.start(t)
 			w := nodetest.Start(t, nodeLife, workerScript, addr, "node.")
-			waitFunctions(t, addr, "node.upper")
+			var names []string
+			for _, f := range nodeFunctions {
+				names = append(names, "node."+f)
+			}
+			waitFunctions(t, addr, names...)
+			// abraxas reconnects only after a clean close (FIN): a
+			// connection reset, which the kernel sends when a
+			// server closes a socket holding unread bytes, leaves
+			// it disconnected for good ("read ECONNRESET" on its
+			// stderr). Its PRE_SLEEP follows the CAN_DOs by a
+			// tick and no reply shows it was read, so let it
+			// arrive before the server stops.
+			time.Sleep(300 * time.Millisecond)
 			restart()
-			waitFunctions(t, addr, "node.upper")
+			t.Cleanup(func() {
+				if t.Failed() {
+					t.Logf("worker stderr:\n%s", w.Stderr())
+				}
+			})
+			waitFunctions(t, addr, names...)
 			c, err := runtime.NewClient(runtime.ClientConfig{Servers: []string{addr}})
 			if err != nil {
 				t.Fatal(err)
@@ -802,4 +794,165 @@ func TestAbraxasWorkerServerRestart(t *testing.T) {
 			}
 		})
 	}
+}
+
+// runJobsAsync is runJobs in a goroutine of its own: the outcome arrives
+// on the returned channel. A script still running when the test ends is
+// killed, and waited for.
+func runJobsAsync(t *testing.T, addr string, specs []jobSpec) <-chan asyncOutcome {
+	t.Helper()
+	nodetest.Env(t)
+	arg, err := json.Marshal(specs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan asyncOutcome, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	finished := make(chan struct{})
+	t.Cleanup(func() {
+		cancel()
+		<-finished
+	})
+	go func() {
+		defer close(finished)
+		var o asyncOutcome
+		var out []byte
+		if out, o.err = nodetest.Exec(ctx, clientScript, addr, "jobs", string(arg)); o.err == nil {
+			o.err = json.Unmarshal(out, &o.res)
+		}
+		ch <- o
+	}()
+	return ch
+}
+
+type asyncOutcome struct {
+	res []jobOutcome
+	err error
+}
+
+func awaitJobs(t *testing.T, ch <-chan asyncOutcome, n int) []jobOutcome {
+	t.Helper()
+	select {
+	case o := <-ch:
+		if o.err != nil || len(o.res) != n {
+			t.Fatalf("client.js: %+v, %v; want %d outcomes", o.res, o.err, n)
+		}
+		return o.res
+	case <-time.After(nodetest.RunTimeout + 10*time.Second):
+		t.Fatal("client.js did not finish")
+		return nil
+	}
+}
+
+// TestAbraxasCoalescing: two abraxas clients (two processes) submit the
+// same unique while the first submission runs; the server runs it once
+// and both get its result under the same handle.
+func TestAbraxasCoalescing(t *testing.T) {
+	t.Parallel()
+	forEachServer(t, func(t *testing.T, addr string) {
+		startNodeWorker(t, addr)
+		c, err := runtime.NewClient(runtime.ClientConfig{Servers: []string{addr}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		release := filepath.Join(t.TempDir(), "release")
+		spec := []jobSpec{{Func: "node.hold", Payload: "0.5 " + release, Options: map[string]any{"uniqueid": "co-1"}}}
+		waitClients := func(n int) {
+			t.Helper()
+			deadline := time.Now().Add(15 * time.Second)
+			for {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				st, err := c.StatusUnique(ctx, "co-1")
+				cancel()
+				if err == nil && st.Running && st.Clients == n {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("job co-1: %+v, %v; want running with %d clients", st, err, n)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		first := runJobsAsync(t, addr, spec)
+		waitClients(1)
+		second := runJobsAsync(t, addr, spec)
+		waitClients(2)
+		if err := os.WriteFile(release, []byte("go"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		a, b := awaitJobs(t, first, 1)[0], awaitJobs(t, second, 1)[0]
+		wantResult(t, "first client", a, "released")
+		wantResult(t, "second client", b, "released")
+		if a.JobID != b.JobID {
+			t.Errorf("handles %q and %q, want one job", a.JobID, b.JobID)
+		}
+	})
+}
+
+// TestAbraxasEpochJob: submitJobAt (SUBMIT_JOB_EPOCH) queues a
+// background job that must not run before its time. gearflow then wakes
+// the sleeping abraxas worker and runs it; gearmand 1.1 does not wake
+// sleeping workers for a due epoch job (gearman/gearmand#101), so there
+// it stays queued: the test checks both behaviours.
+func TestAbraxasEpochJob(t *testing.T) {
+	t.Parallel()
+	forEachServer(t, func(t *testing.T, addr string) {
+		gearmand := strings.HasSuffix(t.Name(), "/gearmand")
+		startNodeWorker(t, addr)
+		c, err := runtime.NewClient(runtime.ClientConfig{Servers: []string{addr}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		release := filepath.Join(t.TempDir(), "release")
+		if err := os.WriteFile(release, []byte("go"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var res struct {
+			Error string
+			JobID string
+			When  int64
+		}
+		runScenario(t, addr, &res, "at", "2", "0.5 "+release)
+		if res.Error != "" || res.JobID == "" {
+			t.Fatalf("submitJobAt: %+v", res)
+		}
+		when := time.Unix(res.When, 0)
+		status := func() runtime.Status {
+			t.Helper()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			st, err := c.Status(ctx, addr, res.JobID)
+			if err != nil {
+				t.Fatalf("status of %s: %v", res.JobID, err)
+			}
+			return st
+		}
+		// The job completes as soon as it runs (its release file
+		// exists), so before its time it must still be known.
+		for time.Until(when) > 300*time.Millisecond {
+			if st := status(); !st.Known {
+				t.Fatalf("epoch job %s ran before its time %v: %+v", res.JobID, when, st)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		deadline := when.Add(4 * time.Second)
+		for {
+			st := status()
+			if !st.Known {
+				if gearmand {
+					t.Errorf("gearmand 1.1 ran the epoch job without a worker asking for work: the difference this test documents is gone")
+				}
+				return
+			}
+			if time.Now().After(deadline) {
+				if !gearmand {
+					t.Errorf("epoch job %s due at %v still queued 4s later (%+v): the sleeping worker was not woken", res.JobID, when, st)
+				}
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
 }

@@ -79,8 +79,7 @@ func Env(t testing.TB) (node, modules string) {
 }
 
 // command prepares node running script with args, bounded by ctx.
-func command(ctx context.Context, t testing.TB, script string, args ...string) *exec.Cmd {
-	node, modules := Env(t)
+func command(ctx context.Context, node, modules, script string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, node, append([]string{"--no-deprecation", script}, args...)...)
 	cmd.Env = append(os.Environ(), "NODE_PATH="+modules)
 	cmd.SysProcAttr = gearmandtest.DieWithParent()
@@ -93,20 +92,26 @@ func command(ctx context.Context, t testing.TB, script string, args ...string) *
 // fails.
 func Run(t testing.TB, script string, args ...string) []byte {
 	t.Helper()
-	out, err := Exec(t, script, args...)
+	Env(t)
+	out, err := Exec(context.Background(), script, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return out
 }
 
-// Exec is Run returning the failure, with the script's standard error,
-// instead of failing t: it may be called from any goroutine once Env has
-// been called from the test's.
-func Exec(t testing.TB, script string, args ...string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), RunTimeout)
+// Exec is Run bounded also by ctx, returning the failure (with the
+// script's standard error) instead of failing a test, so that it may run
+// in a goroutine of its own. Call Env first from the test, to skip where
+// node or abraxas is missing.
+func Exec(ctx context.Context, script string, args ...string) ([]byte, error) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, RunTimeout)
 	defer cancel()
-	cmd := command(ctx, t, script, args...)
+	cmd := command(ctx, node, os.Getenv(ModulesEnv), script, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -129,8 +134,9 @@ type Proc struct {
 // output. The process is killed, by its pid, when the test ends.
 func Start(t testing.TB, timeout time.Duration, script string, args ...string) *Proc {
 	t.Helper()
+	node, modules := Env(t)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	cmd := command(ctx, t, script, args...)
+	cmd := command(ctx, node, modules, script, args...)
 	p := &Proc{cmd: cmd, done: make(chan struct{})}
 	cmd.Stderr = (*lockedWriter)(p)
 	out, err := cmd.StdoutPipe()

@@ -8,6 +8,9 @@
 //   bg PATH     submits node.hold in the background with payload
 //               "0.25 PATH", polls getStatus until it runs, creates PATH to
 //               release it, polls until the job is gone
+//   at SECONDS PAYLOAD
+//               submits node.hold with PAYLOAD to run SECONDS from now
+//               (submitJobAt: SUBMIT_JOB_EPOCH), reports its handle
 //   echo DATA   echoes DATA
 //   admin       the status and workers admin calls
 'use strict';
@@ -101,6 +104,13 @@ var scenarios = {
                     finish(out);
                 });
             });
+        });
+    },
+    at: function () {
+        var when = Math.ceil(Date.now() / 1000) + parseInt(arg, 10);
+        client.submitJobAt('node.hold', when, {}, process.argv[5], function (err, jobid) {
+            if (err) return finish({error: err.message});
+            finish({jobid: String(jobid), when: when});
         });
     },
     echo: function () {

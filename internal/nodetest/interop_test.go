@@ -956,3 +956,63 @@ func TestAbraxasEpochJob(t *testing.T) {
 		}
 	})
 }
+
+// TestAbraxasQueueFull: a submission beyond an admin "maxqueue" limit
+// gets ERROR QUEUE_ERROR, which abraxas turns into a ServerError with that
+// code on the submission it answers; the job accepted before it runs.
+// The limit is set once the function exists: gearmand answers OK to a
+// maxqueue for an unknown function but applies nothing.
+func TestAbraxasQueueFull(t *testing.T) {
+	t.Parallel()
+	forEachServer(t, func(t *testing.T, addr string) {
+		type submitted struct {
+			JobID string `json:"jobid"`
+			Error *struct {
+				Name, Message, Code string
+			} `json:"error"`
+		}
+		submit := func(payload string) submitted {
+			t.Helper()
+			arg, err := json.Marshal([]jobSpec{{Func: "node.full", Payload: payload}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var res []submitted
+			runScenario(t, addr, &res, "bgjobs", string(arg))
+			if len(res) != 1 {
+				t.Fatalf("bgjobs: %+v", res)
+			}
+			return res[0]
+		}
+		if res := submit("first"); res.JobID == "" || res.Error != nil {
+			t.Fatalf("first job: %+v, want accepted", res)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if lines, err := runtime.AdminCommand(ctx, addr, "maxqueue node.full 1"); err != nil || !slices.Equal(lines, []string{"OK"}) {
+			t.Fatalf("maxqueue: %q, %v", lines, err)
+		}
+		if res := submit("second"); res.JobID != "" || res.Error == nil || res.Error.Name != "ServerError" || res.Error.Code != "QUEUE_ERROR" || res.Error.Message != "Job queue is full" {
+			t.Errorf("second job: %+v, want a ServerError QUEUE_ERROR \"Job queue is full\"", res)
+		}
+		ran := make(chan string, 2)
+		runGoWorker(t, runtime.WorkerConfig{Servers: []string{addr}}, map[string]runtime.Handler{
+			"node.full": runtime.HandlerFunc(func(ctx context.Context, job *runtime.Job) ([]byte, error) {
+				ran <- string(job.Payload)
+				return nil, nil
+			}),
+		})
+		select {
+		case p := <-ran:
+			if p != "first" {
+				t.Errorf("the worker ran %q, want the first job", p)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the accepted job did not run")
+		}
+		waitQueued(t, addr, "node.full", 0)
+		if len(ran) != 0 {
+			t.Errorf("the refused job ran too: %q", <-ran)
+		}
+	})
+}

@@ -34,7 +34,7 @@ const (
 
 // nodeFunctions are the functions testdata/worker.js registers, without
 // their prefix.
-var nodeFunctions = []string{"upper", "stream", "reverse", "fail", "hold"}
+var nodeFunctions = []string{"upper", "stream", "reverse", "fail", "hold", "timed"}
 
 // forEachServer runs f as a parallel subtest against a real gearmand and
 // against gearflow's server, each started fresh. The assertions are the
@@ -655,6 +655,18 @@ func TestGoClientAbraxasWorker(t *testing.T) {
 					t.Fatal(err)
 				}
 				waitStatus(t, c, task, func(st runtime.Status) bool { return !st.Known })
+			}
+		})
+
+		t.Run("timeout", func(t *testing.T) {
+			// node.timed registers with CAN_DO_TIMEOUT "2" (abraxas
+			// means seconds) and takes 100 ms: gearmand 1.1.20 reads
+			// 2 ms and applies its 1000 ms floor, so the job is
+			// assigned once and completes; a server without the
+			// floor would requeue it from under the worker.
+			out, err := c.Do(ctx, runtime.Job{Function: "node.timed", Payload: []byte("t")})
+			if err != nil || string(out) != "assigned 1" {
+				t.Errorf("Do(node.timed): %q, %v; want \"assigned 1\"", out, err)
 			}
 		})
 

@@ -63,6 +63,17 @@ client.registerWorker(prefix + 'hold', function (task) {
     }, 20);
 });
 
+// timed: registered with CAN_DO_TIMEOUT 2 (abraxas documents its timeout
+// in seconds; gearmand 1.1.20 reads milliseconds, with a floor of 1000).
+// Takes 100 ms and answers how many times this handle was assigned.
+var assigned = {};
+client.registerWorker(prefix + 'timed', {timeout: 2}, function (task) {
+    assigned[task.jobid] = (assigned[task.jobid] || 0) + 1;
+    return new Promise(function (resolve) {
+        setTimeout(function () { resolve('assigned ' + assigned[task.jobid]); }, 100);
+    });
+});
+
 // A worker that loses its connection logs it: the tests check that no
 // server drops an abraxas worker.
 client.on('disconnect', function () { console.error('disconnected'); });

@@ -231,7 +231,7 @@ func almost(got, want []float64) bool {
 func TestAbraxasWorkerAndClient(t *testing.T) {
 	t.Parallel()
 	forEachServer(t, func(t *testing.T, addr string) {
-		startNodeWorker(t, addr)
+		worker := startNodeWorker(t, addr)
 
 		t.Run("foreground", func(t *testing.T) {
 			specs := []jobSpec{
@@ -298,6 +298,16 @@ func TestAbraxasWorkerAndClient(t *testing.T) {
 				t.Errorf("failing job: %+v, want a JobException \"Error: boom: x\"", res[0])
 			}
 			wantResult(t, "job after the failure", res[1], "AFTER")
+			// abraxas reports the ERROR as a connection-error event
+			// with its text, which the worker logs.
+			const want = "connection-error: Job given in work result not found"
+			for deadline := time.Now().Add(5 * time.Second); !strings.Contains(worker.Stderr(), want); {
+				if time.Now().After(deadline) {
+					t.Errorf("the worker's WORK_FAIL after WORK_EXCEPTION got no ERROR JOB_NOT_FOUND; worker stderr:\n%s", worker.Stderr())
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
 		})
 
 		t.Run("many", func(t *testing.T) {
@@ -1027,4 +1037,45 @@ func TestAbraxasQueueFull(t *testing.T) {
 			t.Errorf("the refused job ran too: %q", <-ran)
 		}
 	})
+}
+
+// TestAbraxasWorkerTwoServers: one abraxas worker serves gearmand and
+// gearflow at once (it registers on every server and sleeps on each);
+// a Go client spreading jobs over both gets every result from each.
+func TestAbraxasWorkerTwoServers(t *testing.T) {
+	t.Parallel()
+	nodetest.Env(t)
+	servers := []string{gearmandtest.Start(t).Addr, servertest.Start(t, server.Config{}).Addr}
+	nodetest.Start(t, nodeLife, workerScript, strings.Join(servers, ","), "node.")
+	for _, addr := range servers {
+		waitFunctions(t, addr, "node.upper")
+	}
+	c, err := runtime.NewClient(runtime.ClientConfig{Servers: servers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	perServer := map[string]int{}
+	var tasks []*runtime.Task
+	for i := range 40 {
+		task, err := c.Submit(ctx, runtime.Job{Function: "node.upper", Payload: []byte(fmt.Sprintf("two-%d", i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		perServer[task.Server]++
+		tasks = append(tasks, task)
+	}
+	for i, task := range tasks {
+		out, err := task.Wait(ctx)
+		if want := fmt.Sprintf("TWO-%d", i); err != nil || string(out) != want {
+			t.Errorf("job %d on %s: %q, %v; want %q", i, task.Server, out, err, want)
+		}
+	}
+	for _, addr := range servers {
+		if perServer[addr] == 0 {
+			t.Errorf("no job went to %s (%v)", addr, perServer)
+		}
+	}
 }

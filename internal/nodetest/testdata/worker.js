@@ -1,15 +1,15 @@
 // An abraxas worker serving the functions the interop tests call.
-// Usage: node worker.js HOST:PORT [PREFIX]
+// Usage: node worker.js HOST:PORT[,HOST:PORT...] [PREFIX]
 // Functions are registered as PREFIX + name (default "node."). It prints
-// "ready" once connected and runs until killed.
+// "ready" on each connection and runs until killed.
 'use strict';
 var fs = require('fs');
 var Gearman = require('abraxas');
 
-var addr = process.argv[2];
+var servers = process.argv[2].split(',');
 var prefix = process.argv[3] || 'node.';
 
-var client = Gearman.Client.connect({servers: [addr], maxJobs: 8});
+var client = Gearman.Client.connect({servers: servers, maxJobs: 8});
 client.on('connection-error', function (err) {
     console.error('connection-error: ' + err.message);
 });

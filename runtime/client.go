@@ -378,8 +378,8 @@ func parseStatus(args [][]byte, unique bool) Status {
 	}
 	st.Known = string(args[1]) == "1"
 	st.Running = string(args[2]) == "1"
-	st.Numerator, _ = strconv.ParseUint(string(args[3]), 10, 64)
-	st.Denominator, _ = strconv.ParseUint(string(args[4]), 10, 64)
+	st.Numerator = protocol.ParseCount(args[3])
+	st.Denominator = protocol.ParseCount(args[4])
 	if unique && len(args) > 5 {
 		if n, err := strconv.Atoi(string(args[5])); err == nil {
 			st.Clients = n
@@ -669,8 +669,9 @@ func (cc *clientConn) work(p protocol.Packet) {
 		ev = Event{Kind: EventWarning, Data: bytes.Clone(p.Arg(1))}
 	case protocol.WorkStatus:
 		ev.Kind = EventStatus
-		ev.Numerator, _ = strconv.ParseUint(string(p.Arg(1)), 10, 64)
-		ev.Denominator, _ = strconv.ParseUint(string(p.Arg(2)), 10, 64)
+		// As gearmand reads them: "33.3" is 33, not 0.
+		ev.Numerator = protocol.ParseCount(p.Arg(1))
+		ev.Denominator = protocol.ParseCount(p.Arg(2))
 	case protocol.WorkComplete:
 		ev = Event{Kind: EventComplete, Data: bytes.Clone(p.Arg(1))}
 	case protocol.WorkFail:

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gearflow/gearflow/internal/wiretest"
+	"github.com/gearflow/gearflow/protocol"
 	"github.com/gearflow/gearflow/runtime"
 )
 
@@ -225,6 +227,47 @@ func TestBackgroundKinds(t *testing.T) {
 			case <-ctx.Done():
 				t.Fatalf("ran %v of %d background jobs", seen, len(jobs))
 			}
+		}
+	})
+}
+
+// TestFractionalStatus: a worker that reports progress as a fraction
+// ("33.33333333333333" of "100", as Node's abraxas does) is read as C
+// peers read it, 33 of 100, in the task's events and in a status query;
+// a strict parse read 0.
+func TestFractionalStatus(t *testing.T) {
+	t.Parallel()
+	forEachServer(t, func(t *testing.T, srv testServer) {
+		c := newTestClient(t, srv.Addr)
+		ctx := testContext(t, 10*time.Second)
+		fn := "fractional-" + t.Name()
+		task, err := c.Submit(ctx, runtime.Job{Function: fn, Payload: []byte("x")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := wiretest.Dial(t, srv.Addr)
+		w.CanDo(fn)
+		handle := string(w.GrabAny(t).Args[0])
+		w.Req(protocol.WorkStatus, handle, "33.33333333333333", "100")
+		var ev runtime.Event
+		select {
+		case ev = <-task.Events():
+		case <-ctx.Done():
+			t.Fatal("no status event")
+		}
+		if ev.Kind != runtime.EventStatus || ev.Numerator != 33 || ev.Denominator != 100 {
+			t.Errorf("event = %+v, want status 33/100", ev)
+		}
+		st, err := c.Status(ctx, task.Server, handle)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Numerator != 33 || st.Denominator != 100 || !st.Running {
+			t.Errorf("Status = %+v, want running at 33/100", st)
+		}
+		w.Req(protocol.WorkComplete, handle, "done")
+		if out, err := task.Wait(ctx); err != nil || string(out) != "done" {
+			t.Errorf("Wait = %q, %v; want done", out, err)
 		}
 	})
 }

@@ -134,18 +134,8 @@ func (s *Server) handleString(j *job) string {
 	return string(s.appendHandle(hb[:0], j.id))
 }
 
+// atou32 reads a WORK_STATUS number as gearmand stores it: atoi's
+// leading digits, at most 2^32-1.
 func atou32(b []byte) uint32 {
-	// atoi semantics: leading digits, garbage ends the number.
-	var v uint64
-	i := 0
-	for i < len(b) && b[i] == ' ' {
-		i++
-	}
-	for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
-		v = v*10 + uint64(b[i]-'0')
-		if v > 1<<32-1 {
-			return 1<<32 - 1
-		}
-	}
-	return uint32(v)
+	return uint32(min(protocol.ParseCount(b), 1<<32-1))
 }

@@ -695,12 +695,6 @@ func TestGoClientAbraxasWorker(t *testing.T) {
 					got = append(got, fmt.Sprintf("%d/%d", ev.Numerator, ev.Denominator))
 				}
 			}
-			if slices.Equal(got, []string{"0/100", "0/100", "100/100"}) {
-				// Known bug in runtime (client.go parses each
-				// field with strconv.ParseUint and drops the
-				// error): remove this skip with its fix.
-				t.Skipf("runtime.Client reads abraxas's fractional WORK_STATUS numerators as 0: got %v", got)
-			}
 			if want := []string{"33/100", "66/100", "100/100"}; !slices.Equal(got, want) {
 				t.Errorf("status events %v, want %v", got, want)
 			}

@@ -19,7 +19,12 @@ sub run {
         $client->do_task($func => $arg, {
             timeout      => $timeout,
             on_fail      => sub { print "$name on_fail: $_[0]\n" },
-            on_exception => sub { print "$name on_exception: ${ Storable::thaw($_[0]) }" },
+            on_exception => sub {
+                # A Perl worker's exception is frozen with Storable;
+                # others send the text.
+                my $e = eval { Storable::thaw($_[0]) };
+                print "$name on_exception: ", (ref $e ? $$e : $_[0]);
+            },
         });
     };
     if ($@) {

@@ -6,8 +6,10 @@ import (
 	"crypto/md5"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -116,8 +118,9 @@ func countingBytes(n int) []byte {
 // until the server counts it for each of them.
 func startGoWorkerForPerl(t *testing.T, addr string) {
 	t.Helper()
-	startWorker(t, runtime.WorkerConfig{Servers: []string{addr}, Concurrency: 4}, perlFunctions())
-	perltest.WaitWorkers(t, addr, 1, perltest.WorkerFunctions()...)
+	handlers := perlFunctions()
+	startWorker(t, runtime.WorkerConfig{Servers: []string{addr}, Concurrency: 4}, handlers)
+	perltest.WaitWorkers(t, addr, 1, slices.Collect(maps.Keys(handlers))...)
 }
 
 // TestPerlClientGoWorker: the Perl client scripts, run against the Perl

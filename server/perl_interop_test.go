@@ -173,7 +173,7 @@ func TestPerlWorkerDies(t *testing.T) {
 			checkOutput(t, "die.pl", got, `die error: Job server failure: Got work_fail for unknown handle: HANDLE\0
 exceptions on_fail: Task die elapsed timeout [2s]
 exceptions: undef
-after on_fail: Task upper elapsed timeout [2s]
+after on_fail: Task upper elapsed timeout [4s]
 after: undef
 `)
 			waitPerlExit(t, worker)
@@ -204,4 +204,48 @@ func waitPerlExit(t *testing.T, p *perltest.Proc) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestPerlWorkerTimeout: a function registered with a timeout
+// (register_function($name, 1, ...), CAN_DO_TIMEOUT "slow\01"). What the
+// library expects (Perl's Gearman::Server): a job still running after
+// the timeout fails (on_fail), the worker's late result is taken without
+// complaint, and the worker goes on serving.
+//
+// gearmand 1.1.20 requeues the job instead, telling the client nothing,
+// and answers the worker's late WORK_COMPLETE with ERROR JOB_NOT_FOUND,
+// on which Gearman::Worker dies: the client's tasks run out their own
+// timeouts. The gearmand subtest checks that.
+func TestPerlWorkerTimeout(t *testing.T) {
+	t.Parallel()
+	forEachPerlServer(t, func(t *testing.T, s perlServer) {
+		if !s.gearmand {
+			t.Skip("known difference: our server requeues a job at its CAN_DO_TIMEOUT and refuses the worker's late WORK_COMPLETE with ERROR, as gearmand does (docs/COMPATIBILITY.md), and Gearman::Worker dies on that ERROR")
+		}
+		worker := perltest.StartWorker(t, []string{s.addr}, s.addr)
+		got := perltest.Run(t, 60*time.Second, "worker_timeout.pl", s.addr)
+		if s.gearmand {
+			checkOutput(t, "worker_timeout.pl", got, `quick: slept 0.2
+slow on_fail: Task slow elapsed timeout [3s]
+slow: undef
+slow ended before 2.5s: no
+after on_fail: Task upper elapsed timeout [4s]
+after: undef
+`)
+			waitPerlExit(t, worker)
+			if want := "unexpected packet type: error [JOB_NOT_FOUND -- Job given in work result not found]"; !strings.Contains(worker.Stderr(), want) {
+				t.Errorf("worker's stderr:\n%s\nwant %q", worker.Stderr(), want)
+			}
+			return
+		}
+		checkOutput(t, "worker_timeout.pl", got, `quick: slept 0.2
+slow on_fail: jshandle fail
+slow: undef
+slow ended before 2.5s: yes
+after: AFTER
+`)
+		if worker.Exited() {
+			t.Errorf("the worker exited: %s", worker.Stderr())
+		}
+	})
 }

@@ -54,4 +54,9 @@ my %functions = (
 # register_function is false when a job server is down; the worker
 # registers there when it connects.
 $worker->register_function($_ => $functions{$_}) for sort keys %functions;
+# slow: sleeps the argument's seconds, registered with a timeout of 1
+# (CAN_DO_TIMEOUT "slow\01"): Gearman::Server fails a job that takes
+# longer after 1 second (gearmand reads the value as milliseconds, and
+# waits at least 1000).
+$worker->register_function(slow => 1, sub { sleep $_[0]->arg; "slept " . $_[0]->arg });
 $worker->work(stop_if => sub { 0 });

@@ -173,7 +173,7 @@ func TestPerlWorkerDies(t *testing.T) {
 			checkOutput(t, "die.pl", got, `die error: Job server failure: Got work_fail for unknown handle: HANDLE\0
 exceptions on_fail: Task die elapsed timeout [2s]
 exceptions: undef
-after on_fail: Task upper elapsed timeout [4s]
+after on_fail: Task upper elapsed timeout [2s]
 after: undef
 `)
 			waitPerlExit(t, worker)

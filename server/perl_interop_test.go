@@ -145,6 +145,7 @@ func TestPerlFailover(t *testing.T) {
 uniq on the live server: 9 of 9 right
 uniq on the down server: 11 of 11 failed
 background: queued on the live server
+background: done
 `)
 	})
 }

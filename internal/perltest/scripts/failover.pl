@@ -8,6 +8,7 @@ use strict;
 use warnings;
 use Gearman::Client;
 use Gearman::Task;
+use Time::HiRes qw(sleep time);
 
 $| = 1;
 my @servers = split /,/, $ARGV[0];
@@ -41,3 +42,11 @@ print "uniq on the down server: $down_failed of $down failed\n";
 my $handle = $client->dispatch_background(upper => "background");
 my ($on) = split m{//}, $handle // "";
 print "background: ", ($on eq $servers[1] ? "queued on the live server" : "queued on '$on'"), "\n";
+my $until = time + 20;
+my $status;
+while (time < $until) {
+    $status = $client->get_status($handle);
+    last if $status && !$status->known;
+    sleep 0.01;
+}
+print "background: ", ($status && !$status->known ? "done" : "not done"), "\n";

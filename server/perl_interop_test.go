@@ -250,3 +250,27 @@ after: AFTER
 		}
 	})
 }
+
+// TestPerlPrefix: Gearman::Client's and Gearman::Worker's prefix option
+// names functions "PREFIX\tNAME" by default (a tab between), or with the
+// prefix_separator given. gearmand takes any bytes but NUL in a name.
+func TestPerlPrefix(t *testing.T) {
+	t.Parallel()
+	forEachPerlServer(t, func(t *testing.T, s perlServer) {
+		if !s.gearmand {
+			t.Skip("known bug: our server refuses function names with a control character (docs/COMPATIBILITY.md), so CAN_DO and SUBMIT_JOB of \"ns\\tupper\" get ERROR INVALID_ARGUMENT: Gearman::Client croaks (\"Unimplemented packet type: error\") and Gearman::Worker dies")
+		}
+		tab := perltest.Start(t, 2*time.Minute, "worker.pl", s.addr, "ns")
+		perltest.Start(t, 2*time.Minute, "worker.pl", s.addr, "ns", ".")
+		// Not waiting for "ns\tupper": a server refusing the name would
+		// never list it. A job queued before its worker registers waits.
+		perltest.WaitWorkers(t, s.addr, 1, "ns.upper")
+		got := perltest.Run(t, 60*time.Second, "prefix.pl", s.addr)
+		checkOutput(t, "prefix.pl", got, `tab: PREFIXED BY TAB
+dot: PREFIXED BY DOT
+`)
+		if tab.Exited() {
+			t.Errorf("the worker with the tab prefix exited: %s", tab.Stderr())
+		}
+	})
+}

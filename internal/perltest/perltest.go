@@ -247,15 +247,17 @@ func AdminStatus(addr string) (map[string]int, error) {
 		if line == "." {
 			return counts, nil
 		}
+		// FUNCTION\tTOTAL\tRUNNING\tAVAILABLE, where a function's name
+		// may itself hold tabs (Gearman::Worker's prefix).
 		f := strings.Split(line, "\t")
-		if len(f) != 4 {
+		if len(f) < 4 {
 			return nil, fmt.Errorf("status line %q", line)
 		}
-		n, err := strconv.Atoi(f[3])
+		n, err := strconv.Atoi(f[len(f)-1])
 		if err != nil {
 			return nil, fmt.Errorf("status line %q: %v", line, err)
 		}
-		counts[f[0]] = n
+		counts[strings.Join(f[:len(f)-3], "\t")] = n
 	}
 	return nil, fmt.Errorf("status reply without its end")
 }

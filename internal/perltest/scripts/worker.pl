@@ -1,12 +1,20 @@
-# worker.pl SERVERS: a Gearman::Worker serving the functions the interop
-# tests call, on the comma-separated job servers, until it is killed.
+# worker.pl SERVERS [PREFIX [SEPARATOR]]: a Gearman::Worker serving the
+# functions the interop tests call, on the comma-separated job servers,
+# until it is killed. With PREFIX, the functions are registered under
+# Gearman::Worker's prefix ("PREFIX\tupper", or with SEPARATOR in place
+# of the tab).
 use strict;
 use warnings;
 use Digest::MD5 qw(md5_hex);
 use Gearman::Worker;
 use Time::HiRes qw(sleep time);
 
-my $worker = Gearman::Worker->new(job_servers => [split /,/, $ARGV[0]]);
+my ($servers, $prefix, $separator) = @ARGV;
+my $worker = Gearman::Worker->new(
+    job_servers => [split /,/, $servers],
+    (defined $prefix    ? (prefix           => $prefix)    : ()),
+    (defined $separator ? (prefix_separator => $separator) : ()),
+);
 my %calls;    # flaky: calls seen per key
 
 my %functions = (

@@ -180,7 +180,8 @@ same uniq: 1:released 2:released
 // client with exceptions on gets its text; a plain one must see a failed
 // task. gearmand 1.1.20 downgrades the exception to WORK_FAIL with a
 // trailing NUL after the handle, which Gearman::Taskset takes for an
-// unknown handle and croaks on: the gearmand subtest checks that.
+// unknown handle and croaks on: the gearmand subtest checks that. Ours
+// is skipped while it does the same.
 func TestPerlClientGoWorkerException(t *testing.T) {
 	t.Parallel()
 	perltest.Perl(t)
@@ -188,9 +189,6 @@ func TestPerlClientGoWorkerException(t *testing.T) {
 		t.Run(k.name, func(t *testing.T) {
 			t.Parallel()
 			gearmand := k.name == "gearmand"
-			if !gearmand {
-				t.Skip("known bug: our server sends WORK_FAIL with a trailing NUL for a WORK_EXCEPTION, as gearmand does, and Gearman::Client croaks on it")
-			}
 			srv := k.start(t)
 			startGoWorkerForPerl(t, srv.Addr)
 			got := perltest.Run(t, 60*time.Second, "die.pl", srv.Addr, "5")
@@ -208,6 +206,15 @@ after: AFTER
 `
 			}
 			if got != want {
+				if !gearmand {
+					// Only the plain client's lines may differ.
+					_, rest, _ := strings.Cut(got, "\nexceptions ")
+					_, wantRest, _ := strings.Cut(want, "\nexceptions ")
+					if rest == wantRest {
+						perltest.SkipKnownBug(t, got, `Got work_fail for unknown handle: HANDLE\0`,
+							"our server sends a client without the exceptions option WORK_FAIL with a trailing NUL after the handle for a WORK_EXCEPTION, as gearmand does, and Gearman::Taskset croaks on the unknown handle")
+					}
+				}
 				t.Errorf("perl die.pl printed:\n%s\nwant:\n%s", got, want)
 			}
 		})
@@ -325,7 +332,7 @@ func TestGoClientPerlWorker(t *testing.T) {
 // on serving. Gearman::Worker follows its WORK_EXCEPTION with a
 // WORK_FAIL; gearmand 1.1.20 has already ended the job and answers
 // ERROR JOB_NOT_FOUND, on which the worker dies: the gearmand subtest
-// checks that.
+// checks that. Ours is skipped while it does the same.
 func TestGoClientPerlWorkerDies(t *testing.T) {
 	t.Parallel()
 	perltest.Perl(t)
@@ -333,9 +340,6 @@ func TestGoClientPerlWorkerDies(t *testing.T) {
 		t.Run(k.name, func(t *testing.T) {
 			t.Parallel()
 			gearmand := k.name == "gearmand"
-			if !gearmand {
-				t.Skip("known bug: our server answers Gearman::Worker's WORK_FAIL after its WORK_EXCEPTION with ERROR, as gearmand does, and the worker dies")
-			}
 			srv := k.start(t)
 			worker := perltest.StartWorker(t, []string{srv.Addr}, srv.Addr)
 			c := newTestClient(t, srv.Addr)
@@ -358,6 +362,8 @@ func TestGoClientPerlWorkerDies(t *testing.T) {
 			short, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
 			if got, err := c.Do(short, runtime.Job{Function: "upper", Payload: []byte("after")}); err != nil || string(got) != "AFTER" {
+				perltest.SkipKnownBug(t, worker.Stderr(), "unexpected packet type: error [JOB_NOT_FOUND",
+					"our server answers Gearman::Worker's WORK_FAIL after its WORK_EXCEPTION with ERROR JOB_NOT_FOUND, as gearmand does, and the worker dies")
 				t.Errorf("after a job died: %q, %v; want %q (worker exited: %v, stderr: %s)", got, err, "AFTER", worker.Exited(), worker.Stderr())
 			}
 		})

@@ -161,13 +161,11 @@ background: done
 // Gearman::Taskset takes for an unknown handle and croaks; it then
 // answers the worker's WORK_FAIL with ERROR JOB_NOT_FOUND, and
 // Gearman::Worker dies on that ERROR when it next asks for a job. The
-// gearmand subtest checks exactly that breakage.
+// gearmand subtest checks exactly that breakage; ours is skipped while
+// it shows the same (bugWorkException).
 func TestPerlWorkerDies(t *testing.T) {
 	t.Parallel()
 	forEachPerlServer(t, func(t *testing.T, s perlServer) {
-		if !s.gearmand {
-			t.Skip("known bug: our server copies gearmand here (WORK_FAIL with a trailing NUL, ERROR for the worker's WORK_FAIL after WORK_EXCEPTION), which breaks Gearman::Client and Gearman::Worker")
-		}
 		worker := perltest.StartWorker(t, []string{s.addr}, s.addr)
 		got := perltest.Run(t, 60*time.Second, "die.pl", s.addr, "2")
 		if s.gearmand {
@@ -183,16 +181,32 @@ after: undef
 			}
 			return
 		}
-		checkOutput(t, "die.pl", got, `die on_fail: jshandle fail
+		checkOurs(t, "die.pl", got, `die on_fail: jshandle fail
 die: undef
 exceptions on_exception: boom: job 2
 exceptions: undef
 after: AFTER
-`)
+`, got, `Got work_fail for unknown handle: HANDLE\0`, bugWorkException)
 		if worker.Exited() {
 			t.Errorf("the worker exited: %s", worker.Stderr())
 		}
 	})
+}
+
+// bugWorkException is the known bug a dying Perl handler runs into.
+const bugWorkException = "our server copies gearmand: it ends a job at the worker's WORK_EXCEPTION, sends a client without the exceptions option WORK_FAIL with a trailing NUL after the handle (Gearman::Taskset croaks on the unknown handle), and answers Gearman::Worker's WORK_FAIL that follows with ERROR JOB_NOT_FOUND (the worker dies)"
+
+// checkOurs checks what a script printed through our server against
+// what the Perl library wants. When it differs and evidence (the output,
+// or a worker's stderr) shows sign, the mark of a known bug, the test is
+// skipped instead of failed.
+func checkOurs(t *testing.T, script, got, want, evidence, sign, bug string) {
+	t.Helper()
+	if got == want {
+		return
+	}
+	perltest.SkipKnownBug(t, evidence, sign, bug)
+	t.Errorf("perl %s printed:\n%s\nwant:\n%s", script, got, want)
 }
 
 // waitPerlExit waits (at most 10 s) for a Perl process to end by itself.
@@ -216,13 +230,11 @@ func waitPerlExit(t *testing.T, p *perltest.Proc) {
 // gearmand 1.1.20 requeues the job instead, telling the client nothing,
 // and answers the worker's late WORK_COMPLETE with ERROR JOB_NOT_FOUND,
 // on which Gearman::Worker dies: the client's tasks run out their own
-// timeouts. The gearmand subtest checks that.
+// timeouts. The gearmand subtest checks that; ours, which requeues as
+// gearmand does, is skipped while the worker dies of the same ERROR.
 func TestPerlWorkerTimeout(t *testing.T) {
 	t.Parallel()
 	forEachPerlServer(t, func(t *testing.T, s perlServer) {
-		if !s.gearmand {
-			t.Skip("known difference: our server requeues a job at its CAN_DO_TIMEOUT and refuses the worker's late WORK_COMPLETE with ERROR, as gearmand does (docs/COMPATIBILITY.md), and Gearman::Worker dies on that ERROR")
-		}
 		worker := perltest.StartWorker(t, []string{s.addr}, s.addr)
 		got := perltest.Run(t, 60*time.Second, "worker_timeout.pl", s.addr)
 		if s.gearmand {
@@ -239,12 +251,12 @@ after: undef
 			}
 			return
 		}
-		checkOutput(t, "worker_timeout.pl", got, `quick: slept 0.2
+		checkOurs(t, "worker_timeout.pl", got, `quick: slept 0.2
 slow on_fail: jshandle fail
 slow: undef
 slow ended before 2.5s: yes
 after: AFTER
-`)
+`, worker.Stderr(), "unexpected packet type: error [JOB_NOT_FOUND", "our server requeues a job at its CAN_DO_TIMEOUT without telling its clients and refuses the worker's late WORK_COMPLETE with ERROR JOB_NOT_FOUND, as gearmand does (docs/COMPATIBILITY.md); Gearman::Worker dies on that ERROR")
 		if worker.Exited() {
 			t.Errorf("the worker exited: %s", worker.Stderr())
 		}
@@ -253,22 +265,26 @@ after: AFTER
 
 // TestPerlPrefix: Gearman::Client's and Gearman::Worker's prefix option
 // names functions "PREFIX\tNAME" by default (a tab between), or with the
-// prefix_separator given. gearmand takes any bytes but NUL in a name.
+// prefix_separator given. gearmand takes any bytes but NUL in a name;
+// ours is skipped while it refuses the tab.
 func TestPerlPrefix(t *testing.T) {
 	t.Parallel()
 	forEachPerlServer(t, func(t *testing.T, s perlServer) {
-		if !s.gearmand {
-			t.Skip("known bug: our server refuses function names with a control character (docs/COMPATIBILITY.md), so CAN_DO and SUBMIT_JOB of \"ns\\tupper\" get ERROR INVALID_ARGUMENT: Gearman::Client croaks (\"Unimplemented packet type: error\") and Gearman::Worker dies")
-		}
 		tab := perltest.Start(t, 2*time.Minute, "worker.pl", s.addr, "ns")
 		perltest.Start(t, 2*time.Minute, "worker.pl", s.addr, "ns", ".")
 		// Not waiting for "ns\tupper": a server refusing the name would
 		// never list it. A job queued before its worker registers waits.
 		perltest.WaitWorkers(t, s.addr, 1, "ns.upper")
 		got := perltest.Run(t, 60*time.Second, "prefix.pl", s.addr)
-		checkOutput(t, "prefix.pl", got, `tab: PREFIXED BY TAB
+		want := `tab: PREFIXED BY TAB
 dot: PREFIXED BY DOT
-`)
+`
+		if s.gearmand {
+			checkOutput(t, "prefix.pl", got, want)
+		} else {
+			checkOurs(t, "prefix.pl", got, want, got, "tab: error: Unimplemented packet type: error [INVALID_ARGUMENT",
+				`our server refuses function names with a control character (docs/COMPATIBILITY.md), so CAN_DO and SUBMIT_JOB of "ns\tupper" get ERROR INVALID_ARGUMENT: Gearman::Client croaks ("Unimplemented packet type: error") and Gearman::Worker dies`)
+		}
 		if tab.Exited() {
 			t.Errorf("the worker with the tab prefix exited: %s", tab.Stderr())
 		}

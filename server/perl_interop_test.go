@@ -290,3 +290,17 @@ dot: PREFIXED BY DOT
 		}
 	})
 }
+
+// TestPerlAdminStatus: Gearman::Client's get_job_server_status parses
+// the admin "status" reply (queued, running and capable per function).
+func TestPerlAdminStatus(t *testing.T) {
+	t.Parallel()
+	forEachPerlServer(t, func(t *testing.T, s perlServer) {
+		perltest.StartWorker(t, []string{s.addr}, s.addr)
+		release := filepath.Join(t.TempDir(), "release")
+		got := perltest.Run(t, 60*time.Second, "admin.pl", s.addr, release)
+		checkOutput(t, "admin.pl", got, `held: hold=1/1/1 upper=0/0/1
+done: hold=0/0/1 upper=0/0/1
+`)
+	})
+}

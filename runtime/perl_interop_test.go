@@ -359,7 +359,7 @@ func TestGoClientPerlWorkerDies(t *testing.T) {
 				}
 				return
 			}
-			short, cancel := context.WithTimeout(ctx, 10*time.Second)
+			short, cancel := context.WithTimeout(ctx, 5*time.Second)
 			defer cancel()
 			if got, err := c.Do(short, runtime.Job{Function: "upper", Payload: []byte("after")}); err != nil || string(got) != "AFTER" {
 				perltest.SkipKnownBug(t, worker.Stderr(), "unexpected packet type: error [JOB_NOT_FOUND",

@@ -72,6 +72,18 @@ func perlFunctions() map[string]runtime.Handler {
 			}
 			return []byte("status sent"), nil
 		}),
+		"partial": runtime.HandlerFunc(func(ctx context.Context, job *runtime.Job) ([]byte, error) {
+			if err := job.SendData([]byte("part 1")); err != nil {
+				return nil, err
+			}
+			if err := job.SendWarning([]byte("careful")); err != nil {
+				return nil, err
+			}
+			if err := job.SendData([]byte("part 2")); err != nil {
+				return nil, err
+			}
+			return []byte("whole"), nil
+		}),
 		"hold": runtime.HandlerFunc(func(ctx context.Context, job *runtime.Job) ([]byte, error) {
 			if err := job.SendStatus(1, 2); err != nil {
 				return nil, err
@@ -143,6 +155,8 @@ high: HIGH
 low: LOW
 status: status sent
 on_status: 1/3 2/3
+partial: whole
+on_data, on_warning: data part 1, warning careful, data part 2
 big: 1048576 bytes, as sent
 sum: 1048576 c35cc7d8d91728a0cb052831bc4ef372
 sum wanted: 1048576 c35cc7d8d91728a0cb052831bc4ef372
@@ -255,26 +269,34 @@ func TestGoClientPerlWorker(t *testing.T) {
 			t.Errorf("sum = %q, want %q", got, want)
 		}
 
-		task, err := c.Submit(ctx, runtime.Job{Function: "status"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var events []string
-		for ev := range task.Events() {
-			switch ev.Kind {
-			case runtime.EventStatus:
-				events = append(events, fmt.Sprintf("status %d/%d", ev.Numerator, ev.Denominator))
-			case runtime.EventComplete:
-				events = append(events, "complete "+string(ev.Data))
-			default:
-				events = append(events, fmt.Sprintf("%v %q %v", ev.Kind, ev.Data, ev.Err))
+		events := func(function string) string {
+			t.Helper()
+			task, err := c.Submit(ctx, runtime.Job{Function: function})
+			if err != nil {
+				t.Fatal(err)
 			}
+			var events []string
+			for ev := range task.Events() {
+				switch ev.Kind {
+				case runtime.EventStatus:
+					events = append(events, fmt.Sprintf("status %d/%d", ev.Numerator, ev.Denominator))
+				case runtime.EventData, runtime.EventWarning, runtime.EventComplete:
+					events = append(events, fmt.Sprintf("%v %s", ev.Kind, ev.Data))
+				default:
+					events = append(events, fmt.Sprintf("%v %q %v", ev.Kind, ev.Data, ev.Err))
+				}
+			}
+			return strings.Join(events, ", ")
 		}
-		if got, want := strings.Join(events, ", "), "status 1/3, status 2/3, complete status sent"; got != want {
+		if got, want := events("status"), "status 1/3, status 2/3, "+runtime.EventComplete.String()+" status sent"; got != want {
 			t.Errorf("status events: %s, want %s", got, want)
 		}
+		if got, want := events("partial"), fmt.Sprintf("%v part 1, %v careful, %v part 2, %v whole",
+			runtime.EventData, runtime.EventWarning, runtime.EventData, runtime.EventComplete); got != want {
+			t.Errorf("partial events: %s, want %s", got, want)
+		}
 
-		_, err = c.Do(ctx, runtime.Job{Function: "fail", Payload: []byte("x")})
+		_, err := c.Do(ctx, runtime.Job{Function: "fail", Payload: []byte("x")})
 		var jobErr *runtime.JobError
 		if !errors.As(err, &jobErr) || jobErr.Kind != runtime.EventFail {
 			t.Errorf("fail: %v, want a *JobError of kind %v", err, runtime.EventFail)

@@ -63,6 +63,8 @@ high: HIGH
 low: LOW
 status: status sent
 on_status: 1/3 2/3
+partial: whole
+on_data, on_warning: data part 1, warning careful, data part 2
 big: 1048576 bytes, as sent
 sum: 1048576 c35cc7d8d91728a0cb052831bc4ef372
 sum wanted: 1048576 c35cc7d8d91728a0cb052831bc4ef372

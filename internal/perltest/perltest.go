@@ -200,7 +200,7 @@ func StartWorker(t testing.TB, servers []string, ready ...string) *Proc {
 
 // WorkerFunctions returns the functions scripts/worker.pl serves.
 func WorkerFunctions() []string {
-	return []string{"big", "die", "fail", "flaky", "hold", "sleep", "slow", "status", "sum", "upper"}
+	return []string{"big", "die", "fail", "flaky", "hold", "partial", "sleep", "slow", "status", "sum", "upper"}
 }
 
 // WaitWorkers waits (up to 20 s) until the server at addr reports at

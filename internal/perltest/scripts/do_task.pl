@@ -24,6 +24,13 @@ show(status => $client->do_task(
     status => "", { on_status => sub { push @status, "$_[0]/$_[1]" } }));
 print "on_status: @status\n";
 
+my @parts;
+show(partial => $client->do_task(partial => "", {
+    on_data    => sub { push @parts, "data ${ $_[0] }" },
+    on_warning => sub { push @parts, "warning ${ $_[0] }" },
+}));
+print "on_data, on_warning: ", join(", ", @parts), "\n";
+
 # A 1 MiB result, and a 1 MiB argument with every byte value.
 my $big = $client->do_task(big => 1 << 20);
 my $block = join '', map { chr } 0 .. 255;

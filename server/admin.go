@@ -146,6 +146,21 @@ func (s *Server) sortedFunctionsLocked() []*function {
 	return fns
 }
 
+// appendAdminName appends a function name to an admin reply, a tab in
+// it as the two characters \t, so that the name stays one column of
+// the tab-separated lines (printableName allows no other control
+// character). gearmand writes the tab itself, which adds a column.
+func appendAdminName(b []byte, name string) []byte {
+	for {
+		i := strings.IndexByte(name, '\t')
+		if i < 0 {
+			return append(b, name...)
+		}
+		b = append(append(b, name[:i]...), '\\', 't')
+		name = name[i+1:]
+	}
+}
+
 func (s *Server) adminWorkers() []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -164,7 +179,7 @@ func (s *Server) adminWorkers() []byte {
 		b = append(b, " :"...)
 		for i := len(c.regs) - 1; i >= 0; i-- { // newest first, as gearmand lists them
 			b = append(b, ' ')
-			b = append(b, c.regs[i].fn.name...)
+			b = appendAdminName(b, c.regs[i].fn.name)
 		}
 		b = append(b, '\n')
 	}
@@ -176,7 +191,7 @@ func (s *Server) adminStatus(byPriority bool) []byte {
 	defer s.mu.Unlock()
 	var b []byte
 	for _, fn := range s.sortedFunctionsLocked() {
-		b = append(b, fn.name...)
+		b = appendAdminName(b, fn.name)
 		if byPriority {
 			for p := priHigh; p < numPriorities; p++ {
 				b = append(b, '\t')
@@ -223,7 +238,7 @@ func (s *Server) adminShowMaxQueue() []byte {
 	defer s.mu.Unlock()
 	var b []byte
 	for _, fn := range s.sortedFunctionsLocked() {
-		b = append(b, fn.name...)
+		b = appendAdminName(b, fn.name)
 		for p := priHigh; p < numPriorities; p++ {
 			b = append(b, '\t')
 			b = strconv.AppendInt(b, int64(fn.maxQueue[p]), 10)

@@ -99,8 +99,8 @@ func checkFunctionName(name []byte) error {
 		return refuseAndClose(protocol.CodeArgumentTooLarge,
 			fmt.Sprintf("function name of %d bytes exceeds the %d-byte limit", len(name), maxFunctionSize))
 	}
-	if !printableName(name) {
-		return refuse(protocol.CodeInvalidArgument, "function name must not contain control characters (tab, newline, ...) or be \".\"")
+	if !printableName(name, true) {
+		return refuse(protocol.CodeInvalidArgument, "function name must not contain control characters other than tab (newline, carriage return, ...) or be \".\"")
 	}
 	return nil
 }
@@ -110,12 +110,17 @@ func checkFunctionName(name []byte) error {
 // adding a line or a column: no control character (a byte below 0x20 or
 // 0x7f), and not the list terminator "." alone. NUL is allowed, as in
 // gearmand: a client that sends CAN_DO "rev\0" registers that name.
-func printableName(b []byte) bool {
+//
+// With tab true a tab is allowed too, and the admin output shows it as
+// the two characters \t (appendAdminName). Perl's Gearman::Client and
+// Gearman::Worker join a prefix to every function name with a tab
+// (their "prefix" option), so a function name must allow one.
+func printableName(b []byte, tab bool) bool {
 	if len(b) == 1 && b[0] == '.' {
 		return false
 	}
 	for _, ch := range b {
-		if (ch < 0x20 && ch != 0) || ch == 0x7f {
+		if (ch < 0x20 && ch != 0 && (ch != '\t' || !tab)) || ch == 0x7f {
 			return false
 		}
 	}

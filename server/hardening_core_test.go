@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -495,7 +496,7 @@ func TestCanDoTimeoutFloor(t *testing.T) {
 func TestAdminUnsafeNamesRefused(t *testing.T) {
 	t.Parallel()
 	srv := servertest.Start(t, server.Config{})
-	for _, name := range []string{"a\nb", "a\tb", "a\rb", ".", "x\x7f", "\x01"} {
+	for _, name := range []string{"a\nb", "a\rb", ".", "x\x7f", "\x01"} {
 		c := wiretest.Dial(t, srv.Addr)
 		c.Req(protocol.CanDo, name)
 		c.ExpectErrorCode(t, protocol.CodeInvalidArgument)
@@ -507,11 +508,19 @@ func TestAdminUnsafeNamesRefused(t *testing.T) {
 		c.ExpectErrorCode(t, protocol.CodeInvalidArgument)
 		c.ExpectOpen(t)
 	}
+	// A tab is refused in a client id, which no client needs; in a
+	// function name, where Perl's Gearman::Worker puts one between its
+	// prefix and the name, it is kept and shown as \t, one column.
 	c := wiretest.Dial(t, srv.Addr)
+	c.Req(protocol.SetClientID, "a\tb")
+	c.ExpectErrorCode(t, protocol.CodeInvalidArgument)
 	c.Req(protocol.SetClientID, "worker 1.")
-	c.CanDo("f.g", "f\x00", "..")
+	c.CanDo("f.g", "f\x00", "..", "ns\tf")
 	c.Sync(t)
-	expectAdmin(t, c, "status", "f.g\t0\t0\t1\n..\t0\t0\t1\nf\x00\t0\t0\t1\n.\n")
+	expectAdmin(t, c, "status", "f.g\t0\t0\t1\n..\t0\t0\t1\nf\x00\t0\t0\t1\nns\\tf\t0\t0\t1\n.\n")
+	if got := admin(t, c, "workers"); !strings.Contains(got, "worker 1. : ns\\tf .. f\x00 f.g\n") {
+		t.Errorf("workers = %q, want the names newest first, the tab as \\t", got)
+	}
 }
 
 // BenchmarkWorkerLoss200k measures a worker holding 200k jobs leaving:

@@ -284,12 +284,7 @@ func TestPerlPrefix(t *testing.T) {
 		want := `tab: PREFIXED BY TAB
 dot: PREFIXED BY DOT
 `
-		if s.gearmand {
-			checkOutput(t, "prefix.pl", got, want)
-		} else {
-			checkOurs(t, "prefix.pl", got, want, got, "tab: error: Unimplemented packet type: error [INVALID_ARGUMENT",
-				`our server refuses function names with a control character (docs/COMPATIBILITY.md), so CAN_DO and SUBMIT_JOB of "ns\tupper" get ERROR INVALID_ARGUMENT: Gearman::Client croaks ("Unimplemented packet type: error") and Gearman::Worker dies`)
-		}
+		checkOutput(t, "prefix.pl", got, want)
 		if tab.Exited() {
 			t.Errorf("the worker with the tab prefix exited: %s", tab.Stderr())
 		}

@@ -70,7 +70,7 @@ func (s *Server) setClientID(c *conn, id []byte) error {
 	if len(id) > maxClientIDSize {
 		id = id[:maxClientIDSize]
 	}
-	if !printableName(id) {
+	if !printableName(id, false) {
 		return refuse(protocol.CodeInvalidArgument, "client id must not contain control characters (tab, newline, ...) or be \".\"")
 	}
 	s.mu.Lock()

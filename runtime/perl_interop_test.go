@@ -220,15 +220,6 @@ after: AFTER
 `
 			}
 			if got != want {
-				if !gearmand {
-					// Only the plain client's lines may differ.
-					_, rest, _ := strings.Cut(got, "\nexceptions ")
-					_, wantRest, _ := strings.Cut(want, "\nexceptions ")
-					if rest == wantRest {
-						perltest.SkipKnownBug(t, got, `Got work_fail for unknown handle: HANDLE\0`,
-							"our server sends a client without the exceptions option WORK_FAIL with a trailing NUL after the handle for a WORK_EXCEPTION, as gearmand does, and Gearman::Taskset croaks on the unknown handle")
-					}
-				}
 				t.Errorf("perl die.pl printed:\n%s\nwant:\n%s", got, want)
 			}
 		})
@@ -384,8 +375,6 @@ func TestGoClientPerlWorkerDies(t *testing.T) {
 			short, cancel := context.WithTimeout(ctx, 5*time.Second)
 			defer cancel()
 			if got, err := c.Do(short, runtime.Job{Function: "upper", Payload: []byte("after")}); err != nil || string(got) != "AFTER" {
-				perltest.SkipKnownBug(t, worker.Stderr(), "unexpected packet type: error [JOB_NOT_FOUND",
-					"our server answers Gearman::Worker's WORK_FAIL after its WORK_EXCEPTION with ERROR JOB_NOT_FOUND, as gearmand does, and the worker dies")
 				t.Errorf("after a job died: %q, %v; want %q (worker exited: %v, stderr: %s)", got, err, "AFTER", worker.Exited(), worker.Stderr())
 			}
 		})

@@ -64,7 +64,9 @@ func workScenarios() []scenario {
 		}},
 		{name: "work/exceptions-option", run: func(t *testing.T, p *peer) {
 			// A client with the exceptions option gets WORK_EXCEPTION;
-			// one without gets WORK_FAIL with a trailing NUL.
+			// one without gets WORK_FAIL, with a trailing NUL from
+			// gearmand only (Perl's and Python's clients take the NUL
+			// for part of an unknown handle).
 			c1, c2 := p.dial(t), p.dial(t)
 			c1.Req(protocol.OptionReq, "exceptions")
 			c1.Expect(t, protocol.OptionRes, "exceptions")
@@ -75,8 +77,21 @@ func workScenarios() []scenario {
 			w.Grab(t, h, "f", "x")
 			w.Req(protocol.WorkException, h, "boom")
 			c1.Expect(t, protocol.WorkException, h, "boom")
-			c2.Expect(t, protocol.WorkFail, h+"\x00")
+			if p.gearmand {
+				c2.Expect(t, protocol.WorkFail, h+"\x00")
+			} else {
+				c2.Expect(t, protocol.WorkFail, h)
+			}
+			// The WORK_FAIL Perl's and Node's workers send after their
+			// WORK_EXCEPTION: gearmand refuses it, we take it silently.
+			w.Req(protocol.WorkFail, h)
+			if p.gearmand {
+				w.ExpectErrorCode(t, protocol.CodeJobNotFound)
+			}
 			w.NoJob(t)
+			// Only once.
+			w.Req(protocol.WorkFail, h)
+			w.ExpectErrorCode(t, protocol.CodeJobNotFound)
 		}},
 		{name: "work/exceptions-server-flag", opts: options{flags: []string{"--exceptions"}, config: exceptionsOn}, run: func(t *testing.T, p *peer) {
 			c := p.dial(t)

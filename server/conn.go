@@ -103,6 +103,10 @@ type conn struct {
 	// holding is set by the read loop while it dispatches: replies then
 	// wait for the end of the batch, when the read loop writes them.
 	holding atomic.Bool
+	// excepted is the handle of the job this worker last ended with
+	// WORK_EXCEPTION, until a WORK_FAIL for it comes (workResult).
+	// Owned by serve.
+	excepted []byte
 	// passQueued is set while c waits in the server's passFlusher.
 	passQueued atomic.Bool
 	// waiting is len(attached), for flushPeers, which holds no lock.

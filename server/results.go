@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"strconv"
 	"time"
 
@@ -31,6 +32,13 @@ func (s *Server) workResult(c *conn, p protocol.Packet) error {
 	defer s.mu.Unlock()
 	j := s.jobByHandleLocked(handle)
 	if j == nil || j.state != jobRunning || j.worker.c != c {
+		if p.Type == protocol.WorkFail && c.excepted != nil && bytes.Equal(handle, c.excepted) {
+			// The WORK_FAIL that Perl's Gearman::Worker and Node's
+			// abraxas send after a WORK_EXCEPTION, which ended the job:
+			// gearmand's ERROR JOB_NOT_FOUND kills the Perl worker.
+			c.excepted = c.excepted[:0:0]
+			return nil
+		}
 		return jobNotFound(p.Type, handle)
 	}
 	switch p.Type {
@@ -52,11 +60,14 @@ func (s *Server) workResult(c *conn, p protocol.Packet) error {
 				if cl.exceptions || s.cfg.Exceptions {
 					cl.sendVia(c, protocol.WorkException, handle, p.Args[1])
 				} else {
-					// gearmand downgrades to WORK_FAIL with a trailing NUL.
-					cl.sendVia(c, protocol.WorkFail, handle, nil)
+					// A WORK_FAIL. gearmand's has a NUL after the handle,
+					// which libgearman ignores and Perl's and Python's
+					// clients take for part of an unknown handle.
+					cl.sendVia(c, protocol.WorkFail, handle)
 				}
 			}
 		}
+		c.excepted = append(c.excepted[:0], handle...)
 		s.finishLocked(j, endExcepted)
 	}
 	return nil

@@ -287,9 +287,10 @@ func TestAbraxasWorkerAndClient(t *testing.T) {
 			// for the same job; its client asked for exceptions
 			// (OPTION_REQ), so it gets WORK_EXCEPTION with the text.
 			// The WORK_FAIL then names a finished job: gearmand
-			// answers ERROR JOB_NOT_FOUND and keeps the connection,
-			// and so must we (startNodeWorker checks it stays
-			// connected), and the next job must still run.
+			// answers ERROR JOB_NOT_FOUND, which abraxas reports as a
+			// connection error; we take that one WORK_FAIL silently.
+			// Either way the connection stays (startNodeWorker checks
+			// it) and the next job runs.
 			res := runJobs(t, addr, []jobSpec{
 				{Func: "node.fail", Payload: "x"},
 				{Func: "node.upper", Payload: "after"},
@@ -301,6 +302,15 @@ func TestAbraxasWorkerAndClient(t *testing.T) {
 			// abraxas reports the ERROR as a connection-error event
 			// with its text, which the worker logs.
 			const want = "connection-error: Job given in work result not found"
+			if !strings.Contains(t.Name(), "/gearmand/") {
+				// The ERROR would have come before the next job's
+				// JOB_ASSIGN; give the worker's log a moment.
+				time.Sleep(200 * time.Millisecond)
+				if strings.Contains(worker.Stderr(), want) {
+					t.Errorf("the worker's WORK_FAIL after its WORK_EXCEPTION was refused; worker stderr:\n%s", worker.Stderr())
+				}
+				return
+			}
 			for deadline := time.Now().Add(5 * time.Second); !strings.Contains(worker.Stderr(), want); {
 				if time.Now().After(deadline) {
 					t.Errorf("the worker's WORK_FAIL after WORK_EXCEPTION got no ERROR JOB_NOT_FOUND; worker stderr:\n%s", worker.Stderr())

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	goruntime "runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -46,6 +47,16 @@ type serveFlags struct {
 	importSQLite    string
 	importTable     string
 	cfg             server.Config
+
+	// gearmand's process and socket flags.
+	daemon         bool
+	user           string
+	fileLimit      uint64
+	showVersion    bool
+	coredump       bool
+	keepaliveIdle  int
+	keepaliveIntvl int
+	keepaliveCount int
 }
 
 func newServeFlagSet(stderr io.Writer) (*cliflag.Set, *serveFlags) {
@@ -81,15 +92,24 @@ func newServeFlagSet(stderr io.Writer) (*cliflag.Set, *serveFlags) {
 	fs.StringVar(&f.importSQLite, "import-gearmand-sqlite", "", "before serving, add the jobs of this gearmand libsqlite3 queue file (--libsqlite3-db) to the --data-dir queue, once: the same jobs imported again add nothing")
 	fs.StringVar(&f.importTable, "import-gearmand-table", gearmandsqlite.DefaultTable, "table of the --import-gearmand-sqlite file (gearmand's --libsqlite3-table)")
 	fs.Int64Var(&f.cfg.MaxBufferBytes, "max-buffer-bytes", 0, "memory all connections may hold in packets being read and unsent replies; past it the biggest holders are disconnected (0 = 1 GiB or 4 x max-outbound-bytes)")
+	fs.IntVarP(&f.threads, "threads", "t", -1, "threads running the server at once (GOMAXPROCS): 0 or 1 = one thread does all I/O, like gearmand --threads 0; -1 = one per core")
+	// gearmand's process flags (Debian's unit passes --daemon).
+	fs.BoolVarP(&f.daemon, "daemon", "d", false, "detach and run in the background, returning once the server listens (its pid in --pid-file); its standard streams are closed, so give --log-file")
+	fs.StringVarP(&f.user, "user", "u", "", "switch to this user once the listeners, --log-file, --pid-file and --data-dir are open (root only; --data-dir must be writable by the user)")
+	fs.Uint64VarP(&f.fileLimit, "file-descriptors", "f", 0, "set the most open files (RLIMIT_NOFILE) to this; above the hard limit takes root (default: the hard limit)")
+	fs.BoolVarP(&f.showVersion, "version", "V", false, "print the version and exit")
+	fs.BoolVar(&f.coredump, "coredump", false, "dump core on a crash (GOTRACEBACK=crash)")
+	fs.IntVar(&f.keepaliveIdle, "keepalive-idle", -1, "seconds a connection is idle before TCP keepalive probes start (-1: the system's default)")
+	fs.IntVar(&f.keepaliveIntvl, "keepalive-interval", -1, "seconds between TCP keepalive probes (-1: the system's default)")
+	fs.IntVar(&f.keepaliveCount, "keepalive-count", -1, "unanswered TCP keepalive probes before a connection is dropped (-1: the system's default)")
 	// Accepted for gearmand compatibility; they change nothing here.
 	var ignoredInt int
 	var ignoredStr string
 	var ignoredBool bool
-	fs.IntVarP(&f.threads, "threads", "t", -1, "threads running the server at once (GOMAXPROCS): 0 or 1 = one thread does all I/O, like gearmand --threads 0; -1 = one per core")
 	fs.IntVarP(&ignoredInt, "backlog", "b", 0, "accepted for gearmand compatibility; ignored")
-	fs.StringVarP(&ignoredStr, "user", "u", "", "accepted for gearmand compatibility; ignored")
 	fs.BoolVarP(&ignoredBool, "round-robin", "R", false, "accepted for gearmand compatibility; always on")
-	fs.BoolVar(&ignoredBool, "keepalive", false, "accepted for gearmand compatibility; TCP keepalive is always on")
+	fs.BoolVar(&ignoredBool, "keepalive", false, "accepted for gearmand compatibility; TCP keepalive is always on (with Go's defaults unless the --keepalive-* flags set them)")
+	fs.IntVar(&ignoredInt, "hashtable-buckets", 0, "accepted for gearmand compatibility; ignored (the job table grows as needed)")
 	fs.StringVarP(&ignoredStr, "queue-type", "q", "builtin", "job queue: only builtin is accepted; --data-dir makes it durable")
 	return fs, f
 }
@@ -116,6 +136,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if len(pos) > 0 {
 		return fs.Fail("unexpected argument %q", pos[0])
+	}
+	if f.showVersion {
+		fmt.Fprintln(stdout, "gearflow serve", version)
+		return 0
 	}
 	qt := fs.Lookup("queue-type").Value.String()
 	if !strings.EqualFold(qt, "builtin") {
@@ -171,6 +195,26 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if f.checkArgs {
 		return f.checkFiles(level, stderr)
+	}
+	// With --daemon this process starts the server as a child and
+	// returns once it serves; the child, started with the same
+	// arguments, reports to it until then.
+	ready := func() {}
+	if f.daemon {
+		out, childReady, child := daemonChild()
+		if !child {
+			return daemonize(args, stderr)
+		}
+		stderr, ready = out, childReady
+	}
+	if f.coredump {
+		debug.SetTraceback("crash")
+	}
+	if fs.Changed("file-descriptors") {
+		if err := setFileLimit(f.fileLimit); err != nil {
+			fmt.Fprintln(stderr, "gearflow serve:", err)
+			return 1
+		}
 	}
 	if f.threads >= 0 {
 		// On a machine shared with its clients one thread wastes the
@@ -233,7 +277,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		// TLS is for the network: plaintext stays on this machine.
 		plainAddr = net.JoinHostPort("127.0.0.1", f.port)
 	}
-	listeners, err := f.tls.openListeners(plainAddr)
+	listeners, err := f.tls.openListeners(plainAddr, f.listenConfig(fs))
 	if err != nil {
 		srv.Close() // lets the data directory go
 		fmt.Fprintln(stderr, "gearflow serve:", err)
@@ -259,6 +303,17 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		defer stopHTTP()
 	}
 
+	if f.user != "" {
+		if err := dropUser(f.user); err != nil {
+			for _, sl := range listeners {
+				sl.l.Close()
+			}
+			srv.Close()
+			fmt.Fprintln(stderr, "gearflow serve:", err)
+			return 1
+		}
+	}
+
 	// The first SIGTERM/SIGINT drains; a second one exits at once. main's
 	// context reports the first; this channel counts them all (a test
 	// cancels the context without any signal).
@@ -268,6 +323,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	signals := 0
 
 	logger.Info("starting", "threads", goruntime.GOMAXPROCS(0))
+	ready()
 	served := make(chan error, len(listeners))
 	for _, sl := range listeners {
 		go func() { served <- sl.serve(srv) }()
@@ -381,4 +437,24 @@ func servedCode(logger *slog.Logger, err error) int {
 		return 1
 	}
 	return 0
+}
+
+// listenConfig is how the listeners are opened: TCP keepalive on every
+// connection, with the --keepalive-* settings when one is given, else
+// Go's (15 s idle, 15 s between probes, 9 probes).
+func (f *serveFlags) listenConfig(fs *cliflag.Set) net.ListenConfig {
+	if !fs.Changed("keepalive-idle") && !fs.Changed("keepalive-interval") && !fs.Changed("keepalive-count") {
+		return net.ListenConfig{}
+	}
+	return net.ListenConfig{KeepAliveConfig: net.KeepAliveConfig{Enable: true,
+		Idle: keepaliveSeconds(f.keepaliveIdle), Interval: keepaliveSeconds(f.keepaliveIntvl), Count: f.keepaliveCount}}
+}
+
+// keepaliveSeconds is a --keepalive-* duration: -1 (gearmand's "the
+// system's default") is a negative duration, which leaves the system's.
+func keepaliveSeconds(n int) time.Duration {
+	if n < 0 {
+		return -1
+	}
+	return time.Duration(n) * time.Second
 }

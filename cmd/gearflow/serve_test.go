@@ -78,6 +78,8 @@ func TestServeFlags(t *testing.T) {
 		{"outbound fits packet", []string{"--check-args", "--max-packet-size", "1048576", "--max-outbound-bytes", "1052672"}, 0, ""},
 		{"positional", []string{"--check-args", "extra"}, 2, "unexpected argument"},
 		{"unknown flag", []string{"--frobnicate"}, 2, "unknown flag: --frobnicate"},
+		{"gearmand's other flags", []string{"--check-args", "-b", "64", "-R", "--keepalive", "--keepalive-idle", "30", "--hashtable-buckets", "991", "--coredump", "-q", "builtin", "--verbose", "WARNING"}, 0, ""},
+		{"gearmand's ssl", []string{"--check-args", "--ssl"}, 2, "unknown flag: --ssl"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

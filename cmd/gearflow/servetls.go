@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -108,17 +109,17 @@ func (sl servedListener) serve(srv *server.Server) error {
 
 // openListeners opens the plaintext listener (unless plainAddr is "")
 // and the TLS one (if any), closing what it opened on failure.
-func (f *serveTLSFlags) openListeners(plainAddr string) ([]servedListener, error) {
+func (f *serveTLSFlags) openListeners(plainAddr string, lc net.ListenConfig) ([]servedListener, error) {
 	var ls []servedListener
 	if plainAddr != "" {
-		l, err := net.Listen("tcp", plainAddr)
+		l, err := lc.Listen(context.Background(), "tcp", plainAddr)
 		if err != nil {
 			return nil, err
 		}
 		ls = append(ls, servedListener{l: l})
 	}
 	if f.listen != "" {
-		l, err := net.Listen("tcp", f.listen)
+		l, err := lc.Listen(context.Background(), "tcp", f.listen)
 		if err != nil {
 			for _, sl := range ls {
 				sl.l.Close()

@@ -1,0 +1,22 @@
+//go:build !unix
+
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+)
+
+var errNotHere = errors.New("not available on this system")
+
+func daemonize(args []string, stderr io.Writer) int {
+	fmt.Fprintln(stderr, "gearflow serve: --daemon:", errNotHere)
+	return 2
+}
+
+func daemonChild() (io.Writer, func(), bool) { return nil, nil, false }
+
+func dropUser(name string) error { return fmt.Errorf("--user: %w", errNotHere) }
+
+func setFileLimit(n uint64) error { return fmt.Errorf("--file-descriptors: %w", errNotHere) }

@@ -194,6 +194,8 @@ func RunCommand(ctx context.Context, reg *flow.Registry, args []string, stdout, 
 	if !ok {
 		return code
 	}
+	logger := newLogger(stderr, *verbose)
+	tlsFlags.Log = logger // a renewed --tls-cert is read again, and says so
 	tlsCfg, err := tlsFlags.Config()
 	if err != nil {
 		return fs.Fail("%v", err)
@@ -239,7 +241,7 @@ func RunCommand(ctx context.Context, reg *flow.Registry, args []string, stdout, 
 	opts := flow.Options{
 		Servers: servers, TLS: tlsCfg, Workers: *workers, StateDir: *stateDir, RunID: *runID, Storage: *store,
 		PipelineFile: file, Params: ps, MemoryBudget: *budget << 20, SpeculateAfter: *speculate,
-		KeepData: *keepData, OnEvent: prog.event, Logger: newLogger(stderr, *verbose),
+		KeepData: *keepData, OnEvent: prog.event, Logger: logger,
 	}
 	if *resume != "" {
 		opts.RunID, opts.Resume = *resume, true

@@ -283,34 +283,31 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "gearflow serve:", err)
 		return 1
 	}
+	// fail ends a start that has opened the listeners and the server.
+	fail := func(err error) int {
+		for _, sl := range listeners {
+			sl.l.Close()
+		}
+		srv.Close()
+		fmt.Fprintln(stderr, "gearflow serve:", err)
+		return 1
+	}
 	if f.pidFile != "" {
 		if err := os.WriteFile(f.pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
-			fmt.Fprintln(stderr, "gearflow serve:", err)
-			return 1
+			return fail(err)
 		}
 		defer os.Remove(f.pidFile)
 	}
 	if f.httpAddr != "" {
 		stopHTTP, err := serveMonitor(f.httpAddr, f.httpPprof, srv, logger)
 		if err != nil {
-			for _, sl := range listeners {
-				sl.l.Close()
-			}
-			srv.Close()
-			fmt.Fprintln(stderr, "gearflow serve: --http:", err)
-			return 1
+			return fail(fmt.Errorf("--http: %w", err))
 		}
 		defer stopHTTP()
 	}
-
 	if f.user != "" {
 		if err := dropUser(f.user); err != nil {
-			for _, sl := range listeners {
-				sl.l.Close()
-			}
-			srv.Close()
-			fmt.Fprintln(stderr, "gearflow serve:", err)
-			return 1
+			return fail(err)
 		}
 	}
 

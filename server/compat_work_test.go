@@ -89,8 +89,10 @@ func workScenarios() []scenario {
 				w.ExpectErrorCode(t, protocol.CodeJobNotFound)
 			}
 			w.NoJob(t)
-			// Only once.
+			// Only once, and an empty handle is no match.
 			w.Req(protocol.WorkFail, h)
+			w.ExpectErrorCode(t, protocol.CodeJobNotFound)
+			w.Req(protocol.WorkFail, "")
 			w.ExpectErrorCode(t, protocol.CodeJobNotFound)
 		}},
 		{name: "work/exceptions-server-flag", opts: options{flags: []string{"--exceptions"}, config: exceptionsOn}, run: func(t *testing.T, p *peer) {

@@ -2,9 +2,11 @@ package server
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -211,7 +213,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	fns := make([]fnSample, 0, len(s.functions))
 	for _, fn := range s.functions {
-		fs := fnSample{name: fn.name, delayed: fn.delayed, running: fn.running, workers: len(fn.workers), counts: fn.counts}
+		fs := fnSample{name: labelValue(fn.name), delayed: fn.delayed, running: fn.running, workers: len(fn.workers), counts: fn.counts}
 		fs.pending = fn.total - fn.delayed - fn.running
 		for p := priHigh; p < numPriorities; p++ {
 			fs.queued[p] = fn.queues[p].n
@@ -264,4 +266,16 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		n, sum, b := s.store.syncTime.snapshot()
 		ch <- prometheus.MustNewConstHistogram(c.storeSync, n, sum, b)
 	}
+}
+
+// labelValue is a function name as a Prometheus label value, which
+// must be UTF-8 (MustNewConstMetric panics otherwise, in a goroutine of
+// the registry's where nothing recovers it, and a peer chooses the
+// names): a name that is not is written with Go's escapes, "f\xff".
+func labelValue(name string) string {
+	if utf8.ValidString(name) {
+		return name
+	}
+	q := strconv.QuoteToASCII(name)
+	return q[1 : len(q)-1]
 }

@@ -606,3 +606,21 @@ func TestMetricsStoreSync(t *testing.T) {
 		})
 	}
 }
+
+// TestMetricsNonUTF8FunctionName: a function name that is not UTF-8
+// (any peer may register one) is scraped with Go's escapes; it made
+// the registry panic in a goroutine of its own and took the server down.
+func TestMetricsNonUTF8FunctionName(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t, server.Config{})
+	w := wiretest.Dial(t, srv.Addr)
+	w.CanDo("f\xff", "ok")
+	w.Sync(t)
+	rec := httptest.NewRecorder()
+	srv.Srv.HTTPHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body := rec.Body.String()
+	if rec.Code != 200 || !strings.Contains(body, `gearflow_server_workers{function="f\\xff"} 1`) ||
+		!strings.Contains(body, `gearflow_server_workers{function="ok"} 1`) {
+		t.Errorf("status %d, body:\n%s", rec.Code, body)
+	}
+}

@@ -32,11 +32,11 @@ func (s *Server) workResult(c *conn, p protocol.Packet) error {
 	defer s.mu.Unlock()
 	j := s.jobByHandleLocked(handle)
 	if j == nil || j.state != jobRunning || j.worker.c != c {
-		if p.Type == protocol.WorkFail && c.excepted != nil && bytes.Equal(handle, c.excepted) {
+		if p.Type == protocol.WorkFail && len(c.excepted) > 0 && bytes.Equal(handle, c.excepted) {
 			// The WORK_FAIL that Perl's Gearman::Worker and Node's
 			// abraxas send after a WORK_EXCEPTION, which ended the job:
 			// gearmand's ERROR JOB_NOT_FOUND kills the Perl worker.
-			c.excepted = c.excepted[:0:0]
+			c.excepted = c.excepted[:0]
 			return nil
 		}
 		return jobNotFound(p.Type, handle)

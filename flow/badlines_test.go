@@ -179,3 +179,29 @@ output: { to: out.jsonl }
 		})
 	}
 }
+
+// TestBadLinesBounded: a chunk of short lines that do not read carries
+// at most maxBadRecords+1 of them to its task, which fails at that one
+// whatever its limit; before, 2 M lines of "x" made a payload of 142 MB
+// from 4 MiB, past the largest packet a server takes.
+func TestBadLinesBounded(t *testing.T) {
+	t.Parallel()
+	p := filepath.Join(t.TempDir(), "in.jsonl")
+	data := strings.Repeat("x\n", 2<<20) // 4 MiB
+	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ch := chunk{File: p, Length: int64(len(data)), FirstLine: 1, Lines: 2 << 20, JSON: true}
+	recs, lines, bad, err := fileChunkRecordsAt(ch, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bad) != maxBadRecords+1 || bad[maxBadRecords].Line != maxBadRecords+1 {
+		t.Fatalf("%d bad lines kept, the last on line %d; want %d, the last on line %d",
+			len(bad), bad[len(bad)-1].Line, maxBadRecords+1, maxBadRecords+1)
+	}
+	h := taskHeader{File: p, Lines: lines, BadLines: bad}
+	if n := len(appendMapPayload(nil, &h, recs)); n > len(data) {
+		t.Errorf("payload of %d bytes for a %d-byte chunk", n, len(data))
+	}
+}

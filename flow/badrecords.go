@@ -271,8 +271,17 @@ func failLine(pos Position, _ []byte, err error) error {
 // collectLines returns a badLineFunc that keeps the lines that do not
 // read in *lines, each before the record whose index *next says, for a
 // payload that carries them to its task (see taskHeader.BadLines).
+//
+// It keeps at most maxBadRecords+1 of them: a task fails at the bad
+// record past maxBadRecords whatever its limit, so the lines after that
+// one would never be looked at, and a chunk of short bad lines would
+// otherwise make a payload many times the chunk's size (2 M lines of
+// "x" made 142 MB from 4 MiB).
 func collectLines(lines *[]badLine, next func() int) badLineFunc {
 	return func(pos Position, line []byte, err error) error {
+		if len(*lines) > maxBadRecords {
+			return nil
+		}
 		*lines = append(*lines, badLine{Before: next(), Line: pos.Line, Offset: pos.Offset,
 			Err: err.Error(), Text: cutBadText(string(line))})
 		return nil

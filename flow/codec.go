@@ -399,7 +399,9 @@ func decodeBadLines(d *msgp.Cursor) ([]badLine, error) {
 	if err != nil {
 		return nil, err
 	}
-	lines := make([]badLine, 0, n)
+	// Each takes at least 6 encoded bytes (an array of 5) and about 56
+	// in memory: room only for what the rest of the payload can hold.
+	lines := make([]badLine, 0, min(n, d.Rest()/6))
 	for i := 0; i < n; i++ {
 		m, err := d.ArrayLen()
 		if err == nil && m != 5 {
@@ -510,11 +512,15 @@ func decodeInts(d *msgp.Cursor) ([]int64, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]int64, n)
-	for i := range out {
-		if out[i], err = d.Int64(); err != nil {
+	// An int64 may take one encoded byte: grow as they are read, so a
+	// forged length costs no more than the payload that carries it.
+	out := make([]int64, 0, min(n, 4096))
+	for range n {
+		v, err := d.Int64()
+		if err != nil {
 			return nil, err
 		}
+		out = append(out, v)
 	}
 	return out, nil
 }

@@ -133,10 +133,15 @@ func (a Admin) Status(ctx context.Context, addr string) ([]FunctionStatus, error
 	out := make([]FunctionStatus, 0, len(lines))
 	for _, line := range lines {
 		f := strings.Split(line, "\t")
-		if len(f) != 4 {
+		if len(f) < 4 {
 			return nil, fmt.Errorf("runtime: malformed status line %q from %s", line, addr)
 		}
-		fs := FunctionStatus{Function: f[0]}
+		// The counts are the last three columns. A name may hold tabs
+		// (Perl's clients join a prefix with one): gearmand prints them
+		// as they are, ours as \t.
+		name := strings.Join(f[:len(f)-3], "\t")
+		f = append([]string{name}, f[len(f)-3:]...)
+		fs := FunctionStatus{Function: name}
 		for i, p := range []*int{&fs.Total, &fs.Running, &fs.Workers} {
 			// gearmand 1.1 can report a running count of 4294967295
 			// (an unsigned -1): keep the number as sent.

@@ -271,3 +271,31 @@ func TestFractionalStatus(t *testing.T) {
 		}
 	})
 }
+
+// TestAdminStatusTabNames: the admin status of a function whose name
+// holds a tab, as Perl's prefixed workers register: gearmand prints the
+// tab as it is, which made the reply "malformed"; ours prints \t.
+func TestAdminStatusTabNames(t *testing.T) {
+	t.Parallel()
+	forEachServer(t, func(t *testing.T, srv testServer) {
+		ctx := testContext(t, 10*time.Second)
+		w := wiretest.Dial(t, srv.Addr)
+		w.CanDo("ns\tupper", "plain")
+		w.Sync(t)
+		st, err := runtime.AdminStatus(ctx, srv.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]bool{"ns\tupper": true, `ns\tupper`: true, "plain": true}
+		var names []string
+		for _, f := range st {
+			if !want[f.Function] || f.Workers != 1 {
+				t.Errorf("function %q with %d workers", f.Function, f.Workers)
+			}
+			names = append(names, f.Function)
+		}
+		if len(st) != 2 {
+			t.Errorf("functions %q, want ns<TAB>upper (or ns\\tupper) and plain", names)
+		}
+	})
+}

@@ -193,6 +193,16 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "gearflow serve: --import-gearmand-sqlite needs --data-dir (the queue the jobs go to)")
 		return 2
 	}
+	var switchUser *runAs
+	if f.user != "" {
+		if switchUser, err = lookupUser(f.user); err != nil {
+			fmt.Fprintln(stderr, "gearflow serve:", err)
+			return 1
+		}
+	}
+	if f.daemon && (f.logFile == "stderr" || f.logFile == "") && os.Getenv(daemonEnv) == "" {
+		fmt.Fprintln(stderr, "gearflow serve: warning: --daemon closes stderr once the server runs: its log goes nowhere without --log-file")
+	}
 	if f.checkArgs {
 		return f.checkFiles(level, stderr)
 	}
@@ -296,7 +306,13 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		if err := os.WriteFile(f.pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 			return fail(err)
 		}
-		defer os.Remove(f.pidFile)
+		defer func() {
+			// After --user, its folder must be the user's (as
+			// /run/gearman is gearmand's user's under systemd).
+			if err := os.Remove(f.pidFile); err != nil {
+				logger.Warn("pid file not removed", "err", err)
+			}
+		}()
 	}
 	if f.httpAddr != "" {
 		stopHTTP, err := serveMonitor(f.httpAddr, f.httpPprof, srv, logger)
@@ -305,8 +321,8 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		defer stopHTTP()
 	}
-	if f.user != "" {
-		if err := dropUser(f.user); err != nil {
+	if switchUser != nil {
+		if err := switchUser.switchTo(); err != nil {
 			return fail(err)
 		}
 	}

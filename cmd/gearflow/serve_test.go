@@ -80,6 +80,8 @@ func TestServeFlags(t *testing.T) {
 		{"unknown flag", []string{"--frobnicate"}, 2, "unknown flag: --frobnicate"},
 		{"gearmand's other flags", []string{"--check-args", "-b", "64", "-R", "--keepalive", "--keepalive-idle", "30", "--hashtable-buckets", "991", "--coredump", "-q", "builtin", "--verbose", "WARNING"}, 0, ""},
 		{"gearmand's ssl", []string{"--check-args", "--ssl"}, 2, "unknown flag: --ssl"},
+		{"no descriptors", []string{"-L", "127.0.0.1", "-p", "0", "-f", "0"}, 1, "--file-descriptors 0: a server needs descriptors"},
+		{"daemon without a log file", []string{"--check-args", "-d"}, 0, "--daemon closes stderr once the server runs"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,6 +5,10 @@ import (
 	"sync"
 )
 
+// daemonEnv names the descriptor a daemon's child reports on: what it
+// prints before it serves, then daemonReady.
+const daemonEnv = "GEARFLOW_DAEMON_FD"
+
 // switchWriter is a writer whose destination can change while others
 // write to it: a daemon's messages go to its parent until it serves.
 type switchWriter struct {

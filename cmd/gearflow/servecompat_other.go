@@ -17,6 +17,10 @@ func daemonize(args []string, stderr io.Writer) int {
 
 func daemonChild() (io.Writer, func(), bool) { return nil, nil, false }
 
-func dropUser(name string) error { return fmt.Errorf("--user: %w", errNotHere) }
+type runAs struct{}
+
+func lookupUser(name string) (*runAs, error) { return nil, fmt.Errorf("--user: %w", errNotHere) }
+
+func (r *runAs) switchTo() error { return nil }
 
 func setFileLimit(n uint64) error { return fmt.Errorf("--file-descriptors: %w", errNotHere) }

@@ -139,10 +139,14 @@ func TestServeDaemon(t *testing.T) {
 func TestServeUser(t *testing.T) {
 	t.Parallel()
 	bin := buildGearflow(t)
-	var errb bytes.Buffer
-	if code := cmdServe(t.Context(), []string{"-L", "127.0.0.1", "-p", "0", "-u", "no-such-user-here"}, io.Discard, &errb); code != 1 ||
-		!strings.Contains(errb.String(), "--user: user: unknown user no-such-user-here") {
-		t.Errorf("unknown user: exit %d, %q", code, errb.String())
+	// An unknown user stops the start before anything is opened, and
+	// --check-args finds it.
+	for _, args := range [][]string{{"-u", "no-such-user-here"}, {"--check-args", "-u", "no-such-user-here"}} {
+		var errb bytes.Buffer
+		if code := cmdServe(t.Context(), append([]string{"-L", "127.0.0.1", "-p", "0"}, args...), io.Discard, &errb); code != 1 ||
+			errb.String() != "gearflow serve: --user: user: unknown user no-such-user-here\n" {
+			t.Errorf("%v: exit %d, %q", args, code, errb.String())
+		}
 	}
 	if os.Geteuid() != 0 {
 		t.Skip("switching users takes root")
@@ -151,9 +155,23 @@ func TestServeUser(t *testing.T) {
 	if err != nil {
 		t.Skip("no user nobody here")
 	}
-	dir := t.TempDir()
+	// The pid file's folder is the user's, as /run/gearman is under
+	// Debian's unit, so that the server can remove it at exit.
+	dir := filepath.Join(t.TempDir(), "run")
+	uid, _ := strconv.Atoi(nobody.Uid)
+	gid, _ := strconv.Atoi(nobody.Gid)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	for d := filepath.Dir(dir); d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		os.Chmod(d, 0o755) // the test's folders, for nobody to reach its own
+	}
+	pidFile := filepath.Join(dir, "gearmand.pid")
 	port := freePort(t)
-	p := startProcess(t, bin, nil, "serve", "-L", "127.0.0.1", "-p", port, "-u", "nobody", "-P", filepath.Join(dir, "pid"))
+	p := startProcess(t, bin, nil, "serve", "-L", "127.0.0.1", "-p", port, "-u", "nobody", "-P", pidFile)
 	pid := p.cmd.Process.Pid
 	if !ownServer(t, net.JoinHostPort("127.0.0.1", port), pid) {
 		t.Fatalf("serve -u nobody (pid %d) does not answer on its port", pid)
@@ -166,6 +184,17 @@ func TestServeUser(t *testing.T) {
 		if !bytes.Contains(status, []byte(want)) {
 			t.Errorf("/proc/%d/status has no %q:\n%s", pid, want, status)
 		}
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve -u nobody did not stop on SIGTERM")
+	}
+	if _, err := os.Stat(pidFile); !os.IsNotExist(err) {
+		t.Errorf("pid file after the stop: %v, want it removed", err)
 	}
 }
 

@@ -12,14 +12,11 @@ import (
 	"os/user"
 	"strconv"
 	"syscall"
+	"testing"
 )
 
 // gearmand's process flags, for a drop-in start: --daemon, --user and
 // --file-descriptors, as Debian's unit and init script pass them.
-
-// daemonEnv names the descriptor a daemon's child reports on: what it
-// prints before it serves, then daemonReady.
-const daemonEnv = "GEARFLOW_DAEMON_FD"
 
 // daemonReady ends a daemon child's report: it serves.
 const daemonReady = "\x00ready\n"
@@ -32,6 +29,12 @@ const daemonReady = "\x00ready\n"
 // systemd unit of Type=forking expects it; a Go program cannot fork,
 // so the child is a new process running the same arguments.
 func daemonize(args []string, stderr io.Writer) int {
+	if testing.Testing() {
+		// The executable is a test binary: run again, it would run the
+		// tests, not the server.
+		fmt.Fprintln(stderr, "gearflow serve: --daemon: not in a test binary; run the gearflow command")
+		return 2
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		fmt.Fprintln(stderr, "gearflow serve: --daemon:", err)
@@ -89,46 +92,63 @@ func daemonChild() (out io.Writer, ready func(), ok bool) {
 	}, true
 }
 
-// dropUser makes the process run as the named user (its uid, primary
-// group and supplementary groups), as gearmand -u does once its sockets
-// and files are open. Only root can switch; for any other user, naming
-// oneself is allowed and changes nothing.
-func dropUser(name string) error {
+// runAs is a user to switch to (--user), looked up before the server
+// opens anything, so that a wrong name stops it before it starts.
+type runAs struct {
+	name        string
+	uid, gid    int
+	groups      []int // the primary group first
+	alreadySelf bool  // not root, and the user is this process's own
+}
+
+// lookupUser resolves --user. Only root can switch; for any other user,
+// naming oneself is allowed and changes nothing.
+func lookupUser(name string) (*runAs, error) {
 	u, err := user.Lookup(name)
 	if err != nil {
-		return fmt.Errorf("--user: %w", err)
+		return nil, fmt.Errorf("--user: %w", err)
 	}
-	uid, err := strconv.Atoi(u.Uid)
-	if err != nil {
-		return fmt.Errorf("--user %s: uid %q: %w", name, u.Uid, err)
+	r := &runAs{name: name}
+	if r.uid, err = strconv.Atoi(u.Uid); err != nil {
+		return nil, fmt.Errorf("--user %s: uid %q: %w", name, u.Uid, err)
 	}
-	gid, err := strconv.Atoi(u.Gid)
-	if err != nil {
-		return fmt.Errorf("--user %s: gid %q: %w", name, u.Gid, err)
+	if r.gid, err = strconv.Atoi(u.Gid); err != nil {
+		return nil, fmt.Errorf("--user %s: gid %q: %w", name, u.Gid, err)
 	}
 	if os.Geteuid() != 0 {
-		if os.Geteuid() == uid {
-			return nil
+		if os.Geteuid() != r.uid {
+			return nil, fmt.Errorf("--user %s: only root can switch to another user", name)
 		}
-		return fmt.Errorf("--user %s: only root can switch to another user", name)
+		r.alreadySelf = true
+		return r, nil
 	}
-	groups := []int{gid}
+	r.groups = []int{r.gid}
 	if ids, err := u.GroupIds(); err == nil {
 		for _, s := range ids {
-			if g, err := strconv.Atoi(s); err == nil && g != gid {
-				groups = append(groups, g)
+			if g, err := strconv.Atoi(s); err == nil && g != r.gid {
+				r.groups = append(r.groups, g)
 			}
 		}
 	}
+	return r, nil
+}
+
+// switchTo makes the process run as r (its uid, primary group and
+// supplementary groups), as gearmand -u does once its sockets and files
+// are open.
+func (r *runAs) switchTo() error {
+	if r.alreadySelf {
+		return nil
+	}
 	// Groups first: once the uid is not root, they cannot change.
-	if err := syscall.Setgroups(groups); err != nil {
-		return fmt.Errorf("--user %s: setgroups: %w", name, err)
+	if err := syscall.Setgroups(r.groups); err != nil {
+		return fmt.Errorf("--user %s: setgroups: %w", r.name, err)
 	}
-	if err := syscall.Setgid(gid); err != nil {
-		return fmt.Errorf("--user %s: setgid: %w", name, err)
+	if err := syscall.Setgid(r.gid); err != nil {
+		return fmt.Errorf("--user %s: setgid: %w", r.name, err)
 	}
-	if err := syscall.Setuid(uid); err != nil {
-		return fmt.Errorf("--user %s: setuid: %w", name, err)
+	if err := syscall.Setuid(r.uid); err != nil {
+		return fmt.Errorf("--user %s: setuid: %w", r.name, err)
 	}
 	return nil
 }
@@ -136,6 +156,9 @@ func dropUser(name string) error {
 // setFileLimit sets the most open descriptors (RLIMIT_NOFILE) to n, as
 // gearmand -f does. Raising the hard limit takes root.
 func setFileLimit(n uint64) error {
+	if n == 0 {
+		return fmt.Errorf("--file-descriptors 0: a server needs descriptors")
+	}
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		return fmt.Errorf("--file-descriptors: %w", err)

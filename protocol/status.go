@@ -3,10 +3,11 @@ package protocol
 import "math"
 
 // ParseCount reads a WORK_STATUS or STATUS_RES numerator or denominator
-// as gearmand and libgearman do (C's strtoul): leading spaces are
+// as gearmand and libgearman read its digits (atoi): leading spaces are
 // skipped, then decimal digits are read up to the first byte that is
-// not one. So "33.333" is 33, "12abc" is 12, and "" or "abc" is 0. A
-// number too large for a uint64 is math.MaxUint64.
+// not one. So "33.333" is 33, "12abc" is 12, and "", "abc", "+5" and
+// "-1" are 0 (C would read the sign; no peer sends one). A number too
+// large for a uint64 is math.MaxUint64.
 //
 // The protocol sends these numbers as text and does not say they are
 // integers: some workers send fractions ("33.33333333333333"), and a

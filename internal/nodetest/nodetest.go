@@ -149,7 +149,9 @@ func Start(t testing.TB, timeout time.Duration, script string, args ...string) *
 		t.Fatalf("node %s: %v", script, err)
 	}
 	ready := make(chan struct{})
+	readDone := make(chan struct{})
 	go func() {
+		defer close(readDone)
 		sc := bufio.NewScanner(out)
 		once := false
 		for sc.Scan() {
@@ -159,14 +161,23 @@ func Start(t testing.TB, timeout time.Duration, script string, args ...string) *
 			}
 		}
 	}()
-	go func() { _ = cmd.Wait(); close(p.done) }()
+	// Wait only once the output is read to its end (os/exec: reading a
+	// StdoutPipe must end before Wait), so a script that prints "ready"
+	// and exits at once is seen ready.
+	go func() { <-readDone; _ = cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
 		p.Stop()
 		cancel()
 	})
 	select {
 	case <-ready:
-	case <-p.done:
+	case <-readDone:
+		select {
+		case <-ready: // it printed "ready", then its output ended
+			return p
+		default:
+		}
+		<-p.done
 		t.Fatalf("node %s exited before it was ready: %v\nstderr: %s", script, cmd.ProcessState, p.Stderr())
 	case <-time.After(20 * time.Second):
 		t.Fatalf("node %s not ready within 20s\nstderr: %s", script, p.Stderr())

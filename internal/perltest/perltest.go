@@ -33,7 +33,7 @@ import (
 
 const installHint = "install perl and Debian's libgearman-client-perl: apt-get install libgearman-client-perl"
 
-//go:embed scripts/*.pl
+//go:embed scripts/*.pl scripts/GearflowTest.pm
 var scripts embed.FS
 
 // Missing skips t, or fails it when GEARFLOW_REQUIRE_INTEROP=1, saying
@@ -66,18 +66,29 @@ func Perl(t testing.TB) string {
 }
 
 // Script writes the embedded script name (for example "worker.pl") to a
-// temporary folder of t and returns its path.
+// temporary folder of t, with the module the scripts share
+// (GearflowTest.pm), and returns its path.
 func Script(t testing.TB, name string) string {
 	t.Helper()
-	body, err := scripts.ReadFile("scripts/" + name)
-	if err != nil {
-		t.Fatalf("perltest: %v", err)
+	dir := t.TempDir()
+	for _, f := range []string{name, "GearflowTest.pm"} {
+		body, err := scripts.ReadFile("scripts/" + f)
+		if err != nil {
+			t.Fatalf("perltest: %v", err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), body, 0o644); err != nil {
+			t.Fatalf("perltest: %v", err)
+		}
 	}
-	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, body, 0o644); err != nil {
-		t.Fatalf("perltest: %v", err)
-	}
-	return p
+	return filepath.Join(dir, name)
+}
+
+// command is perl running the embedded script name with args, with
+// the script's folder in @INC for its shared module.
+func command(ctx context.Context, t testing.TB, perl, name string, args []string) *exec.Cmd {
+	t.Helper()
+	path := Script(t, name)
+	return exec.CommandContext(ctx, perl, append([]string{"-I", filepath.Dir(path), path}, args...)...)
 }
 
 // Run runs the embedded script name with args under perl, killed after
@@ -100,7 +111,7 @@ func RunErr(t testing.TB, timeout time.Duration, name string, args ...string) (s
 	perl := Perl(t)
 	ctx, cancel := context.WithTimeout(t.Context(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, perl, append([]string{Script(t, name)}, args...)...)
+	cmd := command(ctx, t, perl, name, args)
 	cmd.SysProcAttr = gearmandtest.DieWithParent()
 	cmd.WaitDelay = time.Second
 	var out, errOut bytes.Buffer
@@ -130,7 +141,7 @@ func Start(t testing.TB, limit time.Duration, name string, args ...string) *Proc
 	t.Helper()
 	perl := Perl(t)
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	cmd := exec.CommandContext(ctx, perl, append([]string{Script(t, name)}, args...)...)
+	cmd := command(ctx, t, perl, name, args)
 	cmd.SysProcAttr = gearmandtest.DieWithParent()
 	p := &Proc{cmd: cmd, done: make(chan struct{})}
 	cmd.Stderr = lockedWriter{p}

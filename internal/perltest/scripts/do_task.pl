@@ -2,30 +2,13 @@
 # line per job.
 use strict;
 use warnings;
+use GearflowTest;
 use Digest::MD5 qw(md5_hex);
 use Gearman::Client;
 
 $| = 1;
-# A job server is HOST:PORT, or tls|HOST:PORT|CAFILE[|CERTFILE|KEYFILE]
-# for TLS checked against the CA in CAFILE, with a client certificate
-# when CERTFILE and KEYFILE are given.
-sub job_servers {
-    map {
-        my ($tls, $hostport, $ca, $cert, $key) = split /\|/;
-        my ($host, $port) = ($hostport // "") =~ /^(.+):(\d+)$/;
-        $tls ne "tls" ? $_ : {
-            host => $host, port => $port, use_ssl => 1, ca_file => $ca,
-            (defined $cert ? (cert_file => $cert, key_file => $key) : ()),
-        };
-    } split /,/, shift;
-}
 
 my $client = Gearman::Client->new(job_servers => [job_servers($ARGV[0])]);
-
-sub show {
-    my ($name, $result) = @_;
-    print "$name: ", (defined $result ? $$result : "undef"), "\n";
-}
 
 show(plain => $client->do_task(upper => "hello"));
 show(uniq  => $client->do_task(upper => "with uniq", { uniq => "u-1" }));

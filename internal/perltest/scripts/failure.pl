@@ -2,6 +2,7 @@
 # retry_count with on_retry, and the task timeout.
 use strict;
 use warnings;
+use GearflowTest;
 use Gearman::Client;
 use Time::HiRes qw(time);
 
@@ -9,11 +10,6 @@ $| = 1;
 my $client = Gearman::Client->new(job_servers => [split /,/, $ARGV[0]]);
 # Keys for the worker's flaky function, new on each run.
 my $run = "$$." . int(time * 1000);
-
-sub show {
-    my ($name, $result) = @_;
-    print "$name: ", (defined $result ? $$result : "undef"), "\n";
-}
 
 sub on_fail {
     my $name = shift;

@@ -4,23 +4,11 @@
 # complete both tasks.
 use strict;
 use warnings;
+use GearflowTest;
 use Gearman::Client;
 
 $| = 1;
 my ($servers, $n, $release) = @ARGV;
-# A job server is HOST:PORT, or tls|HOST:PORT|CAFILE[|CERTFILE|KEYFILE]
-# for TLS checked against the CA in CAFILE, with a client certificate
-# when CERTFILE and KEYFILE are given.
-sub job_servers {
-    map {
-        my ($tls, $hostport, $ca, $cert, $key) = split /\|/;
-        my ($host, $port) = ($hostport // "") =~ /^(.+):(\d+)$/;
-        $tls ne "tls" ? $_ : {
-            host => $host, port => $port, use_ssl => 1, ca_file => $ca,
-            (defined $cert ? (cert_file => $cert, key_file => $key) : ()),
-        };
-    } split /,/, shift;
-}
 
 my $client = Gearman::Client->new(job_servers => [job_servers($servers)]);
 

@@ -5,23 +5,10 @@
 # of the tab).
 use strict;
 use warnings;
+use GearflowTest;
 use Digest::MD5 qw(md5_hex);
 use Gearman::Worker;
 use Time::HiRes qw(sleep time);
-
-# A job server is HOST:PORT, or tls|HOST:PORT|CAFILE[|CERTFILE|KEYFILE]
-# for TLS checked against the CA in CAFILE, with a client certificate
-# when CERTFILE and KEYFILE are given.
-sub job_servers {
-    map {
-        my ($tls, $hostport, $ca, $cert, $key) = split /\|/;
-        my ($host, $port) = ($hostport // "") =~ /^(.+):(\d+)$/;
-        $tls ne "tls" ? $_ : {
-            host => $host, port => $port, use_ssl => 1, ca_file => $ca,
-            (defined $cert ? (cert_file => $cert, key_file => $key) : ()),
-        };
-    } split /,/, shift;
-}
 
 my ($servers, $prefix, $separator) = @ARGV;
 my $worker = Gearman::Worker->new(

@@ -5,16 +5,12 @@
 # complaint, so the worker goes on serving.
 use strict;
 use warnings;
+use GearflowTest;
 use Gearman::Client;
 use Time::HiRes qw(time);
 
 $| = 1;
 my $client = Gearman::Client->new(job_servers => [split /,/, $ARGV[0]]);
-
-sub show {
-    my ($name, $result) = @_;
-    print "$name: ", (defined $result ? $$result : "undef"), "\n";
-}
 
 show(quick => $client->do_task(slow => "0.2", { timeout => 10 }));
 my $start = time;

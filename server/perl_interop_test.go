@@ -59,19 +59,7 @@ func TestPerlDoTask(t *testing.T) {
 	forEachPerlServer(t, func(t *testing.T, s perlServer) {
 		perltest.StartWorker(t, []string{s.addr}, s.addr)
 		got := perltest.Run(t, 60*time.Second, "do_task.pl", s.addr)
-		checkOutput(t, "do_task.pl", got, `plain: HELLO
-uniq: WITH UNIQ
-dash: BY PAYLOAD
-high: HIGH
-low: LOW
-status: status sent
-on_status: 1/3 2/3
-partial: whole
-on_data, on_warning: data part 1, warning careful, data part 2
-big: 1048576 bytes, as sent
-sum: 1048576 c35cc7d8d91728a0cb052831bc4ef372
-sum wanted: 1048576 c35cc7d8d91728a0cb052831bc4ef372
-`)
+		checkOutput(t, "do_task.pl", got, perltest.DoTaskOutput)
 	})
 }
 
@@ -85,17 +73,7 @@ func TestPerlFailure(t *testing.T) {
 	forEachPerlServer(t, func(t *testing.T, s perlServer) {
 		perltest.StartWorker(t, []string{s.addr}, s.addr)
 		got := perltest.Run(t, 60*time.Second, "failure.pl", s.addr)
-		checkOutput(t, "failure.pl", got, `fail on_fail: jshandle fail
-fail: undef
-retried: ok on call 3; on_retry: 1 2
-exhausted on_fail: jshandle fail
-exhausted: undef
-exhausted on_retry: 1
-timeout on_fail: Task sleep elapsed timeout [0.5s]
-timeout: undef
-timeout returned within 1.5s: yes
-after: AFTER
-`)
+		checkOutput(t, "failure.pl", got, perltest.FailureOutput)
 	})
 }
 

@@ -297,3 +297,33 @@ func SkipKnownBug(t testing.TB, output, sign, bug string) {
 		t.Skipf("known bug: %s\noutput:\n%s", bug, output)
 	}
 }
+
+// DoTaskOutput is what scripts/do_task.pl prints when every job runs as
+// scripts/worker.pl (or a Go worker doing the same) serves it.
+const DoTaskOutput = `plain: HELLO
+uniq: WITH UNIQ
+dash: BY PAYLOAD
+high: HIGH
+low: LOW
+status: status sent
+on_status: 1/3 2/3
+partial: whole
+on_data, on_warning: data part 1, warning careful, data part 2
+big: 1048576 bytes, as sent
+sum: 1048576 c35cc7d8d91728a0cb052831bc4ef372
+sum wanted: 1048576 c35cc7d8d91728a0cb052831bc4ef372
+`
+
+// FailureOutput is what scripts/failure.pl prints against the same
+// workers.
+const FailureOutput = `fail on_fail: jshandle fail
+fail: undef
+retried: ok on call 3; on_retry: 1 2
+exhausted on_fail: jshandle fail
+exhausted: undef
+exhausted on_retry: 1
+timeout on_fail: Task sleep elapsed timeout [0.5s]
+timeout: undef
+timeout returned within 1.5s: yes
+after: AFTER
+`

@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/gearflow/gearflow/flow"
+	"github.com/gearflow/gearflow/flow/spec"
 	"github.com/gearflow/gearflow/internal/servertest"
 	"github.com/gearflow/gearflow/server"
 )
@@ -398,6 +399,31 @@ func (m runMode) options(t *testing.T, dir string) flow.Options {
 // alike whether the workers read the input (embedded, storage) or the
 // coordinator reads it to put its records in the tasks (no storage):
 // the same dead letter, naming each by file and line, the same counter,
+
+// unreadablePipeline writes content to file in dir and parses a
+// one-stage pipeline mapping it with bad.map (input as given, and the
+// stage's further settings in stage) to out.jsonl; it returns the
+// pipeline and the input's path.
+func unreadablePipeline(t *testing.T, dir, file, content, input, stage string) (*spec.Pipeline, string) {
+	t.Helper()
+	path := filepath.Join(dir, file)
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return parsePipeline(t, dir, `
+version: 1
+name: unreadable
+stages:
+  - name: parse
+    kind: map
+    function: bad.map
+    input: `+input+`
+    retry: { max_attempts: 3, initial: 10ms }
+    `+stage+`
+output: { to: out.jsonl }
+`, nil), path
+}
+
 // the same output.
 func TestUnreadableLinesInEveryMode(t *testing.T) {
 	t.Parallel()
@@ -439,23 +465,7 @@ func TestUnreadableLinesInEveryMode(t *testing.T) {
 			results := make([]result, len(runModes))
 			for i, m := range runModes {
 				dir := t.TempDir()
-				input := filepath.Join(dir, in.file)
-				if err := os.WriteFile(input, []byte(in.content), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				p := parsePipeline(t, dir, `
-version: 1
-name: unreadable
-stages:
-  - name: parse
-    kind: map
-    function: bad.map
-    input: `+in.input+`
-    skip_bad_records: 2
-    dead_letter: dead.jsonl
-    retry: { max_attempts: 3, initial: 10ms }
-output: { to: out.jsonl }
-`, nil)
+				p, _ := unreadablePipeline(t, dir, in.file, in.content, in.input, "skip_bad_records: 2\n    dead_letter: dead.jsonl")
 				reg := flow.NewRegistry()
 				reg.Map("bad.map", func(ctx context.Context, rec flow.Record, emit flow.Emit) error {
 					if v, ok := rec.Value.(map[string]any); ok && in.name == "jsonl" {
@@ -542,22 +552,7 @@ func TestUnreadableLinesPastTheLimit(t *testing.T) {
 			t.Run(tt.name+"/"+m.name, func(t *testing.T) {
 				t.Parallel()
 				dir := t.TempDir()
-				input := filepath.Join(dir, tt.file)
-				if err := os.WriteFile(input, []byte(tt.content), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				p := parsePipeline(t, dir, `
-version: 1
-name: unreadable
-stages:
-  - name: parse
-    kind: map
-    function: bad.map
-    input: `+tt.input+`
-    retry: { max_attempts: 3, initial: 10ms }
-    `+tt.skip+`
-output: { to: out.jsonl }
-`, nil)
+				p, input := unreadablePipeline(t, dir, tt.file, tt.content, tt.input, tt.skip)
 				var calls atomic.Int64
 				reg := flow.NewRegistry()
 				reg.Map("bad.map", func(ctx context.Context, rec flow.Record, emit flow.Emit) error {

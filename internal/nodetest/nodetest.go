@@ -53,11 +53,7 @@ const RunTimeout = 60 * time.Second
 // what is missing and how to install it.
 func Missing(t testing.TB, what string) {
 	t.Helper()
-	msg := what + " not found; " + installHint
-	if os.Getenv("GEARFLOW_REQUIRE_INTEROP") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
+	gearmandtest.Unavailable(t, what+" not found; "+installHint)
 }
 
 // Env returns the path of node and the node_modules folder holding

@@ -40,11 +40,7 @@ var scripts embed.FS
 // what is missing and how to install it.
 func Missing(t testing.TB, what string) {
 	t.Helper()
-	msg := what + " not found; " + installHint
-	if os.Getenv("GEARFLOW_REQUIRE_INTEROP") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
+	gearmandtest.Unavailable(t, what+" not found; "+installHint)
 }
 
 // Perl returns the path of the perl on PATH after checking that it loads
